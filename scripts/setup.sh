@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what building and testing need, and nothing that is already there.
+# Idempotent; run as root (CI is root) or with sudo available for apt-get.
+set -euo pipefail
+
+need_rust_target() {
+    rustup target list --installed ${2:+--toolchain "$2"} 2>/dev/null | grep -qx "$1" ||
+        rustup target add "$1" ${2:+--toolchain "$2"}
+}
+
+need_rust_target x86_64-unknown-none
+
+# Miri (unsafe-code checks) and cargo-fuzz need nightly.
+if ! rustup toolchain list | grep -q '^nightly'; then
+    rustup toolchain install nightly --profile minimal
+fi
+if ! rustup component list --toolchain nightly --installed | grep -q '^miri'; then
+    rustup component add miri rust-src --toolchain nightly
+fi
+
+# Debian packages: xmllint validates policies; the end-to-end tests use the others.
+pkgs=(libxml2-utils iproute2 iputils-ping curl tshark qemu-system-x86 apache2-utils)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
