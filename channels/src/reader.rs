@@ -1,0 +1,391 @@
+//! The reading end of a channel, hardened against a hostile writer.
+//!
+//! The reader trusts only its own configuration: the protocol it expects, that
+//! protocol's element size, and the length of the region it mapped. Everything in the
+//! region is input from the peer. Header fields are loaded once per use into private
+//! variables, the ring geometry is validated once per epoch and then kept privately,
+//! and elements are copied into private memory before anything looks at them.
+
+use core::mem::{size_of, MaybeUninit};
+use core::num::NonZeroU64;
+use core::sync::atomic::{fence, Ordering};
+
+use zerocopy::FromBytes;
+
+use crate::error::{ConfigError, Incompatible, Misbehaviour, ReadError};
+use crate::header::{Field, HEADER_SIZE, TRANSPORT_MARKER};
+use crate::region::Region;
+
+/// Points inside a read where tests inject concurrent writer actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The epoch matched the synchronised one, before the write counter is loaded.
+    EpochLoaded,
+    /// Synchronisation loaded the header fields, before the epoch re-check.
+    Synchronising,
+    /// The element was copied, before the counters and epoch are re-checked.
+    Copied,
+}
+
+/// The reader of a channel.
+///
+/// # Results
+///
+/// [`Reader::read`] returns `Ok(element)` or a [`ReadError`] saying why not. In short:
+/// `NoData` and `Inactive` mean wait, `EpochChanged` means read again (the writer
+/// restarted and this reader now follows the new epoch), `Overrun` means elements were
+/// lost and the reader has skipped ahead, `Incompatible` and `Misbehaviour` describe a
+/// peer this reader will not follow. No error leaves the reader stuck: every call
+/// re-examines the channel, and after an overrun or a counter error the read counter
+/// moves to the writer's, so [`Reader::has_pending_data`] turns false.
+///
+/// # Synchronisation
+///
+/// The first read in an epoch validates the header and returns
+/// `Err(EpochChanged)` without data; the next read returns elements. A header is
+/// accepted if `transport` is the SHMStream v2 marker, `protocol` and `size` equal the
+/// expected ones, `elements >= 1` and `64 + size * elements` fits the region (checked
+/// arithmetic), and the epoch did not change while the fields were read. The geometry
+/// is then kept privately and never read again in this epoch.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    region: Region<'a>,
+    protocol: u64,
+    size: usize,
+    /// Epoch this reader is synchronised to; 0 = not synchronised.
+    epoch: u64,
+    /// Validated ring length of `epoch` (`>= 1` while synchronised).
+    elements: u64,
+    /// Read counter: the next element to read.
+    rc: u64,
+    /// `rc % elements`, kept incrementally to avoid a division per element.
+    slot: usize,
+    /// An epoch whose header was refused (0 = none): no pending data for it.
+    refused_epoch: u64,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader of `protocol` with `element_size`-byte elements over `region`.
+    ///
+    /// Touches no memory; the first [`Reader::read`] synchronises.
+    pub fn new(
+        region: Region<'a>,
+        protocol: u64,
+        element_size: usize,
+    ) -> Result<Self, ConfigError> {
+        if protocol == 0 {
+            return Err(ConfigError::ZeroProtocol);
+        }
+        if element_size == 0 {
+            return Err(ConfigError::ZeroElementSize);
+        }
+        if region.len() - HEADER_SIZE < element_size {
+            return Err(ConfigError::RegionTooSmall {
+                region: region.len(),
+                element_size,
+            });
+        }
+        Ok(Reader {
+            region,
+            protocol,
+            size: element_size,
+            epoch: 0,
+            elements: 0,
+            rc: 0,
+            slot: 0,
+            refused_epoch: 0,
+        })
+    }
+
+    /// Reads the next element as a `T`; `size_of::<T>()` must be the element size.
+    ///
+    /// The element is copied once out of the channel, then the copy is checked (the
+    /// writer did not start overwriting it, the epoch did not change), then returned by
+    /// value. Validate protocol fields on the returned value, never on the channel.
+    #[inline]
+    pub fn read<T: FromBytes>(&mut self) -> Result<T, ReadError> {
+        if size_of::<T>() != self.size {
+            return Err(ReadError::WrongLength {
+                element_size: self.size,
+                found: size_of::<T>(),
+            });
+        }
+        let mut element = MaybeUninit::<T>::uninit();
+        // SAFETY: `element` is `size` bytes of private memory.
+        unsafe { self.read_raw(element.as_mut_ptr().cast::<u8>(), |_| {})? };
+        // SAFETY: the read initialised all `size_of::<T>()` bytes, and `T: FromBytes`
+        // accepts every byte pattern.
+        Ok(unsafe { element.assume_init() })
+    }
+
+    /// Reads the next element into `element`, which must be one element long. On
+    /// error the contents of `element` are unspecified.
+    #[inline]
+    pub fn read_bytes(&mut self, element: &mut [u8]) -> Result<(), ReadError> {
+        if element.len() != self.size {
+            return Err(ReadError::WrongLength {
+                element_size: self.size,
+                found: element.len(),
+            });
+        }
+        // SAFETY: `element` is `size` bytes of private memory.
+        unsafe { self.read_raw(element.as_mut_ptr(), |_| {}) }
+    }
+
+    /// The read algorithm; `hook` runs at the [`Step`]s (tests simulate a concurrent
+    /// writer there; elsewhere it is empty and compiles away).
+    ///
+    /// # Safety
+    ///
+    /// `dst` is valid for writing `self.size` bytes of private memory.
+    #[inline(always)]
+    pub(crate) unsafe fn read_raw(
+        &mut self,
+        dst: *mut u8,
+        mut hook: impl FnMut(Step),
+    ) -> Result<(), ReadError> {
+        let r = self.region;
+        // Acquire: if the epoch is the one we synchronised to, the header and counters
+        // we read next are at least as new as its publication.
+        let epoch = r.load_with(Field::Epoch, Ordering::Acquire);
+        if epoch == 0 {
+            self.epoch = 0;
+            self.refused_epoch = 0;
+            return Err(ReadError::Inactive);
+        }
+        if epoch != self.epoch {
+            self.synchronise(epoch, &mut hook)?;
+            return Err(ReadError::EpochChanged);
+        }
+        hook(Step::EpochLoaded);
+        // Acquire: pairs with the writer's release store of `wc`, so the elements
+        // below `wc` are complete in our view.
+        let wc = r.load_with(Field::Wc, Ordering::Acquire);
+        let rc = self.rc;
+        if wc == rc {
+            return Err(ReadError::NoData);
+        }
+        if wc < rc {
+            self.confirm_epoch(epoch)?;
+            self.set_rc(wc);
+            return Err(ReadError::Misbehaviour(Misbehaviour::WriteCounterBehind {
+                wc,
+                rc,
+            }));
+        }
+        if wc - rc > self.elements {
+            self.confirm_epoch(epoch)?;
+            self.set_rc(wc);
+            return Err(ReadError::Overrun { lost: wc - rc });
+        }
+        // SAFETY: `slot < elements` and `64 + size * elements <= region.len()` were
+        // established when this epoch was synchronised (and are private copies since),
+        // so the slot lies inside the region; `dst` is `size` private bytes (caller).
+        unsafe { r.load_unchecked(HEADER_SIZE + self.slot * self.size, dst, self.size) };
+        hook(Step::Copied);
+        // Acquire fence: if the copy saw any byte of a later write of this slot (or of
+        // a re-initialisation), the loads below see the `wsc` (or epoch) store that
+        // preceded it.
+        fence(Ordering::Acquire);
+        let wsc = r.load_with(Field::Wsc, Ordering::Relaxed);
+        if r.load_with(Field::Epoch, Ordering::Relaxed) != epoch {
+            self.epoch = 0;
+            return Err(ReadError::EpochChanged);
+        }
+        if wsc <= rc {
+            // An honest writer has `wsc >= wc > rc`.
+            self.set_rc(wc);
+            return Err(ReadError::Misbehaviour(
+                Misbehaviour::CountersInconsistent { wsc, rc },
+            ));
+        }
+        if wsc - rc > self.elements {
+            // The writer started element `rc + elements` (same slot) during the copy.
+            // Skip to the newest complete element.
+            let now = r.load_with(Field::Wc, Ordering::Relaxed);
+            self.set_rc(now.max(wc));
+            if now <= rc {
+                return Err(ReadError::Misbehaviour(
+                    Misbehaviour::CountersInconsistent { wsc, rc },
+                ));
+            }
+            return Err(ReadError::Overrun { lost: self.rc - rc });
+        }
+        self.rc = rc + 1;
+        self.slot += 1;
+        if self.slot as u64 == self.elements {
+            self.slot = 0;
+        }
+        Ok(())
+    }
+
+    /// Validates the header of `epoch` and, if it is acceptable, synchronises to it
+    /// (read counter 0). `Ok` means synchronised.
+    #[cold]
+    fn synchronise(&mut self, epoch: u64, hook: &mut impl FnMut(Step)) -> Result<(), ReadError> {
+        let r = self.region;
+        self.epoch = 0;
+        // Each field is loaded exactly once; only these private copies are checked
+        // and kept.
+        let transport = r.load_with(Field::Transport, Ordering::Relaxed);
+        let protocol = r.load_with(Field::Protocol, Ordering::Relaxed);
+        let size = r.load_with(Field::Size, Ordering::Relaxed);
+        let elements = r.load_with(Field::Elements, Ordering::Relaxed);
+        hook(Step::Synchronising);
+        let verdict = self.check_header(transport, protocol, size, elements);
+        // A re-initialisation that overlapped the loads above changed the epoch.
+        fence(Ordering::Acquire);
+        if r.load_with(Field::Epoch, Ordering::Relaxed) != epoch {
+            return Err(ReadError::EpochChanged);
+        }
+        match verdict {
+            Ok(()) => {
+                self.epoch = epoch;
+                self.elements = elements;
+                self.rc = 0;
+                self.slot = 0;
+                self.refused_epoch = 0;
+                Ok(())
+            }
+            Err(e) => {
+                self.refused_epoch = epoch;
+                Err(e)
+            }
+        }
+    }
+
+    fn check_header(
+        &self,
+        transport: u64,
+        protocol: u64,
+        size: u64,
+        elements: u64,
+    ) -> Result<(), ReadError> {
+        if transport != TRANSPORT_MARKER {
+            return Err(ReadError::Incompatible(Incompatible::Transport {
+                found: transport,
+            }));
+        }
+        if protocol != self.protocol {
+            return Err(ReadError::Incompatible(Incompatible::Protocol {
+                found: protocol,
+            }));
+        }
+        if size != self.size as u64 {
+            return Err(ReadError::Incompatible(Incompatible::ElementSize {
+                found: size,
+            }));
+        }
+        if elements == 0 {
+            return Err(ReadError::Misbehaviour(Misbehaviour::NoElements));
+        }
+        let fits = size
+            .checked_mul(elements)
+            .and_then(|ring| ring.checked_add(HEADER_SIZE as u64))
+            .is_some_and(|end| end <= self.region.len() as u64);
+        if !fits {
+            return Err(ReadError::Misbehaviour(Misbehaviour::RingOutsideRegion {
+                elements,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Reports an epoch change that happened after `epoch` was loaded, so that a
+    /// verdict drawn from later loads (overrun, counter error) is not blamed on a
+    /// writer that merely restarted.
+    fn confirm_epoch(&mut self, epoch: u64) -> Result<(), ReadError> {
+        fence(Ordering::Acquire);
+        if self.region.load_with(Field::Epoch, Ordering::Relaxed) != epoch {
+            self.epoch = 0;
+            return Err(ReadError::EpochChanged);
+        }
+        Ok(())
+    }
+
+    fn set_rc(&mut self, rc: u64) {
+        self.rc = rc;
+        // `elements >= 1` while synchronised, the only state that calls this.
+        self.slot = (rc % self.elements) as usize;
+    }
+
+    /// Discards every element currently in the channel (`rc := wc`) and returns how
+    /// many were discarded. Synchronises first if needed (so that a drain at start-up
+    /// discards what an earlier incarnation of this subject left unread).
+    pub fn drain(&mut self) -> Result<u64, ReadError> {
+        let r = self.region;
+        let epoch = r.load_with(Field::Epoch, Ordering::Acquire);
+        if epoch == 0 {
+            self.epoch = 0;
+            self.refused_epoch = 0;
+            return Err(ReadError::Inactive);
+        }
+        if epoch != self.epoch {
+            self.synchronise(epoch, &mut |_| {})?;
+        }
+        let wc = r.load_with(Field::Wc, Ordering::Acquire);
+        self.confirm_epoch(epoch)?;
+        let rc = self.rc;
+        self.set_rc(wc);
+        match wc.checked_sub(rc) {
+            Some(n) => Ok(n),
+            None => Err(ReadError::Misbehaviour(Misbehaviour::WriteCounterBehind {
+                wc,
+                rc,
+            })),
+        }
+    }
+
+    /// Whether [`Reader::read`] would report something now: an element, an overrun
+    /// or a counter error, or a new epoch to synchronise to.
+    ///
+    /// A pure check (it changes no reader state and does not synchronise): false
+    /// while the channel is inactive, false for an epoch whose header this reader
+    /// refused (so that a poll loop over a broken peer does not spin), true for any
+    /// other epoch this reader is not synchronised to, else whether the write counter
+    /// differs from the read counter. A hint for sleeping; `read` decides.
+    pub fn has_pending_data(&self) -> bool {
+        let epoch = self.region.load_with(Field::Epoch, Ordering::Acquire);
+        if epoch == 0 {
+            return false;
+        }
+        if epoch != self.epoch {
+            return epoch != self.refused_epoch;
+        }
+        self.region.load_with(Field::Wc, Ordering::Relaxed) != self.rc
+    }
+
+    /// The epoch this reader is synchronised to, if any.
+    pub const fn epoch(&self) -> Option<NonZeroU64> {
+        NonZeroU64::new(self.epoch)
+    }
+
+    /// The read counter: index of the next element this reader will return.
+    pub const fn read_count(&self) -> u64 {
+        self.rc
+    }
+
+    /// The validated ring length, while synchronised.
+    pub const fn elements(&self) -> Option<u64> {
+        if self.epoch == 0 {
+            None
+        } else {
+            Some(self.elements)
+        }
+    }
+
+    /// Element size in bytes (the expected one).
+    pub const fn element_size(&self) -> usize {
+        self.size
+    }
+
+    /// The expected protocol identifier.
+    pub const fn protocol(&self) -> u64 {
+        self.protocol
+    }
+
+    /// The region this reader reads.
+    pub const fn region(&self) -> Region<'a> {
+        self.region
+    }
+}
