@@ -19,6 +19,13 @@ cargo test --workspace
 
 step "no_std builds for x86_64-unknown-none"
 cargo build --target x86_64-unknown-none -p muen-app
+cargo build --target x86_64-unknown-none -p muen-channel
+
+step "miri: muen-channel (unit tests, two-thread race check)"
+cargo +nightly miri test -p muen-channel
+
+step "stress: muen-channel, 2 x 10 million elements, two threads (release)"
+cargo test --release -p muen-channel --test stress -- --ignored --nocapture
 
 echo
 echo "all tests passed"

@@ -58,7 +58,7 @@ impl fmt::Display for Vector {
     }
 }
 
-/// How the platform triggers an event: [`Vmcall`] on Muen; the hosted testbed sends
+/// How the platform triggers an event: `Vmcall` on Muen; the hosted testbed sends
 /// a message to its emulated kernel instead.
 pub trait EventHook {
     /// Triggers `event`. Returns when the subject runs again (immediately, unless the

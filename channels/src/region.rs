@@ -3,7 +3,7 @@
 //! A [`Region`] is a base pointer and a length, valid for `'a`, whose bytes another
 //! subject (or, in tests, another thread) may change at any moment. Header fields are
 //! accessed as `AtomicU64` at the offsets of [`Header`]; byte ranges are copied with
-//! the [`copy`](crate::copy) engine. No method hands out a reference to a byte of the
+//! the [`copy`] engine. No method hands out a reference to a byte of the
 //! region.
 
 use core::fmt;
