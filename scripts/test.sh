@@ -24,7 +24,7 @@ cargo build --target x86_64-unknown-none -p muen-channel
 step "miri: muen-channel (unit tests, two-thread race check)"
 cargo +nightly miri test -p muen-channel
 
-step "stress: muen-channel, 2 x 10 million elements, two threads (release)"
+step "stress: muen-channel, writer and reader threads, 22 million elements (release)"
 cargo test --release -p muen-channel --test stress -- --ignored --nocapture
 
 echo

@@ -38,7 +38,7 @@
 //! half: relaxed atomics are never merged into vector moves. Only the string
 //! instruction meets the goal of at least 0.8 of `memcpy` (the benchmark prints all
 //! four side by side). On `x86_64-unknown-none` vector registers are disabled anyway,
-//! and the platform `memcpy` is itself a `rep movsb`.
+//! and the platform `memcpy` there is itself a string instruction.
 //!
 //! All functions are `unsafe`: the caller vouches for the pointers. The safe wrappers
 //! are [`Region`](crate::Region) and [`RegionMut`](crate::RegionMut).

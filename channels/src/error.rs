@@ -132,7 +132,9 @@ pub enum ReadError {
     /// The channel is active but speaks another transport, protocol or element size.
     Incompatible(Incompatible),
     /// The reader (re)synchronised with a new epoch, or the epoch changed during this
-    /// call. Nothing was returned; read again. Every new epoch is reported once.
+    /// call. Nothing was returned; read again. Every new epoch is reported (twice if
+    /// it appeared in the middle of a read: once for the discarded copy, once when the
+    /// reader synchronises).
     EpochChanged,
     /// No new element.
     NoData,
