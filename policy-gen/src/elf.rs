@@ -138,12 +138,12 @@ impl fmt::Display for ElfError {
             ElfProblem::Read(e) => write!(f, "cannot read the ELF file: {e}"),
             ElfProblem::NotElf => f.write_str("not an ELF file (no ELF magic)"),
             ElfProblem::NotElf64X86_64 { found } => {
-                write!(f, "not an ELF64 x86-64 file (found {found})")
+                write!(f, "not an ELF64 x86-64 file: it is {found}")
             }
             ElfProblem::NotExecutable { found } => write!(
                 f,
-                "not a static executable (ELF type {found}); link with fixed addresses \
-                 (ET_EXEC, no PIE)"
+                "not an executable with fixed addresses (the ELF type is {found}); link a \
+                 static, non-PIE executable (ET_EXEC)"
             ),
             ElfProblem::Malformed(what) => write!(f, "malformed ELF file: {what}"),
             ElfProblem::NoLoadableSegments => {
@@ -212,20 +212,30 @@ pub fn parse(bytes: &[u8], file_name: &str) -> Result<Image, ElfProblem> {
         header.pt2.machine().as_machine(),
     ) {
         (Class::SixtyFour, Data::LittleEndian, Machine::X86_64) => None,
-        (Class::SixtyFour, Data::LittleEndian, machine) => Some(format!("machine {machine:?}")),
-        (Class::SixtyFour, data, _) => Some(format!("data encoding {data:?}")),
-        (class, _, _) => Some(format!("class {class:?}")),
+        (Class::SixtyFour, Data::LittleEndian, Machine::Other(code)) => {
+            Some(format!("an ELF64 file for machine {code:#x}"))
+        }
+        (Class::SixtyFour, Data::LittleEndian, machine) => {
+            Some(format!("an ELF64 file for {machine:?}"))
+        }
+        (Class::SixtyFour, _, _) => Some("a big-endian ELF64 file".to_string()),
+        (Class::ThirtyTwo, _, _) => Some("a 32-bit ELF file".to_string()),
+        (_, _, _) => Some("an ELF file of unknown class".to_string()),
     };
     if let Some(found) = found {
         return Err(ElfProblem::NotElf64X86_64 { found });
     }
-    match header.pt2.type_().as_type() {
-        Type::Executable => {}
-        other => {
-            return Err(ElfProblem::NotExecutable {
-                found: format!("{other:?}"),
-            })
-        }
+    let found = match header.pt2.type_().as_type() {
+        Type::Executable => None,
+        Type::SharedObject => Some("ET_DYN, a position-independent executable or shared object"),
+        Type::Relocatable => Some("ET_REL, a relocatable object"),
+        Type::Core => Some("ET_CORE, a core dump"),
+        _ => Some("not ET_EXEC"),
+    };
+    if let Some(found) = found {
+        return Err(ElfProblem::NotExecutable {
+            found: found.to_string(),
+        });
     }
     let segments = load_segments(&elf)?;
     let entry = header.pt2.entry_point();

@@ -172,3 +172,36 @@ fn solo5_manifest_outputs_validate() {
     );
     xmllint(&xml, &component_schema(), "Solo5 manifest with ELF");
 }
+
+/// The check above can fail: documents the schema forbids are rejected.
+#[test]
+fn xmllint_rejects_what_muen_rejects() {
+    let schema = component_schema();
+    let dir = TempDir::new("schema-negative");
+    let path = dir.write("app.toml", "name = \"echo\"\n[net.service0]\n");
+    let good = generate(dir.path(), &[path.to_str().unwrap()]);
+    xmllint(&good, &schema, "unchanged");
+    let broken = [
+        // Muen's Python helper writes zero as `16##`.
+        good.replace("16#0010_0000_0000#", "16##"),
+        // Six digits are not groups of four.
+        good.replace("16#0020_0000#", "16#200000#"),
+        // Events come after channels.
+        {
+            let events =
+                &good[good.find("  <events>").unwrap()..good.find(" </requires>").unwrap()];
+            good.replace(events, "")
+                .replace("  <channels>", &format!("{events}  <channels>"))
+        },
+        // MachineCheck cannot be cleared by a component.
+        good.replace(
+            "<SIMDFloatingPointException>",
+            "<MachineCheck>0</MachineCheck><SIMDFloatingPointException>",
+        ),
+    ];
+    for (i, xml) in broken.iter().enumerate() {
+        assert_ne!(xml, &good, "case {i} changed nothing");
+        let rejected = std::panic::catch_unwind(|| xmllint(xml, &schema, "broken")).is_err();
+        assert!(rejected, "case {i} was accepted:\n{xml}");
+    }
+}

@@ -180,10 +180,27 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<App, ManifestError> {
 /// unknown key (with a hint) or a value of the wrong type, located by its span.
 fn serde_error(text: &str, path: &Path, e: &toml::de::Error) -> ManifestError {
     let position = e.span().map(|s| Position::of_offset(text, s.start));
-    let message = e.message().trim_end().to_string();
+    // One line: the parser's message may span several.
+    let mut message = e
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
     let doc = match DeTable::parse(text) {
         Ok(doc) => doc,
         Err(_) => {
+            // Show what the parser stopped at when it is a short piece of one line
+            // (a duplicate key, say).
+            let found = e
+                .span()
+                .and_then(|s| text.get(s))
+                .map(str::trim)
+                .filter(|f| !f.is_empty() && f.len() <= 40 && !f.contains('\n'));
+            if let Some(found) = found {
+                message.push_str(&std::format!(" (at `{found}`)"));
+            }
             return ManifestError::new(
                 path,
                 Problem::Syntax {
@@ -191,7 +208,7 @@ fn serde_error(text: &str, path: &Path, e: &toml::de::Error) -> ManifestError {
                     message,
                 },
             )
-            .at(position)
+            .at(position);
         }
     };
     let hit = e.span().and_then(|span| {

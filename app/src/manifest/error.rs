@@ -234,7 +234,10 @@ impl fmt::Display for Problem {
             Problem::Size(e) => e.fmt(f),
             Problem::RamTooLarge { size, max } => write!(
                 f,
-                "RAM size {size:#x} is larger than the RAM window allows ({max:#x} bytes)"
+                "RAM size {size:#x} is larger than {max:#x} bytes, the room between the RAM \
+                 base {:#x} and the subject info page at {:#x}",
+                crate::layout::RAM_BASE,
+                crate::layout::RAM_LIMIT
             ),
             Problem::EmptyPath => f.write_str("the path is empty"),
             Problem::NotSolo5Manifest { found } => write!(

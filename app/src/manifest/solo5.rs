@@ -142,9 +142,11 @@ pub(super) fn parse(text: &str, path: &Path, name: &str) -> Result<App, Manifest
 /// Turns a serde_json error into a [`ManifestError`]. serde_json gives the line and
 /// column but no field; for an unknown key the field is found in the parsed document.
 fn json_error(text: &str, path: &Path, e: &serde_json::Error) -> ManifestError {
+    // serde_json counts columns from 1 but reports 0 at the start of a line (at EOF
+    // after a newline, say).
     let position = (e.line() > 0).then(|| Position {
         line: e.line(),
-        column: e.column(),
+        column: e.column().max(1),
     });
     // serde_json appends the position to its message; it is reported separately.
     let full = e.to_string();
