@@ -205,3 +205,20 @@ fn xmllint_rejects_what_muen_rejects() {
         assert!(rejected, "case {i} was accepted:\n{xml}");
     }
 }
+
+/// Text from outside (here the ELF's file name) is escaped in attributes.
+#[test]
+fn file_names_are_escaped() {
+    let dir = TempDir::new("schema-escape");
+    let elf = typical_elf().write(&dir, "a&b\"<c>'.elf");
+    let path = dir.write("app.toml", "name = \"echo\"\n");
+    let xml = generate(
+        dir.path(),
+        &["--elf", elf.to_str().unwrap(), path.to_str().unwrap()],
+    );
+    assert!(
+        xml.contains("filename=\"a&amp;b&quot;&lt;c&gt;&apos;.elf\""),
+        "{xml}"
+    );
+    xmllint(&xml, &component_schema(), "escaped file name");
+}
