@@ -15,6 +15,9 @@ step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "host tests"
+# policy-gen's tests validate every generated policy with xmllint (from setup.sh); they
+# fail, never skip, without it.
+command -v xmllint >/dev/null || { echo "xmllint is missing (Debian: libxml2-utils)"; exit 1; }
 cargo test --workspace
 
 step "no_std builds for x86_64-unknown-none"
@@ -26,6 +29,12 @@ cargo +nightly miri test -p muen-channel
 
 step "stress: muen-channel, writer and reader threads, 22 million elements (release)"
 cargo test --release -p muen-channel --test stress -- --ignored --nocapture
+
+step "policy-gen on the example manifests, validated with Muen's schema"
+for manifest in examples/*/app.toml; do
+    cargo run -q -p policy-gen -- "$manifest" |
+        xmllint --noout --schema ../shared/muen-schema/component.xsd -
+done
 
 echo
 echo "all tests passed"

@@ -102,6 +102,14 @@ pub const DEVICE_LIMIT: u64 = 0x0000_8000_0000_0000;
 /// of one region faults instead of reaching the next.
 pub const GUARD_SIZE: u64 = PAGE_SIZE;
 
+/// Size of a block device's request channel `<dev>|req`: muenblock's 64-byte header plus
+/// 1022 requests of 32 bytes. Muen's block server checks the element count exactly.
+pub const BLOCK_REQUEST_SIZE: u64 = 0x8000;
+
+/// Size of a block device's response channel `<dev>|resp`: the 64-byte header plus 1020
+/// responses of 16 bytes.
+pub const BLOCK_RESPONSE_SIZE: u64 = 0x4000;
+
 /// The initial stack pointer for a RAM region of `ram_size` bytes: the top of RAM minus
 /// 8, as Muen's MirageOS component sets it (keeps the System V 16-byte alignment
 /// after the entry's implicit "return address" slot).

@@ -11,15 +11,23 @@
 //! - [`numbers`]: how event ids and interrupt vectors are allocated.
 //! - [`hosted`]: the memory map that the testbed hands to a subject it runs, in hosted
 //!   mode (a Linux process) and in QEMU mode (a boot stage).
+//! - `manifest` (feature `manifest`, needs `std`): the app manifest (`app.toml` or a
+//!   Solo5 manifest) and the `manifest::Plan` that resolves it into concrete addresses,
+//!   event ids and vectors. `policy-gen` and the testbed both build on the plan.
 //!
-//! The crate is `no_std` and allocation-free so that the runtime can use it. The
-//! conventions are explained with their reasons in `docs/conventions.md`.
+//! Without features the crate is `no_std` and allocation-free so that the runtime can use
+//! it. The conventions are explained with their reasons in `docs/conventions.md`.
 
 #![no_std]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "manifest")]
+extern crate std;
+
 pub mod hosted;
 pub mod layout;
+#[cfg(feature = "manifest")]
+pub mod manifest;
 pub mod names;
 pub mod numbers;

@@ -1,0 +1,693 @@
+//! The plan: every resource of an app with its concrete address, size and number.
+//!
+//! Muen's component schema accepts only resolved values, so the addresses, event ids
+//! and vectors are fixed here by one rule (`docs/conventions.md`):
+//!
+//! - `ram` at [`layout::RAM_BASE`], the stack pointer at [`layout::stack_top`];
+//! - device regions in allocation order (network devices by name, then block devices by
+//!   name; per device its endpoints in [`Endpoint::of`] order), placed by
+//!   [`DeviceAllocator`] from [`layout::DEVICE_BASE`] with a guard page after each;
+//! - events `exit` = 0, `timer` = 1, then writer channels in allocation order; vectors
+//!   `timer` = 32, then reader channels in allocation order ([`NumberAllocator`]).
+
+use std::fmt;
+use std::string::{String, ToString};
+use std::vec::Vec;
+
+use super::error::NameKind;
+use super::App;
+use crate::layout::{self, DeviceAllocator, PlacementError, Region};
+use crate::names::{self, DeviceKind, Endpoint, NameError, Role};
+use crate::numbers::{self, NumberAllocator};
+
+/// An app resolved into concrete addresses, sizes, event ids and vectors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The component name.
+    pub name: String,
+    /// The `ram` region.
+    pub ram: Region,
+    /// The initial stack pointer (top of RAM minus 8).
+    pub stack_top: u64,
+    /// Every device region, in allocation order (which is also address order).
+    pub devices: Vec<DeviceRegion>,
+}
+
+/// One region of a device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRegion {
+    /// The logical name, e.g. `service0|in`.
+    pub name: String,
+    /// The device it belongs to.
+    pub device: String,
+    /// The kind of that device.
+    pub kind: DeviceKind,
+    /// Which of the device's regions this is.
+    pub endpoint: Endpoint,
+    /// Address and size.
+    pub region: Region,
+    /// How the subject maps it.
+    pub role: Role,
+    /// The event the subject triggers after writing (writer channels).
+    pub event: Option<u8>,
+    /// The vector the subject receives when the peer has written (reader channels).
+    pub vector: Option<u8>,
+}
+
+/// A named event id or vector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedNumber {
+    /// The logical name (`exit`, `timer`, or a channel name).
+    pub name: String,
+    /// The event id or vector.
+    pub number: u8,
+}
+
+/// Who puts a region into the subject's address space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Muen's toolchain adds it to every subject (`sinfo`, `scheduling_info`,
+    /// `timed_event`).
+    Toolchain,
+    /// A library the component depends on.
+    Library(&'static str),
+    /// The component itself (`ram` and the device regions).
+    Component,
+}
+
+/// One region of the subject's address space (without the ELF image).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    /// The logical name.
+    pub name: String,
+    /// Address and size.
+    pub region: Region,
+    /// Whether the subject may write it (no region here is executable).
+    pub writable: bool,
+    /// Who provides it.
+    pub origin: Origin,
+}
+
+/// Why an app cannot be planned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlanError {
+    /// An invalid component or device name.
+    Name {
+        /// The name.
+        name: String,
+        /// What it names.
+        kind: NameKind,
+        /// What is wrong with it.
+        error: NameError,
+    },
+    /// Two devices with the same name.
+    DuplicateDevice {
+        /// The name.
+        name: String,
+    },
+    /// The RAM size is zero, not page-aligned or does not fit below
+    /// [`layout::RAM_LIMIT`].
+    Ram {
+        /// The size.
+        size: u64,
+    },
+    /// A device region cannot be placed.
+    Placement {
+        /// The region's logical name.
+        region: String,
+        /// Its size.
+        size: u64,
+        /// Why.
+        error: PlacementError,
+    },
+    /// A writer channel finds no free event id.
+    EventsExhausted {
+        /// The channel's logical name.
+        region: String,
+    },
+    /// A reader channel finds no free vector.
+    VectorsExhausted {
+        /// The channel's logical name.
+        region: String,
+    },
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanError::Name { name, kind, error } => write!(f, "{kind} name {name:?} {error}"),
+            PlanError::DuplicateDevice { name } => {
+                write!(f, "device name {name:?} is used more than once")
+            }
+            PlanError::Ram { size } => write!(
+                f,
+                "RAM size {size:#x} is zero, not a multiple of 4K or larger than {:#x}",
+                layout::RAM_LIMIT - layout::RAM_BASE
+            ),
+            PlanError::Placement {
+                region,
+                size,
+                error,
+            } => {
+                write!(f, "device region `{region}` of size {size:#x} ")?;
+                match error {
+                    PlacementError::ZeroSize => f.write_str("is empty"),
+                    PlacementError::Unaligned => f.write_str("is not a multiple of 4K"),
+                    PlacementError::WindowFull => write!(
+                        f,
+                        "does not fit in the device window {:#x}..{:#x}",
+                        layout::DEVICE_BASE,
+                        layout::DEVICE_LIMIT
+                    ),
+                }
+            }
+            PlanError::EventsExhausted { region } => write!(
+                f,
+                "too many writer channels: `{region}` finds no free event id (ids {}..={} \
+                 serve at most {} writer channels, one per device)",
+                numbers::FIRST_CHANNEL_EVENT,
+                numbers::EVENT_MAX,
+                numbers::MAX_WRITER_CHANNELS
+            ),
+            PlanError::VectorsExhausted { region } => write!(
+                f,
+                "too many reader channels: `{region}` finds no free vector (vectors {}..={} \
+                 serve at most {} reader channels)",
+                numbers::FIRST_CHANNEL_VECTOR,
+                numbers::VECTOR_MAX,
+                numbers::MAX_READER_CHANNELS
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+/// A device as the planner sees it: name, kind and its sizes.
+struct PlannedDevice<'a> {
+    name: &'a str,
+    kind: DeviceKind,
+    /// Channel size (net) or data buffer size (block).
+    size: u64,
+}
+
+impl PlannedDevice<'_> {
+    fn size_of(&self, endpoint: Endpoint) -> u64 {
+        match endpoint {
+            Endpoint::NetIn | Endpoint::NetOut | Endpoint::BlockData => self.size,
+            Endpoint::BlockRequest => layout::BLOCK_REQUEST_SIZE,
+            Endpoint::BlockResponse => layout::BLOCK_RESPONSE_SIZE,
+        }
+    }
+}
+
+impl Plan {
+    /// Resolves `app`. Checks names, uniqueness and sizes again, so that an [`App`] built
+    /// by hand is held to the same rules as a parsed one.
+    pub fn new(app: &App) -> Result<Plan, PlanError> {
+        Plan::with_numbers(app, NumberAllocator::new())
+    }
+
+    fn with_numbers(app: &App, mut numbers: NumberAllocator) -> Result<Plan, PlanError> {
+        names::check_component_name(&app.name).map_err(|error| PlanError::Name {
+            name: app.name.clone(),
+            kind: NameKind::Component,
+            error,
+        })?;
+        let ram = layout::ram(app.ram).ok_or(PlanError::Ram { size: app.ram })?;
+
+        let mut net: Vec<PlannedDevice<'_>> = app
+            .net
+            .iter()
+            .map(|d| PlannedDevice {
+                name: &d.name,
+                kind: DeviceKind::Net,
+                size: d.channel_size,
+            })
+            .collect();
+        let mut block: Vec<PlannedDevice<'_>> = app
+            .block
+            .iter()
+            .map(|d| PlannedDevice {
+                name: &d.name,
+                kind: DeviceKind::Block,
+                size: d.buffer_size,
+            })
+            .collect();
+        net.sort_by_key(|d| d.name);
+        block.sort_by_key(|d| d.name);
+
+        let mut seen: Vec<&str> = Vec::new();
+        let mut places = DeviceAllocator::new();
+        let mut devices = Vec::new();
+        for device in net.iter().chain(block.iter()) {
+            names::check_device_name(device.name).map_err(|error| PlanError::Name {
+                name: device.name.to_string(),
+                kind: NameKind::Device,
+                error,
+            })?;
+            if seen.contains(&device.name) {
+                return Err(PlanError::DuplicateDevice {
+                    name: device.name.to_string(),
+                });
+            }
+            seen.push(device.name);
+            for &endpoint in Endpoint::of(device.kind) {
+                // Cannot fail for a checked device name; see `names::DEVICE_NAME_MAX`.
+                let name = names::endpoint_name(device.name, endpoint)
+                    .ok_or(PlanError::Name {
+                        name: device.name.to_string(),
+                        kind: NameKind::Device,
+                        error: NameError::TooLong {
+                            max: names::DEVICE_NAME_MAX,
+                        },
+                    })?
+                    .to_string();
+                let size = device.size_of(endpoint);
+                let region = places.place(size).map_err(|error| PlanError::Placement {
+                    region: name.clone(),
+                    size,
+                    error,
+                })?;
+                let role = endpoint.role();
+                let event = match role {
+                    Role::Writer => {
+                        Some(numbers.event().ok_or_else(|| PlanError::EventsExhausted {
+                            region: name.clone(),
+                        })?)
+                    }
+                    _ => None,
+                };
+                let vector = match role {
+                    Role::Reader => {
+                        Some(
+                            numbers
+                                .vector()
+                                .ok_or_else(|| PlanError::VectorsExhausted {
+                                    region: name.clone(),
+                                })?,
+                        )
+                    }
+                    _ => None,
+                };
+                devices.push(DeviceRegion {
+                    name,
+                    device: device.name.to_string(),
+                    kind: device.kind,
+                    endpoint,
+                    region,
+                    role,
+                    event,
+                    vector,
+                });
+            }
+        }
+
+        Ok(Plan {
+            name: app.name.clone(),
+            ram,
+            stack_top: layout::stack_top(ram.size),
+            devices,
+        })
+    }
+
+    /// The component's vmcall events: `exit`, `timer`, then one per writer channel in
+    /// allocation order.
+    pub fn events(&self) -> Vec<PlannedNumber> {
+        let fixed = [
+            (names::EXIT_EVENT, numbers::EXIT_EVENT),
+            (names::TIMER, numbers::TIMER_EVENT),
+        ];
+        let channels = self
+            .devices
+            .iter()
+            .filter_map(|d| Some((d.name.as_str(), d.event?)));
+        fixed
+            .into_iter()
+            .chain(channels)
+            .map(|(name, number)| PlannedNumber {
+                name: name.to_string(),
+                number,
+            })
+            .collect()
+    }
+
+    /// The vectors the component receives: `timer`, then one per reader channel in
+    /// allocation order.
+    pub fn vectors(&self) -> Vec<PlannedNumber> {
+        let channels = self
+            .devices
+            .iter()
+            .filter_map(|d| Some((d.name.as_str(), d.vector?)));
+        [(names::TIMER, numbers::TIMER_VECTOR)]
+            .into_iter()
+            .chain(channels)
+            .map(|(name, number)| PlannedNumber {
+                name: name.to_string(),
+                number,
+            })
+            .collect()
+    }
+
+    /// The subject's whole address space except the ELF image, sorted by address: the
+    /// toolchain's pages, the libraries' regions, `ram` and every device region. This is
+    /// what the testbed maps.
+    pub fn mappings(&self) -> Vec<Mapping> {
+        let fixed = [
+            (names::SINFO, layout::SINFO, false, Origin::Toolchain),
+            (
+                names::SCHEDULING_INFO,
+                layout::SCHEDULING_INFO,
+                false,
+                Origin::Toolchain,
+            ),
+            (
+                names::TIMED_EVENT,
+                layout::TIMED_EVENT,
+                true,
+                Origin::Toolchain,
+            ),
+            (
+                names::TIME_INFO,
+                layout::TIME_INFO,
+                false,
+                Origin::Library("libmutime"),
+            ),
+            (
+                names::DEBUGLOG,
+                layout::DEBUGLOG,
+                true,
+                Origin::Library("libmudebuglog"),
+            ),
+            (names::RAM, self.ram, true, Origin::Component),
+        ];
+        let mut all: Vec<Mapping> = fixed
+            .into_iter()
+            .map(|(name, region, writable, origin)| Mapping {
+                name: name.to_string(),
+                region,
+                writable,
+                origin,
+            })
+            .chain(self.devices.iter().map(|d| Mapping {
+                name: d.name.clone(),
+                region: d.region,
+                writable: d.role != Role::Reader,
+                origin: Origin::Component,
+            }))
+            .collect();
+        all.sort_by_key(|m| m.region.address);
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::vec;
+
+    use super::*;
+    use crate::layout::{DEVICE_BASE, DEVICE_LIMIT, GUARD_SIZE, PAGE_SIZE, RAM_BASE};
+    use crate::manifest::{BlockDevice, NetDevice, DEFAULT_RAM};
+
+    fn app(net: &[(&str, u64)], block: &[(&str, u64)]) -> App {
+        App {
+            name: "test".into(),
+            ram: DEFAULT_RAM,
+            elf: None,
+            net: net
+                .iter()
+                .map(|&(name, channel_size)| NetDevice {
+                    name: name.into(),
+                    channel_size,
+                })
+                .collect(),
+            block: block
+                .iter()
+                .map(|&(name, buffer_size)| BlockDevice {
+                    name: name.into(),
+                    buffer_size,
+                })
+                .collect(),
+        }
+    }
+
+    /// (name, address, size, event, vector) of each device region.
+    type Summary<'a> = (&'a str, u64, u64, Option<u8>, Option<u8>);
+
+    fn summary(plan: &Plan) -> Vec<Summary<'_>> {
+        plan.devices
+            .iter()
+            .map(|d| {
+                (
+                    d.name.as_str(),
+                    d.region.address,
+                    d.region.size,
+                    d.event,
+                    d.vector,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_devices() {
+        let plan = Plan::new(&app(&[], &[])).unwrap();
+        assert_eq!(
+            plan.ram,
+            Region {
+                address: RAM_BASE,
+                size: 64 << 20
+            }
+        );
+        assert_eq!(plan.stack_top, 0x4400_0000 - 8);
+        assert!(plan.devices.is_empty());
+        let events: Vec<_> = plan
+            .events()
+            .into_iter()
+            .map(|e| (e.name, e.number))
+            .collect();
+        assert_eq!(events, vec![("exit".into(), 0), ("timer".into(), 1)]);
+        let vectors: Vec<_> = plan
+            .vectors()
+            .into_iter()
+            .map(|v| (v.name, v.number))
+            .collect();
+        assert_eq!(vectors, vec![("timer".into(), 32)]);
+    }
+
+    #[test]
+    fn net_then_block_in_name_order_with_guard_pages() {
+        // Given out of order on purpose: the plan sorts by name.
+        let plan = Plan::new(&app(
+            &[("zeta", 0x2000), ("alpha", 0x1000)],
+            &[("disk", 0x10_0000)],
+        ))
+        .unwrap();
+        let g = GUARD_SIZE;
+        let a = DEVICE_BASE;
+        let b = a + 0x1000 + g; // alpha|out
+        let c = b + 0x1000 + g; // zeta|in
+        let d = c + 0x2000 + g; // zeta|out
+        let e = d + 0x2000 + g; // disk|req
+        let f = e + 0x8000 + g; // disk|resp
+        let h = f + 0x4000 + g; // disk|data
+        assert_eq!(
+            summary(&plan),
+            vec![
+                ("alpha|in", a, 0x1000, None, Some(33)),
+                ("alpha|out", b, 0x1000, Some(2), None),
+                ("zeta|in", c, 0x2000, None, Some(34)),
+                ("zeta|out", d, 0x2000, Some(3), None),
+                ("disk|req", e, 0x8000, Some(4), None),
+                ("disk|resp", f, 0x4000, None, Some(35)),
+                ("disk|data", h, 0x10_0000, None, None),
+            ]
+        );
+        let roles: Vec<Role> = plan.devices.iter().map(|d| d.role).collect();
+        assert_eq!(
+            roles,
+            vec![
+                Role::Reader,
+                Role::Writer,
+                Role::Reader,
+                Role::Writer,
+                Role::Writer,
+                Role::Reader,
+                Role::Memory
+            ]
+        );
+        let events: Vec<u8> = plan.events().iter().map(|e| e.number).collect();
+        assert_eq!(events, vec![0, 1, 2, 3, 4]);
+        let vectors: Vec<u8> = plan.vectors().iter().map(|v| v.number).collect();
+        assert_eq!(vectors, vec![32, 33, 34, 35]);
+    }
+
+    #[test]
+    fn mappings_cover_everything_without_overlap() {
+        let plan = Plan::new(&app(&[("n", 0x1000)], &[("b", 0x1000)])).unwrap();
+        let m = plan.mappings();
+        let names: Vec<&str> = m.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "ram",
+                "sinfo",
+                "scheduling_info",
+                "timed_event",
+                "time_info",
+                "debuglog",
+                "n|in",
+                "n|out",
+                "b|req",
+                "b|resp",
+                "b|data"
+            ]
+        );
+        for pair in m.windows(2) {
+            assert!(pair[0].region.end().unwrap() <= pair[1].region.address);
+        }
+        let writable: Vec<bool> = m.iter().map(|m| m.writable).collect();
+        assert_eq!(
+            writable,
+            vec![true, false, false, true, false, true, false, true, true, false, true]
+        );
+    }
+
+    #[test]
+    fn events_run_out_after_62_writer_channels() {
+        let names: Vec<String> = (0..63).map(|i| std::format!("n{i:02}")).collect();
+        let devices: Vec<(&str, u64)> = names.iter().map(|n| (n.as_str(), 0x1000)).collect();
+        let plan = Plan::new(&app(&devices[..62], &[])).unwrap();
+        assert_eq!(plan.events().last().unwrap().number, numbers::EVENT_MAX);
+        assert_eq!(
+            Plan::new(&app(&devices, &[])),
+            Err(PlanError::EventsExhausted {
+                region: "n62|out".into()
+            })
+        );
+        // Block request channels draw from the same ids.
+        assert_eq!(
+            Plan::new(&app(&devices[..62], &[("disk", 0x1000)])),
+            Err(PlanError::EventsExhausted {
+                region: "disk|req".into()
+            })
+        );
+    }
+
+    #[test]
+    fn vectors_run_out() {
+        // Every device has as many writers as readers, so events run out first; the
+        // vector limit is reached here with vectors already in use.
+        let mut numbers = NumberAllocator::new();
+        while numbers.vector().is_some() {}
+        assert_eq!(
+            Plan::with_numbers(&app(&[("net", 0x1000)], &[]), numbers),
+            Err(PlanError::VectorsExhausted {
+                region: "net|in".into()
+            })
+        );
+    }
+
+    #[test]
+    fn device_window_limit() {
+        let window = DEVICE_LIMIT - DEVICE_BASE;
+        // One buffer filling the window exactly (after the two channels and guards).
+        let rest = window - 0x8000 - 0x4000 - 2 * GUARD_SIZE;
+        let plan = Plan::new(&app(&[], &[("big", rest)])).unwrap();
+        assert_eq!(plan.devices[2].region.end(), Some(DEVICE_LIMIT));
+        assert_eq!(
+            Plan::new(&app(&[], &[("big", rest + PAGE_SIZE)])),
+            Err(PlanError::Placement {
+                region: "big|data".into(),
+                size: rest + PAGE_SIZE,
+                error: PlacementError::WindowFull
+            })
+        );
+        assert!(matches!(
+            Plan::new(&app(&[("n", u64::MAX - 0xfff)], &[])),
+            Err(PlanError::Placement {
+                error: PlacementError::WindowFull,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn rechecks_hand_built_apps() {
+        let mut bad = app(&[("n", 0x1000)], &[("n", 0x1000)]);
+        assert_eq!(
+            Plan::new(&bad),
+            Err(PlanError::DuplicateDevice { name: "n".into() })
+        );
+        bad = app(&[("n", 0x1001)], &[]);
+        assert!(matches!(
+            Plan::new(&bad),
+            Err(PlanError::Placement {
+                error: PlacementError::Unaligned,
+                ..
+            })
+        ));
+        bad = app(&[("n", 0)], &[]);
+        assert!(matches!(
+            Plan::new(&bad),
+            Err(PlanError::Placement {
+                error: PlacementError::ZeroSize,
+                ..
+            })
+        ));
+        bad = app(&[("a|b", 0x1000)], &[]);
+        assert!(matches!(Plan::new(&bad), Err(PlanError::Name { .. })));
+        bad = app(&[], &[]);
+        bad.ram = 0;
+        assert_eq!(Plan::new(&bad), Err(PlanError::Ram { size: 0 }));
+        bad.ram = layout::RAM_LIMIT - RAM_BASE + PAGE_SIZE;
+        assert!(matches!(Plan::new(&bad), Err(PlanError::Ram { .. })));
+        bad.ram = DEFAULT_RAM;
+        bad.name = "".into();
+        assert!(matches!(Plan::new(&bad), Err(PlanError::Name { .. })));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plans_are_overlap_free_with_guards_and_unique_numbers(
+            net in proptest::collection::btree_map("[a-z][a-z0-9_]{0,8}", 1u64..64, 0..20),
+            block in proptest::collection::btree_map("[A-Z][a-z0-9_]{0,8}", 1u64..64, 0..20),
+            ram_pages in 1u64..0x10_0000,
+        ) {
+            let net: Vec<(&str, u64)> = net.iter().map(|(n, p)| (n.as_str(), p * PAGE_SIZE)).collect();
+            let block: Vec<(&str, u64)> = block.iter().map(|(n, p)| (n.as_str(), p * PAGE_SIZE)).collect();
+            let mut a = app(&net, &block);
+            a.ram = ram_pages * PAGE_SIZE;
+            let plan = Plan::new(&a).unwrap();
+            proptest::prop_assert_eq!(plan.devices.len(), 2 * net.len() + 3 * block.len());
+            for pair in plan.devices.windows(2) {
+                proptest::prop_assert_eq!(
+                    pair[1].region.address,
+                    pair[0].region.end().unwrap() + GUARD_SIZE
+                );
+            }
+            let all = plan.mappings();
+            for (i, x) in all.iter().enumerate() {
+                proptest::prop_assert_eq!(x.region.address % PAGE_SIZE, 0);
+                proptest::prop_assert_eq!(x.region.size % PAGE_SIZE, 0);
+                for y in &all[i + 1..] {
+                    proptest::prop_assert!(!x.region.overlaps(&y.region), "{:?} {:?}", x, y);
+                }
+            }
+            for d in &plan.devices {
+                proptest::prop_assert!(d.region.address >= DEVICE_BASE);
+                proptest::prop_assert!(d.region.end().unwrap() <= DEVICE_LIMIT);
+                proptest::prop_assert_eq!(d.event.is_some(), d.role == Role::Writer);
+                proptest::prop_assert_eq!(d.vector.is_some(), d.role == Role::Reader);
+            }
+            let mut events: Vec<u8> = plan.events().iter().map(|e| e.number).collect();
+            let mut vectors: Vec<u8> = plan.vectors().iter().map(|v| v.number).collect();
+            proptest::prop_assert!(events.iter().all(|&e| e <= numbers::EVENT_MAX));
+            proptest::prop_assert!(vectors.iter().all(|&v| v >= 32));
+            let (ne, nv) = (events.len(), vectors.len());
+            events.dedup();
+            vectors.dedup();
+            proptest::prop_assert_eq!((events.len(), vectors.len()), (ne, nv));
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! `policy-gen [--elf FILE] [--name NAME] MANIFEST`: prints the Muen component
+//! specification of an app. On any error it prints one message to stderr, exits with
+//! status 1 and prints nothing to stdout.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use muen_app::manifest::{NameKind, Problem};
+
+/// Writes the Muen component specification (XML) of a Muen app to stdout.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// The app's ELF image (instead of the manifest's `elf`).
+    #[arg(long, value_name = "FILE")]
+    elf: Option<PathBuf>,
+    /// The component name: required for a Solo5 manifest, replaces an app.toml's `name`.
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// The manifest: an app.toml, or a Solo5 manifest (*.json, from
+    /// `solo5-elftool query-manifest`).
+    manifest: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(name) = &args.name {
+        if let Err(error) = muen_app::names::check_component_name(name) {
+            let problem = Problem::Name {
+                name: name.clone(),
+                error,
+                kind: NameKind::Component,
+            };
+            return fail(format_args!("--name: {problem}"));
+        }
+    }
+    let xml = match policy_gen::generate(&args.manifest, args.name.as_deref(), args.elf.as_deref())
+    {
+        Ok(xml) => xml,
+        Err(e) => return fail(format_args!("{e}")),
+    };
+    // The whole document at once: nothing reaches stdout unless all of it was made.
+    let mut out = std::io::stdout().lock();
+    match out.write_all(xml.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(format_args!("cannot write to stdout: {e}")),
+    }
+}
+
+fn fail(message: std::fmt::Arguments<'_>) -> ExitCode {
+    eprintln!("policy-gen: error: {message}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,133 @@
+//! The system-policy snippets in `docs/muen.md` validate against Muen's `system_src`
+//! schema, and every logical name they map exists in the generated specification.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+/// The fenced ```xml blocks of `docs/muen.md`.
+fn xml_blocks() -> Vec<String> {
+    let doc = std::fs::read_to_string(repo_root().join("docs/muen.md")).unwrap();
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in doc.lines() {
+        let trimmed = line.trim_start();
+        match &mut current {
+            None if trimmed == "```xml" => current = Some(String::new()),
+            Some(block) if trimmed == "```" => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            Some(block) => {
+                block.push_str(trimmed);
+                block.push('\n');
+            }
+            None => {}
+        }
+    }
+    blocks
+}
+
+/// The name of the first element of `xml`.
+fn root(xml: &str) -> &str {
+    let start = xml.find('<').unwrap() + 1;
+    let end = xml[start..].find([' ', '>', '/']).unwrap();
+    &xml[start..start + end]
+}
+
+/// A schema for fragments of a source-format system policy: Muen's own type
+/// definitions, with `subject`, `events`, `channels` and `memory` as root elements.
+fn fragment_schema(dir: &TempDir) -> std::path::PathBuf {
+    let muen = component_schema().parent().unwrap().canonicalize().unwrap();
+    let files = [
+        "types.xsd",
+        "config.xsd",
+        "hardware.xsd",
+        "devices.xsd",
+        "events.xsd",
+        "memory.xsd",
+        "hash.xsd",
+        "vcpu.xsd",
+        "subject.xsd",
+        "system_src/memory.xsd",
+        "system_src/devices.xsd",
+        "system_src/events.xsd",
+        "system_src/hardware_misc.xsd",
+        "system_src/components.xsd",
+        "system_src/vcpu.xsd",
+        "system_src/channels.xsd",
+        "system_src/subject.xsd",
+    ];
+    let mut xsd = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" elementFormDefault=\"qualified\">\n",
+    );
+    for f in files {
+        let path = muen.join(f);
+        assert!(path.is_file(), "{}", path.display());
+        xsd.push_str(&format!(
+            " <xs:include schemaLocation=\"file://{}\"/>\n",
+            path.display()
+        ));
+    }
+    xsd.push_str(
+        " <xs:element name=\"subject\" type=\"subjectType\"/>\n\
+          <xs:element name=\"events\" type=\"eventsType\"/>\n\
+          <xs:element name=\"channels\" type=\"channelsType\"/>\n\
+          <xs:element name=\"memory\" type=\"memRegionsType\"/>\n\
+         </xs:schema>\n",
+    );
+    dir.write("fragments.xsd", xsd)
+}
+
+fn spec_of(example: &str) -> String {
+    let manifest = repo_root().join("examples").join(example).join("app.toml");
+    generate(&repo_root(), &[manifest.to_str().unwrap()])
+}
+
+#[test]
+fn snippets_validate_and_match_the_generated_names() {
+    let dir = TempDir::new("system-snippet");
+    let schema = fragment_schema(&dir);
+    let blocks = xml_blocks();
+    let mut roots: Vec<&str> = blocks.iter().map(|b| root(b)).collect();
+    for block in &blocks {
+        match root(block) {
+            "event" => {
+                // The poweroff variant of the component's exit event.
+                let spec = spec_of("echo");
+                let exit = "<event id=\"0\" logical=\"exit\"/>";
+                assert!(spec.contains(exit));
+                let changed = spec.replace(exit, block);
+                xmllint(&changed, &component_schema(), "exit with system_poweroff");
+            }
+            _ => xmllint(
+                block,
+                &schema,
+                &format!("docs/muen.md block <{}>", root(block)),
+            ),
+        }
+        if let Some(at) = block.find("<component ref=\"") {
+            let name = &block[at + 16..];
+            let name = &name[..name.find('"').unwrap()];
+            if !Path::new(&repo_root().join("examples").join(name)).is_dir() {
+                continue;
+            }
+            let spec = spec_of(name);
+            for map in block.split("<map logical=\"").skip(1) {
+                let logical = &map[..map.find('"').unwrap()];
+                let known = ["debuglog", "time_info"].contains(&logical)
+                    || spec.contains(&format!("logical=\"{logical}\""));
+                assert!(
+                    known,
+                    "{name}: `{logical}` is not in the generated specification"
+                );
+            }
+        }
+    }
+    roots.sort();
+    roots.dedup();
+    assert_eq!(roots, ["channels", "event", "events", "memory", "subject"]);
+}
