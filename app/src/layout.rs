@@ -78,8 +78,9 @@ pub const DEBUGLOG: Region = Region {
 };
 
 /// Where the ELF image starts. `_start` is linked here, so this is also the entry
-/// address `policy-gen` uses when it is not given an ELF. It equals the RIP default of
-/// Muen's native vCPU profile.
+/// address `policy-gen` uses when it is not given an ELF. Solo5's Muen images start
+/// their text at the same address. `policy-gen` always writes RIP explicitly, so the
+/// native vCPU profile's own default never applies.
 pub const ENTRY: u64 = 0x0020_0000;
 
 /// Start of the ELF image window. Loadable segments must lie in `IMAGE_BASE..RAM_BASE`.
