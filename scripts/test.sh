@@ -19,6 +19,13 @@ cargo test --workspace
 
 step "no_std builds for x86_64-unknown-none"
 cargo build --target x86_64-unknown-none -p muen-app
+cargo build --target x86_64-unknown-none -p muen-sinfo
+cargo build --target x86_64-unknown-none -p muen-sinfo --features builder
+
+# The unsafe code of muen-sinfo (volatile views of the runtime pages) is in its unit
+# tests; the integration tests also pass under Miri but add minutes (see docs/sinfo.md).
+step "miri: muen-sinfo unit tests"
+cargo +nightly miri test -p muen-sinfo --lib
 
 echo
 echo "all tests passed"
