@@ -27,7 +27,7 @@
 //! - [`SchedulingInfo`], [`TimedEvent`], [`TimeInfo`]: the small records the kernel
 //!   and Muen's time subject change at run time, read (and for the timed event,
 //!   written) with volatile accesses.
-//! - [`builder`] (feature `builder`, uses `alloc`): writes pages byte for byte as Muen's
+//! - `builder` (feature `builder`, uses `alloc`): writes pages byte for byte as Muen's
 //!   generator does; the testbed builds its subjects' pages with it.
 //!
 //! The design and its reasons are in `docs/sinfo.md`.
