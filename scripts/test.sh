@@ -23,9 +23,16 @@ cargo test --workspace
 step "no_std builds for x86_64-unknown-none"
 cargo build --target x86_64-unknown-none -p muen-app
 cargo build --target x86_64-unknown-none -p muen-channel
+cargo build --target x86_64-unknown-none -p muen-sinfo
+cargo build --target x86_64-unknown-none -p muen-sinfo --features builder
 
 step "miri: muen-channel (unit tests, two-thread race check)"
 cargo +nightly miri test -p muen-channel
+
+# The unsafe code of muen-sinfo (volatile views of the runtime pages) is in its unit
+# tests; the integration tests also pass under Miri but add minutes (see docs/sinfo.md).
+step "miri: muen-sinfo unit tests"
+cargo +nightly miri test -p muen-sinfo --lib
 
 step "stress: muen-channel, writer and reader threads, 22 million elements (release)"
 cargo test --release -p muen-channel --test stress -- --ignored --nocapture
