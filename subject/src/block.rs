@@ -63,7 +63,7 @@ pub struct BlockStats {
     /// Responses that matched no request in flight (late answers after a timeout,
     /// a server's garbage).
     pub stray_responses: u64,
-    /// The most requests that were in flight at once.
+    /// The most read/write/discard requests that were in flight at once.
     pub max_in_flight: u64,
     /// Operations that timed out.
     pub timeouts: u64,
@@ -355,7 +355,6 @@ impl<'a, S: Sys + ?Sized> MuenBlock<'a, S> {
             self.send(r);
         }
         self.notify();
-        self.stats.max_in_flight = self.stats.max_in_flight.max(N as u64);
         let optional = |i: usize| i == 0 && kinds[0] == RequestKind::MaxRequests && N > 1;
         let mut answers = [None; N];
         let mut deadline = self.deadline();

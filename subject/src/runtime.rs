@@ -291,3 +291,277 @@ impl<P: Platform> Sys for Runtime<P> {
         timer.page.borrow_mut().disarm();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::PENDING;
+    use crate::testing::{memory, page, shared, KHZ};
+    use core::cell::Cell;
+    use core::sync::atomic::{AtomicU64, Ordering};
+    use muen_channel::EventHook;
+    use muen_sinfo::{Builder, MemoryKind};
+    use std::rc::Rc;
+
+    /// A simulated CPU and kernel. `pause` advances the TSC by `pause_step`; `halt`
+    /// runs `kernel`, which plays the timed event and the peers.
+    struct Mock {
+        tsc: Cell<u64>,
+        pause_step: u64,
+        pauses: Cell<u64>,
+        halts: Cell<u64>,
+        events: RefCell<Vec<u8>>,
+        #[allow(clippy::type_complexity)]
+        kernel: RefCell<Box<dyn FnMut(&Mock)>>,
+    }
+
+    impl EventHook for Mock {
+        fn trigger(&self, event: Event) {
+            self.events.borrow_mut().push(event.number());
+        }
+    }
+
+    impl Platform for Mock {
+        fn tsc(&self) -> u64 {
+            self.tsc.get()
+        }
+        fn pause(&self) {
+            self.pauses.set(self.pauses.get() + 1);
+            self.tsc.set(self.tsc.get() + self.pause_step);
+        }
+        fn take_pending(&self) -> VectorSet {
+            PENDING.take()
+        }
+        fn halt_unless(&self, ready: &mut dyn FnMut() -> bool) -> bool {
+            if ready() || PENDING.any() {
+                return false;
+            }
+            self.halts.set(self.halts.get() + 1);
+            (self.kernel.borrow_mut())(self);
+            true
+        }
+        fn exit(&self, code: i32) -> ! {
+            panic!("exit {code}")
+        }
+    }
+
+    fn mock(kernel: impl FnMut(&Mock) + 'static) -> &'static Mock {
+        Box::leak(Box::new(Mock {
+            tsc: Cell::new(1_000_000),
+            pause_step: 1_000,
+            pauses: Cell::new(0),
+            halts: Cell::new(0),
+            events: RefCell::new(Vec::new()),
+            kernel: RefCell::new(Box::new(kernel)),
+        }))
+    }
+
+    /// The timed event record in `words` (event number, trigger).
+    fn timed(words: &[AtomicU64]) -> (u64, u64) {
+        (
+            words[1].load(Ordering::Relaxed),
+            words[0].load(Ordering::Relaxed),
+        )
+    }
+
+    fn with_timer(b: &mut Builder, timed_page: &[AtomicU64]) {
+        b.memory(
+            "timed_event",
+            memory(timed_page, MemoryKind::SubjectTimedEvent, true),
+        )
+        .unwrap()
+        .event("timer", 1)
+        .unwrap()
+        .vector("timer", 32)
+        .unwrap();
+    }
+
+    struct Flag(Rc<Cell<bool>>);
+    impl Pollable for Flag {
+        fn has_data(&self) -> bool {
+            self.0.get()
+        }
+    }
+
+    // One test at a time touches PENDING (a process-wide static).
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    #[test]
+    fn poll_sleeps_with_the_timed_event_until_the_deadline() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let page_mem = shared(0x1000);
+        page_mem[0].store(u64::MAX, Ordering::Relaxed);
+        let seen = Rc::new(Cell::new((0, 0)));
+        let seen2 = seen.clone();
+        // The kernel: the timed event fires at its trigger and injects `timer`.
+        let m = mock(move |m| {
+            let (event, trigger) = timed(page_mem);
+            seen2.set((event, trigger));
+            assert_ne!(trigger, u64::MAX, "armed before the sleep");
+            m.tsc.set(m.tsc.get().max(trigger));
+            page_mem[0].store(u64::MAX, Ordering::Relaxed);
+            PENDING.set(32);
+        });
+        let info = page("idle", |b| with_timer(b, page_mem));
+        // SAFETY: the page points at leaked test memory.
+        let rt = unsafe { Runtime::new(m, info) }.unwrap();
+        assert!(rt.has_timer());
+        assert_eq!(rt.timer_vector(), Some(32));
+        let deadline = rt.now() + 5_000_000;
+        let r = rt.poll(deadline, &[]);
+        assert!(r.is_empty());
+        assert!(rt.now() >= deadline);
+        assert_eq!(m.halts.get(), 1, "one sleep, no spinning");
+        assert_eq!(m.pauses.get(), 0);
+        let ticks = rt.clock().ticks(deadline);
+        assert_eq!(seen.get(), (1, ticks), "event number `timer`, trigger = deadline");
+        assert_eq!(timed(page_mem).1, u64::MAX, "disarmed after waking");
+    }
+
+    #[test]
+    fn poll_caps_a_far_deadline_at_max_sleep() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let page_mem = shared(0x1000);
+        let triggers = Rc::new(RefCell::new(Vec::new()));
+        let t2 = triggers.clone();
+        let m = mock(move |m| {
+            let (_, trigger) = timed(page_mem);
+            t2.borrow_mut().push(trigger - m.tsc.get());
+            m.tsc.set(trigger);
+            PENDING.set(32);
+        });
+        let info = page("idle", |b| with_timer(b, page_mem));
+        // SAFETY: as above.
+        let rt = unsafe { Runtime::new(m, info) }.unwrap();
+        let deadline = rt.now() + 2_500_000_000;
+        assert!(rt.poll(deadline, &[]).is_empty());
+        let max = rt.clock().ticks(MAX_SLEEP_NS);
+        assert_eq!(*triggers.borrow(), [max, max, rt.clock().ticks(500_000_000)]);
+    }
+
+    #[test]
+    fn poll_returns_at_once_when_data_is_waiting_and_wakes_for_data() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let page_mem = shared(0x1000);
+        let flag = Rc::new(Cell::new(true));
+        let f2 = flag.clone();
+        // The kernel: a peer writes data during the sleep and its vector arrives.
+        let m = mock(move |_| {
+            f2.set(true);
+            PENDING.set(33);
+        });
+        let info = page("idle", |b| with_timer(b, page_mem));
+        // SAFETY: as above.
+        let rt = unsafe { Runtime::new(m, info) }.unwrap();
+        let idle = Flag(Rc::new(Cell::new(false)));
+        let dev = Flag(flag.clone());
+        let r = rt.poll(u64::MAX, &[&idle, &dev]);
+        assert_eq!(r, Ready(0b10));
+        assert!(r.contains(1) && !r.contains(0));
+        assert_eq!(m.halts.get(), 0, "data was waiting: no sleep");
+        flag.set(false);
+        let r = rt.poll(u64::MAX, &[&idle, &dev]);
+        assert_eq!(r, Ready(0b10));
+        assert_eq!(m.halts.get(), 1);
+        assert!(rt.take_vectors().contains(33), "the vector is left for the application");
+    }
+
+    #[test]
+    fn data_that_arrives_after_the_check_but_before_the_halt_prevents_the_sleep() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let page_mem = shared(0x1000);
+        let m = mock(|_| panic!("must not sleep"));
+        let info = page("idle", |b| with_timer(b, page_mem));
+        // SAFETY: as above.
+        let rt = unsafe { Runtime::new(m, info) }.unwrap();
+        // has_data is false for poll's first look, true from the second on: the look
+        // inside halt_unless (vectors held back) sees it.
+        struct Late(Cell<u32>);
+        impl Pollable for Late {
+            fn has_data(&self) -> bool {
+                self.0.set(self.0.get() + 1);
+                self.0.get() > 1
+            }
+        }
+        let late = Late(Cell::new(0));
+        assert_eq!(rt.poll(u64::MAX, &[&late]), Ready(1));
+        assert_eq!(m.halts.get(), 0);
+    }
+
+    #[test]
+    fn without_a_timed_event_poll_falls_back_to_pause() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let m = mock(|_| panic!("must not halt without a timer"));
+        // `timer` event and vector, but no timed_event page.
+        let info = page("idle", |b| {
+            b.event("timer", 1).unwrap().vector("timer", 32).unwrap();
+        });
+        // SAFETY: the page names no memory.
+        let rt = unsafe { Runtime::new(m, info) }.unwrap();
+        assert!(!rt.has_timer());
+        let deadline = rt.now() + 100_000;
+        assert!(rt.poll(deadline, &[]).is_empty());
+        assert!(m.pauses.get() >= 100);
+        assert_eq!(m.halts.get(), 0);
+    }
+
+    #[test]
+    fn wall_clock_waits_a_bounded_time_and_validates() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let m = mock(|_| {});
+        let time = shared(0x1000);
+        let info = page("clock", |b| {
+            b.memory("time_info", memory(time, MemoryKind::SubjectChannel, false))
+                .unwrap();
+        });
+        // SAFETY: as above.
+        let rt = unsafe { Runtime::new(m, info) }.unwrap();
+        let start = m.tsc.get();
+        assert_eq!(rt.wall_clock(2_000_000), Err(WallClockError::NotPublished));
+        let waited = m.tsc.get() - start;
+        assert!((2_000_000..2_010_000).contains(&waited), "{waited}");
+        // Published: rate then base (base last, as the time subject does).
+        time[1].store(u64::from(KHZ) * 1000, Ordering::Relaxed);
+        time[0].store(1_700_000_000_000_000, Ordering::Relaxed);
+        let now = m.tsc.get();
+        assert_eq!(
+            rt.wall_clock(0),
+            Ok(1_700_000_000_000_000_000 + now)
+        );
+        time[1].store(5, Ordering::Relaxed);
+        assert_eq!(
+            rt.wall_clock(0),
+            Err(WallClockError::Invalid(TimeInfoError::TickRateOutOfRange(5)))
+        );
+        let bare = page("clock", |_| {});
+        // SAFETY: as above.
+        let rt = unsafe { Runtime::new(m, bare) }.unwrap();
+        assert_eq!(rt.wall_clock(1_000_000), Err(WallClockError::NoTimeInfo));
+        assert_eq!(rt.now(), rt.clock().ns(m.tsc.get()));
+    }
+
+    #[test]
+    fn exit_triggers_the_exit_event_then_stops_the_platform() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let m = mock(|_| {});
+        let info = page("bye", |b| {
+            b.event("exit", 0).unwrap();
+        });
+        // SAFETY: as above.
+        let rt = unsafe { Runtime::new(m, info) }.unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.exit(7)));
+        let message = r.unwrap_err().downcast::<String>().unwrap();
+        assert_eq!(*message, "exit 7");
+        assert_eq!(*m.events.borrow(), [0]);
+        let zero = page("bad", |_| {});
+        let m2 = mock(|_| {});
+        let mut b = Builder::new(muen_sinfo::Version::V5, "x", 0).unwrap();
+        let bytes: &'static [u8] = Box::leak(b.event("exit", 0).unwrap().build().into_boxed_slice());
+        // SAFETY: as above.
+        let r = unsafe { Runtime::new(m2, SubjectInfo::new_checked(bytes).unwrap()) };
+        assert_eq!(r.err(), Some(StartError::NoTscRate));
+        // SAFETY: as above.
+        let rt = unsafe { Runtime::new(m2, zero) }.unwrap();
+        assert_eq!(rt.exit_event(), None);
+    }
+}

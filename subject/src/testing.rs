@@ -61,7 +61,7 @@ impl TestSys {
     pub fn new() -> Self {
         TestSys {
             now: Cell::new(1_000_000),
-            step: Cell::new(1_000),
+            step: Cell::new(100_000),
             events: RefCell::new(Vec::new()),
             waits: Cell::new(0),
             peer: RefCell::new(None),
