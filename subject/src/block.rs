@@ -315,7 +315,11 @@ impl<'a, S: Sys + ?Sized> MuenBlock<'a, S> {
 
     /// The next response; waits (sleeping) until `deadline`. A new server epoch is an
     /// error unless `allow_restart`.
-    fn next_response(&mut self, deadline: u64, allow_restart: bool) -> Result<Response, BlockError> {
+    fn next_response(
+        &mut self,
+        deadline: u64,
+        allow_restart: bool,
+    ) -> Result<Response, BlockError> {
         loop {
             match self.resp.read::<Response>() {
                 Ok(r) => return Ok(r),
@@ -462,9 +466,10 @@ impl<'a, S: Sys + ?Sized> MuenBlock<'a, S> {
                 };
                 if let Transfer::Write(src) = &what {
                     // In range: slots * chunk <= buffer size (configure).
-                    let _ = self
-                        .data
-                        .write_bytes(buffer_offset as usize, &src[next as usize..(next + n) as usize]);
+                    let _ = self.data.write_bytes(
+                        buffer_offset as usize,
+                        &src[next as usize..(next + n) as usize],
+                    );
                 }
                 let request = Request::new(
                     kind,

@@ -53,7 +53,8 @@ impl Clock {
         let khz = self.khz.get() as u64;
         // ns = ms * 10^6 + rest with rest < 10^6, so rest * khz < 10^6 * 2^32 < 2^52.
         let (ms, rest) = (ns / NS_PER_MS, ns % NS_PER_MS);
-        ms.saturating_mul(khz).saturating_add(rest * khz / NS_PER_MS)
+        ms.saturating_mul(khz)
+            .saturating_add(rest * khz / NS_PER_MS)
     }
 }
 
@@ -84,10 +85,7 @@ mod tests {
         // Rounding down both ways never moves a value forward.
         for t in [1u64, 999, 2_900_122, 12_345_678_901, 1 << 50] {
             assert!(c.ticks(c.ns(t)) <= t);
-            assert_eq!(
-                u128::from(c.ns(t)),
-                u128::from(t) * 1_000_000 / 2_900_123
-            );
+            assert_eq!(u128::from(c.ns(t)), u128::from(t) * 1_000_000 / 2_900_123);
         }
         assert_eq!(Clock::new(0), None);
     }

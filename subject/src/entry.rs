@@ -4,8 +4,14 @@
 //!
 //! - the platform's entry symbol: `muen_subject_main`, which the runtime's `_start`
 //!   calls on Muen, or the C `main` that the C library's start code calls on Linux;
-//! - the `#[panic_handler]` (in the application, so that the library itself stays
-//!   testable with `std`);
+//! - on Muen, the `#[panic_handler]` (in the application, so that the library itself
+//!   stays testable with `std`).
+//!
+//! On Linux (hosted) the runtime links `std` and installs a panic *hook* instead, which
+//! reports and exits just like the Muen handler. A `#[panic_handler]` there would break
+//! as soon as anything in the build graph turns on a `std` feature of a shared
+//! dependency (in this workspace: `muen-app/manifest` for the testbed, unified by
+//! Cargo into every member's build), because `std` brings its own.
 //!
 //! and both call into this module. [`start`] sets the platform up, checks the sinfo
 //! page, attaches the log, runs `main` and exits with its code.
@@ -14,7 +20,7 @@
 //! exception (Muen), 125 when the hosted world is broken (`docs/hosted.md`).
 
 use core::fmt;
-use core::panic::PanicInfo;
+use core::panic::{Location, PanicInfo};
 use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use ::log::Level;
@@ -59,12 +65,9 @@ macro_rules! entry {
             })
         }
 
-        /// Never called: subjects abort on panic. Linux's prebuilt `core` was built
-        /// with unwinding and refers to this symbol from its unwind tables.
-        #[cfg(target_os = "linux")]
-        #[unsafe(no_mangle)]
-        extern "C" fn rust_eh_personality() {}
-
+        // On Linux the runtime links `std`, whose panic machinery the runtime hooks
+        // (see `muen_subject::entry`); a handler here would be a second one.
+        #[cfg(not(target_os = "linux"))]
         #[panic_handler]
         fn __muen_subject_panic(info: &::core::panic::PanicInfo<'_>) -> ! {
             $crate::entry::panic(info)
@@ -164,6 +167,20 @@ pub fn start(main: impl FnOnce(&mut Runtime) -> i32) -> ! {
     if let Some(e) = rt.exit_event() {
         EXIT_EVENT.store(e.number(), Ordering::Relaxed);
     }
+    #[cfg(target_os = "linux")]
+    std::panic::set_hook(std::boxed::Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| {
+                payload
+                    .downcast_ref::<std::string::String>()
+                    .map(|s| s.as_str())
+            })
+            .unwrap_or("(a non-text payload)");
+        report_panic(message, info.location())
+    }));
     let code = main(&mut rt);
     rt.exit(code)
 }
@@ -179,13 +196,16 @@ pub fn finish<P: Platform>(platform: &P, exit_event: Option<Event>, code: i32) -
 
 /// The panic handler: logs message and location, exits with [`EXIT_PANIC`].
 pub fn panic(info: &PanicInfo<'_>) -> ! {
+    report_panic(info.message(), info.location())
+}
+
+/// Logs a panic's message and location (and on hosted, prints them on stderr), then
+/// exits with [`EXIT_PANIC`].
+pub fn report_panic(message: impl fmt::Display, location: Option<&Location<'_>>) -> ! {
     static PANICKING: AtomicBool = AtomicBool::new(false);
     // A panic while reporting a panic goes straight to the exit.
     if !PANICKING.swap(true, Ordering::Relaxed) {
-        let (file, line) = info
-            .location()
-            .map_or(("?", 0), |l| (l.file(), l.line()));
-        let message = info.message();
+        let (file, line) = location.map_or(("?", 0), |l| (l.file(), l.line()));
         LOG.record(
             Level::Error,
             format_args!("panic at {file}:{line}: {message}"),
@@ -195,11 +215,7 @@ pub fn panic(info: &PanicInfo<'_>) -> ! {
             "muen-subject: panic at {file}:{line}: {message}"
         ));
     }
-    finish(
-        &Current::assume_initialised(),
-        exit_event(),
-        EXIT_PANIC,
-    )
+    finish(&Current::assume_initialised(), exit_event(), EXIT_PANIC)
 }
 
 /// Short names of the CPU exceptions.

@@ -40,6 +40,10 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+// Hosted subjects use std's panic machinery (see `entry`); Muen subjects never link std.
+#[cfg(all(target_os = "linux", not(test)))]
+extern crate std;
+
 pub mod block;
 pub mod clock;
 pub mod device;

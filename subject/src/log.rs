@@ -116,10 +116,7 @@ mod tests {
         let mut out = Vec::new();
         loop {
             match reader.read::<Element>() {
-                Ok(e) => out.push((
-                    e.timestamp(),
-                    String::from_utf8(e.text().to_vec()).unwrap(),
-                )),
+                Ok(e) => out.push((e.timestamp(), String::from_utf8(e.text().to_vec()).unwrap())),
                 Err(ReadError::EpochChanged) => continue,
                 Err(ReadError::NoData) => return out,
                 Err(e) => panic!("{e}"),
@@ -139,9 +136,12 @@ mod tests {
                 .build(),
         );
         assert!(!log.is_attached());
-        let writer =
-            LogWriter::new(RegionMut::from_atomics(&memory).unwrap(), epoch_from(9), tick as Timestamp)
-                .unwrap();
+        let writer = LogWriter::new(
+            RegionMut::from_atomics(&memory).unwrap(),
+            epoch_from(9),
+            tick as Timestamp,
+        )
+        .unwrap();
         log.attach(writer);
         assert!(log.is_attached());
         let mut reader = Reader::new(
@@ -176,8 +176,12 @@ mod tests {
         let memory: Vec<AtomicU64> = (0..0x1000 / 8).map(|_| AtomicU64::new(0)).collect();
         let log = DebugLog::new();
         log.attach(
-            LogWriter::new(RegionMut::from_atomics(&memory).unwrap(), epoch_from(1), tick as Timestamp)
-                .unwrap(),
+            LogWriter::new(
+                RegionMut::from_atomics(&memory).unwrap(),
+                epoch_from(1),
+                tick as Timestamp,
+            )
+            .unwrap(),
         );
         {
             // As if an exception hit while a record was being written.

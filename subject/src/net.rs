@@ -23,9 +23,7 @@ use muen_channel::protocol::muennet::{self, Element};
 use muen_channel::{epoch_from, Event, ReadError, Reader, Region, RegionMut, Writer};
 use muen_sinfo::SubjectInfo;
 
-use crate::device::{
-    self, AcquireError, NetDevice, NetError, NetInfo, Pollable, FRAME_MAX, MTU,
-};
+use crate::device::{self, AcquireError, NetDevice, NetError, NetInfo, Pollable, FRAME_MAX, MTU};
 use crate::sys::Sys;
 
 /// Elements looked at per `receive` call at most, so that a peer flooding the channel
@@ -105,12 +103,13 @@ impl<'a, S: Sys + ?Sized> MuenNet<'a, S> {
                 error,
             }
         })?;
-        let rx = Reader::new(region, muennet::PROTOCOL, muennet::ELEMENT_SIZE).map_err(
-            |error| AcquireError::Channel {
-                region: in_name.clone(),
-                error,
-            },
-        )?;
+        let rx =
+            Reader::new(region, muennet::PROTOCOL, muennet::ELEMENT_SIZE).map_err(|error| {
+                AcquireError::Channel {
+                    region: in_name.clone(),
+                    error,
+                }
+            })?;
         let (address, len) = device::span(&out_name, &output)?;
         // SAFETY: mapped writable for 'a (contract, and checked writable above); only
         // this writer uses it.
@@ -159,7 +158,10 @@ impl<S: Sys + ?Sized> Pollable for MuenNet<'_, S> {
 
 impl<S: Sys + ?Sized> NetDevice for MuenNet<'_, S> {
     fn info(&self) -> NetInfo {
-        NetInfo { mac: self.mac, mtu: MTU }
+        NetInfo {
+            mac: self.mac,
+            mtu: MTU,
+        }
     }
 
     fn receive(&mut self, buf: &mut [u8]) -> Result<usize, NetError> {

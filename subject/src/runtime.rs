@@ -119,7 +119,9 @@ impl<P: Platform> Runtime<P> {
     pub unsafe fn new(platform: P, info: SubjectInfo<'static>) -> Result<Self, StartError> {
         let clock = Clock::new(info.tsc_khz()).ok_or(StartError::NoTscRate)?;
         let page = record_at::<TimedEventRecord>(info.memory(names::TIMED_EVENT), true);
-        let event = info.event(names::TIMER).filter(|&e| Event::new(e).is_some());
+        let event = info
+            .event(names::TIMER)
+            .filter(|&e| Event::new(e).is_some());
         let vector = info.vector(names::TIMER);
         let timer = match (page, event, vector) {
             (Some(page), Some(event), Some(vector)) => Some(Timer {
@@ -414,7 +416,11 @@ mod tests {
         assert_eq!(m.halts.get(), 1, "one sleep, no spinning");
         assert_eq!(m.pauses.get(), 0);
         let ticks = rt.clock().ticks(deadline);
-        assert_eq!(seen.get(), (1, ticks), "event number `timer`, trigger = deadline");
+        assert_eq!(
+            seen.get(),
+            (1, ticks),
+            "event number `timer`, trigger = deadline"
+        );
         assert_eq!(timed(page_mem).1, u64::MAX, "disarmed after waking");
     }
 
@@ -436,7 +442,10 @@ mod tests {
         let deadline = rt.now() + 2_500_000_000;
         assert!(rt.poll(deadline, &[]).is_empty());
         let max = rt.clock().ticks(MAX_SLEEP_NS);
-        assert_eq!(*triggers.borrow(), [max, max, rt.clock().ticks(500_000_000)]);
+        assert_eq!(
+            *triggers.borrow(),
+            [max, max, rt.clock().ticks(500_000_000)]
+        );
     }
 
     #[test]
@@ -463,7 +472,10 @@ mod tests {
         let r = rt.poll(u64::MAX, &[&idle, &dev]);
         assert_eq!(r, Ready(0b10));
         assert_eq!(m.halts.get(), 1);
-        assert!(rt.take_vectors().contains(33), "the vector is left for the application");
+        assert!(
+            rt.take_vectors().contains(33),
+            "the vector is left for the application"
+        );
     }
 
     #[test]
@@ -524,14 +536,13 @@ mod tests {
         time[1].store(u64::from(KHZ) * 1000, Ordering::Relaxed);
         time[0].store(1_700_000_000_000_000, Ordering::Relaxed);
         let now = m.tsc.get();
-        assert_eq!(
-            rt.wall_clock(0),
-            Ok(1_700_000_000_000_000_000 + now)
-        );
+        assert_eq!(rt.wall_clock(0), Ok(1_700_000_000_000_000_000 + now));
         time[1].store(5, Ordering::Relaxed);
         assert_eq!(
             rt.wall_clock(0),
-            Err(WallClockError::Invalid(TimeInfoError::TickRateOutOfRange(5)))
+            Err(WallClockError::Invalid(TimeInfoError::TickRateOutOfRange(
+                5
+            )))
         );
         let bare = page("clock", |_| {});
         // SAFETY: as above.
@@ -556,7 +567,8 @@ mod tests {
         let zero = page("bad", |_| {});
         let m2 = mock(|_| {});
         let mut b = Builder::new(muen_sinfo::Version::V5, "x", 0).unwrap();
-        let bytes: &'static [u8] = Box::leak(b.event("exit", 0).unwrap().build().into_boxed_slice());
+        let bytes: &'static [u8] =
+            Box::leak(b.event("exit", 0).unwrap().build().into_boxed_slice());
         // SAFETY: as above.
         let r = unsafe { Runtime::new(m2, SubjectInfo::new_checked(bytes).unwrap()) };
         assert_eq!(r.err(), Some(StartError::NoTscRate));

@@ -120,3 +120,111 @@ impl<D: NetDevice> phy::Device for Adapter<D> {
         caps
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::{NetError, NetInfo, Pollable};
+    use ::smoltcp::iface::{Config, Interface, SocketSet};
+    use ::smoltcp::phy::Device as _;
+    use ::smoltcp::wire::{
+        ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
+        EthernetRepr, HardwareAddress, IpCidr, Ipv4Address,
+    };
+    use std::collections::VecDeque;
+
+    /// A device whose wire is two queues.
+    #[derive(Default)]
+    struct Wire {
+        inbound: VecDeque<Vec<u8>>,
+        outbound: Vec<Vec<u8>>,
+    }
+
+    impl Pollable for Wire {
+        fn has_data(&self) -> bool {
+            !self.inbound.is_empty()
+        }
+    }
+
+    impl NetDevice for Wire {
+        fn info(&self) -> NetInfo {
+            NetInfo {
+                mac: [2, 0, 0, 0, 0, 1],
+                mtu: MTU,
+            }
+        }
+        fn receive(&mut self, buf: &mut [u8]) -> Result<usize, NetError> {
+            let f = self.inbound.pop_front().ok_or(NetError::Again)?;
+            buf[..f.len()].copy_from_slice(&f);
+            Ok(f.len())
+        }
+        fn transmit(&mut self, frame: &[u8]) -> Result<(), NetError> {
+            if frame.len() > FRAME_MAX {
+                return Err(NetError::FrameTooLarge { len: frame.len() });
+            }
+            self.outbound.push(frame.to_vec());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn capabilities_and_tokens() {
+        let mut a = Adapter::new(Wire::default());
+        let caps = a.capabilities();
+        assert_eq!(caps.medium, Medium::Ethernet);
+        assert_eq!(caps.max_transmission_unit, 1514);
+        assert!(a.receive(Instant::ZERO).is_none());
+        a.device().inbound.push_back(vec![9; 60]);
+        let (rx, _tx) = a.receive(Instant::ZERO).unwrap();
+        assert_eq!(phy::RxToken::consume(rx, |f| f.to_vec()), vec![9; 60]);
+        let tx = a.transmit(Instant::ZERO).unwrap();
+        phy::TxToken::consume(tx, 42, |b| b.fill(7));
+        let tx = a.transmit(Instant::ZERO).unwrap();
+        phy::TxToken::consume(tx, 2000, |b| assert_eq!(b.len(), FRAME_MAX));
+        assert_eq!(a.tx_refused, 1);
+        assert_eq!(a.into_inner().outbound, [vec![7; 42]]);
+    }
+
+    #[test]
+    fn smoltcp_answers_an_arp_request_through_the_adapter() {
+        let mac = EthernetAddress([2, 0, 0, 0, 0, 1]);
+        let peer = EthernetAddress([2, 0, 0, 0, 0, 2]);
+        let mut dev = Adapter::new(Wire::default());
+        let mut iface = Interface::new(
+            Config::new(HardwareAddress::Ethernet(mac)),
+            &mut dev,
+            Instant::ZERO,
+        );
+        iface.update_ip_addrs(|a| {
+            a.push(IpCidr::new(Ipv4Address::new(10, 0, 0, 1).into(), 24))
+                .unwrap();
+        });
+        let arp = ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Request,
+            source_hardware_addr: peer,
+            source_protocol_addr: Ipv4Address::new(10, 0, 0, 2),
+            target_hardware_addr: EthernetAddress([0; 6]),
+            target_protocol_addr: Ipv4Address::new(10, 0, 0, 1),
+        };
+        let eth = EthernetRepr {
+            src_addr: peer,
+            dst_addr: EthernetAddress::BROADCAST,
+            ethertype: EthernetProtocol::Arp,
+        };
+        let mut frame = vec![0u8; eth.buffer_len() + arp.buffer_len()];
+        let mut f = EthernetFrame::new_unchecked(&mut frame[..]);
+        eth.emit(&mut f);
+        arp.emit(&mut ArpPacket::new_unchecked(f.payload_mut()));
+        dev.device().inbound.push_back(frame);
+        let mut sockets = SocketSet::new(&mut [][..]);
+        iface.poll(Instant::from_millis(1), &mut dev, &mut sockets);
+        let out = &dev.device().outbound;
+        assert_eq!(out.len(), 1);
+        let reply = EthernetFrame::new_checked(&out[0][..]).unwrap();
+        assert_eq!(reply.dst_addr(), peer);
+        let arp = ArpRepr::parse(&ArpPacket::new_checked(reply.payload()).unwrap()).unwrap();
+        assert!(
+            matches!(arp, ArpRepr::EthernetIpv4 { operation: ArpOperation::Reply, source_hardware_addr, .. } if source_hardware_addr == mac)
+        );
+    }
+}

@@ -19,7 +19,11 @@ const WALL_CLOCK_WAIT_NS: u64 = 100_000_000;
 fn main(rt: &mut Runtime) -> i32 {
     info!("hello from {}", rt.name());
     let ns = rt.now();
-    info!("monotonic {}.{:09} s", ns / 1_000_000_000, ns % 1_000_000_000);
+    info!(
+        "monotonic {}.{:09} s",
+        ns / 1_000_000_000,
+        ns % 1_000_000_000
+    );
     match rt.wall_clock(WALL_CLOCK_WAIT_NS) {
         Ok(ns) => info!(
             "wall clock {}.{:09} s since 1970",
@@ -31,7 +35,10 @@ fn main(rt: &mut Runtime) -> i32 {
     for r in rt.info().resources() {
         match r.data {
             ResourceData::Memory(m) => {
-                info!("memory {} {:#x} {:#x} {}", r.name, m.address, m.size, m.kind)
+                info!(
+                    "memory {} {:#x} {:#x} {}",
+                    r.name, m.address, m.size, m.kind
+                )
             }
             ResourceData::Event(n) => info!("event {} {}", r.name, n),
             ResourceData::Vector(v) => info!("vector {} {}", r.name, v),

@@ -31,7 +31,12 @@ struct Server {
 }
 
 impl Server {
-    fn new(req: &'static [core::sync::atomic::AtomicU64], resp: &'static [core::sync::atomic::AtomicU64], data: &'static [core::sync::atomic::AtomicU64], blocks: u64) -> Self {
+    fn new(
+        req: &'static [core::sync::atomic::AtomicU64],
+        resp: &'static [core::sync::atomic::AtomicU64],
+        data: &'static [core::sync::atomic::AtomicU64],
+        blocks: u64,
+    ) -> Self {
         Server {
             requests: Reader::new(
                 Region::from_atomics(req).unwrap(),
@@ -106,7 +111,10 @@ impl Server {
                 let start = (r.device_offset() * bs) as usize;
                 let len = r.length() as usize;
                 assert_eq!(len as u64 % bs, 0);
-                assert!(len as u64 <= self.max_blocks * bs, "request above Max_Blocks_Count");
+                assert!(
+                    len as u64 <= self.max_blocks * bs,
+                    "request above Max_Blocks_Count"
+                );
                 assert!(start + len <= self.disk.len(), "request beyond the disk");
                 let sectors = r.device_offset()..r.device_offset() + r.length() / bs;
                 if self.fail_sector.is_some_and(|s| sectors.contains(&s)) {
@@ -116,11 +124,15 @@ impl Server {
                     match kind {
                         RequestKind::Read => {
                             assert!(r.buffer_range_fits(self.data.len() as u64));
-                            self.data.write_bytes(at, &self.disk[start..start + len]).unwrap();
+                            self.data
+                                .write_bytes(at, &self.disk[start..start + len])
+                                .unwrap();
                         }
                         RequestKind::Write => {
                             assert!(r.buffer_range_fits(self.data.len() as u64));
-                            self.data.read_bytes(at, &mut self.disk[start..start + len]).unwrap();
+                            self.data
+                                .read_bytes(at, &mut self.disk[start..start + len])
+                                .unwrap();
                         }
                         _ => self.disk[start..start + len].fill(0),
                     }
@@ -176,7 +188,9 @@ fn setup(configure: impl FnOnce(&mut Server)) -> (Setup, MuenBlock<'static, Test
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 #[test]
@@ -189,7 +203,13 @@ fn acquisition_resets_then_asks_for_the_geometry() {
     );
     assert!(!g.max_requests_answered);
     assert_eq!(g.max_requests, DEFAULT_MAX_REQUESTS);
-    assert_eq!(dev.info(), BlockInfo { block_size: 512, capacity: 2048 * 512 });
+    assert_eq!(
+        dev.info(),
+        BlockInfo {
+            block_size: 512,
+            capacity: 2048 * 512
+        }
+    );
     // 8 KiB per request, 8 of them fit the 64 KiB buffer.
     assert_eq!(dev.io_window(), (16 * 512, 8));
     let server = s.server.borrow();
@@ -243,7 +263,10 @@ fn reads_and_writes_of_many_sizes_reach_the_right_sectors() {
         dev.write(offset, &data).unwrap();
         {
             let server = s.server.borrow();
-            assert_eq!(&server.disk[offset as usize..offset as usize + len], &data[..]);
+            assert_eq!(
+                &server.disk[offset as usize..offset as usize + len],
+                &data[..]
+            );
             // The chunks are consecutive sector ranges covering exactly the transfer.
             let mut chunks: Vec<_> = server.seen[first..]
                 .iter()
@@ -289,19 +312,43 @@ fn alignment_length_and_range_are_checked_before_sending() {
     let (s, mut dev) = setup(|_| {});
     let before = s.server.borrow().seen.len();
     let mut buf = vec![0u8; 1024];
-    assert_eq!(dev.read(0, &mut buf[..0]), Err(BlockError::BadLength { len: 0 }));
-    assert_eq!(dev.read(0, &mut buf[..100]), Err(BlockError::BadLength { len: 100 }));
-    assert_eq!(dev.write(100, &buf[..512]), Err(BlockError::BadOffset { offset: 100 }));
+    assert_eq!(
+        dev.read(0, &mut buf[..0]),
+        Err(BlockError::BadLength { len: 0 })
+    );
+    assert_eq!(
+        dev.read(0, &mut buf[..100]),
+        Err(BlockError::BadLength { len: 100 })
+    );
+    assert_eq!(
+        dev.write(100, &buf[..512]),
+        Err(BlockError::BadOffset { offset: 100 })
+    );
     let capacity = 2048 * 512;
     assert_eq!(
         dev.read(capacity - 512, &mut buf),
-        Err(BlockError::OutOfRange { offset: capacity - 512, len: 1024, capacity })
+        Err(BlockError::OutOfRange {
+            offset: capacity - 512,
+            len: 1024,
+            capacity
+        })
     );
     assert_eq!(
         dev.write(u64::MAX - 511, &buf[..512]),
-        Err(BlockError::OutOfRange { offset: u64::MAX - 511, len: 512, capacity })
+        Err(BlockError::OutOfRange {
+            offset: u64::MAX - 511,
+            len: 512,
+            capacity
+        })
     );
-    assert_eq!(dev.discard(capacity, 512), Err(BlockError::OutOfRange { offset: capacity, len: 512, capacity }));
+    assert_eq!(
+        dev.discard(capacity, 512),
+        Err(BlockError::OutOfRange {
+            offset: capacity,
+            len: 512,
+            capacity
+        })
+    );
     assert_eq!(dev.discard(0, 0), Err(BlockError::BadLength { len: 0 }));
     assert!(!BlockError::BadLength { len: 0 }.is_retryable());
     assert_eq!(s.server.borrow().seen.len(), before, "nothing was sent");
@@ -314,17 +361,32 @@ fn server_error_status_is_an_error_value_and_the_device_stays_usable() {
     let data = pattern(32 * 512, 1);
     assert_eq!(
         dev.write(16 * 512, &data),
-        Err(BlockError::Device { status: status::EIO, offset: 32 * 512 })
+        Err(BlockError::Device {
+            status: status::EIO,
+            offset: 32 * 512
+        })
     );
     // The other chunk was written.
-    assert_eq!(&s.server.borrow().disk[16 * 512..32 * 512], &data[..16 * 512]);
+    assert_eq!(
+        &s.server.borrow().disk[16 * 512..32 * 512],
+        &data[..16 * 512]
+    );
     let mut buf = vec![0u8; 512];
     dev.read(0, &mut buf).unwrap();
     s.server.borrow_mut().sync_status = status::SYNC_FAILED;
-    assert_eq!(dev.sync(), Err(BlockError::Device { status: 1, offset: 0 }));
+    assert_eq!(
+        dev.sync(),
+        Err(BlockError::Device {
+            status: 1,
+            offset: 0
+        })
+    );
     s.server.borrow_mut().sync_status = 0;
     dev.sync().unwrap();
-    assert_eq!(s.server.borrow().seen.last().unwrap().kind(), Ok(RequestKind::Sync));
+    assert_eq!(
+        s.server.borrow().seen.last().unwrap().kind(),
+        Ok(RequestKind::Sync)
+    );
 }
 
 #[test]
@@ -338,7 +400,10 @@ fn a_silent_server_times_out_and_the_device_resets_before_the_next_request() {
     assert_eq!(dev.read(0, &mut buf), Err(BlockError::Timeout));
     let waited = s.sys.tsc() - start;
     assert!((50_000_000..50_200_000).contains(&waited), "{waited}");
-    assert!(s.sys.waits.get() > 10, "it waited, it did not give up at once");
+    assert!(
+        s.sys.waits.get() > 10,
+        "it waited, it did not give up at once"
+    );
     assert_eq!(dev.stats().timeouts, 1);
     s.server.borrow_mut().silent = false;
     let seen = s.server.borrow().seen.len();
@@ -373,16 +438,33 @@ fn acquisition_fails_cleanly() {
     let e = acquire(&s).err().unwrap();
     assert_eq!(
         e,
-        AcquireError::Server { device: "disk".try_into().unwrap(), error: BlockError::Timeout }
+        AcquireError::Server {
+            device: "disk".try_into().unwrap(),
+            error: BlockError::Timeout
+        }
     );
     let s = setup_with(2048, |srv| srv.block_size = 1000);
     let e = acquire(&s).err().unwrap();
-    assert_eq!(e.to_string(), "block device `disk`: the server answered Block_Length with 1000, which is unusable");
+    assert_eq!(
+        e.to_string(),
+        "block device `disk`: the server answered Block_Length with 1000, which is unusable"
+    );
     let s = setup_with(2048, |srv| srv.max_blocks = 0);
-    assert!(matches!(acquire(&s), Err(AcquireError::BadGeometry { field: "Max_Blocks_Count", .. })));
+    assert!(matches!(
+        acquire(&s),
+        Err(AcquireError::BadGeometry {
+            field: "Max_Blocks_Count",
+            ..
+        })
+    ));
     let info = page("blockstore", |_| {});
     let sys = TestSys::new();
     // SAFETY: the page names no regions.
-    let e = unsafe { MuenBlock::acquire(&sys, &info, "disk") }.err().unwrap();
-    assert_eq!(e.to_string(), "region `disk|req`: not in the subject info page");
+    let e = unsafe { MuenBlock::acquire(&sys, &info, "disk") }
+        .err()
+        .unwrap();
+    assert_eq!(
+        e.to_string(),
+        "region `disk|req`: not in the subject info page"
+    );
 }

@@ -161,7 +161,10 @@ impl fmt::Display for BlockError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BlockError::BadLength { len } => {
-                write!(f, "length {len} is not a positive multiple of the block size")
+                write!(
+                    f,
+                    "length {len} is not a positive multiple of the block size"
+                )
             }
             BlockError::BadOffset { offset } => {
                 write!(f, "offset {offset:#x} is not a multiple of the block size")
@@ -176,7 +179,10 @@ impl fmt::Display for BlockError {
             ),
             BlockError::Timeout => f.write_str("the block server did not answer in time"),
             BlockError::Device { status, offset } => {
-                write!(f, "the block server reported status {status} at {offset:#x}")
+                write!(
+                    f,
+                    "the block server reported status {status} at {offset:#x}"
+                )
             }
             BlockError::ServerRestarted => f.write_str("the block server restarted"),
             BlockError::Channel(e) => write!(f, "response channel: {e}"),
@@ -375,12 +381,14 @@ pub(crate) fn event(
 ) -> Result<Option<muen_channel::Event>, AcquireError> {
     match info.event(event) {
         None => Ok(None),
-        Some(number) => muen_channel::Event::new(number)
-            .map(Some)
-            .ok_or_else(|| AcquireError::BadEvent {
-                event: event.clone(),
-                number,
-            }),
+        Some(number) => {
+            muen_channel::Event::new(number)
+                .map(Some)
+                .ok_or_else(|| AcquireError::BadEvent {
+                    event: event.clone(),
+                    number,
+                })
+        }
     }
 }
 

@@ -151,7 +151,10 @@ fn bad_length_fields_are_dropped_and_counted_never_copied() {
         .unwrap();
     let mut buf = [0u8; FRAME_MAX];
     assert_eq!(net.receive(&mut buf), Ok(42));
-    assert!(buf[42..].iter().all(|&b| b == 0), "nothing beyond the frame was copied");
+    assert!(
+        buf[42..].iter().all(|&b| b == 0),
+        "nothing beyond the frame was copied"
+    );
     assert_eq!(net.stats().rx_dropped, 3);
     assert_eq!(net.stats().rx_frames, 1);
 }
@@ -163,7 +166,9 @@ fn overruns_are_counted_and_reading_recovers() {
     let elements = peer.to_subject.elements();
     let mut buf = [0u8; FRAME_MAX];
     // Synchronise first, then let the peer run a ring and a half ahead.
-    peer.to_subject.write(&Element::new(&[0; 10]).unwrap()).unwrap();
+    peer.to_subject
+        .write(&Element::new(&[0; 10]).unwrap())
+        .unwrap();
     assert_eq!(net.receive(&mut buf), Ok(10));
     let total = elements + elements / 2;
     for i in 0..total {
@@ -179,11 +184,17 @@ fn overruns_are_counted_and_reading_recovers() {
     }
     let s = net.stats();
     assert_eq!(s.rx_overruns, 1);
-    assert_eq!(got + s.rx_lost, total, "every frame is either read or counted lost");
+    assert_eq!(
+        got + s.rx_lost,
+        total,
+        "every frame is either read or counted lost"
+    );
     // muen-channel's reader skips to the writer's counter on an overrun.
     assert_eq!(s.rx_lost, total);
     // After the overrun the device works normally.
-    peer.to_subject.write(&Element::new(&[3; 33]).unwrap()).unwrap();
+    peer.to_subject
+        .write(&Element::new(&[3; 33]).unwrap())
+        .unwrap();
     assert_eq!(net.receive(&mut buf), Ok(33));
     assert_eq!(net.receive(&mut buf), Err(NetError::Again));
 }
@@ -193,7 +204,9 @@ fn a_peer_breaking_the_protocol_is_counted_and_survived() {
     let sys = TestSys::new();
     let (mut net, mut peer) = setup(&sys, true);
     let mut buf = [0u8; FRAME_MAX];
-    peer.to_subject.write(&Element::new(&[1; 20]).unwrap()).unwrap();
+    peer.to_subject
+        .write(&Element::new(&[1; 20]).unwrap())
+        .unwrap();
     assert_eq!(net.receive(&mut buf), Ok(20));
     // The peer rewinds its write counter without a new epoch.
     let region = RegionMut::from_atomics(peer.input).unwrap();
@@ -203,7 +216,9 @@ fn a_peer_breaking_the_protocol_is_counted_and_survived() {
     let _ = Misbehaviour::NoElements;
     // A new epoch with the right geometry works again.
     peer.to_subject.reset(epoch_from(99));
-    peer.to_subject.write(&Element::new(&[2; 21]).unwrap()).unwrap();
+    peer.to_subject
+        .write(&Element::new(&[2; 21]).unwrap())
+        .unwrap();
     assert_eq!(net.receive(&mut buf), Ok(21));
 }
 
@@ -215,15 +230,23 @@ fn acquisition_errors_name_the_region() {
     let try_acquire = |f: &dyn Fn(&mut muen_sinfo::Builder), device: &str| {
         let info = page("echo", |b| f(b));
         // SAFETY: the page points at leaked buffers.
-        unsafe { MuenNet::acquire(&sys, &info, device) }.err().unwrap()
+        unsafe { MuenNet::acquire(&sys, &info, device) }
+            .err()
+            .unwrap()
     };
     let e = try_acquire(&|_| {}, "net0");
-    assert_eq!(e.to_string(), "region `net0|in`: not in the subject info page");
+    assert_eq!(
+        e.to_string(),
+        "region `net0|in`: not in the subject info page"
+    );
     let e = try_acquire(
         &|b| {
             b.memory("net0|in", memory(input, MemoryKind::SubjectChannel, false))
                 .unwrap()
-                .memory("net0|out", memory(output, MemoryKind::SubjectChannel, false))
+                .memory(
+                    "net0|out",
+                    memory(output, MemoryKind::SubjectChannel, false),
+                )
                 .unwrap();
         },
         "net0",
@@ -252,7 +275,10 @@ fn acquisition_errors_name_the_region() {
         &|b| {
             b.memory("net0|in", memory(input, MemoryKind::SubjectChannel, false))
                 .unwrap()
-                .memory("net0|out", memory(&output[..4], MemoryKind::SubjectChannel, true))
+                .memory(
+                    "net0|out",
+                    memory(&output[..4], MemoryKind::SubjectChannel, true),
+                )
                 .unwrap();
         },
         "net0",
@@ -279,7 +305,12 @@ fn mac_addresses_are_stable_local_unicast_and_distinct() {
     // A fixed value: the derivation must not change between releases, or a subject's
     // MAC would change on update.
     assert_eq!(a, [0x8e, 0xb5, 0xc3, 0xd7, 0x05, 0xee]);
-    for (s, d) in [("echo", "net1"), ("echo2", "net0"), ("ech", "onet0"), ("", "echonet0")] {
+    for (s, d) in [
+        ("echo", "net1"),
+        ("echo2", "net0"),
+        ("ech", "onet0"),
+        ("", "echonet0"),
+    ] {
         let m = derive_mac(s.as_bytes(), d.as_bytes());
         assert_ne!(m, a, "{s} {d}");
         assert_eq!(m[0] & 0x03, 0x02, "unicast, locally administered: {m:02x?}");

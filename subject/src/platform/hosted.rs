@@ -416,7 +416,10 @@ fn receive(blocking: bool) -> Option<u8> {
         match errno() {
             libc::EINTR => continue,
             libc::EAGAIN if !blocking => return None,
-            e => fatal(format_args!("control socket: receive failed ({})", Errno(e))),
+            e => fatal(format_args!(
+                "control socket: receive failed ({})",
+                Errno(e)
+            )),
         }
     }
 }

@@ -129,7 +129,9 @@ impl PendingVectors {
 
     /// Takes (and clears) the pending set.
     pub fn take(&self) -> VectorSet {
-        VectorSet(core::array::from_fn(|i| self.0[i].swap(0, Ordering::AcqRel)))
+        VectorSet(core::array::from_fn(|i| {
+            self.0[i].swap(0, Ordering::AcqRel)
+        }))
     }
 }
 
