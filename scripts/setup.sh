@@ -18,8 +18,9 @@ if ! rustup component list --toolchain nightly --installed | grep -q '^miri'; th
     rustup component add miri rust-src --toolchain nightly
 fi
 
-# Debian packages: xmllint validates policies; the end-to-end tests use the others.
-pkgs=(libxml2-utils iproute2 iputils-ping curl tshark qemu-system-x86 apache2-utils)
+# Debian packages: xmllint validates policies; binutils (`size`, `readelf`) checks the
+# subject images; the end-to-end tests use the others.
+pkgs=(libxml2-utils binutils iproute2 iputils-ping curl tshark qemu-system-x86 apache2-utils)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

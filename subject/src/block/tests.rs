@@ -435,6 +435,8 @@ fn discard_clears_in_chunks_of_max_blocks() {
 #[test]
 fn acquisition_fails_cleanly() {
     let s = setup_with(2048, |srv| srv.silent = true);
+    // Ten seconds (the default timeout) in steps of 10 ms.
+    s.sys.step.set(10_000_000);
     let e = acquire(&s).err().unwrap();
     assert_eq!(
         e,
