@@ -529,6 +529,21 @@ fn a_taken_address_gives_status_125() {
 }
 
 #[test]
+fn a_region_the_map_leaves_out_gives_status_125() {
+    let world = World::new("x", false, false);
+    // `ram` is the last entry: announce one entry less, so the sinfo page names a
+    // region nobody mapped.
+    let count = (world.regions.len() as u32 - 1).to_le_bytes();
+    world.write_bytes(12, &count);
+    let r = run(&fixture(), &world, true, |_| vec![]);
+    assert_eq!(r.status.code(), Some(125));
+    assert_eq!(
+        r.stderr,
+        "muen-subject: sinfo region `ram`: 0x100000 bytes at 0x40000000 are not mapped writable by the memory map\n"
+    );
+}
+
+#[test]
 fn a_panic_is_logged_and_exits_101() {
     let world = World::new("panic", false, false);
     let r = run(&fixture(), &world, true, |_| vec![]);

@@ -6,7 +6,9 @@
 //!   offset 0 of the memory file (fd 3), validates it (`MemMap::parse`), checks that
 //!   every entry lies inside the file, maps every entry with
 //!   `mmap(address, size, prot, MAP_SHARED | MAP_FIXED_NOREPLACE, 3, offset)` and
-//!   closes fd 3. The control socket (fd 4) must be a `SOCK_SEQPACKET` socket.
+//!   closes fd 3. The control socket (fd 4) must be a `SOCK_SEQPACKET` socket. The
+//!   sinfo page must be mapped and must name only regions the map mapped (writable
+//!   where it says so), since the runtime trusts its addresses.
 //! - events: `Event(n)` datagrams; halting: `Halt`, then a blocking `recv`;
 //!   vectors: `Vector(v)` datagrams, drained (non-blocking) into
 //!   [`PENDING`](super::PENDING) whenever the runtime looks for vectors.
@@ -21,7 +23,10 @@ use muen_app::hosted::{
     MemMap, MemMapError, Message, CONTROL_FD, ENTRY_EXECUTABLE, ENTRY_WRITABLE, MEMMAP_SIZE,
     MEMORY_FD,
 };
+use muen_app::layout::SINFO;
+use muen_app::names::Name;
 use muen_channel::{Event, EventHook};
+use muen_sinfo::{ResourceData, SubjectInfo};
 
 use super::{Platform, VectorSet, PENDING};
 
@@ -33,7 +38,7 @@ pub const EXIT_BROKEN_WORLD: i32 = 125;
 pub struct Hosted(());
 
 /// Why the hosted world could not be set up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HostedError {
     /// fd 3 is not open.
     NoMemoryFile {
@@ -90,6 +95,22 @@ pub enum HostedError {
         index: usize,
         /// The address asked for.
         address: u64,
+    },
+    /// No entry maps the sinfo page at its fixed address.
+    NoSinfo,
+    /// The sinfo page is invalid.
+    BadSinfo(muen_sinfo::Error),
+    /// A memory region the sinfo page names is not mapped (or not writable although the
+    /// page says it is): the runtime would fault when it used it.
+    RegionNotMapped {
+        /// Its logical name.
+        name: Name,
+        /// Its address.
+        address: u64,
+        /// Its size.
+        size: u64,
+        /// Whether the page says it is writable.
+        writable: bool,
     },
 }
 
@@ -162,6 +183,22 @@ impl fmt::Display for HostedError {
             HostedError::MapMoved { index, address } => write!(
                 f,
                 "memory map entry {index}: the kernel did not map it at {address:#x} (no MAP_FIXED_NOREPLACE?)"
+            ),
+            HostedError::NoSinfo => write!(
+                f,
+                "the memory map has no entry for the sinfo page at {:#x}",
+                SINFO.address
+            ),
+            HostedError::BadSinfo(e) => write!(f, "sinfo page: {e}"),
+            HostedError::RegionNotMapped {
+                ref name,
+                address,
+                size,
+                writable,
+            } => write!(
+                f,
+                "sinfo region `{name}`: {size:#x} bytes at {address:#x} are not mapped{} by the memory map",
+                if writable { " writable" } else { "" }
             ),
         }
     }
@@ -330,6 +367,40 @@ fn map_entries(bytes: &[u8], file_size: u64) -> Result<(), HostedError> {
             // SAFETY: unmaps what the kernel placed elsewhere; nothing uses it.
             unsafe { libc::munmap(got, size as usize) };
             return Err(HostedError::MapMoved { index, address });
+        }
+    }
+    check_sinfo(&map)
+}
+
+/// Checks that the sinfo page is mapped and that every memory region it names is
+/// mapped (writable where it says so): the runtime trusts the page's addresses.
+fn check_sinfo(map: &MemMap<'_>) -> Result<(), HostedError> {
+    let mapped = |address: u64, size: u64, writable: bool| {
+        map.entries().iter().any(|e| {
+            let (a, s) = (e.address.get(), e.size.get());
+            address >= a
+                && address.checked_add(size).is_some_and(|end| end <= a + s)
+                && (!writable || e.flags.get() & ENTRY_WRITABLE != 0)
+        })
+    };
+    if !mapped(SINFO.address, SINFO.size, false) {
+        return Err(HostedError::NoSinfo);
+    }
+    // SAFETY: the page was just mapped read-only at its fixed address from the
+    // memory file, for the rest of the process, and nothing writes it.
+    let info = unsafe { SubjectInfo::from_fixed_address() }.map_err(HostedError::BadSinfo)?;
+    for r in info.resources() {
+        if let ResourceData::Memory(m) = r.data {
+            if !mapped(m.address, m.size, m.writable()) {
+                let mut name = Name::new();
+                let _ = write!(name, "{}", r.name);
+                return Err(HostedError::RegionNotMapped {
+                    name,
+                    address: m.address,
+                    size: m.size,
+                    writable: m.writable(),
+                });
+            }
         }
     }
     Ok(())
