@@ -224,7 +224,10 @@ impl<P: Platform> Runtime<P> {
     /// after arming and with vectors held back, so data that arrived before the sleep
     /// is never slept over.
     pub fn poll(&self, deadline_ns: u64, devices: &[&dyn Pollable]) -> Ready {
-        let deadline = self.clock.ticks(deadline_ns);
+        let deadline = match deadline_ns {
+            u64::MAX => u64::MAX,
+            ns => self.clock.ticks(ns),
+        };
         let devices = &devices[..devices.len().min(64)];
         let ready = || {
             devices
