@@ -33,6 +33,11 @@ use crate::world::{Library, World};
 /// Default length of a minor frame.
 pub const DEFAULT_FRAME: Duration = Duration::from_millis(10);
 
+/// How often the log sink looks at the debug log by itself. The kernel also wakes it
+/// whenever the subject halts or exits, so lines of a subject that logs and then
+/// sleeps appear at once; this only bounds the delay for one that never sleeps.
+pub const LOG_PERIOD: Duration = Duration::from_millis(50);
+
 /// What to run and how.
 #[derive(Debug)]
 pub struct Options {
@@ -348,7 +353,7 @@ pub fn run(options: Options) -> Result<Report, RunError> {
         let (injector, stop, log_wake) = (&injector, &stop, &log_wake);
         let log_thread = log.map(|mut sink| {
             scope.spawn(move || {
-                let result = sink.run(stop, log_wake, options.frame);
+                let result = sink.run(stop, log_wake, LOG_PERIOD);
                 (sink.messages, result)
             })
         });

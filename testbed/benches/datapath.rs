@@ -1,0 +1,302 @@
+//! Figures of the testbed's data paths, each beside the same host's raw figure measured
+//! in the same run: `cargo bench -p muen-testbed --bench datapath`.
+//!
+//! - network: frames per second echoed through TAP -> bridge -> `|in` -> test subject
+//!   -> `|out` -> bridge -> TAP, with 64 frames in flight, inside a private network
+//!   namespace; beside a plain program echoing on a TAP interface (the host's TAP
+//!   path without the testbed) and `memcpy` of the same frames;
+//! - block: MB/s the test subject writes (then syncs) and reads through the block
+//!   server; beside `pwrite` + `fdatasync` and `pread` of the same amount in the same
+//!   chunks on an image on the same file system, and `memcpy`;
+//! - idle: CPU time per wall second of a subject sleeping on its timed event, and of
+//!   the testbed meanwhile.
+//!
+//! The network figures need root (namespace, TAP); without root they are reported as
+//! SKIPPED.
+
+#[path = "../tests/common/netns.rs"]
+#[allow(dead_code)] // shared with the tests, which use all of it
+mod netns;
+
+use std::hint::black_box;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use muen_testbed::peers::tap::Tap;
+use netns::{frame, Netns, PacketSocket, HOST_MAC, SUBJECT_MAC};
+
+const TESTBED: &str = env!("CARGO_BIN_EXE_muen-testbed");
+const SUBJECT: &str = env!("CARGO_BIN_EXE_testbed-subject");
+const BLOCK_MIB: u64 = 256;
+const CHUNK: usize = 4 << 20;
+const WINDOW: usize = 64;
+const NET_SECONDS: f64 = 2.0;
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name)
+}
+
+fn tmp(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
+}
+
+/// Copies of `size`-byte frames per second (one copy per frame, over a ring).
+fn memcpy_rate(size: usize) -> f64 {
+    let src = vec![0x5au8; size * 1024];
+    let mut dst = vec![0u8; size * 1024];
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_millis(300) {
+        for i in 0..1024 {
+            dst[i * size..(i + 1) * size].copy_from_slice(&src[i * size..(i + 1) * size]);
+        }
+        black_box(&mut dst);
+        n += 1024;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Round trips per second on `sock` with `WINDOW` frames in flight.
+fn echo_rate(sock: &PacketSocket, size: usize) -> f64 {
+    let payload = vec![0x42u8; size - 14];
+    let f = frame(SUBJECT_MAC, HOST_MAC, &payload);
+    // Warm up and make sure the path works.
+    for _ in 0..10 {
+        assert!(sock.send(&f));
+        sock.recv(Duration::from_secs(10))
+            .expect("no echo: the path is broken");
+    }
+    let (mut received, mut in_flight) = (0u64, 0usize);
+    let start = Instant::now();
+    while start.elapsed().as_secs_f64() < NET_SECONDS {
+        while in_flight < WINDOW {
+            if !sock.send(&f) {
+                break;
+            }
+            in_flight += 1;
+        }
+        match sock.recv(Duration::from_millis(200)) {
+            Some(_) => {
+                received += 1;
+                in_flight = in_flight.saturating_sub(1);
+            }
+            // Frames were dropped somewhere: refill the window.
+            None => in_flight = 0,
+        }
+    }
+    let rate = received as f64 / start.elapsed().as_secs_f64();
+    sock.drain(Duration::from_millis(200));
+    rate
+}
+
+fn net() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("net: SKIPPED (needs root for a network namespace and TAP interfaces)");
+        return;
+    }
+    let ns = Netns::new();
+    // Raw: a plain program echoing frames on a TAP interface.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let raw: Vec<f64> = std::thread::scope(|s| {
+        let (ns, stop) = (&ns, &stop);
+        let echo = s.spawn(move || {
+            ns.enter();
+            let tap = Tap::open("tbraw0").expect("opening a TAP interface");
+            let mut buf = [0u8; 2048];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut pfd = libc::pollfd {
+                    fd: tap.fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: polls one live pollfd.
+                unsafe { libc::poll(&mut pfd, 1, 100) };
+                while let Ok(Some(n)) = tap.read(&mut buf) {
+                    let mut reply = buf[..n].to_vec();
+                    reply[..6].copy_from_slice(&buf[6..12]);
+                    reply[6..12].copy_from_slice(&buf[..6]);
+                    let _ = tap.write(&reply);
+                }
+            }
+        });
+        let rates = s
+            .spawn(move || {
+                ns.enter();
+                assert!(ns.wait_for_carrier("tbraw0", Duration::from_secs(10)));
+                let sock = PacketSocket::open("tbraw0");
+                [60, 1514].map(|size| echo_rate(&sock, size)).to_vec()
+            })
+            .join()
+            .unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        echo.join().unwrap();
+        rates
+    });
+    // Through the testbed and the echoing test subject.
+    let mut testbed = ns
+        .command(TESTBED)
+        .args(["run", "--exec", SUBJECT])
+        .arg(example("echo"))
+        .args([
+            "--tap",
+            "service0=tbbench0",
+            "--timeout",
+            "120",
+            "--",
+            "echo",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let through: Vec<f64> = std::thread::scope(|s| {
+        s.spawn(|| {
+            ns.enter();
+            assert!(ns.wait_for_carrier("tbbench0", Duration::from_secs(20)));
+            let sock = PacketSocket::open("tbbench0");
+            let rates = [60, 1514].map(|size| echo_rate(&sock, size)).to_vec();
+            sock.send(&frame(SUBJECT_MAC, HOST_MAC, b"QUIT"));
+            rates
+        })
+        .join()
+        .unwrap()
+    });
+    let status = testbed.wait().unwrap();
+    assert!(status.success(), "the testbed failed: {status}");
+    for (i, size) in [60usize, 1514].iter().enumerate() {
+        println!(
+            "net echo {size:>4}-byte frames: testbed {:>9.0} frames/s | raw TAP echo {:>9.0} frames/s \
+             | memcpy {:>11.0} frames/s | testbed/raw {:.2}",
+            through[i],
+            raw[i],
+            memcpy_rate(*size),
+            through[i] / raw[i]
+        );
+    }
+}
+
+fn block() {
+    let bytes = BLOCK_MIB << 20;
+    // Raw: pwrite + fdatasync, then pread, in the chunks the subject uses.
+    let raw_path = tmp("bench-raw.img");
+    let file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&raw_path)
+        .unwrap();
+    file.set_len(bytes).unwrap();
+    let chunk = vec![0x5au8; CHUNK];
+    let start = Instant::now();
+    for off in (0..bytes).step_by(CHUNK) {
+        file.write_all_at(&chunk, off).unwrap();
+    }
+    file.sync_data().unwrap();
+    let raw_write = bytes as f64 / 1e6 / start.elapsed().as_secs_f64();
+    let mut buf = vec![0u8; CHUNK];
+    let start = Instant::now();
+    for off in (0..bytes).step_by(CHUNK) {
+        file.read_exact_at(&mut buf, off).unwrap();
+        black_box(&mut buf);
+    }
+    let raw_read = bytes as f64 / 1e6 / start.elapsed().as_secs_f64();
+    drop(file);
+    let _ = std::fs::remove_file(&raw_path);
+    // memcpy of the same chunks.
+    let mut dst = vec![0u8; CHUNK];
+    let start = Instant::now();
+    for _ in 0..(bytes as usize / CHUNK) {
+        dst.copy_from_slice(&chunk);
+        black_box(&mut dst);
+    }
+    let memcpy = bytes as f64 / 1e6 / start.elapsed().as_secs_f64();
+    // Through the block server.
+    let img = tmp("bench-block.img");
+    std::fs::File::create(&img).unwrap().set_len(bytes).unwrap();
+    let out = Command::new(TESTBED)
+        .args(["run", "--exec", SUBJECT])
+        .arg(example("blockstore"))
+        .arg("--disk")
+        .arg(format!("storage={}", img.display()))
+        .args([
+            "--timeout",
+            "300",
+            "--",
+            "block-bench",
+            &BLOCK_MIB.to_string(),
+        ])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&img);
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "block bench failed: {log}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = |k: &str| -> f64 {
+        log.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(k))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {k} in {log}"))
+    };
+    let (write, read) = (field("write_mb_s="), field("read_mb_s="));
+    println!(
+        "block write ({BLOCK_MIB} MiB, 4 MiB requests, then sync): testbed {write:>7.0} MB/s | \
+         raw pwrite+fdatasync {raw_write:>7.0} MB/s | memcpy {memcpy:>7.0} MB/s | testbed/raw {:.2}",
+        write / raw_write
+    );
+    println!(
+        "block read  ({BLOCK_MIB} MiB, 4 MiB requests):            testbed {read:>7.0} MB/s | \
+         raw pread           {raw_read:>7.0} MB/s | memcpy {memcpy:>7.0} MB/s | testbed/raw {:.2}",
+        read / raw_read
+    );
+}
+
+fn idle() {
+    let out = Command::new(TESTBED)
+        .args(["run", "--exec", SUBJECT])
+        .arg(example("hello"))
+        .args(["--stats", "--timeout", "60", "--", "idle", "5"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let field = |k: &str| -> f64 {
+        stderr
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(k))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {k} in {stderr}"))
+    };
+    println!(
+        "idle subject (5 s on its timed event): subject {:.3} % CPU (goal < 1 %) | testbed {:.3} % CPU \
+         | wall {:.2} s",
+        field("subject_cpu_pct="),
+        field("testbed_cpu_pct="),
+        field("wall_s=")
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument selects parts.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted = |part: &str| args.is_empty() || args.iter().any(|a| part.contains(a.as_str()));
+    if wanted("net") {
+        net();
+    }
+    if wanted("block") {
+        block();
+    }
+    if wanted("idle") {
+        idle();
+    }
+}
