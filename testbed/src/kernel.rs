@@ -158,6 +158,7 @@ pub struct Kernel<'a> {
     actions: [Action; 64],
     wakers: Vec<&'a EventFd>,
     log: Option<&'a EventFd>,
+    log_frame: Option<u64>,
     injector: &'a Injector<'a>,
     socket_open: bool,
     stats: KernelStats,
@@ -202,6 +203,7 @@ impl<'a> Kernel<'a> {
             actions,
             wakers: Vec::new(),
             log: None,
+            log_frame: None,
             injector,
             socket_open: true,
             stats: KernelStats::default(),
@@ -337,8 +339,13 @@ impl<'a> Kernel<'a> {
                         Some(Message::Halt) => {
                             self.stats.halts += 1;
                             self.check_timed_event(rdtsc());
-                            if let Some(log) = self.log {
-                                log.notify();
+                            // At most once a frame: a subject halting for every block
+                            // request must not keep the log sink busy.
+                            if self.log_frame != Some(self.frame_start) {
+                                self.log_frame = Some(self.frame_start);
+                                if let Some(log) = self.log {
+                                    log.notify();
+                                }
                             }
                         }
                         // `Vector` only goes the other way.

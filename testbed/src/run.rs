@@ -354,7 +354,10 @@ pub fn run(options: Options) -> Result<Report, RunError> {
         let log_thread = log.map(|mut sink| {
             scope.spawn(move || {
                 let result = sink.run(stop, log_wake, LOG_PERIOD);
-                (sink.messages, result)
+                if let Err(e) = &result {
+                    eprintln!("muen-testbed: the log sink stopped: {e}");
+                }
+                (sink.messages, result.is_ok())
             })
         });
         let net_threads: Vec<_> = bridges
@@ -363,7 +366,13 @@ pub fn run(options: Options) -> Result<Report, RunError> {
             .map(|(mut bridge, wake)| {
                 scope.spawn(move || {
                     let result = bridge.run(injector, wake, stop);
-                    (bridge.name().to_string(), bridge.stats, result)
+                    if let Err(e) = &result {
+                        eprintln!(
+                            "muen-testbed: the network bridge of `{}` stopped: {e}",
+                            bridge.name()
+                        );
+                    }
+                    (bridge.name().to_string(), bridge.stats)
                 })
             })
             .collect();
@@ -373,7 +382,13 @@ pub fn run(options: Options) -> Result<Report, RunError> {
             .map(|(mut server, wake)| {
                 scope.spawn(move || {
                     let result = server.run(injector, wake, stop);
-                    (server.name().to_string(), server.stats, result)
+                    if let Err(e) = &result {
+                        eprintln!(
+                            "muen-testbed: the block server of `{}` stopped: {e}",
+                            server.name()
+                        );
+                    }
+                    (server.name().to_string(), server.stats)
                 })
             })
             .collect();
@@ -417,45 +432,27 @@ pub fn run(options: Options) -> Result<Report, RunError> {
             Ok((ending, exit, wall))
         });
         stop.stop();
+        // A peer that failed said so when it stopped; a panic is reported here.
         let mut log_messages = 0;
-        let mut problems = Vec::new();
         if let Some(t) = log_thread {
             match t.join() {
-                Ok((n, r)) => {
-                    log_messages = n;
-                    if let Err(e) = r {
-                        problems.push(format!("log sink: {e}"));
-                    }
-                }
-                Err(_) => problems.push("log sink panicked".into()),
+                Ok((n, _)) => log_messages = n,
+                Err(_) => eprintln!("muen-testbed: the log sink panicked"),
             }
         }
         let mut net = Vec::new();
         for t in net_threads {
             match t.join() {
-                Ok((name, stats, r)) => {
-                    if let Err(e) = r {
-                        problems.push(format!("network bridge {name}: {e}"));
-                    }
-                    net.push((name, stats));
-                }
-                Err(_) => problems.push("a network bridge panicked".into()),
+                Ok(stats) => net.push(stats),
+                Err(_) => eprintln!("muen-testbed: a network bridge panicked"),
             }
         }
         let mut block = Vec::new();
         for t in block_threads {
             match t.join() {
-                Ok((name, stats, r)) => {
-                    if let Err(e) = r {
-                        problems.push(format!("block server {name}: {e}"));
-                    }
-                    block.push((name, stats));
-                }
-                Err(_) => problems.push("a block server panicked".into()),
+                Ok(stats) => block.push(stats),
+                Err(_) => eprintln!("muen-testbed: a block server panicked"),
             }
-        }
-        for p in &problems {
-            eprintln!("muen-testbed: {p}");
         }
         let _ = io::stdout().flush();
         let (ending, exit, wall) = outcome?;

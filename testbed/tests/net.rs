@@ -2,7 +2,8 @@
 //! namespace reach the test subject and its replies come back; a flooded subject
 //! survives; pcap files are readable by tshark; TAP interfaces the testbed created are
 //! gone afterwards. Every test makes its own namespace and removes it; no frame leaves
-//! it. These tests need root.
+//! it. These tests need root; their names start with `netns_` so that
+//! `scripts/test.sh` can skip them (visibly) when it does not run as root.
 
 mod common;
 
@@ -92,8 +93,8 @@ fn tshark_count(pcap: &std::path::Path, filter: &str) -> usize {
 }
 
 #[test]
-fn frames_from_a_tap_reach_the_subject_and_replies_come_back() {
-    require_root("frames_from_a_tap_reach_the_subject_and_replies_come_back");
+fn netns_frames_from_a_tap_reach_the_subject_and_replies_come_back() {
+    require_root("netns_frames_from_a_tap_reach_the_subject_and_replies_come_back");
     let ns = Netns::new();
     let pcap = temp("echo.pcap");
     let pcap_arg = format!("service0={}", pcap.display());
@@ -142,8 +143,8 @@ fn frames_from_a_tap_reach_the_subject_and_replies_come_back() {
 }
 
 #[test]
-fn a_flooded_subject_survives_counts_overruns_and_keeps_answering() {
-    require_root("a_flooded_subject_survives_counts_overruns_and_keeps_answering");
+fn netns_a_flooded_subject_survives_counts_overruns_and_keeps_answering() {
+    require_root("netns_a_flooded_subject_survives_counts_overruns_and_keeps_answering");
     let ns = Netns::new();
     // The subject spends 100 us on every frame: at most 10000 frames/s.
     let run = start_echo(&ns, "tbflood0", &[], &["echo", "100"]);
@@ -201,8 +202,8 @@ fn a_flooded_subject_survives_counts_overruns_and_keeps_answering() {
 }
 
 #[test]
-fn an_existing_tap_is_used_and_left_in_place() {
-    require_root("an_existing_tap_is_used_and_left_in_place");
+fn netns_an_existing_tap_is_used_and_left_in_place() {
+    require_root("netns_an_existing_tap_is_used_and_left_in_place");
     let ns = Netns::new();
     ns.exec(&["ip", "tuntap", "add", "dev", "tbkeep0", "mode", "tap"]);
     ns.exec(&["ip", "link", "set", "tbkeep0", "up"]);
@@ -229,8 +230,8 @@ fn an_existing_tap_is_used_and_left_in_place() {
 }
 
 #[test]
-fn a_killed_testbed_leaves_no_subject_and_no_tap() {
-    require_root("a_killed_testbed_leaves_no_subject_and_no_tap");
+fn netns_a_killed_testbed_leaves_no_subject_and_no_tap() {
+    require_root("netns_a_killed_testbed_leaves_no_subject_and_no_tap");
     let ns = Netns::new();
     let mut run = start_echo(&ns, "tbkill0", &[], &["echo"]);
     assert!(ns.wait_for_carrier("tbkill0", Duration::from_secs(20)));

@@ -252,3 +252,24 @@ fn bad_policies_name_file_line_and_problem() {
         )
     );
 }
+
+#[test]
+fn malformed_control_messages_are_ignored_with_one_warning() {
+    let out = run_subject("hello", &["--stats"], &["bad-control"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("malformed control message").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("malformed control message [03, 28]"),
+        "{stderr}"
+    );
+    assert_eq!(stat(&out.stderr, "bad_messages"), Some(3), "{stderr}");
+    assert_eq!(
+        log_lines(&out.stdout, "hello"),
+        ["sent bad control messages"]
+    );
+}

@@ -227,6 +227,19 @@ impl Platform {
         send(self.socket, Message::Event(event));
     }
 
+    /// Sends arbitrary bytes on the control socket (to test the testbed).
+    pub fn send_raw(&self, bytes: &[u8]) {
+        // SAFETY: sends from a live slice.
+        unsafe {
+            libc::send(
+                self.socket,
+                bytes.as_ptr().cast(),
+                bytes.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+    }
+
     /// Moves every queued message into the pending set without blocking.
     pub fn poll_vectors(&mut self) {
         while let Some(m) = self.receive(libc::MSG_DONTWAIT) {

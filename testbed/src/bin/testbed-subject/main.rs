@@ -16,6 +16,7 @@
 //! | `block-discard SECTOR COUNT` | discards, reads back zeros |
 //! | `block-bad` | sends invalid requests and checks that each is refused |
 //! | `block-bench MIB` | writes and reads MIB MiB, logs MB/s |
+//! | `bad-control` | sends malformed control messages, exits 0 |
 //! | `hang` | spins forever |
 //! | `panic` | panics |
 //! | `segv` | touches unmapped memory |

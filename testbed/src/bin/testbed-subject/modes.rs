@@ -40,6 +40,14 @@ pub fn run(p: &mut Platform, mode: &str, args: &[String]) -> i32 {
         "block-discard" => block_discard(p, arg(0), arg(1)),
         "block-bad" => block_bad(p),
         "block-bench" => block_bench(p, arg(0)),
+        "bad-control" => {
+            // Messages a subject must not send: a vector, an unknown opcode, a long one.
+            p.send_raw(&[3, 40]);
+            p.send_raw(&[9, 9]);
+            p.send_raw(&[1, 2, 3]);
+            log!("sent bad control messages");
+            0
+        }
         "hang" => {
             log!("hanging");
             #[allow(clippy::empty_loop)]
