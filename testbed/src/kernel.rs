@@ -426,3 +426,131 @@ pub fn publish_time_info(memory: &Memory, index: usize, tsc: TscRate) {
     memory.word(index, off(2)).store(0, Ordering::Relaxed);
     memory.word(index, off(0)).store(base, Ordering::Release);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy;
+    use std::os::fd::{AsFd, OwnedFd};
+    use std::path::Path;
+
+    fn echo() -> World {
+        policy::parse(
+            include_str!("../../policy-gen/tests/snapshots/echo.xml"),
+            Path::new("echo.xml"),
+        )
+        .unwrap()
+    }
+
+    fn received(fd: &OwnedFd) -> Vec<[u8; 2]> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 2];
+        while let Ok(Received::Datagram(2)) = os::recv_nonblocking(fd.as_raw_fd(), &mut buf) {
+            out.push(buf);
+        }
+        out
+    }
+
+    #[test]
+    fn a_full_socket_keeps_vectors_pending_until_it_drains() {
+        let (ours, theirs) = os::seqpacket_pair().unwrap();
+        let injector = Injector::new(ours.as_fd()).unwrap();
+        while os::send_nonblocking(ours.as_raw_fd(), &[0, 0]).unwrap() {}
+        injector.inject(33);
+        injector.inject(200);
+        injector.inject(33);
+        assert!(injector.has_pending());
+        assert!(injector.wake.clear());
+        assert!(!injector.flush(), "the socket is still full");
+        let mut buf = [0u8; 2];
+        while let Ok(Received::Datagram(_)) = os::recv_nonblocking(theirs.as_raw_fd(), &mut buf) {}
+        assert!(injector.flush());
+        assert!(!injector.has_pending());
+        // Pending vectors coalesce: 33 once, then 200.
+        assert_eq!(received(&theirs), [[3, 33], [3, 200]]);
+        assert_eq!(injector.sent(), 2);
+    }
+
+    #[test]
+    fn events_are_handled_as_the_policy_links_them() {
+        let w = echo();
+        let memory = Memory::new(&w).unwrap();
+        let (ours, theirs) = os::seqpacket_pair().unwrap();
+        let injector = Injector::new(ours.as_fd()).unwrap();
+        let tsc = TscRate::from_khz(1_000_000).unwrap();
+        let peer = EventFd::new().unwrap();
+        let mut k = Kernel::new(&w, &memory, tsc, Duration::from_millis(10), &injector);
+        k.link(2, &peer);
+        // The kernel disarmed the timed event and published the first frame.
+        let timed = w.region_index("timed_event").unwrap();
+        assert_eq!(
+            memory.word(timed, TIMED_TRIGGER).load(Ordering::Relaxed),
+            u64::MAX
+        );
+        let sched = w.region_index("scheduling_info").unwrap();
+        let start = memory.word(sched, SCHED_START).load(Ordering::Relaxed);
+        let end = memory.word(sched, SCHED_END).load(Ordering::Relaxed);
+        assert_eq!(end - start, 10_000_000);
+        // `timer` (1) is a self event: it injects the `timer` vector (32).
+        k.handle_event(1);
+        assert_eq!(received(&theirs), [[3, 32]]);
+        // `service0|out` (2) wakes the network bridge.
+        k.handle_event(2);
+        assert!(peer.clear());
+        // `exit` (0) is recorded; unknown and out-of-range numbers are ignored.
+        k.handle_event(0);
+        k.handle_event(40);
+        k.handle_event(200);
+        assert!(k.stats().exit_event);
+        assert!(received(&theirs).is_empty());
+        // An expired timed event fires once and is disarmed; a future one waits.
+        memory
+            .word(timed, TIMED_EVENT)
+            .store(64 + 1, Ordering::Relaxed);
+        memory
+            .word(timed, TIMED_TRIGGER)
+            .store(5, Ordering::Relaxed);
+        k.check_timed_event(rdtsc());
+        assert_eq!(
+            received(&theirs),
+            [[3, 32]],
+            "event number masked to 6 bits"
+        );
+        assert_eq!(
+            memory.word(timed, TIMED_TRIGGER).load(Ordering::Relaxed),
+            u64::MAX
+        );
+        k.check_timed_event(rdtsc());
+        assert!(received(&theirs).is_empty());
+        memory
+            .word(timed, TIMED_TRIGGER)
+            .store(rdtsc() + 1_000_000_000_000, Ordering::Relaxed);
+        k.check_timed_event(rdtsc());
+        assert!(received(&theirs).is_empty());
+        assert_eq!(k.stats().timed_events, 1);
+    }
+
+    #[test]
+    fn time_info_is_published_as_the_time_subject_does() {
+        let w = echo();
+        let memory = Memory::new(&w).unwrap();
+        let i = w.region_index("time_info").unwrap();
+        let tsc = TscRate::from_khz(2_000_000).unwrap();
+        publish_time_info(&memory, i, tsc);
+        let record = muen_sinfo::TimeInfoRecord {
+            tsc_time_base: memory.word(i, 0).load(Ordering::Acquire),
+            tsc_tick_rate_hz: memory.word(i, 8).load(Ordering::Relaxed),
+            timezone_microsecs: memory.word(i, 16).load(Ordering::Relaxed) as i64,
+        };
+        let record = record.validate().unwrap();
+        assert_eq!(record.tsc_tick_rate_hz, 2_000_000_000);
+        let now_us = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64;
+        // Base and conversion use the same rate, so the TSC now converts to the wall
+        // clock now, whatever the real rate is.
+        let at = record.utc_micros(rdtsc());
+        assert!(at.abs_diff(now_us) < 100_000, "{at} vs {now_us}");
+    }
+}

@@ -339,6 +339,7 @@ mod tests {
         assert!(m.range(timed, 0x1000).is_some_and(|(_, rest)| rest == 0));
         assert!(m.range(timed, 0x1001).is_none());
         // The size is sealed: nobody can shrink the file under the mapping.
+        // SAFETY: plain ftruncate on a descriptor the memory owns.
         let rc = unsafe { libc::ftruncate(m.fd().as_raw_fd(), 0) };
         assert_eq!(rc, -1);
     }
