@@ -267,28 +267,27 @@ fn fill(file: &File, p: &Placement, byte: u8) -> io::Result<()> {
     Ok(())
 }
 
-/// The memory file as the subject sees it: `(address, bytes)` of every entry of the map
-/// in `file`. For tests.
-pub fn read_back(memory: &Memory) -> io::Result<Vec<(u64, Vec<u8>)>> {
-    let mut head = vec![0u8; MEMMAP_SIZE as usize];
-    memory.file.read_exact_at(&mut head, 0)?;
-    let map = muen_app::hosted::MemMap::parse(&head)
-        .map_err(|e| io::Error::other(format!("bad memory map: {e:?}")))?;
-    let mut out = Vec::new();
-    for e in map.entries() {
-        let mut bytes = vec![0u8; e.size.get() as usize];
-        memory.file.read_exact_at(&mut bytes, e.offset.get())?;
-        out.push((e.address.get(), bytes));
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::policy;
     use std::path::Path;
     use std::sync::atomic::Ordering;
+
+    /// The memory file as the subject sees it: `(address, bytes)` of every entry of the map.
+    fn read_back(memory: &Memory) -> io::Result<Vec<(u64, Vec<u8>)>> {
+        let mut head = vec![0u8; MEMMAP_SIZE as usize];
+        memory.file.read_exact_at(&mut head, 0)?;
+        let map = muen_app::hosted::MemMap::parse(&head)
+            .map_err(|e| io::Error::other(format!("bad memory map: {e:?}")))?;
+        let mut out = Vec::new();
+        for e in map.entries() {
+            let mut bytes = vec![0u8; e.size.get() as usize];
+            memory.file.read_exact_at(&mut bytes, e.offset.get())?;
+            out.push((e.address.get(), bytes));
+        }
+        Ok(out)
+    }
 
     fn echo() -> World {
         policy::parse(

@@ -247,22 +247,45 @@ pub fn run(options: Options) -> Result<Report, RunError> {
     let origin = rdtsc();
     let epoch = epoch_from(origin);
 
-    // Outside resources first: a bad --tap or --disk must fail before anything runs.
-    let mut bridges = Vec::new();
+    // Outside resources first, so that a bad --disk or --tap fails before anything
+    // runs; pcap files last, so that a failure leaves none behind.
+    let mut disks = Vec::new();
+    for d in &world.block {
+        disks.push(match find(&options.disks, &d.name) {
+            Some(path) => Some(Disk::open(path).map_err(|e| {
+                RunError::BadInput(format!("--disk {}={}: {e}", d.name, path.display()))
+            })?),
+            None => {
+                eprintln!(
+                    "muen-testbed: block device `{}` has no --disk; it has 0 blocks",
+                    d.name
+                );
+                None
+            }
+        });
+    }
+    let mut taps = Vec::new();
     for d in &world.net {
-        let tap = match find(&options.taps, &d.name) {
+        taps.push(match find(&options.taps, &d.name) {
             Some(ifname) => Some(
                 Tap::open(ifname)
                     .map_err(|e| RunError::BadInput(format!("--tap {}={ifname}: {e}", d.name)))?,
             ),
             None => None,
-        };
-        let pcap = match find(&options.pcaps, &d.name) {
+        });
+    }
+    let mut pcaps = Vec::new();
+    for d in &world.net {
+        pcaps.push(match find(&options.pcaps, &d.name) {
             Some(path) => Some(Pcap::create(path).map_err(|e| {
                 RunError::BadInput(format!("--pcap {}={}: {e}", d.name, path.display()))
             })?),
             None => None,
-        };
+        });
+    }
+
+    let mut bridges = Vec::new();
+    for ((d, tap), pcap) in world.net.iter().zip(taps).zip(pcaps) {
         let input = memory
             .channel_mut(d.input)
             .map_err(|e| RunError::Host(e.to_string()))?;
@@ -276,19 +299,7 @@ pub fn run(options: Options) -> Result<Report, RunError> {
         bridges.push(bridge);
     }
     let mut servers = Vec::new();
-    for d in &world.block {
-        let disk = match find(&options.disks, &d.name) {
-            Some(path) => Some(Disk::open(path).map_err(|e| {
-                RunError::BadInput(format!("--disk {}={}: {e}", d.name, path.display()))
-            })?),
-            None => {
-                eprintln!(
-                    "muen-testbed: block device `{}` has no --disk; it has 0 blocks",
-                    d.name
-                );
-                None
-            }
-        };
+    for (d, disk) in world.block.iter().zip(disks) {
         let responses = memory
             .channel_mut(d.response)
             .map_err(|e| RunError::Host(e.to_string()))?;

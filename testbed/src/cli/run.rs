@@ -66,9 +66,6 @@ pub struct RunArgs {
     /// the policy still comes from APP or --policy).
     #[arg(long, value_name = "PATH", hide = true)]
     exec: Option<PathBuf>,
-    /// Minor frame length in microseconds.
-    #[arg(long, value_name = "US", hide = true)]
-    minor_frame_us: Option<u64>,
     /// Arguments for the subject (the testbed's test subject takes some).
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<OsString>,
@@ -116,9 +113,6 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         }
     };
     let name = world.name.clone();
-    let frame = args
-        .minor_frame_us
-        .map_or(DEFAULT_FRAME, |us| Duration::from_micros(us.max(100)));
     let pairs = |v: &[DevArg]| -> Vec<(String, String)> {
         v.iter().map(|a| (a.dev.clone(), a.value.clone())).collect()
     };
@@ -135,7 +129,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         disks: paths(&args.disk),
         pcaps: paths(&args.pcap),
         timeout,
-        frame,
+        frame: DEFAULT_FRAME,
         tsc: TscRate::host(),
     };
     let report = run::run(options).map_err(|e| match e {
