@@ -1,0 +1,470 @@
+use super::*;
+use crate::testing::{memory, page, shared, TestSys};
+use muen_channel::protocol::muenblock::{REQUEST_REGION_SIZE, RESPONSE_REGION_SIZE};
+use muen_sinfo::MemoryKind;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+const BS: u64 = 512;
+const BUFFER: usize = 0x1_0000;
+
+/// An in-test muenblock server on the same memory, run whenever the client waits.
+struct Server {
+    requests: Reader<'static>,
+    responses: Writer<'static>,
+    data: RegionMut<'static>,
+    disk: Vec<u8>,
+    block_size: u64,
+    max_blocks: u64,
+    max_requests: Option<u64>,
+    /// Answer each batch in reverse order.
+    reverse: bool,
+    /// Never answer anything.
+    silent: bool,
+    /// Requests touching this sector fail with EIO.
+    fail_sector: Option<u64>,
+    sync_status: u64,
+    /// A response with an unknown tag before each batch.
+    stray: bool,
+    seen: Vec<Request>,
+    largest_batch: usize,
+}
+
+impl Server {
+    fn new(
+        req: &'static [core::sync::atomic::AtomicU64],
+        resp: &'static [core::sync::atomic::AtomicU64],
+        data: &'static [core::sync::atomic::AtomicU64],
+        blocks: u64,
+    ) -> Self {
+        Server {
+            requests: Reader::new(
+                Region::from_atomics(req).unwrap(),
+                muenblock::PROTOCOL,
+                REQUEST_SIZE,
+            )
+            .unwrap(),
+            // Muen's AHCI driver uses the constant epoch 1.
+            responses: Writer::init(
+                RegionMut::from_atomics(resp).unwrap(),
+                muenblock::PROTOCOL,
+                RESPONSE_SIZE,
+                epoch_from(1),
+            )
+            .unwrap(),
+            data: RegionMut::from_atomics(data).unwrap(),
+            disk: (0..blocks * BS).map(|i| (i / BS) as u8 ^ 0x5a).collect(),
+            block_size: BS,
+            max_blocks: 16,
+            max_requests: None,
+            reverse: false,
+            silent: false,
+            fail_sector: None,
+            sync_status: 0,
+            stray: false,
+            seen: Vec::new(),
+            largest_batch: 0,
+        }
+    }
+
+    fn step(&mut self) {
+        let mut batch = Vec::new();
+        loop {
+            match self.requests.read::<Request>() {
+                Ok(r) => batch.push(r),
+                Err(ReadError::EpochChanged) => continue,
+                Err(ReadError::NoData | ReadError::Inactive) => break,
+                Err(e) => panic!("server: {e}"),
+            }
+        }
+        self.seen.extend_from_slice(&batch);
+        let io = batch.iter().filter(|r| r.kind().unwrap().is_io()).count();
+        self.largest_batch = self.largest_batch.max(io);
+        if self.silent || batch.is_empty() {
+            return;
+        }
+        if self.stray {
+            let bogus = Request::simple(RequestKind::Read, 0, 0xdead_beef);
+            self.responses.write(&Response::to(&bogus, 0)).unwrap();
+        }
+        let mut answers: Vec<Response> = batch.iter().filter_map(|r| self.handle(r)).collect();
+        if self.reverse {
+            answers.reverse();
+        }
+        for a in answers {
+            self.responses.write(&a).unwrap();
+        }
+    }
+
+    fn handle(&mut self, r: &Request) -> Option<Response> {
+        let bs = self.block_size;
+        let status = match r.kind().unwrap() {
+            RequestKind::Reset | RequestKind::Sync if r.kind() == Ok(RequestKind::Reset) => 0,
+            RequestKind::Sync => self.sync_status,
+            RequestKind::MaxDevices => 1,
+            RequestKind::MediaBlocks => self.disk.len() as u64 / bs,
+            RequestKind::BlockLength => bs,
+            RequestKind::MaxBlocksCount => self.max_blocks,
+            RequestKind::MaxRequests => self.max_requests?,
+            kind @ (RequestKind::Read | RequestKind::Write | RequestKind::Discard) => {
+                // The device offset is a sector, as in Muen's AHCI driver.
+                let start = (r.device_offset() * bs) as usize;
+                let len = r.length() as usize;
+                assert_eq!(len as u64 % bs, 0);
+                assert!(
+                    len as u64 <= self.max_blocks * bs,
+                    "request above Max_Blocks_Count"
+                );
+                assert!(start + len <= self.disk.len(), "request beyond the disk");
+                let sectors = r.device_offset()..r.device_offset() + r.length() / bs;
+                if self.fail_sector.is_some_and(|s| sectors.contains(&s)) {
+                    status::EIO
+                } else {
+                    let at = r.buffer_offset() as usize;
+                    match kind {
+                        RequestKind::Read => {
+                            assert!(r.buffer_range_fits(self.data.len() as u64));
+                            self.data
+                                .write_bytes(at, &self.disk[start..start + len])
+                                .unwrap();
+                        }
+                        RequestKind::Write => {
+                            assert!(r.buffer_range_fits(self.data.len() as u64));
+                            self.data
+                                .read_bytes(at, &mut self.disk[start..start + len])
+                                .unwrap();
+                        }
+                        _ => self.disk[start..start + len].fill(0),
+                    }
+                    status::OK
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        };
+        Some(Response::to(r, status))
+    }
+}
+
+struct Setup {
+    sys: &'static TestSys,
+    server: Rc<RefCell<Server>>,
+    info: SubjectInfo<'static>,
+}
+
+fn setup_with(blocks: u64, configure: impl FnOnce(&mut Server)) -> Setup {
+    let req = shared(REQUEST_REGION_SIZE);
+    let resp = shared(RESPONSE_REGION_SIZE);
+    let data = shared(BUFFER);
+    let info = page("blockstore", |b| {
+        b.memory("disk|req", memory(req, MemoryKind::SubjectChannel, true))
+            .unwrap()
+            .memory("disk|resp", memory(resp, MemoryKind::SubjectChannel, false))
+            .unwrap()
+            .memory("disk|data", memory(data, MemoryKind::SubjectDevice, true))
+            .unwrap()
+            .event("disk|req", 3)
+            .unwrap()
+            .vector("disk|resp", 40)
+            .unwrap();
+    });
+    let mut server = Server::new(req, resp, data, blocks);
+    configure(&mut server);
+    let server = Rc::new(RefCell::new(server));
+    let sys: &'static TestSys = Box::leak(Box::new(TestSys::new()));
+    let peer = server.clone();
+    sys.set_peer(move || peer.borrow_mut().step());
+    Setup { sys, server, info }
+}
+
+fn acquire(s: &Setup) -> Result<MuenBlock<'static, TestSys>, AcquireError> {
+    // SAFETY: the page points at leaked buffers.
+    unsafe { MuenBlock::acquire(s.sys, &s.info, "disk") }
+}
+
+fn setup(configure: impl FnOnce(&mut Server)) -> (Setup, MuenBlock<'static, TestSys>) {
+    let s = setup_with(2048, configure);
+    let dev = acquire(&s).unwrap();
+    (s, dev)
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+#[test]
+fn acquisition_resets_then_asks_for_the_geometry() {
+    let (s, dev) = setup(|_| {});
+    let g = dev.geometry();
+    assert_eq!(
+        (g.devices, g.blocks, g.block_size, g.max_blocks),
+        (1, 2048, 512, 16)
+    );
+    assert!(!g.max_requests_answered);
+    assert_eq!(g.max_requests, DEFAULT_MAX_REQUESTS);
+    assert_eq!(
+        dev.info(),
+        BlockInfo {
+            block_size: 512,
+            capacity: 2048 * 512
+        }
+    );
+    // 8 KiB per request, 8 of them fit the 64 KiB buffer.
+    assert_eq!(dev.io_window(), (16 * 512, 8));
+    let server = s.server.borrow();
+    let kinds: Vec<_> = server.seen.iter().map(|r| r.kind().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            RequestKind::Reset,
+            RequestKind::MaxRequests,
+            RequestKind::MaxDevices,
+            RequestKind::MediaBlocks,
+            RequestKind::BlockLength,
+            RequestKind::MaxBlocksCount
+        ]
+    );
+    let mut tags: Vec<_> = server.seen.iter().map(|r| r.tag()).collect();
+    tags.dedup();
+    assert_eq!(tags.len(), 6, "every request has its own tag");
+    // The request event was triggered (once per batch).
+    assert_eq!(*s.sys.events.borrow(), [3, 3]);
+}
+
+#[test]
+fn an_answer_to_max_requests_limits_the_requests_in_flight() {
+    let (s, mut dev) = setup(|srv| srv.max_requests = Some(2));
+    assert!(dev.geometry().max_requests_answered);
+    assert_eq!(dev.io_window(), (8192, 2));
+    let mut buf = vec![0; 64 * 1024];
+    dev.read(0, &mut buf).unwrap();
+    assert_eq!(s.server.borrow().largest_batch, 2);
+    assert_eq!(dev.stats().max_in_flight, 2);
+}
+
+#[test]
+fn reads_and_writes_of_many_sizes_reach_the_right_sectors() {
+    let (s, mut dev) = setup(|_| {});
+    let cases: [(u64, usize); 9] = [
+        (0, 512),
+        (512, 1024),
+        (7 * 512, 4096),
+        (100 * 512, 8192),
+        (200 * 512, 8704),
+        (300 * 512, 65536),
+        (500 * 512, 65536 + 512),
+        (700 * 512, 300 * 1024),
+        (2047 * 512, 512),
+    ];
+    for (i, &(offset, len)) in cases.iter().enumerate() {
+        let data = pattern(len, i as u8);
+        let first = s.server.borrow().seen.len();
+        dev.write(offset, &data).unwrap();
+        {
+            let server = s.server.borrow();
+            assert_eq!(
+                &server.disk[offset as usize..offset as usize + len],
+                &data[..]
+            );
+            // The chunks are consecutive sector ranges covering exactly the transfer.
+            let mut chunks: Vec<_> = server.seen[first..]
+                .iter()
+                .map(|r| (r.device_offset(), r.length()))
+                .collect();
+            chunks.sort();
+            let mut sector = offset / BS;
+            for (start, length) in chunks {
+                assert_eq!(start, sector);
+                sector += length / BS;
+            }
+            assert_eq!(sector, (offset + len as u64) / BS);
+        }
+        let mut back = vec![0u8; len];
+        dev.read(offset, &mut back).unwrap();
+        assert_eq!(back, data, "{offset} {len}");
+    }
+    // Blocks nobody wrote still hold the server's initial contents.
+    let mut one = vec![0u8; 512];
+    dev.read(1500 * 512, &mut one).unwrap();
+    assert!(one.iter().all(|&b| b == (1500u64 as u8) ^ 0x5a));
+    assert_eq!(dev.stats().stray_responses, 0);
+}
+
+#[test]
+fn many_requests_in_flight_with_out_of_order_answers() {
+    let (s, mut dev) = setup(|srv| {
+        srv.reverse = true;
+        srv.stray = true;
+    });
+    let data = pattern(200 * 1024, 3);
+    dev.write(4096, &data).unwrap();
+    let mut back = vec![0u8; data.len()];
+    dev.read(4096, &mut back).unwrap();
+    assert_eq!(back, data);
+    assert_eq!(s.server.borrow().largest_batch, 8);
+    assert_eq!(dev.stats().max_in_flight, 8);
+    assert!(dev.stats().stray_responses > 0, "unknown tags are ignored");
+}
+
+#[test]
+fn alignment_length_and_range_are_checked_before_sending() {
+    let (s, mut dev) = setup(|_| {});
+    let before = s.server.borrow().seen.len();
+    let mut buf = vec![0u8; 1024];
+    assert_eq!(
+        dev.read(0, &mut buf[..0]),
+        Err(BlockError::BadLength { len: 0 })
+    );
+    assert_eq!(
+        dev.read(0, &mut buf[..100]),
+        Err(BlockError::BadLength { len: 100 })
+    );
+    assert_eq!(
+        dev.write(100, &buf[..512]),
+        Err(BlockError::BadOffset { offset: 100 })
+    );
+    let capacity = 2048 * 512;
+    assert_eq!(
+        dev.read(capacity - 512, &mut buf),
+        Err(BlockError::OutOfRange {
+            offset: capacity - 512,
+            len: 1024,
+            capacity
+        })
+    );
+    assert_eq!(
+        dev.write(u64::MAX - 511, &buf[..512]),
+        Err(BlockError::OutOfRange {
+            offset: u64::MAX - 511,
+            len: 512,
+            capacity
+        })
+    );
+    assert_eq!(
+        dev.discard(capacity, 512),
+        Err(BlockError::OutOfRange {
+            offset: capacity,
+            len: 512,
+            capacity
+        })
+    );
+    assert_eq!(dev.discard(0, 0), Err(BlockError::BadLength { len: 0 }));
+    assert!(!BlockError::BadLength { len: 0 }.is_retryable());
+    assert_eq!(s.server.borrow().seen.len(), before, "nothing was sent");
+}
+
+#[test]
+fn server_error_status_is_an_error_value_and_the_device_stays_usable() {
+    let (s, mut dev) = setup(|srv| srv.fail_sector = Some(40));
+    // Sectors 16..48 in chunks of 16: the chunk starting at sector 32 fails.
+    let data = pattern(32 * 512, 1);
+    assert_eq!(
+        dev.write(16 * 512, &data),
+        Err(BlockError::Device {
+            status: status::EIO,
+            offset: 32 * 512
+        })
+    );
+    // The other chunk was written.
+    assert_eq!(
+        &s.server.borrow().disk[16 * 512..32 * 512],
+        &data[..16 * 512]
+    );
+    let mut buf = vec![0u8; 512];
+    dev.read(0, &mut buf).unwrap();
+    s.server.borrow_mut().sync_status = status::SYNC_FAILED;
+    assert_eq!(
+        dev.sync(),
+        Err(BlockError::Device {
+            status: 1,
+            offset: 0
+        })
+    );
+    s.server.borrow_mut().sync_status = 0;
+    dev.sync().unwrap();
+    assert_eq!(
+        s.server.borrow().seen.last().unwrap().kind(),
+        Ok(RequestKind::Sync)
+    );
+}
+
+#[test]
+fn a_silent_server_times_out_and_the_device_resets_before_the_next_request() {
+    let (s, mut dev) = setup(|_| {});
+    dev.set_timeout(50_000_000);
+    s.sys.step.set(100_000);
+    s.server.borrow_mut().silent = true;
+    let start = s.sys.tsc();
+    let mut buf = vec![0u8; 4096];
+    assert_eq!(dev.read(0, &mut buf), Err(BlockError::Timeout));
+    let waited = s.sys.tsc() - start;
+    assert!((50_000_000..50_200_000).contains(&waited), "{waited}");
+    assert!(
+        s.sys.waits.get() > 10,
+        "it waited, it did not give up at once"
+    );
+    assert_eq!(dev.stats().timeouts, 1);
+    s.server.borrow_mut().silent = false;
+    let seen = s.server.borrow().seen.len();
+    dev.read(0, &mut buf).unwrap();
+    let server = s.server.borrow();
+    assert_eq!(server.seen[seen].kind(), Ok(RequestKind::Reset));
+    assert_eq!(dev.stats().resets, 1);
+    // The late answers to the timed-out read were ignored (the server never sent them
+    // here: it was silent), and the new read got the right data.
+    assert_eq!(&buf[..], &server.disk[..4096]);
+}
+
+#[test]
+fn discard_clears_in_chunks_of_max_blocks() {
+    let (s, mut dev) = setup(|_| {});
+    dev.discard(64 * 512, 40 * 512).unwrap();
+    let server = s.server.borrow();
+    assert!(server.disk[64 * 512..104 * 512].iter().all(|&b| b == 0));
+    assert_ne!(server.disk[104 * 512], 0);
+    let discards: Vec<_> = server
+        .seen
+        .iter()
+        .filter(|r| r.kind() == Ok(RequestKind::Discard))
+        .map(|r| (r.device_offset(), r.length()))
+        .collect();
+    assert_eq!(discards, [(64, 8192), (80, 8192), (96, 4096)]);
+}
+
+#[test]
+fn acquisition_fails_cleanly() {
+    let s = setup_with(2048, |srv| srv.silent = true);
+    let e = acquire(&s).err().unwrap();
+    assert_eq!(
+        e,
+        AcquireError::Server {
+            device: "disk".try_into().unwrap(),
+            error: BlockError::Timeout
+        }
+    );
+    let s = setup_with(2048, |srv| srv.block_size = 1000);
+    let e = acquire(&s).err().unwrap();
+    assert_eq!(
+        e.to_string(),
+        "block device `disk`: the server answered Block_Length with 1000, which is unusable"
+    );
+    let s = setup_with(2048, |srv| srv.max_blocks = 0);
+    assert!(matches!(
+        acquire(&s),
+        Err(AcquireError::BadGeometry {
+            field: "Max_Blocks_Count",
+            ..
+        })
+    ));
+    let info = page("blockstore", |_| {});
+    let sys = TestSys::new();
+    // SAFETY: the page names no regions.
+    let e = unsafe { MuenBlock::acquire(&sys, &info, "disk") }
+        .err()
+        .unwrap();
+    assert_eq!(
+        e.to_string(),
+        "region `disk|req`: not in the subject info page"
+    );
+}

@@ -1,0 +1,70 @@
+//! The runtime of a native Muen subject.
+//!
+//! An application is a `#![no_std] #![no_main]` binary with one function,
+//! `fn main(rt: &mut Runtime) -> i32`, named in [`entry!`]. The runtime starts the CPU
+//! (on Muen) or maps the testbed's world (hosted), reads the subject info page, and hands
+//! `main` a [`Runtime`]: the subject's name and resources, a `log` backend on the
+//! `debuglog` channel, monotonic and wall clocks, an idle loop that sleeps until a
+//! device has data or a deadline passes, and network and block devices found by name.
+//!
+//! ```ignore
+//! #![no_std]
+//! #![no_main]
+//! muen_subject::entry!(main);
+//!
+//! fn main(rt: &mut muen_subject::Runtime) -> i32 {
+//!     log::info!("hello from {}", rt.name());
+//!     0
+//! }
+//! ```
+//!
+//! Layers, bottom up (each explained in `docs/runtime.md`):
+//!
+//! - [`platform`]: the two platforms behind one interface: `muen` (target
+//!   `x86_64-unknown-none`: `_start`, GDT/IDT, `vmcall`, `rdtsc`, `sti; hlt`) and
+//!   `hosted` (Linux: `docs/hosted.md`, the testbed's memory file and control socket).
+//! - [`entry`]: [`entry!`], start-up, exit and the panic handler.
+//! - [`log`](crate::log): the `log` backend on the `debuglog` channel.
+//! - [`clock`]: TSC to nanoseconds, wall clock from `time_info`.
+//! - [`Runtime`] and [`Sys`]: the handle given to `main`, and what drivers need from it
+//!   (events, time, sleeping; the idle loop lives here).
+//! - [`device`]: the device ABI ([`NetDevice`](device::NetDevice),
+//!   [`BlockDevice`](device::BlockDevice)) and its drivers [`net`] (muennet) and
+//!   [`block`] (muenblock client); with feature `smoltcp` a `phy::Device` adapter.
+//!
+//! The runtime uses no heap. Feature `alloc` adds a global allocator over the `ram`
+//! region ([`heap`]).
+
+#![cfg_attr(not(test), no_std)]
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+// Hosted subjects use std's panic machinery (see `entry`); Muen subjects never link std.
+#[cfg(all(target_os = "linux", not(test)))]
+extern crate std;
+
+pub mod block;
+pub mod clock;
+pub mod device;
+pub mod entry;
+#[cfg(feature = "alloc")]
+pub mod heap;
+pub mod log;
+pub mod net;
+pub mod platform;
+mod runtime;
+#[cfg(feature = "smoltcp")]
+pub mod smoltcp;
+mod sys;
+#[cfg(test)]
+mod testing;
+
+pub use clock::Clock;
+pub use runtime::{Ready, Runtime, StartError, WallClockError};
+pub use sys::{Pollable, Sys};
+
+// What applications name in their code, re-exported so that they need no direct
+// dependency on the lower crates.
+pub use muen_channel::{Event, Vector};
+pub use muen_sinfo as sinfo;

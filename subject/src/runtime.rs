@@ -1,0 +1,579 @@
+//! The handle given to the application: resources, clocks, the idle loop, devices.
+
+use core::cell::RefCell;
+use core::fmt;
+use core::ptr::NonNull;
+
+use muen_app::names;
+use muen_channel::Event;
+use muen_sinfo::{
+    Memory, Name, SubjectInfo, TimeInfo, TimeInfoError, TimeInfoRecord, TimedEvent,
+    TimedEventRecord,
+};
+
+use crate::block::MuenBlock;
+use crate::clock::{self, Clock};
+use crate::device::AcquireError;
+use crate::net::MuenNet;
+use crate::platform::{Current, Platform, VectorSet};
+use crate::sys::{Pollable, Sys};
+
+/// The longest the idle loop sleeps without a deadline or before a far one: 1 s. It
+/// bounds how late a subject notices channel data whose writer triggers no event (as
+/// Solo5's network peers do not).
+pub const MAX_SLEEP_NS: u64 = 1_000_000_000;
+
+/// The runtime handle `main` receives.
+///
+/// Everything takes `&self`, so devices (which borrow the runtime) and the idle loop
+/// can be used together. `P` is the platform; applications use the default.
+pub struct Runtime<P: Platform = Current> {
+    platform: P,
+    info: SubjectInfo<'static>,
+    clock: Clock,
+    timer: Option<Timer>,
+    exit_event: Option<Event>,
+}
+
+/// The timed event page and the `timer` event and vector, when the policy has all three.
+struct Timer {
+    page: RefCell<TimedEvent<'static>>,
+    event: u8,
+    vector: u8,
+}
+
+/// Why the runtime cannot start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartError {
+    /// The sinfo page gives a TSC rate of 0 kHz.
+    NoTscRate,
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::NoTscRate => f.write_str("sinfo: tsc_khz is 0"),
+        }
+    }
+}
+
+/// Why [`Runtime::wall_clock`] has no time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WallClockError {
+    /// The subject has no usable `time_info` region (no `libmutime`).
+    NoTimeInfo,
+    /// The time subject did not publish the time within the wait.
+    NotPublished,
+    /// The published record is out of range.
+    Invalid(TimeInfoError),
+}
+
+impl fmt::Display for WallClockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WallClockError::NoTimeInfo => f.write_str("no time_info region"),
+            WallClockError::NotPublished => f.write_str("time not published"),
+            WallClockError::Invalid(e) => write!(f, "time_info invalid: {e}"),
+        }
+    }
+}
+
+/// Which of the devices passed to [`Runtime::poll`] have data (bit `i` = device `i`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ready(pub u64);
+
+impl Ready {
+    /// Whether device `index` has data.
+    pub const fn contains(&self, index: usize) -> bool {
+        index < 64 && self.0 & (1 << index) != 0
+    }
+
+    /// Whether no device has data (the deadline passed).
+    pub const fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// A memory region of the page that can hold a `T` (aligned, large enough), as a
+/// pointer.
+fn record_at<T>(memory: Option<Memory>, writable: bool) -> Option<NonNull<T>> {
+    let m = memory?;
+    let fits = m.size >= core::mem::size_of::<T>() as u64
+        && m.address % core::mem::align_of::<T>() as u64 == 0
+        && (m.writable() || !writable);
+    if !fits {
+        return None;
+    }
+    NonNull::new(usize::try_from(m.address).ok()? as *mut T)
+}
+
+impl<P: Platform> Runtime<P> {
+    /// The runtime of the subject `info` describes, on `platform`.
+    ///
+    /// # Safety
+    ///
+    /// Every memory region `info` names is mapped at its address with its rights for
+    /// the rest of the program (Muen and the hosted platform guarantee it for the
+    /// subject's own sinfo page), and nothing else in this program creates a view of
+    /// the timed event page.
+    pub unsafe fn new(platform: P, info: SubjectInfo<'static>) -> Result<Self, StartError> {
+        let clock = Clock::new(info.tsc_khz()).ok_or(StartError::NoTscRate)?;
+        let page = record_at::<TimedEventRecord>(info.memory(names::TIMED_EVENT), true);
+        let event = info
+            .event(names::TIMER)
+            .filter(|&e| Event::new(e).is_some());
+        let vector = info.vector(names::TIMER);
+        let timer = match (page, event, vector) {
+            (Some(page), Some(event), Some(vector)) => Some(Timer {
+                // SAFETY: the page is mapped writable (contract), aligned and large
+                // enough (checked), and this is its only view (contract).
+                page: RefCell::new(unsafe { TimedEvent::from_ptr(page) }),
+                event,
+                vector,
+            }),
+            _ => None,
+        };
+        let exit_event = info.event(names::EXIT_EVENT).and_then(Event::new);
+        Ok(Runtime {
+            platform,
+            info,
+            clock,
+            timer,
+            exit_event,
+        })
+    }
+
+    /// The subject's name.
+    pub fn name(&self) -> Name<'static> {
+        self.info.name()
+    }
+
+    /// The subject info page.
+    pub fn info(&self) -> &SubjectInfo<'static> {
+        &self.info
+    }
+
+    /// The platform.
+    pub fn platform(&self) -> &P {
+        &self.platform
+    }
+
+    /// The TSC clock (rate from sinfo).
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Monotonic time: nanoseconds since the TSC was 0.
+    pub fn now(&self) -> u64 {
+        self.clock.ns(self.platform.tsc())
+    }
+
+    /// Whether the idle loop can sleep with the timed event (else it polls with PAUSE).
+    pub fn has_timer(&self) -> bool {
+        self.timer.is_some()
+    }
+
+    /// The `timer` vector, if the idle loop uses the timed event.
+    pub fn timer_vector(&self) -> Option<u8> {
+        self.timer.as_ref().map(|t| t.vector)
+    }
+
+    /// The `exit` event, if the policy has one.
+    pub fn exit_event(&self) -> Option<Event> {
+        self.exit_event
+    }
+
+    /// Wall clock time: nanoseconds since the Unix epoch (UTC), from the `time_info`
+    /// page. Waits (spinning with PAUSE) up to `max_wait_ns` for the time subject to
+    /// publish it.
+    pub fn wall_clock(&self, max_wait_ns: u64) -> Result<u64, WallClockError> {
+        let record = record_at::<TimeInfoRecord>(self.info.memory(names::TIME_INFO), false)
+            .ok_or(WallClockError::NoTimeInfo)?;
+        // SAFETY: the region is mapped readable (`new`'s contract), aligned and large
+        // enough (checked); the view only reads it with volatile loads.
+        let view = unsafe { TimeInfo::from_ptr(record) };
+        let deadline = self
+            .platform
+            .tsc()
+            .saturating_add(self.clock.ticks(max_wait_ns));
+        loop {
+            match view.read() {
+                Ok(r) => return Ok(clock::wall_ns(&r, self.platform.tsc())),
+                Err(TimeInfoError::NotPublished) if self.platform.tsc() < deadline => {
+                    self.platform.pause()
+                }
+                Err(TimeInfoError::NotPublished) => return Err(WallClockError::NotPublished),
+                Err(e) => return Err(WallClockError::Invalid(e)),
+            }
+        }
+    }
+
+    /// The vectors received since the last call.
+    pub fn take_vectors(&self) -> VectorSet {
+        self.platform.take_pending()
+    }
+
+    /// Waits until one of `devices` has data or monotonic time reaches `deadline_ns`
+    /// (`u64::MAX`: no deadline), and returns which devices have data (empty: the
+    /// deadline passed). At most 64 devices are looked at.
+    ///
+    /// It sleeps with HLT (hosted: blocks in the control socket) until a vector
+    /// arrives, with the timed event armed for the deadline (at most
+    /// [`MAX_SLEEP_NS`] ahead) when the policy provides the `timed_event` page and the
+    /// `timer` event and vector; otherwise it polls with PAUSE. Channels are checked
+    /// after arming and with vectors held back, so data that arrived before the sleep
+    /// is never slept over.
+    pub fn poll(&self, deadline_ns: u64, devices: &[&dyn Pollable]) -> Ready {
+        let deadline = self.clock.ticks(deadline_ns);
+        let devices = &devices[..devices.len().min(64)];
+        let ready = || {
+            devices
+                .iter()
+                .enumerate()
+                .fold(0u64, |acc, (i, d)| acc | (u64::from(d.has_data()) << i))
+        };
+        loop {
+            let now = Ready(ready());
+            if !now.is_empty() || self.platform.tsc() >= deadline {
+                return now;
+            }
+            self.wait(deadline, &mut || ready() != 0);
+        }
+    }
+
+    /// Acquires the network device `name` (channels `name|in` and `name|out`).
+    pub fn net(&self, name: &str) -> Result<MuenNet<'_, Self>, AcquireError> {
+        // SAFETY: every region of the page is mapped (`new`'s contract).
+        unsafe { MuenNet::acquire(self, &self.info, name) }
+    }
+
+    /// Acquires the block device `name` (`name|req`, `name|resp`, `name|data`), asking
+    /// the server for its geometry.
+    pub fn block(&self, name: &str) -> Result<MuenBlock<'_, Self>, AcquireError> {
+        // SAFETY: every region of the page is mapped (`new`'s contract).
+        unsafe { MuenBlock::acquire(self, &self.info, name) }
+    }
+
+    /// Ends the subject: logs the code, triggers the `exit` event if the policy has
+    /// one, then halts forever (Muen) or exits the process with `code` (hosted).
+    pub fn exit(&self, code: i32) -> ! {
+        crate::entry::finish(&self.platform, self.exit_event, code)
+    }
+}
+
+impl<P: Platform> Sys for Runtime<P> {
+    fn trigger(&self, event: Event) {
+        self.platform.trigger(event)
+    }
+
+    fn tsc(&self) -> u64 {
+        self.platform.tsc()
+    }
+
+    fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    fn wait(&self, deadline: u64, ready: &mut dyn FnMut() -> bool) {
+        let p = &self.platform;
+        // Vectors only wake us; the channels say what happened. Forget old ones so
+        // that a stale vector does not cut the sleep short.
+        let _ = p.take_pending();
+        let Some(timer) = &self.timer else {
+            if !ready() {
+                p.pause();
+            }
+            return;
+        };
+        let now = p.tsc();
+        let wake = deadline.min(now.saturating_add(self.clock.ticks(MAX_SLEEP_NS)));
+        // The event number goes first, the trigger last (TimedEvent::arm).
+        let _ = timer.page.borrow_mut().arm(timer.event, wake);
+        p.halt_unless(&mut || ready() || p.tsc() >= wake);
+        timer.page.borrow_mut().disarm();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::PENDING;
+    use crate::testing::{memory, page, shared, KHZ};
+    use core::cell::Cell;
+    use core::sync::atomic::{AtomicU64, Ordering};
+    use muen_channel::EventHook;
+    use muen_sinfo::{Builder, MemoryKind};
+    use std::rc::Rc;
+
+    /// A simulated CPU and kernel. `pause` advances the TSC by `pause_step`; `halt`
+    /// runs `kernel`, which plays the timed event and the peers.
+    struct Mock {
+        tsc: Cell<u64>,
+        pause_step: u64,
+        pauses: Cell<u64>,
+        halts: Cell<u64>,
+        events: RefCell<Vec<u8>>,
+        #[allow(clippy::type_complexity)]
+        kernel: RefCell<Box<dyn FnMut(&Mock)>>,
+    }
+
+    impl EventHook for Mock {
+        fn trigger(&self, event: Event) {
+            self.events.borrow_mut().push(event.number());
+        }
+    }
+
+    impl Platform for Mock {
+        fn tsc(&self) -> u64 {
+            self.tsc.get()
+        }
+        fn pause(&self) {
+            self.pauses.set(self.pauses.get() + 1);
+            self.tsc.set(self.tsc.get() + self.pause_step);
+        }
+        fn take_pending(&self) -> VectorSet {
+            PENDING.take()
+        }
+        fn halt_unless(&self, ready: &mut dyn FnMut() -> bool) -> bool {
+            if ready() || PENDING.any() {
+                return false;
+            }
+            self.halts.set(self.halts.get() + 1);
+            (self.kernel.borrow_mut())(self);
+            true
+        }
+        fn exit(&self, code: i32) -> ! {
+            panic!("exit {code}")
+        }
+    }
+
+    fn mock(kernel: impl FnMut(&Mock) + 'static) -> &'static Mock {
+        Box::leak(Box::new(Mock {
+            tsc: Cell::new(1_000_000),
+            pause_step: 1_000,
+            pauses: Cell::new(0),
+            halts: Cell::new(0),
+            events: RefCell::new(Vec::new()),
+            kernel: RefCell::new(Box::new(kernel)),
+        }))
+    }
+
+    /// The timed event record in `words` (event number, trigger).
+    fn timed(words: &[AtomicU64]) -> (u64, u64) {
+        (
+            words[1].load(Ordering::Relaxed),
+            words[0].load(Ordering::Relaxed),
+        )
+    }
+
+    fn with_timer(b: &mut Builder, timed_page: &[AtomicU64]) {
+        b.memory(
+            "timed_event",
+            memory(timed_page, MemoryKind::SubjectTimedEvent, true),
+        )
+        .unwrap()
+        .event("timer", 1)
+        .unwrap()
+        .vector("timer", 32)
+        .unwrap();
+    }
+
+    struct Flag(Rc<Cell<bool>>);
+    impl Pollable for Flag {
+        fn has_data(&self) -> bool {
+            self.0.get()
+        }
+    }
+
+    // One test at a time touches PENDING (a process-wide static).
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    #[test]
+    fn poll_sleeps_with_the_timed_event_until_the_deadline() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let page_mem = shared(0x1000);
+        page_mem[0].store(u64::MAX, Ordering::Relaxed);
+        let seen = Rc::new(Cell::new((0, 0)));
+        let seen2 = seen.clone();
+        // The kernel: the timed event fires at its trigger and injects `timer`.
+        let m = mock(move |m| {
+            let (event, trigger) = timed(page_mem);
+            seen2.set((event, trigger));
+            assert_ne!(trigger, u64::MAX, "armed before the sleep");
+            m.tsc.set(m.tsc.get().max(trigger));
+            page_mem[0].store(u64::MAX, Ordering::Relaxed);
+            PENDING.set(32);
+        });
+        let info = page("idle", |b| with_timer(b, page_mem));
+        // SAFETY: the page points at leaked test memory.
+        let rt = unsafe { Runtime::new(m, info) }.unwrap();
+        assert!(rt.has_timer());
+        assert_eq!(rt.timer_vector(), Some(32));
+        let deadline = rt.now() + 5_000_000;
+        let r = rt.poll(deadline, &[]);
+        assert!(r.is_empty());
+        assert!(rt.now() >= deadline);
+        assert_eq!(m.halts.get(), 1, "one sleep, no spinning");
+        assert_eq!(m.pauses.get(), 0);
+        let ticks = rt.clock().ticks(deadline);
+        assert_eq!(
+            seen.get(),
+            (1, ticks),
+            "event number `timer`, trigger = deadline"
+        );
+        assert_eq!(timed(page_mem).1, u64::MAX, "disarmed after waking");
+    }
+
+    #[test]
+    fn poll_caps_a_far_deadline_at_max_sleep() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let page_mem = shared(0x1000);
+        let triggers = Rc::new(RefCell::new(Vec::new()));
+        let t2 = triggers.clone();
+        let m = mock(move |m| {
+            let (_, trigger) = timed(page_mem);
+            t2.borrow_mut().push(trigger - m.tsc.get());
+            m.tsc.set(trigger);
+            PENDING.set(32);
+        });
+        let info = page("idle", |b| with_timer(b, page_mem));
+        // SAFETY: as above.
+        let rt = unsafe { Runtime::new(m, info) }.unwrap();
+        let deadline = rt.now() + 2_500_000_000;
+        assert!(rt.poll(deadline, &[]).is_empty());
+        let max = rt.clock().ticks(MAX_SLEEP_NS);
+        assert_eq!(
+            *triggers.borrow(),
+            [max, max, rt.clock().ticks(500_000_000)]
+        );
+    }
+
+    #[test]
+    fn poll_returns_at_once_when_data_is_waiting_and_wakes_for_data() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let page_mem = shared(0x1000);
+        let flag = Rc::new(Cell::new(true));
+        let f2 = flag.clone();
+        // The kernel: a peer writes data during the sleep and its vector arrives.
+        let m = mock(move |_| {
+            f2.set(true);
+            PENDING.set(33);
+        });
+        let info = page("idle", |b| with_timer(b, page_mem));
+        // SAFETY: as above.
+        let rt = unsafe { Runtime::new(m, info) }.unwrap();
+        let idle = Flag(Rc::new(Cell::new(false)));
+        let dev = Flag(flag.clone());
+        let r = rt.poll(u64::MAX, &[&idle, &dev]);
+        assert_eq!(r, Ready(0b10));
+        assert!(r.contains(1) && !r.contains(0));
+        assert_eq!(m.halts.get(), 0, "data was waiting: no sleep");
+        flag.set(false);
+        let r = rt.poll(u64::MAX, &[&idle, &dev]);
+        assert_eq!(r, Ready(0b10));
+        assert_eq!(m.halts.get(), 1);
+        assert!(
+            rt.take_vectors().contains(33),
+            "the vector is left for the application"
+        );
+    }
+
+    #[test]
+    fn data_that_arrives_after_the_check_but_before_the_halt_prevents_the_sleep() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let page_mem = shared(0x1000);
+        let m = mock(|_| panic!("must not sleep"));
+        let info = page("idle", |b| with_timer(b, page_mem));
+        // SAFETY: as above.
+        let rt = unsafe { Runtime::new(m, info) }.unwrap();
+        // has_data is false for poll's first look, true from the second on: the look
+        // inside halt_unless (vectors held back) sees it.
+        struct Late(Cell<u32>);
+        impl Pollable for Late {
+            fn has_data(&self) -> bool {
+                self.0.set(self.0.get() + 1);
+                self.0.get() > 1
+            }
+        }
+        let late = Late(Cell::new(0));
+        assert_eq!(rt.poll(u64::MAX, &[&late]), Ready(1));
+        assert_eq!(m.halts.get(), 0);
+    }
+
+    #[test]
+    fn without_a_timed_event_poll_falls_back_to_pause() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let m = mock(|_| panic!("must not halt without a timer"));
+        // `timer` event and vector, but no timed_event page.
+        let info = page("idle", |b| {
+            b.event("timer", 1).unwrap().vector("timer", 32).unwrap();
+        });
+        // SAFETY: the page names no memory.
+        let rt = unsafe { Runtime::new(m, info) }.unwrap();
+        assert!(!rt.has_timer());
+        let deadline = rt.now() + 100_000;
+        assert!(rt.poll(deadline, &[]).is_empty());
+        assert!(m.pauses.get() >= 100);
+        assert_eq!(m.halts.get(), 0);
+    }
+
+    #[test]
+    fn wall_clock_waits_a_bounded_time_and_validates() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let m = mock(|_| {});
+        let time = shared(0x1000);
+        let info = page("clock", |b| {
+            b.memory("time_info", memory(time, MemoryKind::SubjectChannel, false))
+                .unwrap();
+        });
+        // SAFETY: as above.
+        let rt = unsafe { Runtime::new(m, info) }.unwrap();
+        let start = m.tsc.get();
+        assert_eq!(rt.wall_clock(2_000_000), Err(WallClockError::NotPublished));
+        let waited = m.tsc.get() - start;
+        assert!((2_000_000..2_010_000).contains(&waited), "{waited}");
+        // Published: rate then base (base last, as the time subject does).
+        time[1].store(u64::from(KHZ) * 1000, Ordering::Relaxed);
+        time[0].store(1_700_000_000_000_000, Ordering::Relaxed);
+        let now = m.tsc.get();
+        assert_eq!(rt.wall_clock(0), Ok(1_700_000_000_000_000_000 + now));
+        time[1].store(5, Ordering::Relaxed);
+        assert_eq!(
+            rt.wall_clock(0),
+            Err(WallClockError::Invalid(TimeInfoError::TickRateOutOfRange(
+                5
+            )))
+        );
+        let bare = page("clock", |_| {});
+        // SAFETY: as above.
+        let rt = unsafe { Runtime::new(m, bare) }.unwrap();
+        assert_eq!(rt.wall_clock(1_000_000), Err(WallClockError::NoTimeInfo));
+        assert_eq!(rt.now(), rt.clock().ns(m.tsc.get()));
+    }
+
+    #[test]
+    fn exit_triggers_the_exit_event_then_stops_the_platform() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let m = mock(|_| {});
+        let info = page("bye", |b| {
+            b.event("exit", 0).unwrap();
+        });
+        // SAFETY: as above.
+        let rt = unsafe { Runtime::new(m, info) }.unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.exit(7)));
+        let message = r.unwrap_err().downcast::<String>().unwrap();
+        assert_eq!(*message, "exit 7");
+        assert_eq!(*m.events.borrow(), [0]);
+        let zero = page("bad", |_| {});
+        let m2 = mock(|_| {});
+        let mut b = Builder::new(muen_sinfo::Version::V5, "x", 0).unwrap();
+        let bytes: &'static [u8] =
+            Box::leak(b.event("exit", 0).unwrap().build().into_boxed_slice());
+        // SAFETY: as above.
+        let r = unsafe { Runtime::new(m2, SubjectInfo::new_checked(bytes).unwrap()) };
+        assert_eq!(r.err(), Some(StartError::NoTscRate));
+        // SAFETY: as above.
+        let rt = unsafe { Runtime::new(m2, zero) }.unwrap();
+        assert_eq!(rt.exit_event(), None);
+    }
+}
