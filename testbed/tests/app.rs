@@ -56,3 +56,35 @@ fn apps_that_cannot_be_built_are_reported() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent-app: not an app"));
 }
+
+#[test]
+fn the_hello_example_runs_on_the_runtime() {
+    // examples/hello on muen-subject's hosted platform: built by the testbed, its log
+    // printed, its exit code returned.
+    let out = run_app(&example("hello"), &["--stats"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let lines = log_lines(&out.stdout, "hello");
+    assert!(
+        lines.iter().any(|l| l.ends_with("hello from hello")),
+        "{}",
+        show(&out)
+    );
+    // It lists its resources from the sinfo page the testbed wrote.
+    for resource in [
+        "ram 0x40000000",
+        "debuglog 0xffff00000",
+        "timed_event 0xe00010000",
+    ] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("memory {resource}"))),
+            "no `{resource}` in {lines:#?}"
+        );
+    }
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("exit_event=true"),
+        "{}",
+        show(&out)
+    );
+}
