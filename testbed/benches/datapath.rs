@@ -31,7 +31,9 @@ const SUBJECT: &str = env!("CARGO_BIN_EXE_testbed-subject");
 const BLOCK_MIB: u64 = 256;
 const CHUNK: usize = 4 << 20;
 const WINDOW: usize = 64;
-const NET_SECONDS: f64 = 2.0;
+const NET_SECONDS: f64 = 1.0;
+/// Rounds of each comparison; the best figure of each side is printed.
+const ROUNDS: usize = 3;
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -92,20 +94,14 @@ fn echo_rate(sock: &PacketSocket, size: usize) -> f64 {
     rate
 }
 
-fn net() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        println!("net: SKIPPED (needs root for a network namespace and TAP interfaces)");
-        return;
-    }
-    let ns = Netns::new();
-    // Raw: a plain program echoing frames on a TAP interface.
+/// Echo rates (60- and 1514-byte frames) of a plain program echoing on TAP `ifname`.
+fn raw_echo(ns: &Netns, ifname: &str) -> [f64; 2] {
     let stop = std::sync::atomic::AtomicBool::new(false);
-    let raw: Vec<f64> = std::thread::scope(|s| {
-        let (ns, stop) = (&ns, &stop);
+    std::thread::scope(|s| {
+        let stop = &stop;
         let echo = s.spawn(move || {
             ns.enter();
-            let tap = Tap::open("tbraw0").expect("opening a TAP interface");
+            let tap = Tap::open(ifname).expect("opening a TAP interface");
             let mut buf = [0u8; 2048];
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let mut pfd = libc::pollfd {
@@ -126,38 +122,36 @@ fn net() {
         let rates = s
             .spawn(move || {
                 ns.enter();
-                assert!(ns.wait_for_carrier("tbraw0", Duration::from_secs(10)));
-                let sock = PacketSocket::open("tbraw0");
-                [60, 1514].map(|size| echo_rate(&sock, size)).to_vec()
+                assert!(ns.wait_for_carrier(ifname, Duration::from_secs(10)));
+                let sock = PacketSocket::open(ifname);
+                [60, 1514].map(|size| echo_rate(&sock, size))
             })
             .join()
             .unwrap();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         echo.join().unwrap();
         rates
-    });
-    // Through the testbed and the echoing test subject.
+    })
+}
+
+/// Echo rates through the testbed and the echoing test subject on TAP `ifname`.
+fn testbed_echo(ns: &Netns, ifname: &str) -> [f64; 2] {
     let mut testbed = ns
         .command(TESTBED)
         .args(["run", "--exec", SUBJECT])
         .arg(example("echo"))
-        .args([
-            "--tap",
-            "service0=tbbench0",
-            "--timeout",
-            "120",
-            "--",
-            "echo",
-        ])
+        .arg("--tap")
+        .arg(format!("service0={ifname}"))
+        .args(["--timeout", "120", "--", "echo"])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let through: Vec<f64> = std::thread::scope(|s| {
+    let rates = std::thread::scope(|s| {
         s.spawn(|| {
             ns.enter();
-            assert!(ns.wait_for_carrier("tbbench0", Duration::from_secs(20)));
-            let sock = PacketSocket::open("tbbench0");
-            let rates = [60, 1514].map(|size| echo_rate(&sock, size)).to_vec();
+            assert!(ns.wait_for_carrier(ifname, Duration::from_secs(20)));
+            let sock = PacketSocket::open(ifname);
+            let rates = [60, 1514].map(|size| echo_rate(&sock, size));
             sock.send(&frame(SUBJECT_MAC, HOST_MAC, b"QUIT"));
             rates
         })
@@ -166,6 +160,27 @@ fn net() {
     });
     let status = testbed.wait().unwrap();
     assert!(status.success(), "the testbed failed: {status}");
+    rates
+}
+
+fn net() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("net: SKIPPED (needs root for a network namespace and TAP interfaces)");
+        return;
+    }
+    let ns = Netns::new();
+    // Alternating rounds, best of each: the machine may be shared, and a round that
+    // lost the CPU to someone else says nothing about either path.
+    let (mut raw, mut through) = ([0f64; 2], [0f64; 2]);
+    for round in 0..ROUNDS {
+        let r = raw_echo(&ns, &format!("tbraw{round}"));
+        let t = testbed_echo(&ns, &format!("tbbench{round}"));
+        for i in 0..2 {
+            raw[i] = raw[i].max(r[i]);
+            through[i] = through[i].max(t[i]);
+        }
+    }
     for (i, size) in [60usize, 1514].iter().enumerate() {
         println!(
             "net echo {size:>4}-byte frames: testbed {:>9.0} frames/s | raw TAP echo {:>9.0} frames/s \
@@ -244,22 +259,8 @@ fn raw_file(bytes: u64) -> (f64, f64) {
     (write, read)
 }
 
-fn block() {
-    let bytes = BLOCK_MIB << 20;
-    // The first large write of a run pays for the kernel making room in the page
-    // cache; a warm-up pass keeps that out of both figures.
-    raw_file(bytes);
-    let (raw_write, raw_read) = raw_file(bytes);
-    let chunk = vec![0x5au8; CHUNK];
-    // memcpy of the same chunks.
-    let mut dst = vec![0u8; CHUNK];
-    let start = Instant::now();
-    for _ in 0..(bytes as usize / CHUNK) {
-        dst.copy_from_slice(&chunk);
-        black_box(&mut dst);
-    }
-    let memcpy = bytes as f64 / 1e6 / start.elapsed().as_secs_f64();
-    // Through the block server.
+/// Write and read MB/s of the test subject through the block server.
+fn testbed_block(bytes: u64) -> (f64, f64) {
     let img = tmp("bench-block.img");
     std::fs::File::create(&img).unwrap().set_len(bytes).unwrap();
     let out = Command::new(TESTBED)
@@ -272,7 +273,7 @@ fn block() {
             "300",
             "--",
             "block-bench",
-            &BLOCK_MIB.to_string(),
+            &(bytes >> 20).to_string(),
         ])
         .output()
         .unwrap();
@@ -289,7 +290,32 @@ fn block() {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no {k} in {log}"))
     };
-    let (write, read) = (field("write_mb_s="), field("read_mb_s="));
+    (field("write_mb_s="), field("read_mb_s="))
+}
+
+fn block() {
+    let bytes = BLOCK_MIB << 20;
+    // The first large write of a run pays for the kernel making room in the page
+    // cache; a warm-up pass keeps that out of both figures. Then alternating rounds,
+    // best of each (the disk and CPUs may be shared).
+    raw_file(bytes);
+    let (mut raw_write, mut raw_read, mut write, mut read) = (0f64, 0f64, 0f64, 0f64);
+    for _ in 0..ROUNDS {
+        let (w, r) = raw_file(bytes);
+        raw_write = raw_write.max(w);
+        raw_read = raw_read.max(r);
+        let (w, r) = testbed_block(bytes);
+        write = write.max(w);
+        read = read.max(r);
+    }
+    let chunk = vec![0x5au8; CHUNK];
+    let mut dst = vec![0u8; CHUNK];
+    let start = Instant::now();
+    for _ in 0..(bytes as usize / CHUNK) {
+        dst.copy_from_slice(&chunk);
+        black_box(&mut dst);
+    }
+    let memcpy = bytes as f64 / 1e6 / start.elapsed().as_secs_f64();
     println!(
         "block write ({BLOCK_MIB} MiB, 4 MiB requests, then sync): testbed {write:>7.0} MB/s | \
          raw pwrite+fdatasync {raw_write:>7.0} MB/s | memcpy {memcpy:>7.0} MB/s | testbed/raw {:.2}",
