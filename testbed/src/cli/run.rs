@@ -35,8 +35,8 @@ fn dev_arg(s: &str) -> Result<DevArg, String> {
 #[command(after_help = "\
 The subject's log lines go to stdout as Muen's debug server prints them; the testbed's \
 own messages go to stderr. Exit status: the subject's exit code; 128 + N if signal N \
-killed it; 124 if it was stopped at --timeout; 2 for bad input, 1 for other errors of \
-the testbed.")]
+killed it (or stopped the testbed, which then stops the subject); 124 if it was stopped \
+at --timeout; 2 for bad input, 1 for other errors of the testbed.")]
 pub struct RunArgs {
     /// The app: a directory with Cargo.toml and app.toml, or its app.toml.
     app: Option<PathBuf>,
