@@ -1,9 +1,10 @@
 //! `muen-testbed`: runs Muen native subjects without Muen, and inspects what Muen gives
 //! them.
 //!
-//! Each subcommand lives in its own module under [`cli`]. Commands print their whole
-//! output only once it is complete; on bad input they print one line naming the file
-//! and the problem on stderr and exit with status 2.
+//! Each subcommand lives in its own module under [`cli`]; the emulated system itself is
+//! the library `muen_testbed`. Commands print their whole output only once it is
+//! complete (except `run`, which streams the subject's log); on bad input they print
+//! one line naming the file and the problem on stderr and exit with status 2.
 
 mod cli;
 
@@ -22,7 +23,7 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.run() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status),
         Err(failure) => {
             eprintln!("muen-testbed: {failure}");
             ExitCode::from(failure.status())

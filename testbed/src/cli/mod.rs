@@ -1,6 +1,8 @@
 //! The subcommands of `muen-testbed`, one module each.
 
+pub mod run;
 pub mod sinfo;
+pub mod sinfo_build;
 
 use std::fmt;
 use std::io::Write;
@@ -10,16 +12,30 @@ use clap::Subcommand;
 /// A subcommand.
 #[derive(Subcommand)]
 pub enum Command {
-    /// Inspect subject info (sinfo) pages.
+    /// Inspect and write subject info (sinfo) pages.
     #[command(subcommand)]
-    Sinfo(sinfo::Command),
+    Sinfo(SinfoCommand),
+    /// Run a subject in the emulated Muen environment.
+    Run(Box<run::RunArgs>),
+}
+
+/// `sinfo` subcommands: `dump` (module `sinfo`) and `build`.
+#[derive(Subcommand)]
+pub enum SinfoCommand {
+    /// Reading pages.
+    #[command(flatten)]
+    Inspect(sinfo::Command),
+    /// Write the sinfo page the testbed gives a subject (format 5).
+    Build(sinfo_build::BuildArgs),
 }
 
 impl Command {
-    /// Runs the command.
-    pub fn run(self) -> Result<(), Failure> {
+    /// Runs the command; returns the process exit status.
+    pub fn run(self) -> Result<u8, Failure> {
         match self {
-            Command::Sinfo(command) => command.run(),
+            Command::Sinfo(SinfoCommand::Inspect(command)) => command.run().map(|()| 0),
+            Command::Sinfo(SinfoCommand::Build(args)) => sinfo_build::build(&args).map(|()| 0),
+            Command::Run(args) => run::run(*args),
         }
     }
 }

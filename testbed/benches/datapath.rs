@@ -1,0 +1,372 @@
+//! Figures of the testbed's data paths, each beside the same host's raw figure measured
+//! in the same run: `cargo bench -p muen-testbed --bench datapath`.
+//!
+//! - network: frames per second echoed through TAP -> bridge -> `|in` -> test subject
+//!   -> `|out` -> bridge -> TAP, with 64 frames in flight, inside a private network
+//!   namespace; beside a plain program echoing on a TAP interface (the host's TAP
+//!   path without the testbed) and `memcpy` of the same frames;
+//! - block: MB/s the test subject writes (then syncs) and reads through the block
+//!   server; beside `pwrite` + `fdatasync` and `pread` of the same amount in the same
+//!   chunks on an image on the same file system, and `memcpy`;
+//! - idle: CPU time per wall second of a subject sleeping on its timed event, and of
+//!   the testbed meanwhile.
+//!
+//! The network figures need root (namespace, TAP); without root they are reported as
+//! SKIPPED.
+
+#[path = "../tests/common/netns.rs"]
+#[allow(dead_code)] // shared with the tests, which use all of it
+mod netns;
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use muen_testbed::peers::tap::Tap;
+use netns::{frame, Netns, PacketSocket, HOST_MAC, SUBJECT_MAC};
+
+const TESTBED: &str = env!("CARGO_BIN_EXE_muen-testbed");
+const SUBJECT: &str = env!("CARGO_BIN_EXE_testbed-subject");
+const BLOCK_MIB: u64 = 256;
+const CHUNK: usize = 4 << 20;
+const WINDOW: usize = 64;
+const NET_SECONDS: f64 = 1.0;
+/// Rounds of each comparison; the best figure of each side is printed.
+const ROUNDS: usize = 3;
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name)
+}
+
+fn tmp(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
+}
+
+/// Copies of `size`-byte frames per second (one copy per frame, over a ring).
+fn memcpy_rate(size: usize) -> f64 {
+    let src = vec![0x5au8; size * 1024];
+    let mut dst = vec![0u8; size * 1024];
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_millis(300) {
+        for i in 0..1024 {
+            dst[i * size..(i + 1) * size].copy_from_slice(&src[i * size..(i + 1) * size]);
+        }
+        black_box(&mut dst);
+        n += 1024;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Round trips per second on `sock` with `WINDOW` frames in flight.
+fn echo_rate(sock: &PacketSocket, size: usize) -> f64 {
+    let payload = vec![0x42u8; size - 14];
+    let f = frame(SUBJECT_MAC, HOST_MAC, &payload);
+    // Warm up and make sure the path works.
+    for _ in 0..10 {
+        assert!(sock.send(&f));
+        sock.recv(Duration::from_secs(10))
+            .expect("no echo: the path is broken");
+    }
+    let (mut received, mut in_flight) = (0u64, 0usize);
+    let start = Instant::now();
+    while start.elapsed().as_secs_f64() < NET_SECONDS {
+        while in_flight < WINDOW {
+            if !sock.send(&f) {
+                break;
+            }
+            in_flight += 1;
+        }
+        match sock.recv(Duration::from_millis(200)) {
+            Some(_) => {
+                received += 1;
+                in_flight = in_flight.saturating_sub(1);
+            }
+            // Frames were dropped somewhere: refill the window.
+            None => in_flight = 0,
+        }
+    }
+    let rate = received as f64 / start.elapsed().as_secs_f64();
+    sock.drain(Duration::from_millis(200));
+    rate
+}
+
+/// Echo rates (60- and 1514-byte frames) of a plain program echoing on TAP `ifname`.
+fn raw_echo(ns: &Netns, ifname: &str) -> [f64; 2] {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let stop = &stop;
+        let echo = s.spawn(move || {
+            ns.enter();
+            let tap = Tap::open(ifname).expect("opening a TAP interface");
+            let mut buf = [0u8; 2048];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut pfd = libc::pollfd {
+                    fd: tap.fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: polls one live pollfd.
+                unsafe { libc::poll(&mut pfd, 1, 100) };
+                while let Ok(Some(n)) = tap.read(&mut buf) {
+                    let mut reply = buf[..n].to_vec();
+                    reply[..6].copy_from_slice(&buf[6..12]);
+                    reply[6..12].copy_from_slice(&buf[..6]);
+                    let _ = tap.write(&reply);
+                }
+            }
+        });
+        let rates = s
+            .spawn(move || {
+                ns.enter();
+                assert!(ns.wait_for_carrier(ifname, Duration::from_secs(10)));
+                let sock = PacketSocket::open(ifname);
+                [60, 1514].map(|size| echo_rate(&sock, size))
+            })
+            .join()
+            .unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        echo.join().unwrap();
+        rates
+    })
+}
+
+/// Echo rates through the testbed and the echoing test subject on TAP `ifname`.
+fn testbed_echo(ns: &Netns, ifname: &str) -> [f64; 2] {
+    let mut testbed = ns
+        .command(TESTBED)
+        .args(["run", "--exec", SUBJECT])
+        .arg(example("echo"))
+        .arg("--tap")
+        .arg(format!("service0={ifname}"))
+        .args(["--timeout", "120", "--", "echo"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rates = std::thread::scope(|s| {
+        s.spawn(|| {
+            ns.enter();
+            assert!(ns.wait_for_carrier(ifname, Duration::from_secs(20)));
+            let sock = PacketSocket::open(ifname);
+            let rates = [60, 1514].map(|size| echo_rate(&sock, size));
+            sock.send(&frame(SUBJECT_MAC, HOST_MAC, b"QUIT"));
+            rates
+        })
+        .join()
+        .unwrap()
+    });
+    let status = testbed.wait().unwrap();
+    assert!(status.success(), "the testbed failed: {status}");
+    rates
+}
+
+fn net() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("net: SKIPPED (needs root for a network namespace and TAP interfaces)");
+        return;
+    }
+    let ns = Netns::new();
+    // Alternating rounds, best of each: the machine may be shared, and a round that
+    // lost the CPU to someone else says nothing about either path.
+    let (mut raw, mut through) = ([0f64; 2], [0f64; 2]);
+    for round in 0..ROUNDS {
+        let r = raw_echo(&ns, &format!("tbraw{round}"));
+        let t = testbed_echo(&ns, &format!("tbbench{round}"));
+        for i in 0..2 {
+            raw[i] = raw[i].max(r[i]);
+            through[i] = through[i].max(t[i]);
+        }
+    }
+    for (i, size) in [60usize, 1514].iter().enumerate() {
+        println!(
+            "net echo {size:>4}-byte frames: testbed {:>9.0} frames/s | raw TAP echo {:>9.0} frames/s \
+             | memcpy {:>11.0} frames/s | testbed/raw {:.2}",
+            through[i],
+            raw[i],
+            memcpy_rate(*size),
+            through[i] / raw[i]
+        );
+    }
+}
+
+/// A 4 MiB shared mapping, the kind of memory the block server transfers to and from
+/// (the subject's data buffer lives in a shared memory file). Reading into private heap
+/// memory is markedly slower on some hosts, which would make the raw figure unfair.
+struct SharedBuffer(*mut u8);
+
+impl SharedBuffer {
+    fn new(fill: u8) -> Self {
+        // SAFETY: an anonymous shared mapping of CHUNK bytes; checked below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                CHUNK,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        // SAFETY: the mapping is CHUNK bytes, writable and ours alone.
+        unsafe { std::ptr::write_bytes(p.cast::<u8>(), fill, CHUNK) };
+        SharedBuffer(p.cast())
+    }
+}
+
+impl Drop for SharedBuffer {
+    fn drop(&mut self) {
+        // SAFETY: unmaps the mapping `new` made.
+        unsafe { libc::munmap(self.0.cast(), CHUNK) };
+    }
+}
+
+/// `pwrite` + `fdatasync` and `pread` MB/s of `bytes` in CHUNK pieces on a new file.
+fn raw_file(bytes: u64) -> (f64, f64) {
+    use std::os::fd::AsRawFd;
+    let path = tmp("bench-raw.img");
+    let file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    file.set_len(bytes).unwrap();
+    let buf = SharedBuffer::new(0x5a);
+    let fd = file.as_raw_fd();
+    let start = Instant::now();
+    for off in (0..bytes).step_by(CHUNK) {
+        // SAFETY: writes CHUNK bytes from the live mapping.
+        let n = unsafe { libc::pwrite(fd, buf.0.cast(), CHUNK, off as libc::off_t) };
+        assert_eq!(n, CHUNK as isize);
+    }
+    file.sync_data().unwrap();
+    let write = bytes as f64 / 1e6 / start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for off in (0..bytes).step_by(CHUNK) {
+        // SAFETY: reads CHUNK bytes into the live mapping.
+        let n = unsafe { libc::pread(fd, buf.0.cast(), CHUNK, off as libc::off_t) };
+        assert_eq!(n, CHUNK as isize);
+    }
+    let read = bytes as f64 / 1e6 / start.elapsed().as_secs_f64();
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    (write, read)
+}
+
+/// Write and read MB/s of the test subject through the block server.
+fn testbed_block(bytes: u64) -> (f64, f64) {
+    let img = tmp("bench-block.img");
+    std::fs::File::create(&img).unwrap().set_len(bytes).unwrap();
+    let out = Command::new(TESTBED)
+        .args(["run", "--exec", SUBJECT])
+        .arg(example("blockstore"))
+        .arg("--disk")
+        .arg(format!("storage={}", img.display()))
+        .args([
+            "--timeout",
+            "300",
+            "--",
+            "block-bench",
+            &(bytes >> 20).to_string(),
+        ])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&img);
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "block bench failed: {log}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = |k: &str| -> f64 {
+        log.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(k))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {k} in {log}"))
+    };
+    (field("write_mb_s="), field("read_mb_s="))
+}
+
+fn block() {
+    let bytes = BLOCK_MIB << 20;
+    // The first large write of a run pays for the kernel making room in the page
+    // cache; a warm-up pass keeps that out of both figures. Then alternating rounds,
+    // best of each (the disk and CPUs may be shared).
+    raw_file(bytes);
+    let (mut raw_write, mut raw_read, mut write, mut read) = (0f64, 0f64, 0f64, 0f64);
+    for _ in 0..ROUNDS {
+        let (w, r) = raw_file(bytes);
+        raw_write = raw_write.max(w);
+        raw_read = raw_read.max(r);
+        let (w, r) = testbed_block(bytes);
+        write = write.max(w);
+        read = read.max(r);
+    }
+    let chunk = vec![0x5au8; CHUNK];
+    let mut dst = vec![0u8; CHUNK];
+    let start = Instant::now();
+    for _ in 0..(bytes as usize / CHUNK) {
+        dst.copy_from_slice(&chunk);
+        black_box(&mut dst);
+    }
+    let memcpy = bytes as f64 / 1e6 / start.elapsed().as_secs_f64();
+    println!(
+        "block write ({BLOCK_MIB} MiB, 4 MiB requests, then sync): testbed {write:>7.0} MB/s | \
+         raw pwrite+fdatasync {raw_write:>7.0} MB/s | memcpy {memcpy:>7.0} MB/s | testbed/raw {:.2}",
+        write / raw_write
+    );
+    println!(
+        "block read  ({BLOCK_MIB} MiB, 4 MiB requests):            testbed {read:>7.0} MB/s | \
+         raw pread           {raw_read:>7.0} MB/s | memcpy {memcpy:>7.0} MB/s | testbed/raw {:.2}",
+        read / raw_read
+    );
+}
+
+fn idle() {
+    let out = Command::new(TESTBED)
+        .args(["run", "--exec", SUBJECT])
+        .arg(example("hello"))
+        .args(["--stats", "--timeout", "60", "--", "idle", "5"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let field = |k: &str| -> f64 {
+        stderr
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(k))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {k} in {stderr}"))
+    };
+    println!(
+        "idle subject (5 s on its timed event): subject {:.3} % CPU (goal < 1 %) | testbed {:.3} % CPU \
+         | wall {:.2} s",
+        field("subject_cpu_pct="),
+        field("testbed_cpu_pct="),
+        field("wall_s=")
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument selects parts.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted = |part: &str| args.is_empty() || args.iter().any(|a| part.contains(a.as_str()));
+    if wanted("net") {
+        net();
+    }
+    if wanted("block") {
+        block();
+    }
+    if wanted("idle") {
+        idle();
+    }
+}

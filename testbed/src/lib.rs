@@ -1,0 +1,37 @@
+//! The testbed: runs a Muen native subject as a Linux process, in the world Muen would
+//! give it, with real peers.
+//!
+//! The contract with the subject's runtime is `docs/hosted.md`; the architecture is
+//! described in `docs/testbed.md`. One module per part of the emulated system:
+//!
+//! - [`policy`]: the component specification (XML) read into a [`world::World`];
+//! - [`world`]: the subject's regions, events, vectors and devices, in the order Muen's
+//!   toolchain maps them;
+//! - [`memory`]: the shared memory file (`memfd`) with the memory map, and the testbed's
+//!   own mapping of it;
+//! - [`sinfo`]: the subject info page (format v5) naming the world;
+//! - [`kernel`]: the control socket, events and vectors, minor frames, timed events and
+//!   the time info page;
+//! - [`peers`]: the log sink, the network bridge and the block server;
+//! - [`pcap`]: frame recording;
+//! - [`subject`]: starting the subject process and collecting its end;
+//! - [`app`]: building an app with cargo and generating its policy with `policy-gen`;
+//! - [`run`]: one run of a subject, from policy to exit status;
+//! - [`clock`], [`os`]: the TSC and the few Linux calls the rest needs.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub mod app;
+pub mod clock;
+pub mod kernel;
+pub mod memory;
+pub mod os;
+pub mod pcap;
+pub mod peers;
+pub mod policy;
+pub mod run;
+pub mod sinfo;
+pub mod subject;
+pub mod world;

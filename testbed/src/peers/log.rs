@@ -1,0 +1,251 @@
+//! The log sink: reads the subject's `debuglog` channel and prints its messages the way
+//! Muen's debug server (`dbgserver`) does.
+//!
+//! dbgserver starts every line with a prefix, then a marker, then the message text:
+//!
+//! | marker | meaning |
+//! |--------|---------|
+//! | `\|` | a message |
+//! | `%` | the first message after the channel's epoch changed (the subject (re)started) |
+//! | `#` | the first message after an overrun (messages were lost) |
+//!
+//! A message ends at its LF; a message of 56 characters without LF continues on the
+//! same output line with the next message. dbgserver's prefix is the 4-digit hex number
+//! of the subject's log channel; the testbed runs one subject and prints its name there
+//! instead, preceded by the message's timestamp (its TSC value as seconds since the
+//! testbed started): `[   0.012345] hello|Hello, world`. Control characters other than
+//! TAB are shown as `\xNN`, so a subject cannot send escape sequences to the terminal.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::time::Duration;
+
+use muen_channel::protocol::debuglog::{self, Element};
+use muen_channel::{ReadError, Reader};
+
+use crate::clock::TscRate;
+use crate::os::{self, EventFd};
+use crate::peers::Stop;
+
+/// Formats messages as dbgserver lines (see the module documentation).
+#[derive(Debug)]
+pub struct Formatter {
+    name: String,
+    tsc: TscRate,
+    origin: u64,
+    line_open: bool,
+    marker: Option<char>,
+}
+
+impl Formatter {
+    /// A formatter for subject `name`; timestamps count from TSC value `origin`.
+    pub fn new(name: &str, tsc: TscRate, origin: u64) -> Self {
+        Formatter {
+            name: name.to_string(),
+            tsc,
+            origin,
+            line_open: false,
+            marker: None,
+        }
+    }
+
+    /// The next message starts a new line marked `%` (new epoch).
+    pub fn epoch_changed(&mut self) {
+        self.marker = Some('%');
+    }
+
+    /// The next message starts a new line marked `#` (messages were lost), unless a
+    /// new epoch is already being reported.
+    pub fn overrun(&mut self) {
+        self.marker.get_or_insert('#');
+    }
+
+    /// The output for one message.
+    pub fn message(&mut self, timestamp: u64, text: &[u8]) -> String {
+        // dbgserver shows a message up to its LF (or NUL).
+        let end = text.iter().position(|&b| b == b'\n' || b == 0);
+        let complete = end.is_some_and(|i| text[i] == b'\n');
+        let body = &text[..end.unwrap_or(text.len())];
+        let mut out = String::new();
+        if !self.line_open || self.marker.is_some() {
+            if self.line_open {
+                out.push('\n');
+            }
+            let marker = self.marker.take().unwrap_or('|');
+            let t = self.tsc.duration(timestamp.saturating_sub(self.origin));
+            let _ = write!(
+                out,
+                "[{:>4}.{:06}] {}{marker}",
+                t.as_secs(),
+                t.subsec_micros(),
+                self.name
+            );
+        }
+        for c in String::from_utf8_lossy(body).chars() {
+            if c.is_control() && c != '\t' {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            } else {
+                out.push(c);
+            }
+        }
+        self.line_open = !complete;
+        if complete {
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Ends an open line (at the end of the run).
+    pub fn finish(&mut self) -> &'static str {
+        if std::mem::take(&mut self.line_open) {
+            "\n"
+        } else {
+            ""
+        }
+    }
+}
+
+/// The log sink of one subject.
+pub struct LogSink<'m, W: Write> {
+    reader: Reader<'m>,
+    format: Formatter,
+    out: W,
+    /// Messages printed.
+    pub messages: u64,
+    /// Overruns seen (the subject logged faster than the sink read).
+    pub overruns: u64,
+}
+
+impl<'m, W: Write> LogSink<'m, W> {
+    /// A sink reading `region` and writing to `out`.
+    pub fn new(region: muen_channel::Region<'m>, format: Formatter, out: W) -> io::Result<Self> {
+        let reader = Reader::new(region, debuglog::PROTOCOL, debuglog::ELEMENT_SIZE)
+            .map_err(|e| io::Error::other(format!("debuglog channel: {e}")))?;
+        Ok(LogSink {
+            reader,
+            format,
+            out,
+            messages: 0,
+            overruns: 0,
+        })
+    }
+
+    /// Prints every message in the channel; returns whether there was one.
+    pub fn drain(&mut self) -> io::Result<bool> {
+        let mut text = String::new();
+        let mut any = false;
+        // Bounded: a subject logging without pause cannot keep the sink here forever.
+        for _ in 0..4096 {
+            match self.reader.read::<Element>() {
+                Ok(e) => {
+                    any = true;
+                    self.messages += 1;
+                    text.push_str(&self.format.message(e.timestamp(), e.text()));
+                }
+                Err(ReadError::EpochChanged) => self.format.epoch_changed(),
+                Err(ReadError::Overrun { .. }) => {
+                    self.overruns += 1;
+                    self.format.overrun();
+                }
+                Err(ReadError::Misbehaviour(_)) => self.format.overrun(),
+                Err(_) => break,
+            }
+        }
+        if !text.is_empty() {
+            self.out.write_all(text.as_bytes())?;
+            self.out.flush()?;
+        }
+        Ok(any)
+    }
+
+    /// Prints messages until `stop`, then prints what is left and ends an open line.
+    /// `wake` makes it look at once (the kernel signals it when the subject halts or
+    /// exits); otherwise it looks every `period`.
+    pub fn run(&mut self, stop: &Stop, wake: &EventFd, period: Duration) -> io::Result<()> {
+        loop {
+            while self.drain()? {}
+            let mut fds = [
+                os::pollfd(stop.fd(), libc::POLLIN),
+                os::pollfd(wake.fd(), libc::POLLIN),
+            ];
+            os::poll(&mut fds, Some(period))?;
+            if os::readable(&fds[1]) {
+                wake.clear();
+            }
+            if os::readable(&fds[0]) {
+                while self.drain()? {}
+                let end = self.format.finish();
+                self.out.write_all(end.as_bytes())?;
+                return self.out.flush();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f() -> Formatter {
+        Formatter::new(
+            "hello",
+            TscRate::from_khz(1_000_000).unwrap(),
+            1_000_000_000,
+        )
+    }
+
+    #[test]
+    fn lines_have_timestamp_name_marker_and_text() {
+        let mut f = f();
+        f.epoch_changed();
+        assert_eq!(
+            f.message(1_012_345_678, b"Hi\n"),
+            "[   0.012345] hello%Hi\n"
+        );
+        assert_eq!(
+            f.message(3_500_000_000, b"second\n"),
+            "[   2.500000] hello|second\n"
+        );
+        assert_eq!(f.finish(), "");
+    }
+
+    #[test]
+    fn long_messages_continue_the_line() {
+        let mut f = f();
+        let first = [b'a'; 56];
+        assert_eq!(
+            f.message(1_000_000_000, &first),
+            format!("[   0.000000] hello|{}", "a".repeat(56))
+        );
+        assert_eq!(f.message(1_000_000_000, b"bc\n"), "bc\n");
+        let mut f2 = Formatter::new("x", TscRate::from_khz(1_000).unwrap(), 0);
+        assert_eq!(f2.message(0, b"open"), "[   0.000000] x|open");
+        assert_eq!(f2.finish(), "\n");
+    }
+
+    #[test]
+    fn markers_end_an_open_line_first() {
+        let mut f = f();
+        assert_eq!(
+            f.message(1_000_000_000, &[b'a'; 56])[..20],
+            *"[   0.000000] hello|"
+        );
+        f.overrun();
+        f.epoch_changed();
+        assert_eq!(
+            f.message(1_000_000_000, b"b\n"),
+            "\n[   0.000000] hello%b\n"
+        );
+        f.overrun();
+        assert_eq!(f.message(1_000_000_000, b"c\n"), "[   0.000000] hello#c\n");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_early_timestamps_clamp() {
+        let mut f = f();
+        assert_eq!(
+            f.message(5, b"\x1b[31mred\ttab\x7f\n"),
+            "[   0.000000] hello|\\x1b[31mred\ttab\\x7f\n"
+        );
+    }
+}

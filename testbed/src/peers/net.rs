@@ -1,0 +1,190 @@
+//! The network bridge of one muennet device: the peer that Muen's Linux `nic_linux`
+//! subject would be.
+//!
+//! - Frames from the TAP interface are written into `<dev>|in` (the testbed is its
+//!   writer), a batch at a time, and then the `<dev>|in` vector is injected.
+//! - When the kernel signals the `<dev>|out` event, every frame the subject wrote is
+//!   read from `<dev>|out` and written to the TAP interface.
+//!
+//! The bridge never waits for the subject: a subject that reads too slowly loses the
+//! oldest frames (it sees an overrun), exactly as with a real writer. Frames the
+//! subject writes are validated (`muennet::Element::frame`) before they leave. Without
+//! a TAP interface, frames from the subject are counted (and recorded) and dropped.
+
+use std::io;
+
+use muen_channel::protocol::muennet::{self, Element};
+use muen_channel::{ReadError, Reader, Writer};
+
+use crate::kernel::Injector;
+use crate::os::{self, EventFd};
+use crate::pcap::Pcap;
+use crate::peers::tap::Tap;
+use crate::peers::Stop;
+
+/// Frames moved per batch before the bridge looks at its other descriptors again.
+const BATCH: usize = 64;
+
+/// Counters of one device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetStats {
+    /// Frames written to `<dev>|in`.
+    pub to_subject: u64,
+    /// Frames read from `<dev>|out`.
+    pub from_subject: u64,
+    /// Frames from the subject with an invalid length field (dropped).
+    pub bad_frames: u64,
+    /// Frames from the TAP interface longer than 1514 bytes (dropped).
+    pub oversized: u64,
+    /// Times `<dev>|out` lost frames (the subject restarted or its counters broke).
+    pub out_overruns: u64,
+    /// Frames the TAP interface refused.
+    pub tap_errors: u64,
+}
+
+/// The bridge of one device.
+pub struct Bridge<'m> {
+    name: String,
+    input: Writer<'m>,
+    output: Reader<'m>,
+    input_vector: Option<u8>,
+    tap: Option<Tap>,
+    pcap: Option<Pcap>,
+    /// Counters.
+    pub stats: NetStats,
+}
+
+impl<'m> Bridge<'m> {
+    /// A bridge for device `name` writing `input` and reading `output`.
+    pub fn new(
+        name: &str,
+        input: Writer<'m>,
+        output: muen_channel::Region<'m>,
+        input_vector: Option<u8>,
+        tap: Option<Tap>,
+        pcap: Option<Pcap>,
+    ) -> io::Result<Self> {
+        let output = Reader::new(output, muennet::PROTOCOL, muennet::ELEMENT_SIZE)
+            .map_err(|e| io::Error::other(format!("{name}|out: {e}")))?;
+        Ok(Bridge {
+            name: name.to_string(),
+            input,
+            output,
+            input_vector,
+            tap,
+            pcap,
+            stats: NetStats::default(),
+        })
+    }
+
+    /// The device name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Moves frames until `stop`. `wake` is the `<dev>|out` event.
+    pub fn run(&mut self, injector: &Injector<'_>, wake: &EventFd, stop: &Stop) -> io::Result<()> {
+        let tap_fd = self.tap.as_ref().map_or(-1, Tap::fd);
+        loop {
+            let mut fds = [
+                os::pollfd(stop.fd(), libc::POLLIN),
+                os::pollfd(wake.fd(), libc::POLLIN),
+                os::pollfd(tap_fd, libc::POLLIN),
+            ];
+            os::poll(&mut fds, None)?;
+            if os::readable(&fds[1]) {
+                wake.clear();
+                if self.pump_out()? {
+                    // More than a batch was waiting: look again soon.
+                    wake.notify();
+                }
+            }
+            if os::readable(&fds[2]) {
+                self.pump_in(injector)?;
+            }
+            if os::readable(&fds[0]) {
+                self.pump_out()?;
+                if let Some(p) = &mut self.pcap {
+                    p.flush()?;
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    /// Moves up to a batch of frames from the TAP interface into `<dev>|in` and
+    /// injects the vector.
+    fn pump_in(&mut self, injector: &Injector<'_>) -> io::Result<()> {
+        let Some(tap) = &self.tap else {
+            return Ok(());
+        };
+        // One byte more than a frame can have, to notice longer ones.
+        let mut buf = [0u8; muennet::FRAME_MAX + 1];
+        let mut written = 0;
+        for _ in 0..BATCH {
+            let Some(n) = tap.read(&mut buf)? else { break };
+            let Ok(element) = Element::new(&buf[..n.min(muennet::FRAME_MAX + 1)]) else {
+                self.stats.oversized += 1;
+                continue;
+            };
+            if let Some(p) = &mut self.pcap {
+                p.record(&buf[..n])?;
+            }
+            // The element has the channel's element size, so the write cannot fail.
+            let _ = self.input.write(&element);
+            written += 1;
+        }
+        if written > 0 {
+            self.stats.to_subject += written;
+            if let Some(v) = self.input_vector {
+                injector.inject(v);
+            }
+            if let Some(p) = &mut self.pcap {
+                p.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves up to a ring's worth of frames from `<dev>|out` to the TAP interface.
+    /// Returns whether it stopped with frames left.
+    fn pump_out(&mut self) -> io::Result<bool> {
+        let mut moved = 0u64;
+        let limit = self.output.elements().unwrap_or(1024).max(1);
+        let mut left = true;
+        for _ in 0..limit {
+            let element = match self.output.read::<Element>() {
+                Ok(e) => e,
+                Err(ReadError::EpochChanged) => continue,
+                Err(ReadError::Overrun { .. }) | Err(ReadError::Misbehaviour(_)) => {
+                    self.stats.out_overruns += 1;
+                    continue;
+                }
+                Err(_) => {
+                    left = false;
+                    break;
+                }
+            };
+            let Ok(frame) = element.frame() else {
+                self.stats.bad_frames += 1;
+                continue;
+            };
+            moved += 1;
+            if let Some(p) = &mut self.pcap {
+                p.record(frame)?;
+            }
+            if let Some(tap) = &self.tap {
+                if tap.write(frame).is_err() {
+                    self.stats.tap_errors += 1;
+                }
+            }
+        }
+        self.stats.from_subject += moved;
+        if moved > 0 {
+            if let Some(p) = &mut self.pcap {
+                p.flush()?;
+            }
+        }
+        Ok(left)
+    }
+}

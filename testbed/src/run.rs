@@ -1,0 +1,482 @@
+//! One run of a subject: build its memory from the world, start the peers and the
+//! subject, run the kernel until the subject ends, then stop everything and report.
+//!
+//! Nothing is left behind on any path out: the memory file is a `memfd`; TAP interfaces
+//! the testbed created vanish with their descriptors; the subject is killed (and
+//! collected) if it is still running when this function returns, and dies with the
+//! testbed if the testbed is killed.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use muen_channel::protocol::{muenblock, muennet};
+use muen_channel::{epoch_from, Writer};
+
+use crate::clock::{rdtsc, TscRate};
+use crate::kernel::{self, End, Injector, Kernel, KernelStats};
+use crate::memory::Memory;
+use crate::os::{self, EventFd, SignalFd};
+use crate::pcap::Pcap;
+use crate::peers::block::{BlockStats, Disk, Server};
+use crate::peers::log::{Formatter, LogSink};
+use crate::peers::net::{Bridge, NetStats};
+use crate::peers::tap::Tap;
+use crate::peers::Stop;
+use crate::subject::{self, Status, Subject};
+use crate::world::{Library, World};
+
+/// Default length of a minor frame.
+pub const DEFAULT_FRAME: Duration = Duration::from_millis(10);
+
+/// How often the log sink looks at the debug log by itself. The kernel also wakes it
+/// whenever the subject halts or exits, so lines of a subject that logs and then
+/// sleeps appear at once; this only bounds the delay for one that never sleeps.
+pub const LOG_PERIOD: Duration = Duration::from_millis(50);
+
+/// What to run and how.
+#[derive(Debug)]
+pub struct Options {
+    /// The subject's world.
+    pub world: World,
+    /// The subject executable (built for the host).
+    pub executable: PathBuf,
+    /// Arguments for the executable (the testbed's own test subject takes some).
+    pub args: Vec<OsString>,
+    /// `(device, interface)`: bridge a network device to a TAP interface.
+    pub taps: Vec<(String, String)>,
+    /// `(device, image)`: serve a block device from an image file.
+    pub disks: Vec<(String, PathBuf)>,
+    /// `(device, file)`: record a network device's frames.
+    pub pcaps: Vec<(String, PathBuf)>,
+    /// Stop the subject after this long.
+    pub timeout: Option<Duration>,
+    /// Minor frame length.
+    pub frame: Duration,
+    /// TSC rate to state in the sinfo page (the host's, normally).
+    pub tsc: TscRate,
+}
+
+/// Why a run could not start.
+#[derive(Debug)]
+pub enum RunError {
+    /// A command line value does not fit the world (unknown device, bad file ...).
+    BadInput(String),
+    /// The host refused something (memfd, thread, socket ...).
+    Host(String),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::BadInput(m) | RunError::Host(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+fn host(what: &str) -> impl Fn(io::Error) -> RunError + '_ {
+    move |e| RunError::Host(format!("{what}: {e}"))
+}
+
+/// How the subject's run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// It exited with this code.
+    Exited(i32),
+    /// This signal killed it.
+    Killed(i32),
+    /// It was stopped at the timeout.
+    TimedOut(Duration),
+    /// The testbed got this signal and stopped it.
+    Interrupted(i32),
+}
+
+impl Ending {
+    /// The testbed's exit status for this ending: the subject's code, 128 + signal, or
+    /// 124 for a timeout (as `timeout(1)`).
+    pub fn exit_status(self) -> u8 {
+        match self {
+            Ending::Exited(code) => (code & 0xff) as u8,
+            Ending::Killed(s) | Ending::Interrupted(s) => 128u8.saturating_add(s as u8),
+            Ending::TimedOut(_) => 124,
+        }
+    }
+}
+
+/// What happened in a run.
+#[derive(Debug)]
+pub struct Report {
+    /// How the subject ended.
+    pub ending: Ending,
+    /// Wall time from the subject's start to its end.
+    pub wall: Duration,
+    /// CPU time of the subject (user + system).
+    pub subject_cpu: Duration,
+    /// CPU time of the testbed during the run (all threads).
+    pub testbed_cpu: Duration,
+    /// The kernel's counters.
+    pub kernel: KernelStats,
+    /// Vectors injected.
+    pub vectors: u64,
+    /// Per network device.
+    pub net: Vec<(String, NetStats)>,
+    /// Per block device.
+    pub block: Vec<(String, BlockStats)>,
+    /// Log messages printed.
+    pub log_messages: u64,
+}
+
+impl Report {
+    /// The summary `--stats` prints, as `key=value` lines.
+    pub fn stats_lines(&self) -> Vec<String> {
+        let pct = |d: Duration| 100.0 * d.as_secs_f64() / self.wall.as_secs_f64().max(1e-9);
+        let mut lines = vec![format!(
+            "wall_s={:.3} subject_cpu_s={:.4} subject_cpu_pct={:.3} testbed_cpu_s={:.4} \
+             testbed_cpu_pct={:.3}",
+            self.wall.as_secs_f64(),
+            self.subject_cpu.as_secs_f64(),
+            pct(self.subject_cpu),
+            self.testbed_cpu.as_secs_f64(),
+            pct(self.testbed_cpu),
+        )];
+        let k = &self.kernel;
+        lines.push(format!(
+            "events={} halts={} timed_events={} vectors={} frames={} exit_event={} \
+             bad_messages={} log_messages={}",
+            k.events,
+            k.halts,
+            k.timed_events,
+            self.vectors,
+            k.frames,
+            k.exit_event,
+            k.bad_messages,
+            self.log_messages
+        ));
+        for (name, s) in &self.net {
+            lines.push(format!(
+                "net={name} to_subject={} from_subject={} bad_frames={} oversized={} \
+                 out_overruns={} tap_errors={}",
+                s.to_subject,
+                s.from_subject,
+                s.bad_frames,
+                s.oversized,
+                s.out_overruns,
+                s.tap_errors
+            ));
+        }
+        for (name, s) in &self.block {
+            lines.push(format!(
+                "block={name} requests={} refused={} failed={} overruns={}",
+                s.requests, s.refused, s.failed, s.overruns
+            ));
+        }
+        lines
+    }
+}
+
+fn lookup<T>(
+    list: &[(String, T)],
+    devices: impl Fn(&str) -> bool,
+    option: &str,
+    kind: &str,
+) -> Result<(), RunError> {
+    for (dev, _) in list {
+        if !devices(dev) {
+            return Err(RunError::BadInput(format!(
+                "{option} {dev}=...: the subject has no {kind} device `{dev}`"
+            )));
+        }
+    }
+    for (i, (dev, _)) in list.iter().enumerate() {
+        if list[..i].iter().any(|(d, _)| d == dev) {
+            return Err(RunError::BadInput(format!(
+                "{option}: device `{dev}` is given twice"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn find<'a, T>(list: &'a [(String, T)], dev: &str) -> Option<&'a T> {
+    list.iter().find(|(d, _)| d == dev).map(|(_, t)| t)
+}
+
+/// Runs the subject. Call from the main thread (the subject's death signal is tied to
+/// the thread that starts it) before any other thread is started (the testbed's
+/// signals must be blocked in all threads).
+pub fn run(options: Options) -> Result<Report, RunError> {
+    let world = &options.world;
+    lookup(
+        &options.taps,
+        |d| world.net_device(d).is_some(),
+        "--tap",
+        "network",
+    )?;
+    lookup(
+        &options.pcaps,
+        |d| world.net_device(d).is_some(),
+        "--pcap",
+        "network",
+    )?;
+    lookup(
+        &options.disks,
+        |d| world.block_device(d).is_some(),
+        "--disk",
+        "block",
+    )?;
+
+    let signals = SignalFd::new().map_err(host("blocking signals"))?;
+    let memory = Memory::new(world).map_err(host("creating the memory file"))?;
+    let page = crate::sinfo::page(world, options.tsc)
+        .map_err(|e| RunError::BadInput(format!("building the sinfo page: {e}")))?;
+    let sinfo = world.region_index(muen_app::names::SINFO).unwrap_or(0);
+    memory
+        .write_initial(sinfo, 0, &page)
+        .map_err(host("writing the sinfo page"))?;
+    if let Some(i) = world.region_index(muen_app::names::TIME_INFO) {
+        if world.has_library(Library::Time) {
+            kernel::publish_time_info(&memory, i, options.tsc);
+        }
+    }
+    let origin = rdtsc();
+    let epoch = epoch_from(origin);
+
+    // Outside resources first, so that a bad --disk or --tap fails before anything
+    // runs; pcap files last, so that a failure leaves none behind.
+    let mut disks = Vec::new();
+    for d in &world.block {
+        disks.push(match find(&options.disks, &d.name) {
+            Some(path) => Some(Disk::open(path).map_err(|e| {
+                RunError::BadInput(format!("--disk {}={}: {e}", d.name, path.display()))
+            })?),
+            None => {
+                eprintln!(
+                    "muen-testbed: block device `{}` has no --disk; it has 0 blocks",
+                    d.name
+                );
+                None
+            }
+        });
+    }
+    let mut taps = Vec::new();
+    for d in &world.net {
+        taps.push(match find(&options.taps, &d.name) {
+            Some(ifname) => Some(
+                Tap::open(ifname)
+                    .map_err(|e| RunError::BadInput(format!("--tap {}={ifname}: {e}", d.name)))?,
+            ),
+            None => None,
+        });
+    }
+    let mut pcaps = Vec::new();
+    for d in &world.net {
+        pcaps.push(match find(&options.pcaps, &d.name) {
+            Some(path) => Some(Pcap::create(path).map_err(|e| {
+                RunError::BadInput(format!("--pcap {}={}: {e}", d.name, path.display()))
+            })?),
+            None => None,
+        });
+    }
+
+    let mut bridges = Vec::new();
+    for ((d, tap), pcap) in world.net.iter().zip(taps).zip(pcaps) {
+        let input = memory
+            .channel_mut(d.input)
+            .map_err(|e| RunError::Host(e.to_string()))?;
+        let input = Writer::init(input, muennet::PROTOCOL, muennet::ELEMENT_SIZE, epoch)
+            .map_err(|e| RunError::BadInput(format!("{}|in: {e}", d.name)))?;
+        let output = memory
+            .channel(d.output)
+            .map_err(|e| RunError::Host(e.to_string()))?;
+        let bridge = Bridge::new(&d.name, input, output, d.input_vector, tap, pcap)
+            .map_err(|e| RunError::BadInput(e.to_string()))?;
+        bridges.push(bridge);
+    }
+    let mut servers = Vec::new();
+    for (d, disk) in world.block.iter().zip(disks) {
+        let responses = memory
+            .channel_mut(d.response)
+            .map_err(|e| RunError::Host(e.to_string()))?;
+        let responses = Writer::init(
+            responses,
+            muenblock::PROTOCOL,
+            muenblock::RESPONSE_SIZE,
+            epoch,
+        )
+        .map_err(|e| RunError::BadInput(format!("{}|resp: {e}", d.name)))?;
+        let server = Server::new(
+            &d.name,
+            &memory,
+            d.request,
+            responses,
+            d.data,
+            d.response_vector,
+            disk,
+        )
+        .map_err(|e| RunError::BadInput(e.to_string()))?;
+        servers.push(server);
+    }
+    let log = match world.region_index(muen_app::names::DEBUGLOG) {
+        Some(i) if world.has_library(Library::Debuglog) => {
+            let region = memory
+                .channel(i)
+                .map_err(|e| RunError::Host(e.to_string()))?;
+            let format = Formatter::new(&world.name, options.tsc, origin);
+            Some(LogSink::new(region, format, io::stdout()).map_err(host("debuglog"))?)
+        }
+        _ => None,
+    };
+
+    let (ours, theirs) = os::seqpacket_pair().map_err(host("control socket"))?;
+    let injector = Injector::new(ours.as_fd()).map_err(host("eventfd"))?;
+    let stop = Stop::new().map_err(host("eventfd"))?;
+    let log_wake = EventFd::new().map_err(host("eventfd"))?;
+    // One wake-up descriptor per peer, for the event of the channel it reads.
+    let net_wakes = world
+        .net
+        .iter()
+        .map(|_| EventFd::new())
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(host("eventfd"))?;
+    let block_wakes = world
+        .block
+        .iter()
+        .map(|_| EventFd::new())
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(host("eventfd"))?;
+    let mut kernel = Kernel::new(world, &memory, options.tsc, options.frame, &injector);
+    for (d, wake) in world.net.iter().zip(&net_wakes) {
+        kernel.link(d.output_event, wake);
+    }
+    for (d, wake) in world.block.iter().zip(&block_wakes) {
+        kernel.link(d.request_event, wake);
+    }
+    kernel.set_log_waker(&log_wake);
+
+    let cpu_before = subject::own_cpu_time();
+    thread::scope(|scope| -> Result<Report, RunError> {
+        let (injector, stop, log_wake) = (&injector, &stop, &log_wake);
+        let log_thread = log.map(|mut sink| {
+            scope.spawn(move || {
+                let result = sink.run(stop, log_wake, LOG_PERIOD);
+                if let Err(e) = &result {
+                    eprintln!("muen-testbed: the log sink stopped: {e}");
+                }
+                (sink.messages, result.is_ok())
+            })
+        });
+        let net_threads: Vec<_> = bridges
+            .into_iter()
+            .zip(&net_wakes)
+            .map(|(mut bridge, wake)| {
+                scope.spawn(move || {
+                    let result = bridge.run(injector, wake, stop);
+                    if let Err(e) = &result {
+                        eprintln!(
+                            "muen-testbed: the network bridge of `{}` stopped: {e}",
+                            bridge.name()
+                        );
+                    }
+                    (bridge.name().to_string(), bridge.stats)
+                })
+            })
+            .collect();
+        let block_threads: Vec<_> = servers
+            .into_iter()
+            .zip(&block_wakes)
+            .map(|(mut server, wake)| {
+                scope.spawn(move || {
+                    let result = server.run(injector, wake, stop);
+                    if let Err(e) = &result {
+                        eprintln!(
+                            "muen-testbed: the block server of `{}` stopped: {e}",
+                            server.name()
+                        );
+                    }
+                    (server.name().to_string(), server.stats)
+                })
+            })
+            .collect();
+
+        let started = Instant::now();
+        let deadline = options.timeout.map(|t| started + t);
+        let outcome = Subject::spawn(
+            &options.executable,
+            &options.args,
+            memory.fd(),
+            theirs.as_fd(),
+        )
+        .map_err(|e| RunError::BadInput(format!("starting {}: {e}", options.executable.display())))
+        .and_then(|mut subject| {
+            drop(theirs);
+            let end = kernel
+                .run(ours.as_fd(), &signals, &mut subject, deadline)
+                .map_err(host("kernel"));
+            let end = match end {
+                Ok(end) => end,
+                Err(e) => {
+                    let _ = subject.kill();
+                    return Err(e);
+                }
+            };
+            let wall = started.elapsed();
+            let (ending, exit) = match end {
+                End::Exited(exit) => (
+                    match exit.status {
+                        Status::Code(c) => Ending::Exited(c),
+                        Status::Signal(s) => Ending::Killed(s),
+                    },
+                    Some(exit),
+                ),
+                End::TimedOut => (
+                    Ending::TimedOut(options.timeout.unwrap_or_default()),
+                    subject.kill().ok().flatten(),
+                ),
+                End::Interrupted(s) => (Ending::Interrupted(s), subject.kill().ok().flatten()),
+            };
+            Ok((ending, exit, wall))
+        });
+        stop.stop();
+        // A peer that failed said so when it stopped; a panic is reported here.
+        let mut log_messages = 0;
+        if let Some(t) = log_thread {
+            match t.join() {
+                Ok((n, _)) => log_messages = n,
+                Err(_) => eprintln!("muen-testbed: the log sink panicked"),
+            }
+        }
+        let mut net = Vec::new();
+        for t in net_threads {
+            match t.join() {
+                Ok(stats) => net.push(stats),
+                Err(_) => eprintln!("muen-testbed: a network bridge panicked"),
+            }
+        }
+        let mut block = Vec::new();
+        for t in block_threads {
+            match t.join() {
+                Ok(stats) => block.push(stats),
+                Err(_) => eprintln!("muen-testbed: a block server panicked"),
+            }
+        }
+        let _ = io::stdout().flush();
+        let (ending, exit, wall) = outcome?;
+        Ok(Report {
+            ending,
+            wall,
+            subject_cpu: exit.map_or(Duration::ZERO, |e| e.user + e.system),
+            testbed_cpu: subject::own_cpu_time().saturating_sub(cpu_before),
+            kernel: kernel.stats(),
+            vectors: injector.sent(),
+            net,
+            block,
+            log_messages,
+        })
+    })
+}

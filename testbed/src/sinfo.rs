@@ -1,0 +1,93 @@
+//! The subject info page the testbed gives a subject: format v5, written with
+//! `muen-sinfo`'s builder from the [`World`], one resource per region, event and vector
+//! in the world's (the toolchain's) order.
+
+use muen_sinfo::{BuildError, Builder, Content as SinfoContent, Memory, MemoryFlags, Version};
+
+use crate::clock::TscRate;
+use crate::world::{Content, World};
+
+/// The sinfo page for `world` with TSC rate `tsc`.
+pub fn page(world: &World, tsc: TscRate) -> Result<Vec<u8>, BuildError> {
+    let mut b = Builder::new(Version::V5, &world.name, tsc.khz())?;
+    for r in &world.regions {
+        let mut flags = MemoryFlags::empty();
+        flags.set(MemoryFlags::WRITABLE, r.writable);
+        flags.set(MemoryFlags::EXECUTABLE, r.executable);
+        let (content, pattern) = match r.content {
+            Content::Uninitialized => (SinfoContent::Uninitialized, None),
+            Content::Fill(byte) => (SinfoContent::Fill, Some(byte)),
+            Content::File => (SinfoContent::File, None),
+        };
+        b.memory(
+            &r.name,
+            Memory {
+                kind: r.kind,
+                content,
+                flags,
+                pattern,
+                address: r.address,
+                size: r.size,
+                hash: r.hash,
+            },
+        )?;
+    }
+    for e in &world.events {
+        b.event(&e.name, e.number)?;
+    }
+    for v in &world.vectors {
+        b.vector(&v.name, v.number)?;
+    }
+    Ok(b.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy;
+    use muen_sinfo::{MemoryKind, ResourceData, SubjectInfo};
+    use std::path::Path;
+
+    #[test]
+    fn the_page_names_every_region_event_and_vector_in_order() {
+        let w = policy::parse(
+            include_str!("../../policy-gen/tests/snapshots/echo.xml"),
+            Path::new("echo.xml"),
+        )
+        .unwrap();
+        let bytes = page(&w, TscRate::from_khz(2_000_000).unwrap()).unwrap();
+        let info = SubjectInfo::new_checked(&bytes).unwrap();
+        assert_eq!(info.version(), Version::V5);
+        assert_eq!(info.name().as_bytes(), b"echo");
+        assert_eq!(info.tsc_khz(), 2_000_000);
+        let got: Vec<(String, ResourceData)> = info
+            .resources()
+            .map(|r| (r.name.to_string(), r.data))
+            .collect();
+        assert_eq!(
+            got.len(),
+            w.regions.len() + w.events.len() + w.vectors.len()
+        );
+        for (r, (name, data)) in w.regions.iter().zip(&got) {
+            assert_eq!(&r.name, name);
+            let ResourceData::Memory(m) = data else {
+                panic!("{name} is not memory")
+            };
+            assert_eq!(
+                (m.address, m.size, m.writable()),
+                (r.address, r.size, r.writable)
+            );
+        }
+        let log = info.memory("debuglog").unwrap();
+        assert_eq!(log.kind, MemoryKind::SubjectChannel);
+        let sinfo = info.memory("sinfo").unwrap();
+        assert_eq!(
+            (sinfo.kind, sinfo.content),
+            (MemoryKind::SubjectInfo, SinfoContent::File)
+        );
+        assert_eq!(info.event("service0|out"), Some(2));
+        assert_eq!(info.vector("service0|in"), Some(33));
+        assert_eq!(info.vector("timer"), Some(32));
+        assert_eq!(info.event("exit"), Some(0));
+    }
+}

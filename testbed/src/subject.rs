@@ -1,0 +1,185 @@
+//! Starting the subject process and collecting its end.
+//!
+//! The child gets the memory file on fd 3 and its end of the control socket on fd 4
+//! (`muen_app::hosted::{MEMORY_FD, CONTROL_FD}`); every other descriptor except 0, 1
+//! and 2 is closed, stdin is `/dev/null`, the signal mask is empty. It runs in its own
+//! process group (a Ctrl-C at the terminal reaches the testbed, which then stops the
+//! subject cleanly) and dies with the testbed (`PR_SET_PDEATHSIG`), so no subject
+//! outlives a testbed that was killed.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use muen_app::hosted::{CONTROL_FD, MEMORY_FD};
+
+use crate::os::cvt;
+
+/// How the subject process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// It exited with this code.
+    Code(i32),
+    /// A signal killed it.
+    Signal(i32),
+}
+
+/// The end of the subject process.
+#[derive(Clone, Copy, Debug)]
+pub struct Exit {
+    /// How it ended.
+    pub status: Status,
+    /// CPU time it spent in user mode.
+    pub user: Duration,
+    /// CPU time it spent in the kernel.
+    pub system: Duration,
+}
+
+/// A running subject process.
+#[derive(Debug)]
+pub struct Subject {
+    pid: libc::pid_t,
+    reaped: bool,
+}
+
+/// A copy of `fd` at a descriptor number of at least 10, close-on-exec, so that moving
+/// it to 3 or 4 in the child cannot overwrite the other one.
+fn high_copy(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: plain fcntl on a live descriptor.
+    let copy = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) })?;
+    // SAFETY: `copy` was just created and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(copy) })
+}
+
+impl Subject {
+    /// Starts `executable` with `args`, handing it `memory` and `control`.
+    pub fn spawn(
+        executable: &Path,
+        args: &[OsString],
+        memory: BorrowedFd<'_>,
+        control: BorrowedFd<'_>,
+    ) -> io::Result<Subject> {
+        let memory = high_copy(memory)?;
+        let control = high_copy(control)?;
+        let (memory_raw, control_raw): (RawFd, RawFd) = (memory.as_raw_fd(), control.as_raw_fd());
+        // SAFETY: getpid has no preconditions.
+        let parent = unsafe { libc::getpid() };
+        let mut command = Command::new(executable);
+        command.args(args).stdin(Stdio::null()).process_group(0);
+        // SAFETY: the closure runs in the child between fork and exec and only makes
+        // async-signal-safe system calls (dup2, syscall, sigprocmask, prctl, getppid,
+        // _exit) on plain integers and a local signal set.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::dup2(memory_raw, MEMORY_FD) == -1
+                    || libc::dup2(control_raw, CONTROL_FD) == -1
+                {
+                    return Err(io::Error::last_os_error());
+                }
+                // Every other descriptor is already close-on-exec (the testbed creates
+                // all of them so); this catches any a library opened without the flag.
+                // Linux before 5.11 lacks the flag: then the first guarantee stands alone.
+                libc::syscall(
+                    libc::SYS_close_range,
+                    (CONTROL_FD + 1) as libc::c_uint,
+                    libc::c_uint::MAX,
+                    libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+                );
+                let mut empty = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+                libc::sigemptyset(empty.as_mut_ptr());
+                libc::sigprocmask(libc::SIG_SETMASK, empty.as_ptr(), std::ptr::null_mut());
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != parent {
+                    // The testbed died before the death signal was armed.
+                    libc::_exit(125);
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn()?;
+        // The child has its copies; ours close with `memory` and `control`.
+        let pid = libc::pid_t::try_from(child.id()).map_err(io::Error::other)?;
+        // `child` is not waited through std: `try_reap` collects the process with
+        // `wait4` to get its resource usage.
+        drop(child);
+        Ok(Subject { pid, reaped: false })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
+    /// Collects the process if it ended.
+    pub fn try_reap(&mut self) -> io::Result<Option<Exit>> {
+        self.wait(libc::WNOHANG)
+    }
+
+    fn wait(&mut self, flags: libc::c_int) -> io::Result<Option<Exit>> {
+        if self.reaped {
+            return Ok(None);
+        }
+        let mut status = 0;
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: `status` and `usage` are live locals of the types wait4 writes.
+        let pid = cvt(unsafe { libc::wait4(self.pid, &mut status, flags, usage.as_mut_ptr()) })?;
+        if pid == 0 {
+            return Ok(None);
+        }
+        // SAFETY: wait4 succeeded for our child, so it filled in `usage`.
+        let usage = unsafe { usage.assume_init() };
+        self.reaped = true;
+        let status = if libc::WIFSIGNALED(status) {
+            Status::Signal(libc::WTERMSIG(status))
+        } else {
+            Status::Code(libc::WEXITSTATUS(status))
+        };
+        Ok(Some(Exit {
+            status,
+            user: timeval(usage.ru_utime),
+            system: timeval(usage.ru_stime),
+        }))
+    }
+
+    /// Kills the process (SIGKILL) and collects it.
+    pub fn kill(&mut self) -> io::Result<Option<Exit>> {
+        if self.reaped {
+            return Ok(None);
+        }
+        // SAFETY: `pid` is our child and not yet collected, so it cannot have been
+        // reused by another process.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        self.wait(0)
+    }
+}
+
+impl Drop for Subject {
+    fn drop(&mut self) {
+        // Never leave a subject behind, whatever path the testbed takes out.
+        let _ = self.kill();
+    }
+}
+
+/// A `timeval` as a `Duration`.
+pub fn timeval(t: libc::timeval) -> Duration {
+    let secs = u64::try_from(t.tv_sec).unwrap_or(0);
+    let micros = u32::try_from(t.tv_usec).unwrap_or(0);
+    Duration::from_secs(secs) + Duration::from_micros(u64::from(micros))
+}
+
+/// CPU time (user + system) the testbed process itself used so far, all threads.
+pub fn own_cpu_time() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a `rusage` into the live local.
+    let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) } == 0;
+    if !ok {
+        return Duration::ZERO;
+    }
+    // SAFETY: getrusage succeeded and filled it in.
+    let usage = unsafe { usage.assume_init() };
+    timeval(usage.ru_utime) + timeval(usage.ru_stime)
+}
