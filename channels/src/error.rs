@@ -138,8 +138,9 @@ pub enum ReadError {
     EpochChanged,
     /// No new element.
     NoData,
-    /// The writer overwrote `lost` elements before this reader got to them. The reader
-    /// skipped them and continues with the oldest element it can still read whole.
+    /// The writer overwrote elements before this reader got to them. The reader
+    /// skipped to the writer's counter (`rc := wc`, as the SHMStream specification
+    /// recommends): the next read returns the next element the writer completes.
     Overrun {
         /// Number of elements skipped (the read counter advanced by this much).
         lost: u64,
