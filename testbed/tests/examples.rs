@@ -71,22 +71,24 @@ fn run_command(ns: Option<&Netns>, app: &str, args: &[&str]) -> Command {
     c
 }
 
-/// A running testbed whose log lines arrive on a channel; stopped (SIGTERM, then
-/// SIGKILL) when dropped.
+/// A running testbed whose log lines arrive on a channel and whose stderr is
+/// collected; stopped (SIGTERM, then SIGKILL) when dropped.
 struct Running {
     child: Option<Child>,
     lines: Receiver<String>,
     seen: Vec<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Running {
     fn start(mut command: Command) -> Running {
         let mut child = command
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -96,10 +98,16 @@ impl Running {
                 }
             }
         });
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        });
         Running {
             child: Some(child),
             lines,
             seen: Vec::new(),
+            stderr: Some(stderr),
         }
     }
 
@@ -118,13 +126,23 @@ impl Running {
         }
     }
 
-    /// Stops the testbed with SIGTERM; it stops the subject and exits 128 + 15.
-    fn stop(mut self) -> Option<i32> {
+    /// Stops the testbed with SIGTERM (it stops the subject and exits 128 + 15);
+    /// returns its exit status and its stderr.
+    fn stop(mut self) -> (Option<i32>, String) {
         let mut child = self.child.take().unwrap();
         // `ip netns exec` execs the testbed, so this is the testbed's pid.
         // SAFETY: signals a child of this process.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        child.wait().unwrap().code()
+        let code = child.wait().unwrap().code();
+        let stderr = self.stderr.take().unwrap().join().unwrap();
+        (code, stderr)
+    }
+
+    /// Stops the testbed; it must have ended as SIGTERM ends it.
+    fn stop_cleanly(self) -> String {
+        let (code, stderr) = self.stop();
+        assert_eq!(code, Some(128 + libc::SIGTERM), "{stderr}");
+        stderr
     }
 }
 
@@ -147,7 +165,7 @@ impl Drop for Running {
 }
 
 /// A namespace with a persistent TAP interface `tap0` at 10.0.0.1/24 and `echo`
-/// running on it, ready (its "listening" line logged).
+/// running on it (`--stats`), ready (its "listening" line logged).
 fn echo_in_namespace() -> (Netns, Running) {
     let ns = Netns::new();
     ns.exec(&["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"]);
@@ -156,7 +174,7 @@ fn echo_in_namespace() -> (Netns, Running) {
     let mut run = Running::start(run_command(
         Some(&ns),
         "echo",
-        &["--tap", "service0=tap0", "--timeout", "300"],
+        &["--tap", "service0=tap0", "--timeout", "300", "--stats"],
     ));
     run.wait_for("listening on 10.0.0.2/24", Duration::from_secs(60));
     (ns, run)
@@ -200,7 +218,33 @@ fn netns_echo_answers_twenty_pings() {
         show(&out)
     );
     assert!(out.status.success());
-    assert_eq!(run.stop(), Some(128 + libc::SIGTERM));
+    run.stop_cleanly();
+}
+
+/// The `key=value` of `key` in the testbed's `--stats` lines.
+fn stat(stderr: &str, key: &str) -> f64 {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("muen-testbed: stats:"))
+        .flat_map(|l| l.split_whitespace())
+        .find_map(|kv| kv.strip_prefix(&format!("{key}="))?.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in the stats:\n{stderr}"))
+}
+
+#[test]
+fn netns_an_idle_echo_sleeps_instead_of_spinning() {
+    require_root("netns_an_idle_echo_sleeps_instead_of_spinning");
+    let (ns, run) = echo_in_namespace();
+    // One exchange, then nothing for three seconds.
+    let out = in_ns(&ns, "ping", &["-c", "1", "-W", "2", SUBJECT_IP]);
+    assert!(out.status.success(), "{}", show(&out));
+    std::thread::sleep(Duration::from_secs(3));
+    let stderr = run.stop_cleanly();
+    // A spinning subject would use a whole CPU (100 %); a sleeping one wakes at most
+    // once a second while nothing happens.
+    let cpu = stat(&stderr, "subject_cpu_pct");
+    assert!(cpu < 5.0, "the idle subject used {cpu} % CPU:\n{stderr}");
+    assert!(stat(&stderr, "halts") >= 3.0, "{stderr}");
 }
 
 #[test]
@@ -244,7 +288,7 @@ fn netns_echo_returns_a_thousand_udp_datagrams_intact() {
     let page = status_page(&ns);
     assert_eq!(counter(&page, "udp echoed"), 1000, "{page}");
     assert_eq!(counter(&page, "udp dropped"), 0, "{page}");
-    assert_eq!(run.stop(), Some(128 + libc::SIGTERM));
+    run.stop_cleanly();
 }
 
 #[test]
@@ -313,7 +357,7 @@ fn netns_echo_serves_its_status_page_to_curl_and_ab() {
         ],
     );
     assert_eq!(text(&out), "405");
-    assert_eq!(run.stop(), Some(128 + libc::SIGTERM));
+    run.stop_cleanly();
 }
 
 /// One boot of `blockstore` on `image`: its exit code and log lines.
