@@ -113,8 +113,8 @@ impl<'m> Bridge<'m> {
     }
 
     /// Moves up to a batch of frames from the TAP interface into `<dev>|in` and
-    /// injects the vector.
-    fn pump_in(&mut self, injector: &Injector<'_>) -> io::Result<()> {
+    /// injects the vector. (One step of [`Bridge::run`]; tests drive it directly.)
+    pub fn pump_in(&mut self, injector: &Injector<'_>) -> io::Result<()> {
         let Some(tap) = &self.tap else {
             return Ok(());
         };
@@ -147,8 +147,9 @@ impl<'m> Bridge<'m> {
     }
 
     /// Moves up to a ring's worth of frames from `<dev>|out` to the TAP interface.
-    /// Returns whether it stopped with frames left.
-    fn pump_out(&mut self) -> io::Result<bool> {
+    /// Returns whether it stopped with frames left. (One step of [`Bridge::run`];
+    /// tests drive it directly.)
+    pub fn pump_out(&mut self) -> io::Result<bool> {
         let mut moved = 0u64;
         let limit = self.output.elements().unwrap_or(1024).max(1);
         let mut left = true;
