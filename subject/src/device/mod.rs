@@ -124,7 +124,9 @@ impl fmt::Display for NetError {
 ///   the peer did not send whole (an element whose length field is 0 or above
 ///   [`FRAME_MAX`] is dropped and counted). While the peer's channel is unusable
 ///   (incompatible header, counters moving backwards) `receive` returns
-///   [`NetError::Again`]; it works again once the peer reinitialises.
+///   [`NetError::Again`]; it works again once the peer reinitialises. A driver may
+///   bound the elements it skips per call: behind a flood of bad elements `receive`
+///   may say `Again` with `has_data` still true, and the next call goes on.
 ///
 /// Frames the peer queued before the device was acquired may be delivered.
 pub trait NetDevice: Pollable {
