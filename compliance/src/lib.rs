@@ -18,7 +18,7 @@
 //!
 //! Each rule is checked by one function, and the crate's own tests show for every rule
 //! a deliberately broken device (or server) that the suite rejects for exactly that
-//! rule. [`reference`] holds correct in-memory devices; [`sim`] and [`peers`] run the
+//! rule. [`reference`](mod@reference) holds correct in-memory devices; [`sim`] and [`peers`] run the
 //! runtime's drivers against in-test peers.
 //!
 //! ```
