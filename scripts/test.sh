@@ -77,6 +77,15 @@ for manifest in examples/*/app.toml; do
         xmllint --noout --schema ../shared/muen-schema/component.xsd -
 done
 
+# The device ABI's compliance suite already ran above (debug, 10 000 random operations
+# per implementation); here the random sequences run long, against every implementation
+# (reference devices, the runtime's drivers with in-test peers and with the testbed's
+# bridge and block server). Each prints its seed and operation count.
+step "compliance: random operation sequences, 400 x 1000 per implementation (release)"
+COMPLIANCE_CASES=400 COMPLIANCE_OPS=1000 \
+    cargo test --release -p muen-device-compliance --test reference --test runtime \
+    --test testbed -- random --nocapture
+
 # The README's first command, as written (and its echo variant, which needs root).
 step "README: ./scripts/demo.sh"
 ./scripts/demo.sh
