@@ -193,16 +193,19 @@ mod imp {
     /// copy the same length, so they always pick the same engine.
     const SMALL: usize = 64;
 
+    /// `rep movsb` from `src` to `dst`: shared memory on one side, private on the
+    /// other, in either direction.
+    ///
+    /// # Safety
+    ///
+    /// `src..src+len` is readable and `dst..dst+len` writable, as `load`/`store`
+    /// require.
     #[inline(always)]
-    pub(super) unsafe fn load(src: *const u8, dst: *mut u8, len: usize) {
-        if len <= SMALL {
-            // SAFETY: forwarded contract.
-            return unsafe { portable::load(src, dst, len) };
-        }
-        // SAFETY: the caller guarantees both ranges (`load`'s contract). `rep movsb`
-        // touches exactly `src..src+len` and `dst..dst+len` (DF is clear on entry to
-        // an asm block, so it copies upwards) and leaves the stack and flags alone.
-        // Its per-byte accesses are single-copy atomic (see the module docs).
+    unsafe fn rep_movsb(src: *const u8, dst: *mut u8, len: usize) {
+        // SAFETY: the caller guarantees both ranges. `rep movsb` touches exactly
+        // `src..src+len` and `dst..dst+len` (DF is clear on entry to an asm block, so it
+        // copies upwards) and leaves the stack and flags alone. Its per-byte accesses
+        // are single-copy atomic (see the module docs).
         unsafe {
             asm!(
                 "rep movsb",
@@ -215,21 +218,23 @@ mod imp {
     }
 
     #[inline(always)]
+    pub(super) unsafe fn load(src: *const u8, dst: *mut u8, len: usize) {
+        if len <= SMALL {
+            // SAFETY: forwarded contract.
+            return unsafe { portable::load(src, dst, len) };
+        }
+        // SAFETY: `load`'s contract is `rep_movsb`'s.
+        unsafe { rep_movsb(src, dst, len) }
+    }
+
+    #[inline(always)]
     pub(super) unsafe fn store(src: *const u8, dst: *mut u8, len: usize) {
         if len <= SMALL {
             // SAFETY: forwarded contract.
             return unsafe { portable::store(src, dst, len) };
         }
-        // SAFETY: as in `load`; the caller guarantees `store`'s contract.
-        unsafe {
-            asm!(
-                "rep movsb",
-                inout("rcx") len => _,
-                inout("rsi") src => _,
-                inout("rdi") dst => _,
-                options(nostack, preserves_flags),
-            );
-        }
+        // SAFETY: `store`'s contract is `rep_movsb`'s.
+        unsafe { rep_movsb(src, dst, len) }
     }
 
     #[inline(always)]
