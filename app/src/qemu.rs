@@ -156,10 +156,22 @@ pub const HYPERCALL_MUEN: [u8; STUB_SIZE] = [
 
 /// Its body in QEMU mode: `out DOORBELL_PORT, al; nop; ret`, padded with `int3`.
 pub const HYPERCALL_QEMU: [u8; STUB_SIZE] = [
-    0xe6, DOORBELL_PORT as u8, // out 0xe9, al
-    0x90, // nop
-    0xc3, // ret
-    0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc,
+    0xe6,
+    DOORBELL_PORT as u8, // out 0xe9, al
+    0x90,                // nop
+    0xc3,                // ret
+    0xcc,
+    0xcc,
+    0xcc,
+    0xcc,
+    0xcc,
+    0xcc,
+    0xcc,
+    0xcc,
+    0xcc,
+    0xcc,
+    0xcc,
+    0xcc,
 ];
 
 /// The runtime's exit stub, called with the exit code in EDI; never returns.
@@ -177,35 +189,32 @@ pub const EXIT_MUEN: [u8; STUB_SIZE] = [
 /// through [`EXIT_PORT`], and halt should it ever return.
 pub const EXIT_QEMU: [u8; STUB_SIZE] = [
     0xfa, // cli
-    0xb0, DOORBELL_EXIT, // mov al, DOORBELL_EXIT
-    0xe6, DOORBELL_PORT as u8, // out 0xe9, al
-    0x89, 0xf8, // mov eax, edi
-    0xe6, DOORBELL_PORT as u8, // out 0xe9, al
-    0xe6, EXIT_PORT as u8, // out 0xf4, al
-    0xf4, // 1: hlt
-    0xeb, 0xfd, // jmp 1b
-    0xcc, 0xcc,
+    0xb0,
+    DOORBELL_EXIT, // mov al, DOORBELL_EXIT
+    0xe6,
+    DOORBELL_PORT as u8, // out 0xe9, al
+    0x89,
+    0xf8, // mov eax, edi
+    0xe6,
+    DOORBELL_PORT as u8, // out 0xe9, al
+    0xe6,
+    EXIT_PORT as u8, // out 0xf4, al
+    0xf4,            // 1: hlt
+    0xeb,
+    0xfd, // jmp 1b
+    0xcc,
+    0xcc,
 ];
 
-const _: () = assert!(DOORBELL_PORT <= 0xff && EXIT_PORT <= 0xff, "`out imm8` ports");
+const _: () = assert!(
+    DOORBELL_PORT <= 0xff && EXIT_PORT <= 0xff,
+    "`out imm8` ports"
+);
 const _: () = assert!(DOORBELL_EVENT_MAX < DOORBELL_EXIT);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hosted::MEMMAP_SIZE;
-
-    #[test]
-    fn the_layout_is_ordered_and_aligned() {
-        assert!(MEMMAP_SIZE <= BOOT_CONFIG_ADDRESS);
-        assert!(BOOT_CONFIG_ADDRESS + 0x1000 <= BOOT_IMAGE_BASE);
-        assert!(BOOT_AREA.end <= LEGACY_HOLE.start);
-        assert!(RAM_LIMIT <= ROM_BASE);
-        assert_eq!(ROM_SIZE % 0x1_0000, 0);
-        for a in [BOOT_CONFIG_ADDRESS, BOOT_IMAGE_BASE, REGIONS_BASE, RAM_LIMIT] {
-            assert_eq!(a % crate::layout::PAGE_SIZE, 0);
-        }
-    }
 
     #[test]
     fn the_stubs_keep_their_shape() {

@@ -23,7 +23,7 @@ use std::time::Duration;
 use muen_channel::protocol::debuglog::{self, Element};
 use muen_channel::{ReadError, Reader};
 
-use crate::clock::TscRate;
+use crate::clock::{SubjectClock, TscRate};
 use crate::os::{self, EventFd};
 use crate::peers::Stop;
 
@@ -105,11 +105,16 @@ impl Formatter {
     }
 }
 
+/// How much of its output the sink keeps for failure reports.
+const TAIL_BYTES: usize = 4096;
+
 /// The log sink of one subject.
 pub struct LogSink<'m, W: Write> {
     reader: Reader<'m>,
     format: Formatter,
     out: W,
+    clock: Option<&'m SubjectClock>,
+    tail: String,
     /// Messages printed.
     pub messages: u64,
     /// Overruns seen (the subject logged faster than the sink read).
@@ -125,9 +130,25 @@ impl<'m, W: Write> LogSink<'m, W> {
             reader,
             format,
             out,
+            clock: None,
+            tail: String::new(),
             messages: 0,
             overruns: 0,
         })
+    }
+
+    /// Reads the messages' timestamps with `clock` (a QEMU guest's TSC is not the
+    /// host's; the formatter counts in host TSC).
+    pub fn with_clock(mut self, clock: &'m SubjectClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The last `n` lines printed (for failure reports).
+    pub fn last_lines(&self, n: usize) -> Vec<String> {
+        let lines: Vec<&str> = self.tail.lines().collect();
+        let skip = lines.len().saturating_sub(n);
+        lines[skip..].iter().map(|l| l.to_string()).collect()
     }
 
     /// Prints every message in the channel; returns whether there was one.
@@ -140,7 +161,10 @@ impl<'m, W: Write> LogSink<'m, W> {
                 Ok(e) => {
                     any = true;
                     self.messages += 1;
-                    text.push_str(&self.format.message(e.timestamp(), e.text()));
+                    let stamp = self
+                        .clock
+                        .map_or(e.timestamp(), |c| c.to_host(e.timestamp()));
+                    text.push_str(&self.format.message(stamp, e.text()));
                 }
                 Err(ReadError::EpochChanged) => self.format.epoch_changed(),
                 Err(ReadError::Overrun { .. }) => {
@@ -154,6 +178,14 @@ impl<'m, W: Write> LogSink<'m, W> {
         if !text.is_empty() {
             self.out.write_all(text.as_bytes())?;
             self.out.flush()?;
+            self.tail.push_str(&text);
+            if self.tail.len() > 2 * TAIL_BYTES {
+                let mut cut = self.tail.len() - TAIL_BYTES;
+                while !self.tail.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                self.tail.drain(..cut);
+            }
         }
         Ok(any)
     }
