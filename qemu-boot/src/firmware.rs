@@ -460,21 +460,43 @@ fn init_pic(vector: u8) {
 }
 
 /// Turns the local APIC off (IA32_APIC_BASE.EN = 0): native subjects have none, and
-/// without it the PIC's interrupts reach the CPU directly.
+/// without it the PIC's interrupts reach the CPU directly. First LINT0 becomes an
+/// unmasked ExtINT line (virtual wire), as a BIOS leaves it: QEMU's own APIC model
+/// (TCG) still passes the PIC's interrupts through LINT0 when the APIC is off, and
+/// does not always start with it so (it does not on `microvm`).
 fn disable_local_apic() {
-    // SAFETY: IA32_APIC_BASE exists on every x86-64 CPU; clearing its enable bit only
-    // routes external interrupts past the local APIC.
+    const IA32_APIC_BASE: u32 = 0x1b;
+    const ENABLE: u64 = 1 << 11;
+    const LVT_LINT0: u64 = 0x350;
+    const EXTINT: u32 = 0x700;
+    let base = rdmsr(IA32_APIC_BASE);
+    let lint0 = (PHYS_WINDOW + (base & 0xf_ffff_f000) + LVT_LINT0) as *mut u32;
+    // SAFETY: the APIC's registers lie below 4 GiB, in the window (the bootstrap tables
+    // map the whole low 4 GiB); writing LVT LINT0 only changes how the PIC's line
+    // reaches the CPU.
+    unsafe { lint0.write_volatile(EXTINT) };
+    wrmsr(IA32_APIC_BASE, base & !ENABLE);
+}
+
+fn rdmsr(msr: u32) -> u64 {
+    let (low, high): (u32, u32);
+    // SAFETY: reads an architectural MSR the caller names; no memory effects.
+    unsafe {
+        asm!("rdmsr", in("ecx") msr, out("eax") low, out("edx") high, options(nomem, nostack))
+    };
+    u64::from(high) << 32 | u64::from(low)
+}
+
+fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: the caller writes an architectural MSR with a value valid for it (here
+    // IA32_APIC_BASE with only its enable bit changed); no memory effects.
     unsafe {
         asm!(
-            "mov ecx, 0x1b",
-            "rdmsr",
-            "and eax, {mask:e}",
             "wrmsr",
-            mask = in(reg) !(1u32 << 11),
-            out("ecx") _,
-            out("eax") _,
-            out("edx") _,
+            in("ecx") msr,
+            in("eax") value as u32,
+            in("edx") (value >> 32) as u32,
             options(nomem, nostack),
-        );
-    }
+        )
+    };
 }
