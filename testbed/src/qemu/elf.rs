@@ -93,6 +93,8 @@ const PF_W: u32 = 2;
 /// A loadable segment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Segment {
+    /// Offset of its bytes in the file.
+    pub offset: u64,
     /// Virtual address.
     pub vaddr: u64,
     /// Physical address (where the boot stage's segments go).
@@ -198,6 +200,7 @@ impl<'a> Elf<'a> {
             let what = format!("segment {i}");
             let bytes = range(self.bytes, ph.offset.get(), ph.filesz.get(), &what)?;
             out.push(Segment {
+                offset: ph.offset.get(),
                 vaddr: ph.vaddr.get(),
                 paddr: ph.paddr.get(),
                 bytes: bytes.to_vec(),
