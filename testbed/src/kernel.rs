@@ -15,6 +15,12 @@
 //!   as if the subject had triggered it.
 //! - **Time.** [`publish_time_info`] writes the time info page once at start, as Muen's
 //!   time subject does.
+//!
+//! A QEMU guest ([`Kernel::run_qemu`], `docs/qemu.md`) talks through the doorbell instead
+//! of the control socket (events, its exit code, the boot stage's handshake), gets no
+//! vectors (its periodic tick wakes it; the [`Injector`] only counts them), and its TSC
+//! is offset from the host's ([`SubjectClock`]): every TSC value the kernel writes or
+//! compares is the subject's.
 
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, BorrowedFd};

@@ -1,8 +1,9 @@
-//! Starting the subject process and collecting its end.
+//! Starting the subject process (or, in QEMU mode, QEMU) and collecting its end.
 //!
 //! The child gets the memory file on fd 3 and its end of the control socket on fd 4
-//! (`muen_app::hosted::{MEMORY_FD, CONTROL_FD}`); every other descriptor except 0, 1
-//! and 2 is closed, stdin is `/dev/null`, the signal mask is empty. It runs in its own
+//! (`muen_app::hosted::{MEMORY_FD, CONTROL_FD}`; QEMU gets its four descriptors as fds 3
+//! to 6, see `crate::qemu::machine`); every other descriptor except 0, 1 and 2 is
+//! closed, stdin is `/dev/null`, the signal mask is empty. It runs in its own
 //! process group (a Ctrl-C at the terminal reaches the testbed, which then stops the
 //! subject cleanly) and dies with the testbed (`PR_SET_PDEATHSIG`), so no subject
 //! outlives a testbed that was killed.

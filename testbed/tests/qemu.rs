@@ -31,7 +31,13 @@ fn fixture(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let out = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--offline", "--target", "x86_64-unknown-none"])
+            .args([
+                "build",
+                "--release",
+                "--offline",
+                "--target",
+                "x86_64-unknown-none",
+            ])
             .arg("--manifest-path")
             .arg(fixture_package().join("Cargo.toml"))
             .env("CARGO_TARGET_DIR", target_dir())
@@ -228,8 +234,8 @@ fn qemu_tcg_a_boot_failure_names_its_reason() {
     // A policy whose entry point is in no executable region: the boot stage refuses
     // it before anything of the subject runs.
     let image = fixture("exit-code");
-    let xml = muen_testbed::app::policy_with_image(&fixture_package().join("app.toml"), &image)
-        .unwrap();
+    let xml =
+        muen_testbed::app::policy_with_image(&fixture_package().join("app.toml"), &image).unwrap();
     let bad = xml.replace("<rip>16#0020_0000#</rip>", "<rip>16#4000_0000#</rip>");
     assert_ne!(bad, xml);
     let policy = temp("bad-rip.xml");

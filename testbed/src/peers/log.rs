@@ -273,6 +273,50 @@ mod tests {
     }
 
     #[test]
+    fn a_sink_converts_guest_stamps_and_keeps_its_last_lines() {
+        use muen_channel::protocol::debuglog::LogWriter;
+        use muen_channel::{Region, RegionMut};
+        use std::num::NonZeroU64;
+        use std::sync::atomic::AtomicU64;
+
+        let words: Vec<AtomicU64> = (0..0x2000 / 8).map(|_| AtomicU64::new(0)).collect();
+        // A guest whose TSC reads 0 at host TSC 1_000_000_000 (the formatter's origin),
+        // stamping its messages 1 ms apart from 2_000_000 on.
+        let mut stamp = 1_000_000;
+        let clock = move || {
+            stamp += 1_000_000;
+            stamp
+        };
+        let mut writer = LogWriter::new(
+            RegionMut::from_atomics(&words).unwrap(),
+            NonZeroU64::new(7).unwrap(),
+            clock,
+        )
+        .unwrap();
+        let guest = SubjectClock::host();
+        guest.align(0, 1_000_000_000);
+        let mut out = Vec::new();
+        let mut sink = LogSink::new(Region::from_atomics(&words).unwrap(), f(), &mut out)
+            .unwrap()
+            .with_clock(&guest);
+        for i in 0..12 {
+            writer.write_bytes(format!("line {i}\n").as_bytes());
+        }
+        while sink.drain().unwrap() {}
+        assert_eq!(sink.messages, 12);
+        assert_eq!(
+            sink.last_lines(2),
+            ["[   0.012000] hello|line 10", "[   0.013000] hello|line 11"]
+        );
+        assert_eq!(sink.last_lines(100).len(), 12);
+        let printed = String::from_utf8(out).unwrap();
+        assert!(
+            printed.starts_with("[   0.002000] hello%line 0\n"),
+            "{printed}"
+        );
+    }
+
+    #[test]
     fn control_characters_are_escaped_and_early_timestamps_clamp() {
         let mut f = f();
         assert_eq!(
