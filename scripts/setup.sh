@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, and nothing that is already there.
 # Idempotent; run as root (CI is root) or with sudo available for apt-get.
+#
+#   scripts/setup.sh          everything scripts/test.sh needs
+#   scripts/setup.sh --demo   only what scripts/demo.sh needs (no nightly, no Miri)
 set -euo pipefail
+
+demo=false
+case "${1:-}" in
+    "") ;;
+    --demo) demo=true ;;
+    *) echo "usage: $0 [--demo]" >&2; exit 2 ;;
+esac
 
 need_rust_target() {
     rustup target list --installed ${2:+--toolchain "$2"} 2>/dev/null | grep -qx "$1" ||
@@ -11,16 +21,20 @@ need_rust_target() {
 need_rust_target x86_64-unknown-none
 
 # Miri (unsafe-code checks) and cargo-fuzz need nightly.
-if ! rustup toolchain list | grep -q '^nightly'; then
-    rustup toolchain install nightly --profile minimal
-fi
-if ! rustup component list --toolchain nightly --installed | grep -q '^miri'; then
-    rustup component add miri rust-src --toolchain nightly
+if ! $demo; then
+    if ! rustup toolchain list | grep -q '^nightly'; then
+        rustup toolchain install nightly --profile minimal
+    fi
+    if ! rustup component list --toolchain nightly --installed | grep -q '^miri'; then
+        rustup component add miri rust-src --toolchain nightly
+    fi
 fi
 
 # Debian packages: xmllint validates policies; binutils (`size`, `readelf`) checks the
-# subject images; the end-to-end tests use the others.
-pkgs=(libxml2-utils binutils iproute2 iputils-ping curl tshark qemu-system-x86 apache2-utils)
+# subject images; the end-to-end tests and the demo use the network tools (ab is in
+# apache2-utils).
+pkgs=(libxml2-utils binutils iproute2 iputils-ping curl apache2-utils)
+$demo || pkgs+=(tshark qemu-system-x86)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -78,22 +78,43 @@ MIRIFLAGS="-Zmiri-permissive-provenance -Zmiri-ignore-leaks" \
     cargo +nightly miri test -p muen-subject --lib -- net::tests::frames log:: \
     runtime::tests::poll_sleeps runtime::tests::wall platform::
 
-step "hello for Muen: static ELF at the entry address, accepted by policy-gen, size"
-cargo build -p hello --target x86_64-unknown-none --release
-hello_elf=target/x86_64-unknown-none/release/hello
-readelf -h "$hello_elf" | grep -Eq 'Type:[[:space:]]+EXEC' ||
-    { echo "$hello_elf is not a static executable (ET_EXEC)"; exit 1; }
-entry=$(readelf -h "$hello_elf" | awk '/Entry point address/ { print $4 }')
-[ "$entry" = "0x200000" ] || { echo "$hello_elf: entry $entry, expected 0x200000"; exit 1; }
-cargo run -q -p policy-gen -- --elf "$hello_elf" examples/hello/app.toml |
-    xmllint --noout --schema ../shared/muen-schema/component.xsd -
-size "$hello_elf"
+step "examples for Muen: static ELFs at the entry address, accepted by policy-gen, sizes"
+for app in hello echo blockstore; do
+    cargo build -p "$app" --target x86_64-unknown-none --release
+    elf=target/x86_64-unknown-none/release/$app
+    readelf -h "$elf" | grep -Eq 'Type:[[:space:]]+EXEC' ||
+        { echo "$elf is not a static executable (ET_EXEC)"; exit 1; }
+    entry=$(readelf -h "$elf" | awk '/Entry point address/ { print $4 }')
+    [ "$entry" = "0x200000" ] || { echo "$elf: entry $entry, expected 0x200000"; exit 1; }
+    cargo run -q -p policy-gen -- --elf "$elf" "examples/$app/app.toml" |
+        xmllint --noout --schema ../shared/muen-schema/component.xsd -
+    size "$elf"
+done
 
 step "policy-gen on the example manifests, validated with Muen's schema"
 for manifest in examples/*/app.toml; do
     cargo run -q -p policy-gen -- "$manifest" |
         xmllint --noout --schema ../shared/muen-schema/component.xsd -
 done
+
+# The device ABI's compliance suite already ran above (debug, 10 000 random operations
+# per implementation); here the random sequences run long, against every implementation
+# (reference devices, the runtime's drivers with in-test peers and with the testbed's
+# bridge and block server). Each prints its seed and operation count.
+step "compliance: random operation sequences, 400 x 1000 per implementation (release)"
+COMPLIANCE_CASES=400 COMPLIANCE_OPS=1000 \
+    cargo test --release -p muen-device-compliance --test reference --test runtime \
+    --test testbed -- random --nocapture
+
+# The README's first command, as written (and its echo variant, which needs root).
+step "README: ./scripts/demo.sh"
+./scripts/demo.sh
+if [ "$(id -u)" -eq 0 ]; then
+    step "README: ./scripts/demo.sh echo"
+    ./scripts/demo.sh echo
+else
+    echo "SKIPPED: ./scripts/demo.sh echo (network namespaces need root)"
+fi
 
 step "muen-testbed: data path benchmark (release; network part needs root)"
 cargo bench -p muen-testbed --bench datapath

@@ -44,8 +44,11 @@ fn an_app_is_built_and_run() {
 
 #[test]
 fn apps_that_cannot_be_built_are_reported() {
-    // examples/echo has an app.toml but no package.
-    let out = run_app(&example("echo"), &[]);
+    // A directory with an app.toml but no package.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("manifest-only");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(example("echo").join("app.toml"), dir.join("app.toml")).unwrap();
+    let out = run_app(&dir, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("Cargo.toml"),

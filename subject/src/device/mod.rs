@@ -6,6 +6,11 @@
 //! (`solo5_net_*`, `solo5_block_*`) can wrap them one to one, and their contracts are
 //! precise enough for a compliance suite: every case is either success or one
 //! specific error, never a silent truncation.
+//!
+//! The full contract, with the reasons for each rule, is `docs/device-abi.md`; the trait
+//! documentation below states it rule by rule. The crate `muen-device-compliance`
+//! checks an implementation against it (one check per rule, plus random operation
+//! sequences against a model).
 
 use core::fmt;
 
@@ -31,25 +36,37 @@ pub struct NetInfo {
     pub mtu: usize,
 }
 
-/// Why a network operation did not happen. Nothing was consumed or sent.
+/// Why a network operation did not happen. In every case nothing was consumed, sent
+/// or written to the caller's buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NetError {
-    /// No frame is waiting. Retryable: call again after
-    /// [`Runtime::poll`](crate::Runtime::poll) reports data.
+    /// "No data yet": no whole frame can be returned now. Retryable: call again after
+    /// [`Runtime::poll`](crate::Runtime::poll) (or [`Pollable::has_data`]) reports
+    /// data. Not an end of stream: a network device never ends.
     Again,
-    /// `transmit`: the frame is longer than [`FRAME_MAX`]. Not retryable.
+    /// `transmit`: the frame is longer than [`FRAME_MAX`]. Not retryable (the same
+    /// frame is refused again); nothing was sent, in particular no truncated frame.
     FrameTooLarge {
         /// Its length.
         len: usize,
     },
-    /// `transmit`: the frame is empty. Not retryable.
+    /// `transmit`: the frame is empty. Not retryable; nothing was sent.
     EmptyFrame,
     /// `receive`: the buffer is shorter than [`FRAME_MAX`], so not every frame could
-    /// be returned whole. Not retryable; nothing was read.
+    /// be returned whole. Not retryable with the same buffer; no frame was consumed
+    /// (the next call with a large enough buffer returns it).
     BufferTooSmall {
         /// Its length.
         len: usize,
     },
+}
+
+impl NetError {
+    /// Whether the same call may succeed later: only [`NetError::Again`]. The others
+    /// are the caller's mistakes and fail the same way every time.
+    pub const fn is_retryable(&self) -> bool {
+        matches!(self, NetError::Again)
+    }
 }
 
 impl fmt::Display for NetError {
@@ -69,28 +86,58 @@ impl fmt::Display for NetError {
 
 /// An Ethernet device that moves whole frames (destination MAC first, no FCS).
 ///
-/// Contract:
+/// A *frame* is 1..=[`FRAME_MAX`] bytes. The device does not look inside: it moves any
+/// such bytes, pads nothing and checks no header. The rules (names as in
+/// `docs/device-abi.md` and the compliance suite's `NetRule`):
 ///
-/// - `receive` returns exactly one whole frame of 1..=[`FRAME_MAX`] bytes, or an
-///   error; it never blocks and never truncates. The buffer must hold
-///   [`FRAME_MAX`] bytes ([`NetError::BufferTooSmall`] otherwise, checked before
-///   anything is consumed). "No data yet" is [`NetError::Again`]; a frame that the
-///   peer announced with an impossible length is dropped (and counted by the driver),
-///   never returned.
-/// - `transmit` queues exactly one frame of 1..=[`FRAME_MAX`] bytes, or refuses it
-///   ([`NetError::EmptyFrame`], [`NetError::FrameTooLarge`]); it never blocks. A
-///   queued frame may still be lost if the peer does not keep up (the channel has no
-///   back pressure, like a wire).
-/// - Frames are received in the order the peer sent them, minus the ones lost.
-/// - [`Pollable::has_data`] is true when `receive` may return a frame.
+/// - **Info.** [`NetDevice::info`] returns the same value every time: `mtu` is
+///   [`MTU`] (1500), `mac` is a unicast address (bit 0 of byte 0 clear) other than
+///   all zeros.
+/// - **TransmitWhole.** `transmit` of a frame queues exactly that frame, whole and
+///   once, and returns `Ok`. It never blocks and never waits for the peer.
+/// - **TransmitEmpty.** `transmit(&[])` is [`NetError::EmptyFrame`]; nothing is sent.
+/// - **TransmitOversize.** `transmit` of more than [`FRAME_MAX`] bytes is
+///   [`NetError::FrameTooLarge`] with that length; nothing is sent, in particular no
+///   truncated frame.
+/// - **ReceiveWhole.** `receive` copies exactly one whole frame to the start of `buf`
+///   and returns its length (1..=[`FRAME_MAX`]); the bytes of `buf` after it are
+///   unspecified. Any buffer of at least [`FRAME_MAX`] bytes works.
+/// - **ReceiveBufferTooSmall.** A buffer shorter than [`FRAME_MAX`] is
+///   [`NetError::BufferTooSmall`] with its length, checked before anything else: no
+///   frame is consumed and `buf` is not written.
+/// - **NoData.** "No data yet" is [`NetError::Again`], returned at once. While a
+///   frame is waiting, [`Pollable::has_data`] is true and `receive` returns it (never
+///   `Again`). Once `receive` returned `Again`, `has_data` stays false until the peer
+///   sends something. (`has_data` may be true while `receive` then returns `Again`:
+///   the peer restarted, or sent only elements that are dropped.)
+/// - **Order.** Frames arrive in the order they were sent, in each direction; none is
+///   duplicated or altered.
+/// - **Overrun.** There is no back pressure, as on a wire: a side that falls behind
+///   loses whole frames (the oldest ones for muennet), never parts of frames, and
+///   `transmit` still returns `Ok`. The frames that do arrive are whole, in order,
+///   and after the loss the device works as before.
+/// - **PeerRestart.** After the peer restarts, frames queued in either direction and
+///   not yet read may be lost; frames sent after the restart flow normally. The device
+///   needs no call to recover and reports no error.
+/// - **PeerMisbehaviour.** Whatever the peer writes into the shared memory, the device
+///   never panics, never reads or writes outside its buffers and never returns a frame
+///   the peer did not send whole (an element whose length field is 0 or above
+///   [`FRAME_MAX`] is dropped and counted). While the peer's channel is unusable
+///   (incompatible header, counters moving backwards) `receive` returns
+///   [`NetError::Again`]; it works again once the peer reinitialises. A driver may
+///   bound the elements it skips per call: behind a flood of bad elements `receive`
+///   may say `Again` with `has_data` still true, and the next call goes on.
+///
+/// Frames the peer queued before the device was acquired may be delivered.
 pub trait NetDevice: Pollable {
-    /// MAC address and MTU.
+    /// MAC address and MTU (the same every time).
     fn info(&self) -> NetInfo;
 
-    /// Copies the next frame into `buf` and returns its length.
+    /// Copies the next frame into `buf` (at least [`FRAME_MAX`] bytes) and returns its
+    /// length; [`NetError::Again`] if none is waiting. Never blocks.
     fn receive(&mut self, buf: &mut [u8]) -> Result<usize, NetError>;
 
-    /// Sends `frame`.
+    /// Sends `frame` (1..=[`FRAME_MAX`] bytes). Never blocks.
     fn transmit(&mut self, frame: &[u8]) -> Result<(), NetError>;
 }
 
@@ -104,6 +151,12 @@ pub struct BlockInfo {
 }
 
 /// Why a block operation failed.
+///
+/// The first three are *argument errors*: the call was wrong, nothing was sent,
+/// nothing changed (a read buffer was not written), and the same call fails the same
+/// way every time. They are checked in this order, so a call with several faults gets
+/// the first that applies. The others are *device errors*: retryable, and the device
+/// stays usable (it resets itself before the next operation where needed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BlockError {
     /// The length is 0 or not a multiple of the block size. Nothing was sent.
@@ -111,12 +164,14 @@ pub enum BlockError {
         /// The length.
         len: u64,
     },
-    /// The offset is not a multiple of the block size. Nothing was sent.
+    /// The offset is not a multiple of the block size (and the length is valid).
+    /// Nothing was sent.
     BadOffset {
         /// The offset.
         offset: u64,
     },
-    /// The range reaches past the end of the device. Nothing was sent.
+    /// The range reaches past the end of the device (`offset + len > capacity`,
+    /// including an overflowing sum; offset and length are valid). Nothing was sent.
     OutOfRange {
         /// Start of the range.
         offset: u64,
@@ -126,11 +181,14 @@ pub enum BlockError {
         capacity: u64,
     },
     /// The server did not answer in time. Retryable; the device resets itself before
-    /// the next operation. The operation may or may not have taken effect.
+    /// the next operation. The operation may or may not have taken effect (each block
+    /// of the range holds its old or its new contents).
     Timeout,
     /// The server reported an error status for the request starting at byte `offset`
     /// (for Muen's AHCI driver: 1 = not supported, 10 = I/O error). Parts of the
-    /// operation may have taken effect. Retryable at the caller's judgement.
+    /// operation may have taken effect: each block of the range holds its old or its
+    /// new contents. Retryable at the caller's judgement (a medium error may persist);
+    /// the device stays usable.
     Device {
         /// The status.
         status: u64,
@@ -138,15 +196,18 @@ pub enum BlockError {
         offset: u64,
     },
     /// The server restarted (new response channel epoch) while requests were in
-    /// flight. Retryable; the device resets itself before the next operation.
+    /// flight. Retryable; the device resets itself before the next operation. The
+    /// operation may or may not have taken effect, as for [`BlockError::Timeout`].
     ServerRestarted,
     /// The response channel overran or the server broke the protocol, so responses
-    /// were lost. Retryable; the device resets itself before the next operation.
+    /// were lost. Retryable; the device resets itself before the next operation. The
+    /// operation may or may not have taken effect, as for [`BlockError::Timeout`].
     Channel(ReadError),
 }
 
 impl BlockError {
-    /// Whether the same call may succeed later (the argument errors never do).
+    /// Whether the same call may succeed later: true for the device errors, false for
+    /// the argument errors.
     pub const fn is_retryable(&self) -> bool {
         !matches!(
             self,
@@ -192,34 +253,63 @@ impl fmt::Display for BlockError {
 
 /// A block device that moves whole blocks.
 ///
-/// Contract:
+/// Offsets and lengths are in bytes. The rules (names as in `docs/device-abi.md` and
+/// the compliance suite's `BlockRule`):
 ///
-/// - Offsets and lengths are in bytes and must be multiples of
-///   [`BlockInfo::block_size`]; lengths must be positive; the range must lie within
-///   [`BlockInfo::capacity`]. Violations are reported as [`BlockError::BadOffset`],
-///   [`BlockError::BadLength`] or [`BlockError::OutOfRange`] before anything is sent.
-/// - Every call blocks (sleeping, not spinning) until the whole operation completed
-///   or failed; there is no "no data yet".
-/// - A completed `write` is seen by every later `read`. It is *durable* (survives a
-///   power loss) only once a later `sync` has completed successfully.
-/// - After a completed `discard` the range reads as unspecified data (zeros or the
-///   old contents) until it is written again.
-/// - An error other than the argument errors leaves the range in an unspecified mix
-///   of old and new contents.
+/// - **Info.** [`BlockDevice::info`] returns the same value every time: `block_size`
+///   is a power of two, at least 512; `capacity` is a multiple of it.
+/// - **ZeroLength.** A zero-length `read`, `write` or `discard` is an error,
+///   [`BlockError::BadLength`] `{ len: 0 }`, not a no-op: it is always a caller's
+///   mistake, and at the hardware a sector count of 0 means the largest count.
+/// - **LengthAlignment.** A length that is not a multiple of the block size is
+///   [`BlockError::BadLength`].
+/// - **OffsetAlignment.** An offset that is not a multiple of the block size is
+///   [`BlockError::BadOffset`].
+/// - **Range.** A range past the end (`offset + len > capacity`, also when the sum
+///   overflows) is [`BlockError::OutOfRange`]; the last block itself is usable.
+/// - **ErrorOrder.** The argument errors are checked in the order length, offset,
+///   range. After any of them nothing was sent, nothing changed and a read buffer was
+///   not written.
+/// - **ReadAfterWrite.** Every call blocks (sleeping) until the whole operation
+///   completed or failed; there is no "no data yet". Operations take effect in call
+///   order: a completed `write` is returned by every later `read` of its blocks until
+///   they are written or discarded again.
+/// - **WriteIsolation.** A `write` (or `discard`) changes only the blocks of its range.
+/// - **Discard.** After a completed `discard` each block of the range reads as all
+///   zeros or as its previous contents, the same on every read until it is written
+///   again. (A discard is a hint; a device may ignore it.)
+/// - **Sync.** `sync` on a working device succeeds, with or without writes before it.
+/// - **Durability.** A write is *durable* (survives a power loss or a crash of the
+///   server) once a `sync` called after it completed successfully. After a power loss
+///   each block holds its contents at the last completed `sync` or one of the
+///   contents written (or discarded) since; blocks are never torn.
+/// - **PeerRestart.** When the server restarts, operations in flight (and the next
+///   one) may fail with a retryable error; a retried operation succeeds once the
+///   server works. Durable data is intact; what was written since the last `sync`
+///   follows the durability rule.
+/// - **PeerFailure.** A server that stops answering gives [`BlockError::Timeout`]
+///   (the call returns; it does not hang), an error status gives
+///   [`BlockError::Device`] (its offset inside the range, on a block boundary),
+///   responses that answer nothing are ignored; every one of them leaves the device
+///   usable, and a failed `write` or `discard` leaves each block of its range with
+///   its old or its new contents. A server's data is never taken as the answer to a
+///   request it does not answer.
 pub trait BlockDevice {
-    /// Block size and capacity.
+    /// Block size and capacity (the same every time).
     fn info(&self) -> BlockInfo;
 
-    /// Reads `buf.len()` bytes from device offset `offset` into `buf`.
+    /// Reads `buf.len()` bytes from device offset `offset` into `buf`. On a device
+    /// error the contents of `buf` are unspecified.
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), BlockError>;
 
-    /// Writes `data` at device offset `offset`.
+    /// Writes `data` at device offset `offset`; later reads return it.
     fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), BlockError>;
 
-    /// Makes every completed write durable.
+    /// Makes every write completed before this call durable.
     fn sync(&mut self) -> Result<(), BlockError>;
 
-    /// Tells the device that `len` bytes at `offset` are no longer needed.
+    /// Tells the device that `len` bytes at `offset` are no longer needed: they read
+    /// as zeros or as their old contents until written again.
     fn discard(&mut self, offset: u64, len: u64) -> Result<(), BlockError>;
 }
 

@@ -122,6 +122,9 @@ fn whole_frames_only() {
         Err(NetError::FrameTooLarge { len: 1515 })
     );
     assert!(sys.events.borrow().is_empty(), "nothing sent, no event");
+    assert!(!NetError::EmptyFrame.is_retryable());
+    assert!(!NetError::FrameTooLarge { len: 1515 }.is_retryable());
+    assert!(NetError::Again.is_retryable());
     peer.to_subject
         .write(&Element::new(&[5; 64]).unwrap())
         .unwrap();

@@ -8,7 +8,7 @@
 //!
 //! The bridge never waits for the subject: a subject that reads too slowly loses the
 //! oldest frames (it sees an overrun), exactly as with a real writer. Frames the
-//! subject writes are validated (`muennet::Element::frame`) before they leave. Without
+//! subject writes are validated (a length field of 1 to 1514) before they leave. Without
 //! a TAP interface, frames from the subject are counted (and recorded) and dropped.
 
 use std::io;
@@ -32,7 +32,7 @@ pub struct NetStats {
     pub to_subject: u64,
     /// Frames read from `<dev>|out`.
     pub from_subject: u64,
-    /// Frames from the subject with an invalid length field (dropped).
+    /// Frames from the subject with an invalid length field: 0 or above 1514 (dropped).
     pub bad_frames: u64,
     /// Frames from the TAP interface longer than 1514 bytes (dropped).
     pub oversized: u64,
@@ -113,8 +113,8 @@ impl<'m> Bridge<'m> {
     }
 
     /// Moves up to a batch of frames from the TAP interface into `<dev>|in` and
-    /// injects the vector.
-    fn pump_in(&mut self, injector: &Injector<'_>) -> io::Result<()> {
+    /// injects the vector. (One step of [`Bridge::run`]; tests drive it directly.)
+    pub fn pump_in(&mut self, injector: &Injector<'_>) -> io::Result<()> {
         let Some(tap) = &self.tap else {
             return Ok(());
         };
@@ -147,8 +147,9 @@ impl<'m> Bridge<'m> {
     }
 
     /// Moves up to a ring's worth of frames from `<dev>|out` to the TAP interface.
-    /// Returns whether it stopped with frames left.
-    fn pump_out(&mut self) -> io::Result<bool> {
+    /// Returns whether it stopped with frames left. (One step of [`Bridge::run`];
+    /// tests drive it directly.)
+    pub fn pump_out(&mut self) -> io::Result<bool> {
         let mut moved = 0u64;
         let limit = self.output.elements().unwrap_or(1024).max(1);
         let mut left = true;
@@ -165,9 +166,14 @@ impl<'m> Bridge<'m> {
                     break;
                 }
             };
-            let Ok(frame) = element.frame() else {
-                self.stats.bad_frames += 1;
-                continue;
+            // A length field of 0 is as invalid as one above 1514: a frame has at least
+            // one byte, and an empty one must not reach the TAP interface or the pcap.
+            let frame = match element.frame() {
+                Ok(frame) if !frame.is_empty() => frame,
+                _ => {
+                    self.stats.bad_frames += 1;
+                    continue;
+                }
             };
             moved += 1;
             if let Some(p) = &mut self.pcap {
@@ -186,5 +192,74 @@ impl<'m> Bridge<'m> {
             }
         }
         Ok(left)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::AtomicU64;
+
+    use muen_channel::{epoch_from, Region, RegionMut};
+
+    use super::*;
+
+    fn words(bytes: usize) -> Vec<AtomicU64> {
+        (0..bytes / 8).map(|_| AtomicU64::new(0)).collect()
+    }
+
+    #[test]
+    fn invalid_elements_from_the_subject_never_reach_the_tap() {
+        let input = words(0x4000);
+        let output = words(0x4000);
+        let (tap, host) = os::seqpacket_pair().unwrap();
+        let tap = Tap::from_fd(tap, "test").unwrap();
+        let to_subject = Writer::init(
+            RegionMut::from_atomics(&input).unwrap(),
+            muennet::PROTOCOL,
+            muennet::ELEMENT_SIZE,
+            epoch_from(1),
+        )
+        .unwrap();
+        let mut bridge = Bridge::new(
+            "net0",
+            to_subject,
+            Region::from_atomics(&output).unwrap(),
+            None,
+            Some(tap),
+            None,
+        )
+        .unwrap();
+        // The subject's channel: length fields 0 and 1515 around a good frame.
+        let mut subject = Writer::init(
+            RegionMut::from_atomics(&output).unwrap(),
+            muennet::PROTOCOL,
+            muennet::ELEMENT_SIZE,
+            epoch_from(2),
+        )
+        .unwrap();
+        for length in [0u16, 1515] {
+            let mut raw = [0x77u8; muennet::ELEMENT_SIZE];
+            raw[muennet::FRAME_MAX..].copy_from_slice(&length.to_le_bytes());
+            subject.write_bytes(&raw).unwrap();
+        }
+        subject.write(&Element::new(&[9; 60]).unwrap()).unwrap();
+        bridge.pump_out().unwrap();
+        let mut buf = [0u8; 2000];
+        let mut got = Vec::new();
+        // SAFETY: reads into a live buffer of its length.
+        while let Ok(n) = os::cvt_size(unsafe {
+            libc::recv(
+                host.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        }) {
+            got.push(buf[..n].to_vec());
+        }
+        assert_eq!(got, [vec![9u8; 60]], "only the valid frame reaches the TAP");
+        assert_eq!(bridge.stats.bad_frames, 2);
+        assert_eq!(bridge.stats.from_subject, 1);
     }
 }

@@ -94,6 +94,26 @@ impl Tap {
         Ok(tap)
     }
 
+    /// Uses `fd` in place of a TAP interface: any descriptor on which one `read` returns
+    /// one frame and one `write` sends one (a `SOCK_SEQPACKET` socket, say). It is made
+    /// non-blocking. Tests run the bridge this way without root or network namespaces.
+    pub fn from_fd(fd: OwnedFd, name: &str) -> io::Result<Tap> {
+        // SAFETY: plain fcntl calls on a descriptor we own.
+        unsafe {
+            let flags = cvt(libc::fcntl(fd.as_raw_fd(), libc::F_GETFL))?;
+            cvt(libc::fcntl(
+                fd.as_raw_fd(),
+                libc::F_SETFL,
+                flags | libc::O_NONBLOCK,
+            ))?;
+        }
+        Ok(Tap {
+            fd,
+            name: name.to_string(),
+            created: false,
+        })
+    }
+
     fn set_up(&self) -> io::Result<()> {
         // SAFETY: plain socket call.
         let sock =

@@ -1,0 +1,48 @@
+//! The compliance suite of the device ABI (`docs/device-abi.md`).
+//!
+//! Any implementation of [`NetDevice`](muen_subject::device::NetDevice) or
+//! [`BlockDevice`](muen_subject::device::BlockDevice), and any muenblock server, runs
+//! it from its own tests:
+//!
+//! - [`net::net_compliance`] checks every [`net::NetRule`] with the device and a
+//!   [`net::NetPeer`] (send, collect, and where the peer can: restart, misbehave);
+//! - [`block::block_compliance`] checks every [`block::BlockRule`], with a
+//!   [`block::BlockPeer`] for the rules that need the server to fail, restart or lose
+//!   power;
+//! - [`server::server_compliance`] checks a muenblock server on its own
+//!   ([`server::ServerRule`]): it refuses what the contract forbids and never touches
+//!   the image or the buffer outside a valid request's range;
+//! - [`random::net_random`] and [`random::block_random`] run random operation
+//!   sequences against a model of the peer or the device, with proptest shrinking and
+//!   a printed seed.
+//!
+//! Each rule is checked by one function, and the crate's own tests show for every rule
+//! a deliberately broken device (or server) that the suite rejects for exactly that
+//! rule. [`reference`](mod@reference) holds correct in-memory devices; [`sim`] and [`peers`] run the
+//! runtime's drivers against in-test peers.
+//!
+//! ```
+//! use muen_device_compliance::{net, reference};
+//!
+//! let mut dev = reference::MemNet::new(reference::MEM_NET_CAPACITY);
+//! let report = net::net_compliance("MemNet", &mut dev, &mut reference::MemNetPeer);
+//! report.assert_ok();
+//! ```
+//!
+//! The crate uses `std` (it is a test tool); the devices it checks may be `no_std`.
+
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub mod block;
+pub mod net;
+pub mod pattern;
+pub mod peers;
+pub mod random;
+pub mod reference;
+mod report;
+pub mod server;
+pub mod sim;
+
+pub use report::{Report, Rule, Violation};

@@ -1,0 +1,143 @@
+//! A simulated runtime for drivers under test: shared memory in ordinary process
+//! memory, subject info pages naming it, and a [`Sys`] whose clock advances only while
+//! the driver waits, during which it runs the peer.
+//!
+//! Everything is leaked on purpose: drivers borrow their regions and their `Sys` for
+//! `'static`, as on Muen.
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::AtomicU64;
+
+use muen_channel::Event;
+use muen_sinfo::{Builder, Content, Memory, MemoryFlags, MemoryKind, SubjectInfo, Version};
+use muen_subject::{Clock, Sys};
+
+/// TSC rate of the simulated clock: 1 GHz, so ticks are nanoseconds.
+pub const KHZ: u32 = 1_000_000;
+
+/// Zeroed, 8-byte aligned memory of `bytes` bytes (rounded up to 8) that is only
+/// accessed atomically, leaked.
+pub fn shared(bytes: usize) -> &'static [AtomicU64] {
+    let words: Vec<AtomicU64> = (0..bytes.div_ceil(8)).map(|_| AtomicU64::new(0)).collect();
+    Box::leak(words.into_boxed_slice())
+}
+
+/// A sinfo memory record for `len` bytes at `address`.
+pub fn memory_at(address: u64, len: u64, kind: MemoryKind, writable: bool) -> Memory {
+    Memory {
+        kind,
+        content: Content::Uninitialized,
+        flags: if writable {
+            MemoryFlags::WRITABLE
+        } else {
+            MemoryFlags::empty()
+        },
+        pattern: None,
+        address,
+        size: len,
+        hash: None,
+    }
+}
+
+/// A sinfo memory record for `words`.
+pub fn memory(words: &[AtomicU64], kind: MemoryKind, writable: bool) -> Memory {
+    memory_at(
+        words.as_ptr() as u64,
+        std::mem::size_of_val(words) as u64,
+        kind,
+        writable,
+    )
+}
+
+/// A subject info page of subject `name`; `f` adds the resources.
+///
+/// # Panics
+///
+/// If the builder refuses what `f` added (a test bug).
+pub fn page(name: &str, f: impl FnOnce(&mut Builder)) -> SubjectInfo<'static> {
+    let mut b = Builder::new(Version::V5, name, KHZ).expect("a valid subject name");
+    f(&mut b);
+    let bytes: &'static [u8] = Box::leak(b.build().into_boxed_slice());
+    SubjectInfo::new_checked(bytes).expect("the builder writes valid pages")
+}
+
+/// A simulated kernel: a TSC that advances by `step` ticks whenever the driver waits
+/// without its condition being met, a record of triggered events, and a hook that
+/// plays the peer each time the driver waits.
+pub struct SimSys {
+    now: Cell<u64>,
+    step: Cell<u64>,
+    events: RefCell<Vec<u8>>,
+    waits: Cell<u64>,
+    #[allow(clippy::type_complexity)]
+    peer: RefCell<Option<Box<dyn FnMut()>>>,
+}
+
+impl Default for SimSys {
+    fn default() -> Self {
+        SimSys::new()
+    }
+}
+
+impl SimSys {
+    /// A clock at 1 ms that advances 100 µs per unsatisfied wait, and no peer.
+    pub fn new() -> Self {
+        SimSys {
+            now: Cell::new(1_000_000),
+            step: Cell::new(100_000),
+            events: RefCell::new(Vec::new()),
+            waits: Cell::new(0),
+            peer: RefCell::new(None),
+        }
+    }
+
+    /// A new `SimSys`, leaked (drivers borrow it for `'static`).
+    pub fn leaked() -> &'static SimSys {
+        Box::leak(Box::new(SimSys::new()))
+    }
+
+    /// Runs `peer` whenever the driver waits.
+    pub fn set_peer(&self, peer: impl FnMut() + 'static) {
+        *self.peer.borrow_mut() = Some(Box::new(peer));
+    }
+
+    /// How far the clock advances per unsatisfied wait.
+    pub fn set_step(&self, ticks: u64) {
+        self.step.set(ticks);
+    }
+
+    /// The events triggered so far (and forgets them).
+    pub fn take_events(&self) -> Vec<u8> {
+        std::mem::take(&mut self.events.borrow_mut())
+    }
+
+    /// How often the driver waited.
+    pub fn waits(&self) -> u64 {
+        self.waits.get()
+    }
+}
+
+impl Sys for SimSys {
+    fn trigger(&self, event: Event) {
+        self.events.borrow_mut().push(event.number());
+    }
+
+    fn tsc(&self) -> u64 {
+        self.now.get()
+    }
+
+    fn clock(&self) -> Clock {
+        Clock::new(KHZ).expect("1 GHz is a valid rate")
+    }
+
+    fn wait(&self, deadline: u64, ready: &mut dyn FnMut() -> bool) {
+        self.waits.set(self.waits.get() + 1);
+        if let Some(peer) = self.peer.borrow_mut().as_mut() {
+            peer();
+        }
+        if !ready() {
+            let now = self.now.get();
+            self.now.set((now + self.step.get()).min(deadline.max(now)));
+        }
+    }
+}

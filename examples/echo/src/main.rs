@@ -1,0 +1,52 @@
+//! `echo`: answers ARP and ping at 10.0.0.2/24 on `service0`, echoes UDP port 7 and
+//! serves a status page on HTTP port 80 (see the library, `src/lib.rs`).
+//!
+//! Build for Muen with `cargo build -p echo --target x86_64-unknown-none --release`,
+//! or run it in the testbed: `muen-testbed run examples/echo --tap service0=tap0`
+//! (`examples/echo/README.md`).
+
+#![no_std]
+#![no_main]
+
+use echo::{Memory, Server, ADDRESS, DEVICE, HTTP_PORT, PREFIX_LEN, SOCKETS, UDP_PORT};
+use log::{error, info};
+use muen_subject::device::NetDevice;
+use muen_subject::Runtime;
+use smoltcp::iface::SocketStorage;
+
+muen_subject::entry!(main);
+
+fn main(rt: &mut Runtime) -> i32 {
+    let device = match rt.net(DEVICE) {
+        Ok(device) => device,
+        Err(e) => {
+            error!("{DEVICE}: {e}");
+            return 1;
+        }
+    };
+    let Some(memory) = Memory::take() else {
+        error!("socket buffers already taken");
+        return 1;
+    };
+    let name = rt.name().as_str().unwrap_or("echo");
+    let mut slots = [SocketStorage::EMPTY; SOCKETS];
+    // The TSC at start seeds TCP's initial sequence numbers: they differ per boot.
+    let now = rt.now();
+    let mut server = Server::new(device, memory, &mut slots, name, now, now);
+    let m = server.device().info().mac;
+    info!(
+        "{DEVICE}: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    );
+    info!("listening on {ADDRESS}/{PREFIX_LEN}");
+    info!("udp echo port {UDP_PORT}, http port {HTTP_PORT}");
+    loop {
+        let now = rt.now();
+        server.poll(now);
+        let deadline = server.poll_at(now);
+        if deadline > now {
+            // Sleeps until a frame arrives or the deadline passes.
+            rt.poll(deadline, &[&*server.device()]);
+        }
+    }
+}

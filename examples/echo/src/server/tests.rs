@@ -1,0 +1,449 @@
+//! The server against hand-made frames and a smoltcp client on a simulated wire, in
+//! simulated time.
+
+use super::*;
+use muen_subject::device::{NetError, NetInfo, Pollable, FRAME_MAX, MTU};
+use smoltcp::iface::SocketStorage;
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, EthernetRepr, Icmpv4Packet,
+    Icmpv4Repr, IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr,
+};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+const CLIENT_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
+
+type Queue = Rc<RefCell<VecDeque<Vec<u8>>>>;
+
+/// One end of a wire: frames in, frames out, counted.
+struct Wire {
+    mac: [u8; 6],
+    rx: Queue,
+    tx: Queue,
+    stats: NetStats,
+}
+
+impl Pollable for Wire {
+    fn has_data(&self) -> bool {
+        !self.rx.borrow().is_empty()
+    }
+}
+
+impl NetDevice for Wire {
+    fn info(&self) -> NetInfo {
+        NetInfo {
+            mac: self.mac,
+            mtu: MTU,
+        }
+    }
+    fn receive(&mut self, buf: &mut [u8]) -> Result<usize, NetError> {
+        let f = self.rx.borrow_mut().pop_front().ok_or(NetError::Again)?;
+        buf[..f.len()].copy_from_slice(&f);
+        self.stats.rx_frames += 1;
+        self.stats.rx_bytes += f.len() as u64;
+        Ok(f.len())
+    }
+    fn transmit(&mut self, frame: &[u8]) -> Result<(), NetError> {
+        if frame.len() > FRAME_MAX {
+            return Err(NetError::FrameTooLarge { len: frame.len() });
+        }
+        self.stats.tx_frames += 1;
+        self.stats.tx_bytes += frame.len() as u64;
+        self.tx.borrow_mut().push_back(frame.to_vec());
+        Ok(())
+    }
+}
+
+impl Counted for Wire {
+    fn stats(&self) -> NetStats {
+        self.stats
+    }
+}
+
+fn leak<T>(t: T) -> &'static mut T {
+    Box::leak(Box::new(t))
+}
+
+fn server(now_ns: u64) -> (Server<'static, Wire>, Queue, Queue) {
+    let to_server = Queue::default();
+    let from_server = Queue::default();
+    let wire = Wire {
+        mac: SERVER_MAC,
+        rx: to_server.clone(),
+        tx: from_server.clone(),
+        stats: NetStats::default(),
+    };
+    let memory = Memory::new(
+        leak(Buffers::new()),
+        leak([udp::PacketMetadata::EMPTY; 2 * UDP_PACKETS]),
+    );
+    let slots = leak([SocketStorage::EMPTY; SOCKETS]);
+    let s = Server::new(wire, memory, slots, "test", now_ns, 42);
+    (s, to_server, from_server)
+}
+
+fn frame(dst: [u8; 6], ethertype: EthernetProtocol, payload_len: usize) -> Vec<u8> {
+    let eth = EthernetRepr {
+        src_addr: EthernetAddress(CLIENT_MAC),
+        dst_addr: EthernetAddress(dst),
+        ethertype,
+    };
+    let mut f = vec![0u8; eth.buffer_len() + payload_len];
+    eth.emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
+    f
+}
+
+#[test]
+fn answers_arp_and_ping() {
+    let (mut s, to, from) = server(0);
+    let arp = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Request,
+        source_hardware_addr: EthernetAddress(CLIENT_MAC),
+        source_protocol_addr: CLIENT_IP,
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: ADDRESS,
+    };
+    let mut f = frame([0xff; 6], EthernetProtocol::Arp, arp.buffer_len());
+    arp.emit(&mut ArpPacket::new_unchecked(&mut f[14..]));
+    to.borrow_mut().push_back(f);
+    s.poll(1_000_000);
+    let reply = from.borrow_mut().pop_front().expect("an ARP reply");
+    let reply = EthernetFrame::new_checked(&reply[..]).unwrap();
+    assert_eq!(reply.dst_addr(), EthernetAddress(CLIENT_MAC));
+    let arp = ArpRepr::parse(&ArpPacket::new_checked(reply.payload()).unwrap()).unwrap();
+    assert!(matches!(
+        arp,
+        ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Reply,
+            source_hardware_addr,
+            source_protocol_addr,
+            ..
+        } if source_hardware_addr == EthernetAddress(SERVER_MAC) && source_protocol_addr == ADDRESS
+    ));
+
+    // ICMP echo request, 56 bytes of data, as ping sends it.
+    let data: Vec<u8> = (0..56).collect();
+    let icmp = Icmpv4Repr::EchoRequest {
+        ident: 0x1234,
+        seq_no: 7,
+        data: &data,
+    };
+    let ip = Ipv4Repr {
+        src_addr: CLIENT_IP,
+        dst_addr: ADDRESS,
+        next_header: IpProtocol::Icmp,
+        payload_len: icmp.buffer_len(),
+        hop_limit: 64,
+    };
+    let mut f = frame(
+        SERVER_MAC,
+        EthernetProtocol::Ipv4,
+        ip.buffer_len() + icmp.buffer_len(),
+    );
+    let caps = ChecksumCapabilities::default();
+    let mut packet = Ipv4Packet::new_unchecked(&mut f[14..]);
+    ip.emit(&mut packet, &caps);
+    icmp.emit(
+        &mut Icmpv4Packet::new_unchecked(packet.payload_mut()),
+        &caps,
+    );
+    to.borrow_mut().push_back(f);
+    s.poll(2_000_000);
+    let reply = from.borrow_mut().pop_front().expect("an echo reply");
+    let eth = EthernetFrame::new_checked(&reply[..]).unwrap();
+    let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+    assert_eq!(ip.dst_addr(), CLIENT_IP);
+    let icmp = Icmpv4Repr::parse(&Icmpv4Packet::new_checked(ip.payload()).unwrap(), &caps).unwrap();
+    assert_eq!(
+        icmp,
+        Icmpv4Repr::EchoReply {
+            ident: 0x1234,
+            seq_no: 7,
+            data: &data
+        }
+    );
+    assert!(from.borrow().is_empty());
+}
+
+/// The server and a smoltcp client at 10.0.0.1 on one wire, in simulated time.
+struct Net {
+    server: Server<'static, Wire>,
+    client: Interface,
+    device: Adapter<Wire>,
+    sockets: SocketSet<'static>,
+    now_ns: u64,
+}
+
+impl Net {
+    fn new() -> Net {
+        let (server, to, from) = server(0);
+        let mut device = Adapter::new(Wire {
+            mac: CLIENT_MAC,
+            rx: from,
+            tx: to,
+            stats: NetStats::default(),
+        });
+        let mut client = Interface::new(
+            Config::new(HardwareAddress::Ethernet(EthernetAddress(CLIENT_MAC))),
+            &mut device,
+            Instant::ZERO,
+        );
+        client.update_ip_addrs(|a| a.push(IpCidr::new(CLIENT_IP.into(), 24)).unwrap());
+        let sockets = SocketSet::new(&mut leak([SocketStorage::EMPTY; 40])[..]);
+        Net {
+            server,
+            client,
+            device,
+            sockets,
+            now_ns: 0,
+        }
+    }
+
+    /// One millisecond: both sides poll.
+    fn step(&mut self) {
+        self.now_ns += 1_000_000;
+        self.server.poll(self.now_ns);
+        let now = instant(self.now_ns);
+        self.client.poll(now, &mut self.device, &mut self.sockets);
+    }
+
+    /// Steps until `done` (at most `limit` steps).
+    fn until(&mut self, limit: u32, mut done: impl FnMut(&mut Self) -> bool) {
+        for _ in 0..limit {
+            if done(self) {
+                return;
+            }
+            self.step();
+        }
+        panic!(
+            "not done after {limit} ms; server frames in {:?}",
+            self.server.device().stats()
+        );
+    }
+
+    fn tcp(&mut self) -> SocketHandle {
+        let rx = &mut leak([0u8; 4096])[..];
+        let tx = &mut leak([0u8; 4096])[..];
+        self.sockets.add(tcp::Socket::new(
+            tcp::SocketBuffer::new(rx),
+            tcp::SocketBuffer::new(tx),
+        ))
+    }
+
+    fn connect(&mut self, h: SocketHandle, port: u16) {
+        let cx = self.client.context();
+        self.sockets
+            .get_mut::<tcp::Socket>(h)
+            .connect(cx, (ADDRESS, HTTP_PORT), port)
+            .unwrap();
+    }
+
+    /// Sends `request` on a new connection from `port` and returns the whole response.
+    fn http(&mut self, port: u16, request: &[u8]) -> String {
+        let h = self.tcp();
+        self.connect(h, port);
+        self.until(100, |n| n.sockets.get::<tcp::Socket>(h).may_send());
+        self.sockets
+            .get_mut::<tcp::Socket>(h)
+            .send_slice(request)
+            .unwrap();
+        let mut response = Vec::new();
+        self.until(1000, |n| {
+            let s = n.sockets.get_mut::<tcp::Socket>(h);
+            let _ = s.recv(|b| {
+                response.extend_from_slice(b);
+                (b.len(), ())
+            });
+            !s.may_recv()
+        });
+        let s = self.sockets.get_mut::<tcp::Socket>(h);
+        s.close();
+        self.until(100, |n| !n.sockets.get::<tcp::Socket>(h).is_active());
+        self.sockets.remove(h);
+        String::from_utf8(response).unwrap()
+    }
+}
+
+fn counter(page: &str, key: &str) -> u64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(": ")?.parse().ok())
+        .unwrap_or_else(|| panic!("no `{key}` in {page}"))
+}
+
+#[test]
+fn echoes_udp_datagrams_of_every_size_to_their_sender() {
+    let mut net = Net::new();
+    let rx = udp::PacketBuffer::new(
+        &mut leak([udp::PacketMetadata::EMPTY; 4])[..],
+        &mut leak([0u8; 4096])[..],
+    );
+    let tx = udp::PacketBuffer::new(
+        &mut leak([udp::PacketMetadata::EMPTY; 4])[..],
+        &mut leak([0u8; 4096])[..],
+    );
+    let mut socket = udp::Socket::new(rx, tx);
+    socket.bind(4000).unwrap();
+    let h = net.sockets.add(socket);
+    let server = IpEndpoint::new(ADDRESS.into(), UDP_PORT);
+    for size in (1..=UDP_PAYLOAD_MAX).step_by(97).chain([UDP_PAYLOAD_MAX]) {
+        let data: Vec<u8> = (0..size).map(|i| (i * 7 + size) as u8).collect();
+        net.sockets
+            .get_mut::<udp::Socket>(h)
+            .send_slice(&data, server)
+            .unwrap();
+        let mut back = Vec::new();
+        net.until(100, |n| {
+            let s = n.sockets.get_mut::<udp::Socket>(h);
+            match s.recv() {
+                Ok((d, meta)) => {
+                    assert_eq!(meta.endpoint, server);
+                    back = d.to_vec();
+                    true
+                }
+                Err(_) => false,
+            }
+        });
+        assert_eq!(back, data, "size {size}");
+    }
+    assert_eq!(net.server.stats().udp_echoed, 17);
+    assert_eq!(net.server.stats().udp_dropped, 0);
+}
+
+#[test]
+fn serves_the_status_page_on_sequential_and_concurrent_connections() {
+    let mut net = Net::new();
+    for i in 0..40u16 {
+        let r = net.http(10_000 + i, b"GET / HTTP/1.0\r\n\r\n");
+        let (head, body) = r.split_once("\r\n\r\n").expect("head and body");
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(
+            head.contains(&format!("Content-Length: {}\r\n", body.len())),
+            "{head}"
+        );
+        assert!(body.starts_with("subject: test\n"), "{body}");
+        assert_eq!(counter(body, "http requests"), u64::from(i) + 1);
+        assert!(counter(body, "frames in") > 0 && counter(body, "bytes out") > 0);
+    }
+    // HTTP_SOCKETS clients at once: every one is accepted and answered.
+    let handles: Vec<_> = (0..HTTP_SOCKETS as u16)
+        .map(|i| {
+            let h = net.tcp();
+            net.connect(h, 20_000 + i);
+            h
+        })
+        .collect();
+    net.until(200, |n| {
+        handles
+            .iter()
+            .all(|&h| n.sockets.get::<tcp::Socket>(h).may_send())
+    });
+    for &h in &handles {
+        let s = net.sockets.get_mut::<tcp::Socket>(h);
+        s.send_slice(b"GET / HTTP/1.1\r\nHost: 10.0.0.2\r\n\r\n")
+            .unwrap();
+    }
+    let mut answers = vec![Vec::new(); handles.len()];
+    net.until(1000, |n| {
+        for (i, &h) in handles.iter().enumerate() {
+            let s = n.sockets.get_mut::<tcp::Socket>(h);
+            let _ = s.recv(|b| {
+                answers[i].extend_from_slice(b);
+                (b.len(), ())
+            });
+        }
+        handles
+            .iter()
+            .all(|&h| !n.sockets.get::<tcp::Socket>(h).may_recv())
+    });
+    for a in &answers {
+        assert!(String::from_utf8_lossy(a).starts_with("HTTP/1.1 200 OK\r\n"));
+    }
+    assert_eq!(net.server.stats().http_requests, 40 + HTTP_SOCKETS as u64);
+}
+
+#[test]
+fn errors_get_their_status() {
+    let mut net = Net::new();
+    let r = net.http(10_000, b"GET /missing HTTP/1.1\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 404 Not Found\r\n"), "{r}");
+    let r = net.http(10_001, b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"), "{r}");
+    assert!(r.contains("Allow: GET, HEAD\r\n"), "{r}");
+    let r = net.http(10_002, b"HEAD / HTTP/1.0\r\n\r\n");
+    assert!(
+        r.starts_with("HTTP/1.1 200 OK\r\n") && r.ends_with("\r\n\r\n"),
+        "{r}"
+    );
+    let r = net.http(10_003, b"hello\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{r}");
+    // A head that never ends within the receive buffer.
+    let long = format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(HTTP_RX));
+    let r = net.http(10_004, long.as_bytes());
+    assert!(
+        r.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+        "{r}"
+    );
+    // An incomplete head waits for the rest.
+    let h = net.tcp();
+    net.connect(h, 10_005);
+    net.until(100, |n| n.sockets.get::<tcp::Socket>(h).may_send());
+    let s = net.sockets.get_mut::<tcp::Socket>(h);
+    s.send_slice(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    for _ in 0..100 {
+        net.step();
+    }
+    let s = net.sockets.get_mut::<tcp::Socket>(h);
+    assert!(!s.can_recv() && s.may_recv(), "answered an incomplete head");
+    s.send_slice(b"\r\n").unwrap();
+    net.until(100, |n| n.sockets.get::<tcp::Socket>(h).can_recv());
+    let mut head = [0u8; 15];
+    let s = net.sockets.get_mut::<tcp::Socket>(h);
+    s.recv_slice(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200 OK");
+}
+
+#[test]
+fn idle_connections_are_dropped_at_the_limit_and_their_sockets_reused() {
+    let mut net = Net::new();
+    // Every HTTP socket taken by a client that sends nothing.
+    let idle: Vec<_> = (0..HTTP_SOCKETS as u16)
+        .map(|i| {
+            let h = net.tcp();
+            net.connect(h, 30_000 + i);
+            h
+        })
+        .collect();
+    net.until(200, |n| {
+        idle.iter()
+            .all(|&h| n.sockets.get::<tcp::Socket>(h).may_send())
+    });
+    // The server sees the handshakes' last ACKs.
+    net.step();
+    // The server wants to wake up at the limit, not before.
+    let due = net.server.poll_at(net.now_ns);
+    assert!(
+        due > net.now_ns + CONNECTION_LIMIT_NS - 1_000_000_000,
+        "{due}"
+    );
+    assert!(due <= net.now_ns + CONNECTION_LIMIT_NS);
+    // One more client finds no listening socket and is refused.
+    let extra = net.tcp();
+    net.connect(extra, 31_000);
+    net.until(100, |n| !n.sockets.get::<tcp::Socket>(extra).is_open());
+    // After the limit the idle ones are aborted and the sockets listen again.
+    net.until(11_000, |n| {
+        idle.iter()
+            .all(|&h| !n.sockets.get::<tcp::Socket>(h).is_open())
+    });
+    for h in idle.into_iter().chain([extra]) {
+        net.sockets.remove(h);
+    }
+    let r = net.http(32_000, b"GET / HTTP/1.0\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 200 OK"), "{r}");
+    let body = r.split_once("\r\n\r\n").unwrap().1;
+    assert_eq!(counter(body, "http aborted"), HTTP_SOCKETS as u64);
+}
