@@ -11,6 +11,8 @@
 //! - [`numbers`]: how event ids and interrupt vectors are allocated.
 //! - [`hosted`]: the memory map that the testbed hands to a subject it runs, in hosted
 //!   mode (a Linux process) and in QEMU mode (a boot stage).
+//! - [`qemu`]: how the testbed boots the real subject image in QEMU: guest physical
+//!   layout, boot configuration, doorbell, and the runtime's paravirtualisation stubs.
 //! - `manifest` (feature `manifest`, needs `std`): the app manifest (`app.toml` or a
 //!   Solo5 manifest) and the `manifest::Plan` that resolves it into concrete addresses,
 //!   event ids and vectors. `policy-gen` and the testbed both build on the plan.
@@ -31,3 +33,4 @@ pub mod layout;
 pub mod manifest;
 pub mod names;
 pub mod numbers;
+pub mod qemu;

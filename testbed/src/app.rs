@@ -2,7 +2,8 @@
 //! `app.toml` (or the `app.toml` itself). The testbed builds the package for the host
 //! with cargo (the runtime then uses its hosted platform) and generates the component
 //! specification with `policy-gen`'s library, without an ELF: in hosted mode Linux
-//! loads the executable.
+//! loads the executable. In QEMU mode it builds the package for `x86_64-unknown-none`
+//! (and the boot stage) and generates the specification from the ELF, as for Muen.
 
 use std::fmt;
 use std::io::{BufRead, BufReader};
@@ -90,10 +91,36 @@ pub fn policy(manifest: &Path) -> Result<String, AppError> {
     })
 }
 
-/// Builds the package in `package` for the host and returns its executable. With
-/// several binaries, the one named like the app (`app_name`) is taken. Cargo's
-/// messages go to stderr.
-pub fn build(package: &Path, app_name: &str, release: bool) -> Result<PathBuf, AppError> {
+/// The app's name (from its manifest).
+pub fn name(manifest: &Path) -> Result<String, AppError> {
+    App::load(manifest, None)
+        .map(|a| a.name)
+        .map_err(|e| AppError::Policy(e.into()))
+}
+
+/// The component specification of the app in `manifest` for its ELF image `elf`, as
+/// `policy-gen --elf` writes it (QEMU mode: the image's segments are regions).
+pub fn policy_with_image(manifest: &Path, elf: &Path) -> Result<String, AppError> {
+    policy_gen::generate(manifest, None, Some(elf)).map_err(AppError::Policy)
+}
+
+/// The Muen target: what QEMU mode builds apps and the boot stage for.
+pub const MUEN_TARGET: &str = "x86_64-unknown-none";
+
+/// The boot stage's package (`qemu-boot/` beside this crate in the repository).
+pub fn boot_stage_package() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../qemu-boot")
+}
+
+/// Builds the package in `package` for the host (or for `target`) and returns its
+/// executable. With several binaries, the one named like the app (`app_name`) is
+/// taken. Cargo's messages go to stderr.
+pub fn build(
+    package: &Path,
+    app_name: &str,
+    release: bool,
+    target: Option<&str>,
+) -> Result<PathBuf, AppError> {
     let cargo_toml = package.join("Cargo.toml");
     let wanted = cargo_toml
         .canonicalize()
@@ -109,6 +136,9 @@ pub fn build(package: &Path, app_name: &str, release: bool) -> Result<PathBuf, A
         .stderr(Stdio::inherit());
     if release {
         command.arg("--release");
+    }
+    if let Some(target) = target {
+        command.args(["--target", target]);
     }
     let mut child = command
         .spawn()

@@ -5,6 +5,7 @@
 //! reads the same counter with `rdtsc` (`docs/hosted.md`, "Time").
 
 use std::fs;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The current TSC value.
@@ -13,6 +14,45 @@ pub fn rdtsc() -> u64 {
     // SAFETY: `rdtsc` reads a counter; it has no memory effects and is available on every
     // x86-64 CPU.
     unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// The subject's TSC as the testbed sees it: the host's minus an offset.
+///
+/// A hosted subject reads the host's TSC (offset 0). A QEMU guest's TSC differs from
+/// the host's by a constant (it ticks at the host's rate under KVM and under TCG, but
+/// starts elsewhere): the boot stage reports its TSC just before the subject starts,
+/// and the testbed sets the offset from it ([`SubjectClock::align`]). Every time the
+/// testbed writes for the subject (minor frames, timed events, the time info base) or
+/// reads from it (log timestamps) goes through this clock.
+#[derive(Debug, Default)]
+pub struct SubjectClock {
+    offset: AtomicU64,
+}
+
+impl SubjectClock {
+    /// The host's TSC (offset 0).
+    pub const fn host() -> Self {
+        SubjectClock {
+            offset: AtomicU64::new(0),
+        }
+    }
+
+    /// The subject's TSC now.
+    pub fn now(&self) -> u64 {
+        rdtsc().wrapping_sub(self.offset.load(Ordering::Acquire))
+    }
+
+    /// Sets the offset so that `subject_tsc` is the subject's TSC at host TSC
+    /// `host_tsc`.
+    pub fn align(&self, subject_tsc: u64, host_tsc: u64) {
+        self.offset
+            .store(host_tsc.wrapping_sub(subject_tsc), Ordering::Release);
+    }
+
+    /// The host TSC value at subject TSC value `subject_tsc`.
+    pub fn to_host(&self, subject_tsc: u64) -> u64 {
+        subject_tsc.wrapping_add(self.offset.load(Ordering::Acquire))
+    }
 }
 
 /// The TSC rate, in kHz as Muen's sinfo page states it.
@@ -87,6 +127,24 @@ mod tests {
         assert_eq!(rate.duration(25_000_000), Duration::from_millis(10));
         assert_eq!(rate.ticks(Duration::MAX), u64::MAX);
         assert!(TscRate::from_khz(0).is_none());
+    }
+
+    #[test]
+    fn a_subject_clock_converts_both_ways() {
+        let c = SubjectClock::host();
+        assert_eq!(c.to_host(5), 5);
+        assert!(c.now() >= 1);
+        // A guest started later, whose TSC reads 1000 at host TSC 5000.
+        c.align(1000, 5000);
+        assert_eq!(c.to_host(1000), 5000);
+        assert_eq!(c.to_host(1001), 5001);
+        let before = rdtsc();
+        let now = c.now();
+        let after = rdtsc();
+        assert!(before - 4000 <= now && now <= after - 4000);
+        // A guest TSC ahead of the host's wraps and converts back exactly.
+        c.align(9000, 5000);
+        assert_eq!(c.to_host(9000), 5000);
     }
 
     #[test]

@@ -15,24 +15,34 @@
 //!   as if the subject had triggered it.
 //! - **Time.** [`publish_time_info`] writes the time info page once at start, as Muen's
 //!   time subject does.
+//!
+//! A QEMU guest ([`Kernel::run_qemu`], `docs/qemu.md`) talks through the doorbell instead
+//! of the control socket (events, its exit code, the boot stage's handshake), gets no
+//! vectors (its periodic tick wakes it; the [`Injector`] only counts them), and its TSC
+//! is offset from the host's ([`SubjectClock`]): every TSC value the kernel writes or
+//! compares is the subject's.
 
-use std::io;
+use std::io::{self, Read};
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use muen_app::hosted::Message;
 
-use crate::clock::{rdtsc, TscRate};
+use crate::clock::{rdtsc, SubjectClock, TscRate};
 use crate::memory::Memory;
 use crate::os::{self, EventFd, Received, SignalFd};
+use crate::qemu::doorbell::{Bell, Doorbell};
+use crate::qemu::qmp::{GuestStop, Qmp};
 use crate::subject::{Exit, Subject};
 use crate::world::World;
 
 /// Sends vectors to the subject; shared by the kernel and the peers.
 #[derive(Debug)]
 pub struct Injector<'a> {
-    socket: BorrowedFd<'a>,
+    /// The control socket; `None` in QEMU mode.
+    socket: Option<BorrowedFd<'a>>,
     pending: [AtomicU64; 4],
     wake: EventFd,
     sent: AtomicU64,
@@ -42,7 +52,20 @@ impl<'a> Injector<'a> {
     /// An injector sending on `socket` (the testbed's end of the control socket).
     pub fn new(socket: BorrowedFd<'a>) -> io::Result<Self> {
         Ok(Injector {
-            socket,
+            socket: Some(socket),
+            pending: Default::default(),
+            wake: EventFd::new()?,
+            sent: AtomicU64::new(0),
+        })
+    }
+
+    /// An injector for a QEMU guest, which gets no vectors on demand: QEMU offers no
+    /// way to inject one that the runtime need not acknowledge, so the boot stage's
+    /// periodic tick wakes the guest instead and the runtime then looks at its
+    /// channels (`docs/qemu.md`). Vectors are only counted.
+    pub fn counting() -> io::Result<Self> {
+        Ok(Injector {
+            socket: None,
             pending: Default::default(),
             wake: EventFd::new()?,
             sent: AtomicU64::new(0),
@@ -51,7 +74,11 @@ impl<'a> Injector<'a> {
 
     /// Injects vector `v` into the subject. Never blocks.
     pub fn inject(&self, v: u8) {
-        match os::send_nonblocking(self.socket.as_raw_fd(), &Message::Vector(v).encode()) {
+        let Some(socket) = self.socket else {
+            self.sent.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        match os::send_nonblocking(socket.as_raw_fd(), &Message::Vector(v).encode()) {
             Ok(true) => {
                 self.sent.fetch_add(1, Ordering::Relaxed);
             }
@@ -67,13 +94,16 @@ impl<'a> Injector<'a> {
 
     /// Sends pending vectors; returns whether all went out.
     fn flush(&self) -> bool {
+        let Some(socket) = self.socket else {
+            return true;
+        };
         for (word, bits) in self.pending.iter().enumerate() {
             let mut set = bits.swap(0, Ordering::AcqRel);
             while set != 0 {
                 let bit = set.trailing_zeros();
                 // word < 4 and bit < 64, so this is a vector number.
                 let v = (word * 64) as u8 + bit as u8;
-                match os::send_nonblocking(self.socket.as_raw_fd(), &Message::Vector(v).encode()) {
+                match os::send_nonblocking(socket.as_raw_fd(), &Message::Vector(v).encode()) {
                     Ok(false) => {
                         bits.fetch_or(set, Ordering::AcqRel);
                         return false;
@@ -93,7 +123,7 @@ impl<'a> Injector<'a> {
         self.pending.iter().any(|w| w.load(Ordering::Acquire) != 0)
     }
 
-    /// How many vectors were delivered to the socket.
+    /// How many vectors were delivered to the socket (QEMU mode: raised by the peers).
     pub fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
     }
@@ -111,12 +141,27 @@ enum Action {
 /// How a run ended.
 #[derive(Debug)]
 pub enum End {
-    /// The subject process ended.
+    /// The subject process (QEMU mode: QEMU) ended.
     Exited(Exit),
     /// The deadline passed.
     TimedOut,
     /// The testbed got this signal (SIGINT, SIGTERM, SIGHUP).
     Interrupted(libc::c_int),
+    /// QEMU mode: QEMU stopped the guest (triple fault, emulation failure).
+    GuestStopped(GuestStop),
+}
+
+/// What the guest told the testbed in QEMU mode, besides events.
+#[derive(Debug, Default)]
+pub struct QemuReport {
+    /// The subject's exit code, from its exit stub.
+    pub exit_code: Option<u8>,
+    /// The guest TSC when the boot stage started the subject (`None`: it never did).
+    pub started: Option<u64>,
+    /// When the boot stage reported it (to measure QEMU's and the boot stage's start).
+    pub started_at: Option<Instant>,
+    /// Lines from the boot stage (why it could not boot).
+    pub boot_text: Vec<String>,
 }
 
 /// Counters of a run.
@@ -148,6 +193,7 @@ const TIMED_EVENT: u64 = std::mem::offset_of!(muen_sinfo::TimedEventRecord, even
 /// The emulated kernel of one subject.
 pub struct Kernel<'a> {
     tsc: TscRate,
+    clock: &'a SubjectClock,
     frame: u64,
     frame_start: u64,
     frame_end: u64,
@@ -172,6 +218,7 @@ impl<'a> Kernel<'a> {
         world: &World,
         memory: &'a Memory,
         tsc: TscRate,
+        clock: &'a SubjectClock,
         frame: Duration,
         injector: &'a Injector<'a>,
     ) -> Kernel<'a> {
@@ -180,7 +227,7 @@ impl<'a> Kernel<'a> {
         // The toolchain pages are always in the world (`world::toolchain_regions`).
         let (sched, timed) = (sched.unwrap_or(0), timed.unwrap_or(0));
         let frame = tsc.ticks(frame).max(1);
-        let start = rdtsc();
+        let start = clock.now();
         let mut actions = [Action::Ignore; 64];
         for e in &world.events {
             let slot = &mut actions[usize::from(e.number & 63)];
@@ -193,6 +240,7 @@ impl<'a> Kernel<'a> {
         }
         let k = Kernel {
             tsc,
+            clock,
             frame,
             frame_start: start,
             frame_end: start + frame,
@@ -236,6 +284,43 @@ impl<'a> Kernel<'a> {
         self.sched_end.store(self.frame_end, Ordering::Release);
     }
 
+    /// Starts the schedule again at the subject's TSC now (after the clock changed).
+    fn restart_frames(&mut self) {
+        self.frame_start = self.clock.now();
+        self.frame_end = self.frame_start + self.frame;
+        self.publish_frame();
+    }
+
+    /// Advances the minor frames to `now` and fires an expired timed event; returns how
+    /// long to sleep until the next frame boundary, timed event or `deadline`, or
+    /// `None` if the deadline passed. Also returns the trigger it looked at.
+    fn advance(&mut self, now: u64, deadline: Option<Instant>) -> Option<(Duration, u64)> {
+        if now >= self.frame_end {
+            // Skipped frames (a late wake-up) pass without the subject noticing,
+            // as on a loaded Muen system the schedule goes on.
+            let behind = (now - self.frame_end) / self.frame;
+            self.stats.frames += behind + 1;
+            self.frame_start = self.frame_end + behind * self.frame;
+            self.frame_end = self.frame_start + self.frame;
+            self.publish_frame();
+            self.check_timed_event(now);
+        }
+        let mut next = self.frame_end;
+        let trigger = self.trigger.load(Ordering::Acquire);
+        if trigger > now && trigger < next {
+            next = trigger;
+        }
+        let mut timeout = self.tsc.duration(next.saturating_sub(now));
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            timeout = timeout.min(left);
+        }
+        Some((timeout, trigger))
+    }
+
     /// Runs the kernel until `subject` ends, a signal arrives or `deadline` passes.
     pub fn run(
         &mut self,
@@ -245,30 +330,10 @@ impl<'a> Kernel<'a> {
         deadline: Option<Instant>,
     ) -> io::Result<End> {
         loop {
-            let now = rdtsc();
-            if now >= self.frame_end {
-                // Skipped frames (a late wake-up) pass without the subject noticing,
-                // as on a loaded Muen system the schedule goes on.
-                let behind = (now - self.frame_end) / self.frame;
-                self.stats.frames += behind + 1;
-                self.frame_start = self.frame_end + behind * self.frame;
-                self.frame_end = self.frame_start + self.frame;
-                self.publish_frame();
-                self.check_timed_event(now);
-            }
-            let mut next = self.frame_end;
-            let trigger = self.trigger.load(Ordering::Acquire);
-            if trigger > now && trigger < next {
-                next = trigger;
-            }
-            let mut timeout = self.tsc.duration(next.saturating_sub(now));
-            if let Some(d) = deadline {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Ok(End::TimedOut);
-                }
-                timeout = timeout.min(left);
-            }
+            let now = self.clock.now();
+            let Some((timeout, trigger)) = self.advance(now, deadline) else {
+                return Ok(End::TimedOut);
+            };
             let mut socket_events = 0;
             if self.socket_open {
                 socket_events = libc::POLLIN;
@@ -311,9 +376,130 @@ impl<'a> Kernel<'a> {
             if os::readable(&fds[2]) {
                 self.receive(socket)?;
             }
-            let now = rdtsc();
+            let now = self.clock.now();
             if trigger <= now {
                 self.check_timed_event(now);
+            }
+        }
+    }
+
+    /// Runs the kernel for a QEMU guest until QEMU ends, stops the guest, a signal
+    /// arrives or `deadline` passes. `doorbell` is the testbed's end of the doorbell
+    /// socket; `start` is called once, when the boot stage reported the guest's TSC and
+    /// the clock is aligned: it publishes what depends on the clock and lets the boot
+    /// stage go on. What the guest said is collected in `report`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_qemu(
+        &mut self,
+        doorbell: &mut UnixStream,
+        qmp: &mut Qmp,
+        signals: &SignalFd,
+        subject: &mut Subject,
+        deadline: Option<Instant>,
+        report: &mut QemuReport,
+        start: &mut dyn FnMut(),
+    ) -> io::Result<End> {
+        let mut parser = Doorbell::new();
+        let mut doorbell_open = true;
+        let mut monitor_open = true;
+        let mut buf = [0u8; 4096];
+        loop {
+            let now = self.clock.now();
+            let Some((timeout, trigger)) = self.advance(now, deadline) else {
+                return Ok(End::TimedOut);
+            };
+            let mut fds = [
+                os::pollfd(signals.fd(), libc::POLLIN),
+                os::pollfd(
+                    if doorbell_open {
+                        doorbell.as_raw_fd()
+                    } else {
+                        -1
+                    },
+                    libc::POLLIN,
+                ),
+                os::pollfd(if monitor_open { qmp.fd() } else { -1 }, libc::POLLIN),
+            ];
+            os::poll(&mut fds, Some(timeout))?;
+            // The doorbell first: QEMU's exit comes right after the exit stub's bytes.
+            if os::readable(&fds[1]) {
+                match doorbell.read(&mut buf) {
+                    Ok(0) => doorbell_open = false,
+                    Ok(n) => {
+                        for &b in &buf[..n] {
+                            if let Some(bell) = parser.push(b) {
+                                self.ring(bell, report, start);
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if os::readable(&fds[0]) {
+                while let Some(signo) = signals.next() {
+                    if signo != libc::SIGCHLD {
+                        return Ok(End::Interrupted(signo));
+                    }
+                }
+                if let Some(exit) = subject.try_reap()? {
+                    // What QEMU passed on before it ended still counts (the exit code).
+                    if doorbell_open {
+                        doorbell.set_nonblocking(true)?;
+                        while let Ok(n @ 1..) = doorbell.read(&mut buf) {
+                            for &b in &buf[..n] {
+                                if let Some(bell) = parser.push(b) {
+                                    self.ring(bell, report, start);
+                                }
+                            }
+                        }
+                    }
+                    if let Some(Bell::Text(t)) = parser.finish() {
+                        report.boot_text.push(t);
+                    }
+                    return Ok(End::Exited(exit));
+                }
+            }
+            if os::readable(&fds[2]) {
+                match qmp.poll_events() {
+                    Ok(Some(stop)) => return Ok(End::GuestStopped(stop)),
+                    Ok(None) => {}
+                    // QEMU is exiting; its end arrives as SIGCHLD.
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => monitor_open = false,
+                    Err(e) => return Err(e),
+                }
+            }
+            let now = self.clock.now();
+            if trigger <= now {
+                self.check_timed_event(now);
+            }
+        }
+    }
+
+    /// Handles one doorbell message.
+    fn ring(&mut self, bell: Bell, report: &mut QemuReport, start: &mut dyn FnMut()) {
+        match bell {
+            Bell::Event(n) => {
+                self.stats.events += 1;
+                self.handle_event(n);
+            }
+            Bell::Exit(code) => report.exit_code = Some(code),
+            Bell::Started(tsc) if report.started.is_none() => {
+                self.clock.align(tsc, rdtsc());
+                report.started = Some(tsc);
+                report.started_at = Some(Instant::now());
+                self.restart_frames();
+                start();
+            }
+            Bell::Text(line) => report.boot_text.push(line),
+            Bell::Started(_) | Bell::Malformed(_) => {
+                if self.stats.bad_messages == 0 {
+                    eprintln!(
+                        "muen-testbed: warning: the guest wrote an unexpected doorbell \
+                         message ({bell:?}); ignoring it (and any more)"
+                    );
+                }
+                self.stats.bad_messages += 1;
             }
         }
     }
@@ -338,7 +524,7 @@ impl<'a> Kernel<'a> {
                         }
                         Some(Message::Halt) => {
                             self.stats.halts += 1;
-                            self.check_timed_event(rdtsc());
+                            self.check_timed_event(self.clock.now());
                             // At most once a frame: a subject halting for every block
                             // request must not keep the log sink busy.
                             if self.log_frame != Some(self.frame_start) {
@@ -405,10 +591,10 @@ impl<'a> Kernel<'a> {
 
 /// Publishes the time info page (`time_info`, from `libmutime`) as Muen's time subject
 /// does: rate and timezone first, then the TSC time base (microseconds since the Unix
-/// epoch at TSC 0), which marks the record valid.
-pub fn publish_time_info(memory: &Memory, index: usize, tsc: TscRate) {
+/// epoch at the subject's TSC 0), which marks the record valid.
+pub fn publish_time_info(memory: &Memory, index: usize, tsc: TscRate, clock: &SubjectClock) {
     let rate = tsc.hz();
-    let now_tsc = rdtsc();
+    let now_tsc = clock.now();
     let now_us = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros());
@@ -479,7 +665,15 @@ mod tests {
         let injector = Injector::new(ours.as_fd()).unwrap();
         let tsc = TscRate::from_khz(1_000_000).unwrap();
         let peer = EventFd::new().unwrap();
-        let mut k = Kernel::new(&w, &memory, tsc, Duration::from_millis(10), &injector);
+        let clock = SubjectClock::host();
+        let mut k = Kernel::new(
+            &w,
+            &memory,
+            tsc,
+            &clock,
+            Duration::from_millis(10),
+            &injector,
+        );
         k.link(2, &peer);
         // The kernel disarmed the timed event and published the first frame.
         let timed = w.region_index("timed_event").unwrap();
@@ -536,7 +730,7 @@ mod tests {
         let memory = Memory::new(&w).unwrap();
         let i = w.region_index("time_info").unwrap();
         let tsc = TscRate::from_khz(2_000_000).unwrap();
-        publish_time_info(&memory, i, tsc);
+        publish_time_info(&memory, i, tsc, &SubjectClock::host());
         let record = muen_sinfo::TimeInfoRecord {
             tsc_time_base: memory.word(i, 0).load(Ordering::Acquire),
             tsc_tick_rate_hz: memory.word(i, 8).load(Ordering::Relaxed),

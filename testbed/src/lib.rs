@@ -14,7 +14,9 @@
 //!   the time info page;
 //! - [`peers`]: the log sink, the network bridge and the block server;
 //! - [`pcap`]: frame recording;
-//! - [`subject`]: starting the subject process and collecting its end;
+//! - [`subject`]: starting the subject process (or QEMU) and collecting its end;
+//! - [`qemu`]: QEMU mode, the real image in a QEMU guest (boot stage, doorbell,
+//!   monitor);
 //! - [`app`]: building an app with cargo and generating its policy with `policy-gen`;
 //! - [`run`]: one run of a subject, from policy to exit status;
 //! - [`clock`], [`os`]: the TSC and the few Linux calls the rest needs.
@@ -31,6 +33,7 @@ pub mod os;
 pub mod pcap;
 pub mod peers;
 pub mod policy;
+pub mod qemu;
 pub mod run;
 pub mod sinfo;
 pub mod subject;

@@ -13,6 +13,7 @@
 
 use std::fs::File;
 use std::io;
+use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::ptr::NonNull;
@@ -36,6 +37,15 @@ pub struct Placement {
     pub size: u64,
 }
 
+/// How the regions lie in the memory file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Hosted mode: one after another after the memory map ([`place`]).
+    Hosted,
+    /// QEMU mode: the file is the guest's RAM ([`place_qemu`]).
+    Qemu,
+}
+
 /// Places the regions one after another after the memory map. Returns the placements
 /// (in region order) and the file size, or `None` if the sizes overflow.
 pub fn place(world: &World) -> Option<(Vec<Placement>, u64)> {
@@ -51,6 +61,39 @@ pub fn place(world: &World) -> Option<(Vec<Placement>, u64)> {
             .checked_next_multiple_of(PAGE_SIZE)?;
     }
     Some((placements, offset))
+}
+
+/// Places the regions in guest RAM (`muen_app::qemu`): from `REGIONS_BASE` on, above the
+/// boot stage and the legacy hole, a region of at least 2 MiB at a 2 MiB-aligned
+/// address at a 2 MiB-aligned offset too (so that the boot stage maps it with large
+/// pages); then the page table pool, as large as the boot stage may need for these
+/// regions. Returns the placements, the pool and the file size, or `None` if the sizes
+/// overflow.
+pub fn place_qemu(world: &World) -> Option<(Vec<Placement>, Range<u64>, u64)> {
+    const LARGE: u64 = muen_qemu_boot::paging::LARGE_PAGE_SIZE;
+    let mut offset = muen_app::qemu::REGIONS_BASE;
+    let mut placements = Vec::with_capacity(world.regions.len());
+    for r in &world.regions {
+        if r.size >= LARGE && r.address % LARGE == 0 {
+            offset = offset.checked_next_multiple_of(LARGE)?;
+        }
+        placements.push(Placement {
+            offset,
+            size: r.size,
+        });
+        offset = offset
+            .checked_add(r.size)?
+            .checked_next_multiple_of(PAGE_SIZE)?;
+    }
+    let frames = muen_qemu_boot::paging::frames_needed(
+        world
+            .regions
+            .iter()
+            .zip(&placements)
+            .map(|(r, p)| (r.address, p.offset, p.size)),
+    );
+    let end = offset.checked_add(frames.checked_mul(PAGE_SIZE)?)?;
+    Some((placements, offset..end, end))
 }
 
 /// The memory map for `world` at `placements`: the header and one entry per region.
@@ -91,6 +134,7 @@ pub struct Memory {
     base: NonNull<u8>,
     len: usize,
     placements: Vec<Placement>,
+    pool: Option<Range<u64>>,
 }
 
 // SAFETY: `base` points to a shared mapping that lives as long as `Memory`. All access
@@ -101,16 +145,39 @@ unsafe impl Send for Memory {}
 unsafe impl Sync for Memory {}
 
 impl Memory {
-    /// Creates and fills the memory file for `world`.
+    /// Creates and fills the memory file for `world` in hosted mode.
     pub fn new(world: &World) -> io::Result<Memory> {
+        Self::with_layout(world, Layout::Hosted)
+    }
+
+    /// Creates and fills the memory file for `world` with `layout`.
+    pub fn with_layout(world: &World, layout: Layout) -> io::Result<Memory> {
         if world.regions.len() > MEMMAP_MAX_ENTRIES {
             return Err(io::Error::other(format!(
                 "{} regions do not fit the memory map (at most {MEMMAP_MAX_ENTRIES})",
                 world.regions.len()
             )));
         }
-        let (placements, size) =
-            place(world).ok_or_else(|| io::Error::other("the regions' sizes overflow"))?;
+        let overflow = || io::Error::other("the regions' sizes overflow");
+        let (placements, pool, size) = match layout {
+            Layout::Hosted => {
+                let (placements, size) = place(world).ok_or_else(overflow)?;
+                (placements, None, size)
+            }
+            Layout::Qemu => {
+                let (placements, pool, size) = place_qemu(world).ok_or_else(overflow)?;
+                let limit = muen_app::qemu::RAM_LIMIT;
+                if size > limit {
+                    return Err(io::Error::other(format!(
+                        "the subject needs {} MiB of guest RAM; QEMU mode has at most {} MiB \
+                         (below the PCI hole, see docs/qemu.md)",
+                        size.div_ceil(1 << 20),
+                        limit >> 20
+                    )));
+                }
+                (placements, Some(pool), size)
+            }
+        };
         let len = usize::try_from(size).map_err(io::Error::other)?;
         let name = c"muen-testbed-memory";
         // SAFETY: `name` is a NUL-terminated string; the call has no other pointers.
@@ -160,7 +227,50 @@ impl Memory {
             base,
             len,
             placements,
+            pool,
         })
+    }
+
+    /// The page table pool (QEMU layout only).
+    pub fn pool(&self) -> Option<Range<u64>> {
+        self.pool.clone()
+    }
+
+    /// Writes `bytes` at file offset `offset`, outside the regions' view (QEMU mode: the
+    /// boot stage and its configuration, before the guest starts).
+    pub fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        let end = offset.checked_add(bytes.len() as u64);
+        if end.is_none_or(|end| end > self.len as u64) {
+            return Err(io::Error::other(format!(
+                "{:#x} bytes at {offset:#x} exceed the memory file",
+                bytes.len()
+            )));
+        }
+        self.file.write_all_at(bytes, offset)
+    }
+
+    /// Reads `len` bytes at file offset `offset` (the testbed's own view, e.g. to check
+    /// bytes before it patches them).
+    pub fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let mut bytes = vec![0; len];
+        self.file.read_exact_at(&mut bytes, offset)?;
+        Ok(bytes)
+    }
+
+    /// The aligned 64-bit word at file offset `offset`.
+    ///
+    /// # Panics
+    ///
+    /// If `offset` is not 8-byte aligned or the word is not inside the file (offsets come
+    /// from `muen_app::qemu`'s layout, not from the guest).
+    pub fn word_at(&self, offset: u64) -> &AtomicU64 {
+        assert!(offset % 8 == 0, "unaligned word");
+        let at = usize::try_from(offset).expect("word outside the file");
+        assert!(at + 8 <= self.len, "word outside the file");
+        // SAFETY: `at` is 8-byte aligned and the word lies inside the mapping, which
+        // lives as long as `&self`; this program accesses shared memory only
+        // atomically.
+        unsafe { AtomicU64::from_ptr(self.base.as_ptr().add(at).cast::<u64>()) }
     }
 
     /// The memory file, to hand to the subject.

@@ -6,7 +6,8 @@
 //! toolchain does (see [`crate::world`]). What it cannot emulate (devices, memory and
 //! channel arrays, file-backed regions other than the ELF image, unknown libraries) is
 //! an error naming the element, not something silently left out. `subject_binary`
-//! regions are skipped: in hosted mode Linux loads the executable.
+//! regions are skipped in hosted mode, where Linux loads the executable, and kept in QEMU
+//! mode ([`Image::Include`]), where the testbed loads the ELF's segments.
 //!
 //! Errors have the form `FILE:LINE:COLUMN: <element>: problem`.
 
@@ -45,18 +46,37 @@ impl fmt::Display for PolicyError {
 
 impl std::error::Error for PolicyError {}
 
-/// Reads the component specification in `path`.
+/// Whether the world includes the ELF image's `subject_binary` regions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Image {
+    /// Hosted mode: left out (Linux loads the executable).
+    Skip,
+    /// QEMU mode: included, with their content from the ELF file.
+    Include,
+}
+
+/// Reads the component specification in `path` (hosted mode).
 pub fn load(path: &Path) -> Result<World, PolicyError> {
+    load_with(path, Image::Skip)
+}
+
+/// Reads the component specification in `path`.
+pub fn load_with(path: &Path, image: Image) -> Result<World, PolicyError> {
     let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
         file: path.to_path_buf(),
         position: None,
         message: format!("cannot read the policy: {e}"),
     })?;
-    parse(&text, path)
+    parse_with(&text, path, image)
+}
+
+/// Reads the component specification `text` (hosted mode); `file` names it in errors.
+pub fn parse(text: &str, file: &Path) -> Result<World, PolicyError> {
+    parse_with(text, file, Image::Skip)
 }
 
 /// Reads the component specification `text`; `file` names it in errors.
-pub fn parse(text: &str, file: &Path) -> Result<World, PolicyError> {
+pub fn parse_with(text: &str, file: &Path, image: Image) -> Result<World, PolicyError> {
     let doc = Document::parse(text).map_err(|e| {
         let pos = e.pos();
         PolicyError {
@@ -65,12 +85,18 @@ pub fn parse(text: &str, file: &Path) -> Result<World, PolicyError> {
             message: format!("not well-formed XML: {e}"),
         }
     })?;
-    Parser { doc: &doc, file }.component()
+    Parser {
+        doc: &doc,
+        file,
+        image,
+    }
+    .component()
 }
 
 struct Parser<'a, 'input> {
     doc: &'a Document<'input>,
     file: &'a Path,
+    image: Image,
 }
 
 /// What the component declares, before the toolchain's additions.
@@ -83,6 +109,7 @@ struct Declared {
     source_events: Vec<Number>,
     target_vectors: Vec<Number>,
     registers: (u64, u64),
+    simd_exceptions: bool,
 }
 
 impl<'a, 'input> Parser<'a, 'input> {
@@ -148,8 +175,10 @@ impl<'a, 'input> Parser<'a, 'input> {
         regions.extend(world::toolchain_regions());
         events.extend(channel_events);
         vectors.extend(channel_vectors);
-        World::new(name, d.registers, regions, events, vectors)
-            .map_err(|e: WorldError| self.error(root, e.to_string()))
+        let mut world = World::new(name, d.registers, regions, events, vectors)
+            .map_err(|e: WorldError| self.error(root, e.to_string()))?;
+        world.simd_exceptions = d.simd_exceptions;
+        Ok(world)
     }
 
     fn depends(&self, node: Node, d: &mut Declared) -> Result<(), PolicyError> {
@@ -177,7 +206,10 @@ impl<'a, 'input> Parser<'a, 'input> {
     fn requires(&self, node: Node, d: &mut Declared) -> Result<(), PolicyError> {
         for child in elements(node) {
             match child.tag_name().name() {
-                "vcpu" => d.registers = self.registers(child)?,
+                "vcpu" => {
+                    d.registers = self.registers(child)?;
+                    d.simd_exceptions = self.simd_exceptions(child)?;
+                }
                 "memory" => {
                     for m in elements(child) {
                         self.expect(m, "memory", "memory arrays are not supported")?;
@@ -209,7 +241,11 @@ impl<'a, 'input> Parser<'a, 'input> {
             };
             let region = self.memory(m, kind)?;
             if kind == MemoryKind::SubjectBinary {
-                // The ELF image: Linux loads the hosted executable instead.
+                // The ELF image: Linux loads the hosted executable instead; QEMU mode
+                // loads its segments into guest memory.
+                if self.image == Image::Include {
+                    d.provided.push(region);
+                }
                 continue;
             }
             if region.content == Content::File {
@@ -245,6 +281,21 @@ impl<'a, 'input> Parser<'a, 'input> {
         Ok(regs)
     }
 
+    /// `<registers><cr4><OSSupportSIMDExceptions>` of the vCPU, if given.
+    fn simd_exceptions(&self, vcpu: Node) -> Result<bool, PolicyError> {
+        let bit = vcpu.descendants().find(|n| {
+            n.has_tag_name("OSSupportSIMDExceptions")
+                && n.parent().is_some_and(|p| {
+                    p.has_tag_name("cr4") && p.parent().is_some_and(|r| r.has_tag_name("registers"))
+                })
+        });
+        match bit.map(|b| b.text().unwrap_or("").trim()) {
+            None | Some("0") => Ok(false),
+            Some("1") => Ok(true),
+            Some(other) => Err(self.error(bit.unwrap_or(vcpu), format!("`{other}` is not 0 or 1"))),
+        }
+    }
+
     fn memory(&self, m: Node, kind: MemoryKind) -> Result<Region, PolicyError> {
         let mut content = Content::Uninitialized;
         let mut hash = None;
@@ -255,6 +306,11 @@ impl<'a, 'input> Parser<'a, 'input> {
                     let p = u8::try_from(p)
                         .map_err(|_| self.error(c, "fill pattern must be a byte"))?;
                     content = Content::Fill(p);
+                }
+                "file" if kind == MemoryKind::SubjectBinary => {
+                    content = Content::Image {
+                        offset: self.number(c, "offset")?,
+                    }
                 }
                 "file" => content = Content::File,
                 "hash" => hash = self.hash(c)?,

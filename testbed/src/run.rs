@@ -1,25 +1,34 @@
 //! One run of a subject: build its memory from the world, start the peers and the
 //! subject, run the kernel until the subject ends, then stop everything and report.
 //!
+//! The subject is a Linux process (hosted mode, `docs/hosted.md`) or its real image in a
+//! QEMU guest (QEMU mode, `docs/qemu.md`); the world, the memory file, the kernel and
+//! the peers are the same, only the layout of the memory file, the link between kernel
+//! and subject (control socket or doorbell) and the process (the subject or QEMU)
+//! differ.
+//!
 //! Nothing is left behind on any path out: the memory file is a `memfd`; TAP interfaces
-//! the testbed created vanish with their descriptors; the subject is killed (and
-//! collected) if it is still running when this function returns, and dies with the
-//! testbed if the testbed is killed.
+//! the testbed created vanish with their descriptors; the subject (or QEMU) is killed
+//! (and collected) if it is still running when this function returns, and dies with
+//! the testbed if the testbed is killed.
 
 use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use muen_channel::protocol::{muenblock, muennet};
 use muen_channel::{epoch_from, Writer};
 
-use crate::clock::{rdtsc, TscRate};
-use crate::kernel::{self, End, Injector, Kernel, KernelStats};
-use crate::memory::Memory;
+use muen_app::qemu::{BOOT_CONFIG_ADDRESS, BOOT_CONFIG_GO_OFFSET};
+
+use crate::clock::{rdtsc, SubjectClock, TscRate};
+use crate::kernel::{self, End, Injector, Kernel, KernelStats, QemuReport};
+use crate::memory::{Layout, Memory};
 use crate::os::{self, EventFd, SignalFd};
 use crate::pcap::Pcap;
 use crate::peers::block::{BlockStats, Disk, Server};
@@ -27,7 +36,12 @@ use crate::peers::log::{Formatter, LogSink};
 use crate::peers::net::{Bridge, NetStats};
 use crate::peers::tap::Tap;
 use crate::peers::Stop;
-use crate::subject::{self, Status, Subject};
+use crate::qemu::accel::Accel;
+use crate::qemu::boot::{self, BootStage};
+use crate::qemu::image::SubjectImage;
+use crate::qemu::machine::Machine;
+use crate::qemu::qmp::GuestStop;
+use crate::subject::{self, Exit, Status, Subject};
 use crate::world::{Library, World};
 
 /// Default length of a minor frame.
@@ -38,15 +52,49 @@ pub const DEFAULT_FRAME: Duration = Duration::from_millis(10);
 /// sleeps appear at once; this only bounds the delay for one that never sleeps.
 pub const LOG_PERIOD: Duration = Duration::from_millis(50);
 
+/// How often the log sink looks in QEMU mode, where the kernel does not see the guest
+/// halt: this bounds the delay of every line.
+pub const QEMU_LOG_PERIOD: Duration = Duration::from_millis(10);
+
+/// How many of the last log lines a failure report repeats.
+pub const REPORT_LOG_LINES: usize = 8;
+
+/// What runs the subject.
+#[derive(Debug)]
+pub enum Target {
+    /// Hosted mode: a Linux process.
+    Hosted {
+        /// The subject executable (built for the host).
+        executable: PathBuf,
+        /// Arguments for the executable (the testbed's own test subject takes some).
+        args: Vec<OsString>,
+    },
+    /// QEMU mode: the real image in a QEMU guest.
+    Qemu(QemuTarget),
+}
+
+/// A QEMU run.
+#[derive(Debug)]
+pub struct QemuTarget {
+    /// The subject's image (built for `x86_64-unknown-none`).
+    pub image: PathBuf,
+    /// The boot stage image (`qemu-boot/`).
+    pub boot_stage: PathBuf,
+    /// The QEMU binary.
+    pub qemu: PathBuf,
+    /// The accelerator.
+    pub accel: Accel,
+    /// The tick's rate in Hz (0: none).
+    pub tick_hz: u32,
+}
+
 /// What to run and how.
 #[derive(Debug)]
 pub struct Options {
-    /// The subject's world.
+    /// The subject's world (QEMU mode: with its image regions).
     pub world: World,
-    /// The subject executable (built for the host).
-    pub executable: PathBuf,
-    /// Arguments for the executable (the testbed's own test subject takes some).
-    pub args: Vec<OsString>,
+    /// What runs it.
+    pub target: Target,
     /// `(device, interface)`: bridge a network device to a TAP interface.
     pub taps: Vec<(String, String)>,
     /// `(device, image)`: serve a block device from an image file.
@@ -85,7 +133,7 @@ fn host(what: &str) -> impl Fn(io::Error) -> RunError + '_ {
 }
 
 /// How the subject's run ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ending {
     /// It exited with this code.
     Exited(i32),
@@ -95,16 +143,34 @@ pub enum Ending {
     TimedOut(Duration),
     /// The testbed got this signal and stopped it.
     Interrupted(i32),
+    /// QEMU mode: the boot stage could not start the subject.
+    BootFailed,
+    /// QEMU mode: the guest stopped without exiting (a triple fault, an emulation
+    /// failure); how.
+    Crashed(GuestStop),
+    /// QEMU mode: QEMU ended without the subject exiting, with this status.
+    QemuEnded(Status),
 }
+
+/// The status for [`Ending::BootFailed`]: as the hosted runtime's when it cannot set
+/// its world up (`docs/hosted.md`).
+pub const STATUS_BOOT_FAILED: u8 = 125;
+
+/// The status for [`Ending::Crashed`]: as a hosted subject's killed by SIGSEGV.
+pub const STATUS_CRASHED: u8 = 128 + libc::SIGSEGV as u8;
 
 impl Ending {
     /// The testbed's exit status for this ending: the subject's code, 128 + signal, or
-    /// 124 for a timeout (as `timeout(1)`).
+    /// 124 for a timeout (as `timeout(1)`); in QEMU mode [`STATUS_BOOT_FAILED`],
+    /// [`STATUS_CRASHED`], or 1 when QEMU ended by itself.
     pub fn exit_status(self) -> u8 {
         match self {
             Ending::Exited(code) => (code & 0xff) as u8,
             Ending::Killed(s) | Ending::Interrupted(s) => 128u8.saturating_add(s as u8),
             Ending::TimedOut(_) => 124,
+            Ending::BootFailed => STATUS_BOOT_FAILED,
+            Ending::Crashed(_) => STATUS_CRASHED,
+            Ending::QemuEnded(_) => 1,
         }
     }
 }
@@ -130,6 +196,17 @@ pub struct Report {
     pub block: Vec<(String, BlockStats)>,
     /// Log messages printed.
     pub log_messages: u64,
+    /// The last log lines printed (for failure reports).
+    pub last_log: Vec<String>,
+    /// QEMU mode: the accelerator.
+    pub accel: Option<Accel>,
+    /// QEMU mode: lines from the boot stage.
+    pub boot_text: Vec<String>,
+    /// QEMU mode: the guest's registers when it crashed or hung (QEMU's dump).
+    pub registers: Option<String>,
+    /// QEMU mode: from QEMU's start to the boot stage's handshake (QEMU's start-up and
+    /// the boot stage's work).
+    pub boot_time: Option<Duration>,
 }
 
 impl Report {
@@ -145,6 +222,15 @@ impl Report {
             self.testbed_cpu.as_secs_f64(),
             pct(self.testbed_cpu),
         )];
+        if let Some(accel) = self.accel {
+            lines.push(format!(
+                "qemu_accel={accel} qemu_boot_ms={}",
+                self.boot_time.map_or("none".to_string(), |t| format!(
+                    "{:.1}",
+                    t.as_secs_f64() * 1e3
+                ))
+            ));
+        }
         let k = &self.kernel;
         lines.push(format!(
             "events={} halts={} timed_events={} vectors={} frames={} exit_event={} \
@@ -231,18 +317,48 @@ pub fn run(options: Options) -> Result<Report, RunError> {
         "block",
     )?;
 
+    // QEMU mode: the images first, so that a bad one fails before anything is made.
+    let qemu = match &options.target {
+        Target::Hosted { .. } => None,
+        Target::Qemu(q) => Some((
+            q,
+            BootStage::load(&q.boot_stage)
+                .map_err(|e| RunError::BadInput(format!("boot stage: {e}")))?,
+            SubjectImage::load(&q.image).map_err(RunError::BadInput)?,
+        )),
+    };
+
     let signals = SignalFd::new().map_err(host("blocking signals"))?;
-    let memory = Memory::new(world).map_err(host("creating the memory file"))?;
+    let layout = match qemu {
+        None => Layout::Hosted,
+        Some(_) => Layout::Qemu,
+    };
+    let memory = Memory::with_layout(world, layout).map_err(|e| match layout {
+        // Too much guest RAM is the app's problem, not the host's.
+        Layout::Qemu => RunError::BadInput(format!("the memory file: {e}")),
+        Layout::Hosted => RunError::Host(format!("creating the memory file: {e}")),
+    })?;
     let page = crate::sinfo::page(world, options.tsc)
         .map_err(|e| RunError::BadInput(format!("building the sinfo page: {e}")))?;
     let sinfo = world.region_index(muen_app::names::SINFO).unwrap_or(0);
     memory
         .write_initial(sinfo, 0, &page)
         .map_err(host("writing the sinfo page"))?;
-    if let Some(i) = world.region_index(muen_app::names::TIME_INFO) {
-        if world.has_library(Library::Time) {
-            kernel::publish_time_info(&memory, i, options.tsc);
-        }
+    if let Some((q, boot, image)) = &qemu {
+        let config = boot::config(world, &memory, q.tick_hz).map_err(RunError::Host)?;
+        boot.install(&memory, &config)
+            .map_err(host("writing the boot stage"))?;
+        image
+            .install(world, &memory)
+            .map_err(|e| RunError::BadInput(format!("{}: {e}", q.image.display())))?;
+    }
+    let clock = SubjectClock::host();
+    let time_info = world
+        .region_index(muen_app::names::TIME_INFO)
+        .filter(|_| world.has_library(Library::Time));
+    // A QEMU guest's TSC is known only once the boot stage reports it.
+    if let (Some(i), None) = (time_info, &qemu) {
+        kernel::publish_time_info(&memory, i, options.tsc, &clock);
     }
     let origin = rdtsc();
     let epoch = epoch_from(origin);
@@ -328,13 +444,25 @@ pub fn run(options: Options) -> Result<Report, RunError> {
                 .channel(i)
                 .map_err(|e| RunError::Host(e.to_string()))?;
             let format = Formatter::new(&world.name, options.tsc, origin);
-            Some(LogSink::new(region, format, io::stdout()).map_err(host("debuglog"))?)
+            let sink = LogSink::new(region, format, io::stdout()).map_err(host("debuglog"))?;
+            Some(sink.with_clock(&clock))
         }
         _ => None,
     };
 
-    let (ours, theirs) = os::seqpacket_pair().map_err(host("control socket"))?;
-    let injector = Injector::new(ours.as_fd()).map_err(host("eventfd"))?;
+    // Hosted: the control socket. QEMU: the doorbell (opened with QEMU, below).
+    let (ours, theirs) = match &qemu {
+        None => {
+            let (ours, theirs) = os::seqpacket_pair().map_err(host("control socket"))?;
+            (Some(ours), Some(theirs))
+        }
+        Some(_) => (None, None),
+    };
+    let injector = match &ours {
+        Some(ours) => Injector::new(ours.as_fd()),
+        None => Injector::counting(),
+    }
+    .map_err(host("eventfd"))?;
     let stop = Stop::new().map_err(host("eventfd"))?;
     let log_wake = EventFd::new().map_err(host("eventfd"))?;
     // One wake-up descriptor per peer, for the event of the channel it reads.
@@ -350,7 +478,14 @@ pub fn run(options: Options) -> Result<Report, RunError> {
         .map(|_| EventFd::new())
         .collect::<io::Result<Vec<_>>>()
         .map_err(host("eventfd"))?;
-    let mut kernel = Kernel::new(world, &memory, options.tsc, options.frame, &injector);
+    let mut kernel = Kernel::new(
+        world,
+        &memory,
+        options.tsc,
+        &clock,
+        options.frame,
+        &injector,
+    );
     for (d, wake) in world.net.iter().zip(&net_wakes) {
         kernel.link(d.output_event, wake);
     }
@@ -358,17 +493,21 @@ pub fn run(options: Options) -> Result<Report, RunError> {
         kernel.link(d.request_event, wake);
     }
     kernel.set_log_waker(&log_wake);
+    let log_period = match &qemu {
+        None => LOG_PERIOD,
+        Some(_) => QEMU_LOG_PERIOD,
+    };
 
     let cpu_before = subject::own_cpu_time();
     thread::scope(|scope| -> Result<Report, RunError> {
         let (injector, stop, log_wake) = (&injector, &stop, &log_wake);
         let log_thread = log.map(|mut sink| {
             scope.spawn(move || {
-                let result = sink.run(stop, log_wake, LOG_PERIOD);
+                let result = sink.run(stop, log_wake, log_period);
                 if let Err(e) = &result {
                     eprintln!("muen-testbed: the log sink stopped: {e}");
                 }
-                (sink.messages, result.is_ok())
+                (sink.messages, sink.last_lines(REPORT_LOG_LINES))
             })
         });
         let net_threads: Vec<_> = bridges
@@ -406,48 +545,55 @@ pub fn run(options: Options) -> Result<Report, RunError> {
 
         let started = Instant::now();
         let deadline = options.timeout.map(|t| started + t);
-        let outcome = Subject::spawn(
-            &options.executable,
-            &options.args,
-            memory.fd(),
-            theirs.as_fd(),
-        )
-        .map_err(|e| RunError::BadInput(format!("starting {}: {e}", options.executable.display())))
-        .and_then(|mut subject| {
-            drop(theirs);
-            let end = kernel
-                .run(ours.as_fd(), &signals, &mut subject, deadline)
-                .map_err(host("kernel"));
-            let end = match end {
-                Ok(end) => end,
-                Err(e) => {
-                    let _ = subject.kill();
-                    return Err(e);
-                }
-            };
-            let wall = started.elapsed();
-            let (ending, exit) = match end {
-                End::Exited(exit) => (
-                    match exit.status {
-                        Status::Code(c) => Ending::Exited(c),
-                        Status::Signal(s) => Ending::Killed(s),
-                    },
-                    Some(exit),
-                ),
-                End::TimedOut => (
-                    Ending::TimedOut(options.timeout.unwrap_or_default()),
-                    subject.kill().ok().flatten(),
-                ),
-                End::Interrupted(s) => (Ending::Interrupted(s), subject.kill().ok().flatten()),
-            };
-            Ok((ending, exit, wall))
+        let mut guest = GuestReport::default();
+        let outcome = match (&options.target, &ours, theirs) {
+            (Target::Hosted { executable, args }, Some(ours), Some(theirs)) => run_hosted(
+                &mut kernel,
+                executable,
+                args,
+                &memory,
+                (ours.as_fd(), theirs),
+                &signals,
+                deadline,
+            )
+            .map(|(ending, exit)| (ending, exit, started.elapsed())),
+            (Target::Qemu(q), _, _) => {
+                let go = memory.word_at(BOOT_CONFIG_ADDRESS + BOOT_CONFIG_GO_OFFSET);
+                let mut start = || {
+                    if let Some(i) = time_info {
+                        kernel::publish_time_info(&memory, i, options.tsc, &clock);
+                    }
+                    go.store(1, Ordering::Release);
+                };
+                let rom = qemu.as_ref().map(|(_, boot, _)| boot.rom()).unwrap_or(&[]);
+                run_qemu(
+                    &mut kernel,
+                    q,
+                    rom,
+                    &memory,
+                    &signals,
+                    deadline,
+                    &mut start,
+                    &mut guest,
+                )
+                .map(|(ending, exit)| (ending, exit, started.elapsed()))
+            }
+            (Target::Hosted { .. }, _, _) => Err(RunError::Host("no control socket".into())),
+        };
+        let outcome = outcome.map(|(ending, exit, wall)| match ending {
+            Ending::TimedOut(_) => (
+                Ending::TimedOut(options.timeout.unwrap_or_default()),
+                exit,
+                wall,
+            ),
+            ending => (ending, exit, wall),
         });
         stop.stop();
         // A peer that failed said so when it stopped; a panic is reported here.
-        let mut log_messages = 0;
+        let (mut log_messages, mut last_log) = (0, Vec::new());
         if let Some(t) = log_thread {
             match t.join() {
-                Ok((n, _)) => log_messages = n,
+                Ok((n, lines)) => (log_messages, last_log) = (n, lines),
                 Err(_) => eprintln!("muen-testbed: the log sink panicked"),
             }
         }
@@ -477,6 +623,130 @@ pub fn run(options: Options) -> Result<Report, RunError> {
             net,
             block,
             log_messages,
+            last_log,
+            accel: match &options.target {
+                Target::Qemu(q) => Some(q.accel),
+                Target::Hosted { .. } => None,
+            },
+            boot_text: guest.boot_text,
+            registers: guest.registers,
+            boot_time: guest.boot_time,
         })
     })
+}
+
+/// What a QEMU run learnt besides its ending.
+#[derive(Debug, Default)]
+struct GuestReport {
+    boot_text: Vec<String>,
+    registers: Option<String>,
+    boot_time: Option<Duration>,
+}
+
+/// Starts the hosted subject and runs the kernel until it ends.
+fn run_hosted(
+    kernel: &mut Kernel<'_>,
+    executable: &std::path::Path,
+    args: &[OsString],
+    memory: &Memory,
+    (ours, theirs): (BorrowedFd<'_>, OwnedFd),
+    signals: &SignalFd,
+    deadline: Option<Instant>,
+) -> Result<(Ending, Option<Exit>), RunError> {
+    let mut subject = Subject::spawn(executable, args, memory.fd(), theirs.as_fd())
+        .map_err(|e| RunError::BadInput(format!("starting {}: {e}", executable.display())))?;
+    drop(theirs);
+    let end = kernel
+        .run(ours, signals, &mut subject, deadline)
+        .map_err(host("kernel"));
+    let end = match end {
+        Ok(end) => end,
+        Err(e) => {
+            let _ = subject.kill();
+            return Err(e);
+        }
+    };
+    Ok(match end {
+        End::Exited(exit) => (
+            match exit.status {
+                Status::Code(c) => Ending::Exited(c),
+                Status::Signal(s) => Ending::Killed(s),
+            },
+            Some(exit),
+        ),
+        End::TimedOut => (
+            Ending::TimedOut(Duration::ZERO),
+            subject.kill().ok().flatten(),
+        ),
+        End::Interrupted(s) => (Ending::Interrupted(s), subject.kill().ok().flatten()),
+        End::GuestStopped(_) => unreachable!("the hosted kernel loop has no guest"),
+    })
+}
+
+/// Starts QEMU and runs the kernel until it ends, or the guest stops or hangs (then
+/// its registers are read before QEMU is stopped).
+#[allow(clippy::too_many_arguments)]
+fn run_qemu(
+    kernel: &mut Kernel<'_>,
+    q: &QemuTarget,
+    rom: &[u8],
+    memory: &Memory,
+    signals: &SignalFd,
+    deadline: Option<Instant>,
+    start: &mut dyn FnMut(),
+    guest: &mut GuestReport,
+) -> Result<(Ending, Option<Exit>), RunError> {
+    let launched = Instant::now();
+    let mut machine = Machine::start(&q.qemu, q.accel, memory, rom)
+        .map_err(|e| RunError::Host(format!("starting QEMU ({}): {e}", q.qemu.display())))?;
+    let mut report = QemuReport::default();
+    let end = kernel.run_qemu(
+        &mut machine.doorbell,
+        &mut machine.qmp,
+        signals,
+        &mut machine.process,
+        deadline,
+        &mut report,
+        start,
+    );
+    let end = match end {
+        Ok(end) => end,
+        Err(e) => {
+            let _ = machine.process.kill();
+            return Err(RunError::Host(format!("kernel: {e}")));
+        }
+    };
+    let registers = |machine: &mut Machine| match machine.qmp.registers() {
+        Ok(r) => Some(r),
+        Err(e) => Some(format!("(QEMU did not tell: {e})")),
+    };
+    let result = match end {
+        End::Exited(exit) => {
+            let ending = match (report.exit_code, exit.status) {
+                (Some(code), _) => Ending::Exited(i32::from(code)),
+                (None, _) if report.started.is_none() => Ending::BootFailed,
+                (None, status) => Ending::QemuEnded(status),
+            };
+            (ending, Some(exit))
+        }
+        End::TimedOut => {
+            guest.registers = registers(&mut machine);
+            (
+                Ending::TimedOut(Duration::ZERO),
+                machine.process.kill().ok().flatten(),
+            )
+        }
+        End::GuestStopped(how) => {
+            guest.registers = registers(&mut machine);
+            (Ending::Crashed(how), machine.process.kill().ok().flatten())
+        }
+        End::Interrupted(s) => (
+            Ending::Interrupted(s),
+            machine.process.kill().ok().flatten(),
+        ),
+    };
+    machine.flush_stderr();
+    guest.boot_text = report.boot_text;
+    guest.boot_time = report.started_at.map(|t| t - launched);
+    Ok(result)
 }

@@ -17,7 +17,7 @@ pub fn page(world: &World, tsc: TscRate) -> Result<Vec<u8>, BuildError> {
         let (content, pattern) = match r.content {
             Content::Uninitialized => (SinfoContent::Uninitialized, None),
             Content::Fill(byte) => (SinfoContent::Fill, Some(byte)),
-            Content::File => (SinfoContent::File, None),
+            Content::File | Content::Image { .. } => (SinfoContent::File, None),
         };
         b.memory(
             &r.name,

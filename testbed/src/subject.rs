@@ -1,8 +1,9 @@
-//! Starting the subject process and collecting its end.
+//! Starting the subject process (or, in QEMU mode, QEMU) and collecting its end.
 //!
 //! The child gets the memory file on fd 3 and its end of the control socket on fd 4
-//! (`muen_app::hosted::{MEMORY_FD, CONTROL_FD}`); every other descriptor except 0, 1
-//! and 2 is closed, stdin is `/dev/null`, the signal mask is empty. It runs in its own
+//! (`muen_app::hosted::{MEMORY_FD, CONTROL_FD}`; QEMU gets its four descriptors as fds 3
+//! to 6, see `crate::qemu::machine`); every other descriptor except 0, 1 and 2 is
+//! closed, stdin is `/dev/null`, the signal mask is empty. It runs in its own
 //! process group (a Ctrl-C at the terminal reaches the testbed, which then stops the
 //! subject cleanly) and dies with the testbed (`PR_SET_PDEATHSIG`), so no subject
 //! outlives a testbed that was killed.
@@ -12,7 +13,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{ChildStderr, Command, Stdio};
 use std::time::Duration;
 
 use muen_app::hosted::{CONTROL_FD, MEMORY_FD};
@@ -55,6 +56,9 @@ fn high_copy(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(copy) })
 }
 
+/// The most descriptors [`Subject::spawn_command`] hands over (fds 3 to 8).
+pub const MAX_PASSED_FDS: usize = 6;
+
 impl Subject {
     /// Starts `executable` with `args`, handing it `memory` and `control`.
     pub fn spawn(
@@ -63,29 +67,52 @@ impl Subject {
         memory: BorrowedFd<'_>,
         control: BorrowedFd<'_>,
     ) -> io::Result<Subject> {
-        let memory = high_copy(memory)?;
-        let control = high_copy(control)?;
-        let (memory_raw, control_raw): (RawFd, RawFd) = (memory.as_raw_fd(), control.as_raw_fd());
+        const _: () = assert!(MEMORY_FD == 3 && CONTROL_FD == 4);
+        let mut command = Command::new(executable);
+        command.args(args);
+        Self::spawn_command(command, &[memory, control]).map(|(subject, _)| subject)
+    }
+
+    /// Starts `command` (stdin `/dev/null`, stdout and stderr as the command says)
+    /// with `fds[i]` as descriptor `3 + i` (QEMU mode passes the memory file, the ROM,
+    /// the doorbell and the monitor socket). Returns the process and its stderr, if the
+    /// command piped it.
+    pub fn spawn_command(
+        mut command: Command,
+        fds: &[BorrowedFd<'_>],
+    ) -> io::Result<(Subject, Option<ChildStderr>)> {
+        if fds.len() > MAX_PASSED_FDS {
+            return Err(io::Error::other("too many descriptors for the subject"));
+        }
+        let copies = fds
+            .iter()
+            .map(|fd| high_copy(*fd))
+            .collect::<io::Result<Vec<OwnedFd>>>()?;
+        let mut raw: [RawFd; MAX_PASSED_FDS] = [-1; MAX_PASSED_FDS];
+        for (slot, copy) in raw.iter_mut().zip(&copies) {
+            *slot = copy.as_raw_fd();
+        }
+        let count = copies.len();
         // SAFETY: getpid has no preconditions.
         let parent = unsafe { libc::getpid() };
-        let mut command = Command::new(executable);
-        command.args(args).stdin(Stdio::null()).process_group(0);
+        command.stdin(Stdio::null()).process_group(0);
         // SAFETY: the closure runs in the child between fork and exec and only makes
         // async-signal-safe system calls (dup2, syscall, sigprocmask, prctl, getppid,
         // _exit) on plain integers and a local signal set.
         unsafe {
             command.pre_exec(move || {
-                if libc::dup2(memory_raw, MEMORY_FD) == -1
-                    || libc::dup2(control_raw, CONTROL_FD) == -1
-                {
-                    return Err(io::Error::last_os_error());
+                // The copies are at 10 or above, so no dup2 overwrites one still needed.
+                for (i, &fd) in raw[..count].iter().enumerate() {
+                    if libc::dup2(fd, 3 + i as RawFd) == -1 {
+                        return Err(io::Error::last_os_error());
+                    }
                 }
                 // Every other descriptor is already close-on-exec (the testbed creates
                 // all of them so); this catches any a library opened without the flag.
                 // Linux before 5.11 lacks the flag: then the first guarantee stands alone.
                 libc::syscall(
                     libc::SYS_close_range,
-                    (CONTROL_FD + 1) as libc::c_uint,
+                    (3 + count) as libc::c_uint,
                     libc::c_uint::MAX,
                     libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
                 );
@@ -100,13 +127,15 @@ impl Subject {
                 Ok(())
             });
         }
-        let child = command.spawn()?;
-        // The child has its copies; ours close with `memory` and `control`.
+        let mut child = command.spawn()?;
+        // The child has its copies; ours close with `copies`.
+        drop(copies);
+        let stderr = child.stderr.take();
         let pid = libc::pid_t::try_from(child.id()).map_err(io::Error::other)?;
         // `child` is not waited through std: `try_reap` collects the process with
         // `wait4` to get its resource usage.
         drop(child);
-        Ok(Subject { pid, reaped: false })
+        Ok((Subject { pid, reaped: false }, stderr))
     }
 
     /// The process id.

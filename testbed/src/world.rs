@@ -15,7 +15,7 @@
 //! `mugensinfo` writes one resource per mapping in that order:
 //!
 //! 1. the component's `<provides><memory>` (without `subject_binary` regions in hosted
-//!    mode: Linux loads the executable),
+//!    mode, where Linux loads the executable; with them in QEMU mode),
 //! 2. its `<requires><memory>`,
 //! 3. its channels, then the channels of its libraries (`debuglog`, `time_info`),
 //! 4. the toolchain's pages `sinfo`, `scheduling_info`, `timed_event`;
@@ -50,6 +50,12 @@ pub enum Content {
     Fill(u8),
     /// A file's bytes (only the toolchain's `sinfo` page in hosted mode).
     File,
+    /// The subject's ELF image from this file offset on (its `subject_binary` regions,
+    /// QEMU mode only).
+    Image {
+        /// Offset in the ELF file.
+        offset: u64,
+    },
 }
 
 /// Who adds a region to the subject.
@@ -263,6 +269,9 @@ pub struct World {
     pub net: Vec<NetDevice>,
     /// Block devices, in the order of their `|req` channels.
     pub block: Vec<BlockDevice>,
+    /// The policy sets CR4.OSXMMEXCPT (`<OSSupportSIMDExceptions>`); QEMU mode's boot
+    /// stage sets it.
+    pub simd_exceptions: bool,
 }
 
 /// Why a set of resources is not a world the testbed can run.
@@ -388,6 +397,7 @@ impl World {
             vectors,
             net: Vec::new(),
             block: Vec::new(),
+            simd_exceptions: false,
         };
         world.find_devices()?;
         Ok(world)

@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use clap::Args;
 use muen_testbed::clock::TscRate;
-use muen_testbed::run::{self, Ending, Options, RunError, DEFAULT_FRAME};
+use muen_testbed::qemu::accel::{self, AccelChoice};
+use muen_testbed::qemu::machine::DEFAULT_QEMU;
+use muen_testbed::qemu::qmp::{self, GuestStop};
+use muen_testbed::run::{self, Ending, Options, QemuTarget, RunError, Target, DEFAULT_FRAME};
+use muen_testbed::subject::Status;
 use muen_testbed::world::World;
 use muen_testbed::{app, os, policy};
 
@@ -62,8 +66,18 @@ pub struct RunArgs {
     /// Print CPU use and the peers' counters on stderr at the end.
     #[arg(long)]
     stats: bool,
+    /// Boot the app's real image (built for x86_64-unknown-none) in QEMU instead of
+    /// running it as a Linux process (docs/qemu.md).
+    #[arg(long)]
+    qemu: bool,
+    /// QEMU's accelerator: auto (KVM when /dev/kvm is usable, else TCG), kvm or tcg.
+    #[arg(long, value_name = "ACCEL", requires = "qemu")]
+    accel: Option<AccelChoice>,
+    /// The rate of the guest's wake-up tick, Hz (QEMU mode; 0: none).
+    #[arg(long, value_name = "HZ", requires = "qemu")]
+    tick: Option<u32>,
     /// Run this executable instead of building the app (for the testbed's own tests:
-    /// the policy still comes from APP or --policy).
+    /// the policy still comes from APP or --policy). QEMU mode: the ELF image.
     #[arg(long, value_name = "PATH", hide = true)]
     exec: Option<PathBuf>,
     /// Arguments for the subject (the testbed's test subject takes some).
@@ -71,15 +85,30 @@ pub struct RunArgs {
     args: Vec<OsString>,
 }
 
-/// The world of `app` (its generated policy) or of `--policy`.
-pub fn world(app: Option<&Path>, policy_file: Option<&Path>) -> Result<World, Failure> {
+/// The world of `app` (its generated policy) or of `--policy`; with `image` (QEMU
+/// mode), generated from that ELF and with its regions.
+pub fn world(
+    app: Option<&Path>,
+    policy_file: Option<&Path>,
+    image: Option<&Path>,
+) -> Result<World, Failure> {
+    let include = match image {
+        Some(_) => policy::Image::Include,
+        None => policy::Image::Skip,
+    };
     match (policy_file, app) {
-        (Some(file), _) => policy::load(file).map_err(|e| Failure::BadInput(e.to_string())),
+        (Some(file), _) => {
+            policy::load_with(file, include).map_err(|e| Failure::BadInput(e.to_string()))
+        }
         (None, Some(app)) => {
             let paths = app::locate(app).map_err(|e| Failure::BadInput(e.to_string()))?;
-            let xml = app::policy(&paths.manifest).map_err(|e| Failure::BadInput(e.to_string()))?;
+            let xml = match image {
+                None => app::policy(&paths.manifest),
+                Some(elf) => app::policy_with_image(&paths.manifest, elf),
+            }
+            .map_err(|e| Failure::BadInput(e.to_string()))?;
             let name = PathBuf::from(format!("{} (generated policy)", paths.manifest.display()));
-            policy::parse(&xml, &name).map_err(|e| Failure::BadInput(e.to_string()))
+            policy::parse_with(&xml, &name, include).map_err(|e| Failure::BadInput(e.to_string()))
         }
         (None, None) => Err(Failure::BadInput(
             "give an APP or --policy FILE to say what to run".into(),
@@ -87,9 +116,72 @@ pub fn world(app: Option<&Path>, policy_file: Option<&Path>) -> Result<World, Fa
     }
 }
 
+/// The boot stage ELF: `MUEN_TESTBED_BOOT_STAGE` if set, else built from the
+/// repository's `qemu-boot/` with cargo.
+fn boot_stage() -> Result<PathBuf, Failure> {
+    if let Some(path) = std::env::var_os("MUEN_TESTBED_BOOT_STAGE") {
+        return Ok(PathBuf::from(path));
+    }
+    let package = app::boot_stage_package();
+    if !package.join("Cargo.toml").is_file() {
+        return Err(Failure::Other(format!(
+            "the boot stage's sources are not at {}; set MUEN_TESTBED_BOOT_STAGE to a \
+             built boot stage (cargo build -p muen-qemu-boot --target {} --release)",
+            package.display(),
+            app::MUEN_TARGET
+        )));
+    }
+    app::build(&package, "muen-qemu-boot", true, Some(app::MUEN_TARGET))
+        .map_err(|e| Failure::Other(format!("building the boot stage: {e}")))
+}
+
+/// The QEMU target of a run: the image (`--exec` or APP built for Muen), the boot
+/// stage, the accelerator.
+fn qemu_target(args: &RunArgs) -> Result<QemuTarget, Failure> {
+    let image = match (&args.exec, &args.app) {
+        (Some(elf), _) => elf.clone(),
+        (None, Some(app)) => {
+            let paths = app::locate(app).map_err(|e| Failure::BadInput(e.to_string()))?;
+            let name = app::name(&paths.manifest).map_err(|e| Failure::BadInput(e.to_string()))?;
+            app::build(&paths.package, &name, args.release, Some(app::MUEN_TARGET))
+                .map_err(|e| Failure::BadInput(e.to_string()))?
+        }
+        (None, None) => {
+            return Err(Failure::BadInput(
+                "--policy alone does not say what to run: give the APP to build".into(),
+            ))
+        }
+    };
+    let accel = accel::select(args.accel.unwrap_or_default(), Path::new("/dev/kvm"))
+        .map_err(|e| Failure::BadInput(format!("--accel kvm: KVM is not usable: {e}")))?;
+    let qemu = std::env::var_os("MUEN_TESTBED_QEMU")
+        .map_or_else(|| PathBuf::from(DEFAULT_QEMU), PathBuf::from);
+    Ok(QemuTarget {
+        image,
+        boot_stage: boot_stage()?,
+        qemu,
+        accel,
+        tick_hz: args.tick.unwrap_or(DEFAULT_TICK_HZ),
+    })
+}
+
+/// The default rate of the guest's tick in QEMU mode: 1 kHz bounds the delay of a
+/// wake-up to 1 ms.
+pub const DEFAULT_TICK_HZ: u32 = 1000;
+
 /// Runs `run`; returns the exit status.
 pub fn run(args: RunArgs) -> Result<u8, Failure> {
-    let world = world(args.app.as_deref(), args.policy.as_deref())?;
+    // QEMU mode builds the image first: its policy comes from the ELF.
+    let qemu = if args.qemu {
+        Some(qemu_target(&args)?)
+    } else {
+        None
+    };
+    let world = world(
+        args.app.as_deref(),
+        args.policy.as_deref(),
+        qemu.as_ref().map(|q| q.image.as_path()),
+    )?;
     let timeout = match args.timeout {
         None => None,
         Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Some(Duration::from_secs_f64(s)),
@@ -99,18 +191,24 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
             )))
         }
     };
-    let executable = match (&args.exec, &args.app) {
-        (Some(exe), _) => exe.clone(),
-        (None, Some(app)) => {
-            let paths = app::locate(app).map_err(|e| Failure::BadInput(e.to_string()))?;
-            app::build(&paths.package, &world.name, args.release)
-                .map_err(|e| Failure::BadInput(e.to_string()))?
-        }
-        (None, None) => {
-            return Err(Failure::BadInput(
-                "--policy alone does not say what to run: give the APP to build".into(),
-            ))
-        }
+    let target = match qemu {
+        Some(q) => Target::Qemu(q),
+        None => Target::Hosted {
+            executable: match (&args.exec, &args.app) {
+                (Some(exe), _) => exe.clone(),
+                (None, Some(app)) => {
+                    let paths = app::locate(app).map_err(|e| Failure::BadInput(e.to_string()))?;
+                    app::build(&paths.package, &world.name, args.release, None)
+                        .map_err(|e| Failure::BadInput(e.to_string()))?
+                }
+                (None, None) => {
+                    return Err(Failure::BadInput(
+                        "--policy alone does not say what to run: give the APP to build".into(),
+                    ))
+                }
+            },
+            args: args.args.clone(),
+        },
     };
     let name = world.name.clone();
     let pairs = |v: &[DevArg]| -> Vec<(String, String)> {
@@ -123,8 +221,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
     };
     let options = Options {
         world,
-        executable,
-        args: args.args,
+        target,
         taps: pairs(&args.tap),
         disks: paths(&args.disk),
         pcaps: paths(&args.pcap),
@@ -136,14 +233,14 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         RunError::BadInput(m) => Failure::BadInput(m),
         RunError::Host(m) => Failure::Other(m),
     })?;
-    match report.ending {
+    match &report.ending {
         Ending::Exited(0) => {}
         Ending::Exited(code) => {
             eprintln!("muen-testbed: subject `{name}` exited with status {code}")
         }
         Ending::Killed(s) => eprintln!(
             "muen-testbed: subject `{name}` was killed by {}",
-            os::signal_name(s)
+            os::signal_name(*s)
         ),
         Ending::TimedOut(t) => eprintln!(
             "muen-testbed: subject `{name}` did not exit within {} s; stopped it",
@@ -151,13 +248,53 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         ),
         Ending::Interrupted(s) => eprintln!(
             "muen-testbed: interrupted by {}; stopped subject `{name}`",
-            os::signal_name(s)
+            os::signal_name(*s)
         ),
+        Ending::BootFailed => {
+            eprintln!("muen-testbed: the boot stage could not start subject `{name}`:");
+            for line in &report.boot_text {
+                eprintln!("muen-testbed:   {line}");
+            }
+            if report.boot_text.is_empty() {
+                eprintln!("muen-testbed:   (it gave no reason; QEMU's messages are above)");
+            }
+        }
+        Ending::Crashed(how) => {
+            let what = match how {
+                GuestStop::Reset => "reset itself (a triple fault)".to_string(),
+                GuestStop::Stopped(event) => format!("was stopped by QEMU ({event})"),
+            };
+            eprintln!("muen-testbed: the guest running subject `{name}` {what}");
+        }
+        Ending::QemuEnded(status) => eprintln!(
+            "muen-testbed: QEMU ended ({}) before subject `{name}` exited",
+            match status {
+                Status::Code(c) => format!("status {c}"),
+                Status::Signal(s) => format!("killed by {}", os::signal_name(*s)),
+            }
+        ),
+    }
+    if matches!(report.ending, Ending::Crashed(_) | Ending::TimedOut(_)) {
+        if let Some(regs) = &report.registers {
+            eprintln!("muen-testbed: the guest's registers:");
+            for line in qmp::brief_registers(regs) {
+                eprintln!("muen-testbed:   {line}");
+            }
+        }
+        if report.accel.is_some() {
+            eprintln!("muen-testbed: the last log lines:");
+            for line in &report.last_log {
+                eprintln!("muen-testbed:   {line}");
+            }
+            if report.last_log.is_empty() {
+                eprintln!("muen-testbed:   (none)");
+            }
+        }
     }
     if args.stats {
         for line in report.stats_lines() {
             eprintln!("muen-testbed: stats: {line}");
         }
     }
-    Ok(report.ending.exit_status())
+    Ok(report.ending.clone().exit_status())
 }

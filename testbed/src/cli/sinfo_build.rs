@@ -28,7 +28,7 @@ pub struct BuildArgs {
 
 /// Runs `sinfo build`.
 pub fn build(args: &BuildArgs) -> Result<(), Failure> {
-    let world = super::run::world(args.app.as_deref(), args.policy.as_deref())?;
+    let world = super::run::world(args.app.as_deref(), args.policy.as_deref(), None)?;
     let tsc = match args.tsc_khz {
         None => TscRate::host(),
         Some(khz) => TscRate::from_khz(khz)

@@ -23,7 +23,7 @@ use std::time::Duration;
 use muen_channel::protocol::debuglog::{self, Element};
 use muen_channel::{ReadError, Reader};
 
-use crate::clock::TscRate;
+use crate::clock::{SubjectClock, TscRate};
 use crate::os::{self, EventFd};
 use crate::peers::Stop;
 
@@ -105,11 +105,16 @@ impl Formatter {
     }
 }
 
+/// How much of its output the sink keeps for failure reports.
+const TAIL_BYTES: usize = 4096;
+
 /// The log sink of one subject.
 pub struct LogSink<'m, W: Write> {
     reader: Reader<'m>,
     format: Formatter,
     out: W,
+    clock: Option<&'m SubjectClock>,
+    tail: String,
     /// Messages printed.
     pub messages: u64,
     /// Overruns seen (the subject logged faster than the sink read).
@@ -125,9 +130,25 @@ impl<'m, W: Write> LogSink<'m, W> {
             reader,
             format,
             out,
+            clock: None,
+            tail: String::new(),
             messages: 0,
             overruns: 0,
         })
+    }
+
+    /// Reads the messages' timestamps with `clock` (a QEMU guest's TSC is not the
+    /// host's; the formatter counts in host TSC).
+    pub fn with_clock(mut self, clock: &'m SubjectClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The last `n` lines printed (for failure reports).
+    pub fn last_lines(&self, n: usize) -> Vec<String> {
+        let lines: Vec<&str> = self.tail.lines().collect();
+        let skip = lines.len().saturating_sub(n);
+        lines[skip..].iter().map(|l| l.to_string()).collect()
     }
 
     /// Prints every message in the channel; returns whether there was one.
@@ -140,7 +161,10 @@ impl<'m, W: Write> LogSink<'m, W> {
                 Ok(e) => {
                     any = true;
                     self.messages += 1;
-                    text.push_str(&self.format.message(e.timestamp(), e.text()));
+                    let stamp = self
+                        .clock
+                        .map_or(e.timestamp(), |c| c.to_host(e.timestamp()));
+                    text.push_str(&self.format.message(stamp, e.text()));
                 }
                 Err(ReadError::EpochChanged) => self.format.epoch_changed(),
                 Err(ReadError::Overrun { .. }) => {
@@ -154,6 +178,14 @@ impl<'m, W: Write> LogSink<'m, W> {
         if !text.is_empty() {
             self.out.write_all(text.as_bytes())?;
             self.out.flush()?;
+            self.tail.push_str(&text);
+            if self.tail.len() > 2 * TAIL_BYTES {
+                let mut cut = self.tail.len() - TAIL_BYTES;
+                while !self.tail.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                self.tail.drain(..cut);
+            }
         }
         Ok(any)
     }
@@ -238,6 +270,50 @@ mod tests {
         );
         f.overrun();
         assert_eq!(f.message(1_000_000_000, b"c\n"), "[   0.000000] hello#c\n");
+    }
+
+    #[test]
+    fn a_sink_converts_guest_stamps_and_keeps_its_last_lines() {
+        use muen_channel::protocol::debuglog::LogWriter;
+        use muen_channel::{Region, RegionMut};
+        use std::num::NonZeroU64;
+        use std::sync::atomic::AtomicU64;
+
+        let words: Vec<AtomicU64> = (0..0x2000 / 8).map(|_| AtomicU64::new(0)).collect();
+        // A guest whose TSC reads 0 at host TSC 1_000_000_000 (the formatter's origin),
+        // stamping its messages 1 ms apart from 2_000_000 on.
+        let mut stamp = 1_000_000;
+        let clock = move || {
+            stamp += 1_000_000;
+            stamp
+        };
+        let mut writer = LogWriter::new(
+            RegionMut::from_atomics(&words).unwrap(),
+            NonZeroU64::new(7).unwrap(),
+            clock,
+        )
+        .unwrap();
+        let guest = SubjectClock::host();
+        guest.align(0, 1_000_000_000);
+        let mut out = Vec::new();
+        let mut sink = LogSink::new(Region::from_atomics(&words).unwrap(), f(), &mut out)
+            .unwrap()
+            .with_clock(&guest);
+        for i in 0..12 {
+            writer.write_bytes(format!("line {i}\n").as_bytes());
+        }
+        while sink.drain().unwrap() {}
+        assert_eq!(sink.messages, 12);
+        assert_eq!(
+            sink.last_lines(2),
+            ["[   0.012000] hello|line 10", "[   0.013000] hello|line 11"]
+        );
+        assert_eq!(sink.last_lines(100).len(), 12);
+        let printed = String::from_utf8(out).unwrap();
+        assert!(
+            printed.starts_with("[   0.002000] hello%line 0\n"),
+            "{printed}"
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The CPU tables of a Muen subject: `_start`, GDT, TSS, IDT and the interrupt stubs.
+//! The CPU tables of a Muen subject: `_start`, GDT, TSS, IDT and the interrupt stubs,
+//! and the two hypervisor stubs (event and exit).
 //!
 //! The stubs are one table of 256 `call` instructions (5 bytes each), so that the IDT
 //! needs no table of addresses: gate `v` points to `muen_subject_stubs + 5 * v`. The
@@ -32,6 +33,32 @@ global_asm!(
     "    xor ebp, ebp",
     "    call muen_subject_main",
     "    ud2",
+    "",
+    // The two places where the subject talks to its kernel, each a 16-byte stub in
+    // its own section (`muen_app::qemu`: the testbed's QEMU mode replaces exactly these
+    // bytes before boot, after checking them; on Muen they run as they are).
+    // Event: number in RAX; RAX is clobbered, everything else preserved.
+    ".section .text.muen_subject_hypercall, \"ax\", @progbits",
+    ".balign 16",
+    ".global muen_subject_hypercall",
+    ".type muen_subject_hypercall, @function",
+    "muen_subject_hypercall:",
+    "    vmcall",
+    "    ret",
+    "    .fill 12, 1, 0xcc",
+    ".size muen_subject_hypercall, 16",
+    "",
+    // Exit: code in EDI (unused on Muen, where nobody collects it); never returns.
+    ".section .text.muen_subject_exit, \"ax\", @progbits",
+    ".balign 16",
+    ".global muen_subject_exit",
+    ".type muen_subject_exit, @function",
+    "muen_subject_exit:",
+    "    cli",
+    "2:  hlt",
+    "    jmp 2b",
+    "    .fill 12, 1, 0xcc",
+    ".size muen_subject_exit, 16",
     "",
     ".section .text.muen_subject_stubs, \"ax\", @progbits",
     ".balign 16",
@@ -82,6 +109,10 @@ global_asm!(
 extern "C" {
     /// The first of the 256 five-byte stubs (defined in the assembly above).
     static muen_subject_stubs: u8;
+    /// Triggers the event in RAX (`vmcall` on Muen); clobbers RAX only.
+    pub(super) fn muen_subject_hypercall();
+    /// Ends the subject with the code in EDI (`cli; hlt` forever on Muen).
+    pub(super) fn muen_subject_exit() -> !;
 }
 
 /// Size of one stub (`call rel32`).

@@ -37,7 +37,6 @@
 
 use core::arch::asm;
 
-use muen_channel::event::Vmcall;
 use muen_channel::{Event, EventHook};
 
 use super::{Platform, VectorSet, PENDING};
@@ -79,9 +78,21 @@ impl Muen {
 
 impl EventHook for Muen {
     fn trigger(&self, event: Event) {
-        // SAFETY: this code runs as a Muen subject at CPL 0 (the platform exists only
-        // on x86_64-unknown-none builds, which are Muen images).
-        unsafe { Vmcall::new() }.trigger(event)
+        // SAFETY: `muen_subject_hypercall` (cpu.rs) is `vmcall; ret` on Muen, where this
+        // image runs as a subject at CPL 0: the kernel handles (or ignores) the event in
+        // RAX and resumes us after the `vmcall`. The testbed's QEMU mode replaces the
+        // body with `out 0xe9, al; nop; ret` (muen_app::qemu::HYPERCALL_QEMU), which
+        // has the same contract. Either way only RAX and the flags change; the `call`
+        // pushes a return address below RSP, which is safe because the target has no
+        // red zone. Memory may be read or written as far as the compiler knows (no
+        // `nomem`), so channel stores issued before the event are not moved past it.
+        unsafe {
+            asm!(
+                "call {hypercall}",
+                hypercall = sym cpu::muen_subject_hypercall,
+                inout("rax") u64::from(event.number()) => _,
+            );
+        }
     }
 }
 
@@ -113,11 +124,19 @@ impl Platform for Muen {
         true
     }
 
-    fn exit(&self, _code: i32) -> ! {
-        loop {
-            // SAFETY: stops this vCPU for good; with IF = 0 only an NMI (handled by
-            // Muen) could resume it, and the loop halts again.
-            unsafe { asm!("cli", "hlt", options(nomem, nostack)) };
+    fn exit(&self, code: i32) -> ! {
+        // SAFETY: `muen_subject_exit` (cpu.rs) is `cli; 1: hlt; jmp 1b` on Muen: it
+        // stops this vCPU for good (with IF = 0 only an NMI, handled by Muen, could
+        // resume it, and the loop halts again). In the testbed's QEMU mode its body
+        // reports the code in EDI and ends QEMU (muen_app::qemu::EXIT_QEMU), then
+        // halts the same way. It never returns, and it touches no memory.
+        unsafe {
+            asm!(
+                "call {exit}",
+                exit = sym cpu::muen_subject_exit,
+                in("edi") code,
+                options(noreturn),
+            )
         }
     }
 }

@@ -1,0 +1,192 @@
+//! The boot stage (`qemu-boot/`): its image split into the ROM QEMU maps below 4 GiB
+//! (`-bios`) and the RAM part the testbed writes into guest memory, and the boot
+//! configuration (`muen_app::qemu::BootConfig`) written beside it.
+
+use std::path::Path;
+
+use muen_app::qemu::{
+    BootConfig, BOOT_AREA, BOOT_CONFIG_ADDRESS, BOOT_CONFIG_MAGIC, BOOT_CONFIG_VERSION,
+    BOOT_IMAGE_BASE, CR4_OSXMMEXCPT, ROM_BASE, ROM_SIZE,
+};
+use zerocopy::IntoBytes;
+
+use crate::memory::Memory;
+use crate::qemu::elf::Elf;
+use crate::world::World;
+
+/// The 8254 PIT's input clock, Hz.
+pub const PIT_HZ: u64 = 1_193_182;
+
+/// A boot stage image, checked and split.
+#[derive(Debug)]
+pub struct BootStage {
+    rom: Vec<u8>,
+    ram: Vec<(u64, Vec<u8>)>,
+}
+
+impl BootStage {
+    /// Reads the boot stage ELF at `path`.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Splits the boot stage ELF `bytes`: every segment must lie in the ROM (the last
+    /// `ROM_SIZE` bytes below 4 GiB) or in the boot area from `BOOT_IMAGE_BASE`.
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        let elf = Elf::parse(bytes)?;
+        if elf.entry() != BOOT_IMAGE_BASE {
+            return Err(format!(
+                "entry point {:#x}, expected {BOOT_IMAGE_BASE:#x} (not a boot stage image)",
+                elf.entry()
+            ));
+        }
+        let mut rom = vec![0u8; ROM_SIZE as usize];
+        let mut ram = Vec::new();
+        let mut has_rom = false;
+        for s in elf.segments()? {
+            let end = s.paddr.checked_add(s.memsz);
+            if s.paddr >= ROM_BASE && end.is_some_and(|e| e <= 1 << 32) {
+                let at = (s.paddr - ROM_BASE) as usize;
+                rom[at..at + s.bytes.len()].copy_from_slice(&s.bytes);
+                has_rom = true;
+            } else if s.paddr >= BOOT_IMAGE_BASE && end.is_some_and(|e| e <= BOOT_AREA.end) {
+                // Zero-filled parts need no bytes: the memory file starts zeroed.
+                ram.push((s.paddr, s.bytes));
+            } else {
+                return Err(format!(
+                    "segment at {:#x} ({:#x} bytes) lies neither in the ROM below 4 GiB nor \
+                     in the boot area {BOOT_IMAGE_BASE:#x}..{:#x}",
+                    s.paddr, s.memsz, BOOT_AREA.end
+                ));
+            }
+        }
+        if !has_rom {
+            return Err("no ROM segment (reset vector) below 4 GiB".into());
+        }
+        Ok(BootStage { rom, ram })
+    }
+
+    /// The ROM image for QEMU's `-bios`.
+    pub fn rom(&self) -> &[u8] {
+        &self.rom
+    }
+
+    /// Writes the RAM part and `config` into guest memory.
+    pub fn install(&self, memory: &Memory, config: &BootConfig) -> std::io::Result<()> {
+        for (paddr, bytes) in &self.ram {
+            memory.write_at(*paddr, bytes)?;
+        }
+        memory.write_at(BOOT_CONFIG_ADDRESS, config.as_bytes())
+    }
+}
+
+/// The vector of the periodic tick for `world`: the highest block of 8 vectors (the
+/// PIC's base must be a multiple of 8) of which the subject uses none, so that the
+/// tick does not look like one of its own vectors; 248 if every block has one (the
+/// runtime treats any vector as a wake-up only, so a shared one is harmless).
+pub fn tick_vector(world: &World) -> u8 {
+    (4..32u8)
+        .rev()
+        .map(|block| block * 8)
+        .find(|&base| {
+            !world
+                .vectors
+                .iter()
+                .any(|v| (base..=base + 7).contains(&v.number))
+        })
+        .unwrap_or(248)
+}
+
+/// The PIT divisor for a tick of `hz` (at least 19 Hz, the PIT's slowest).
+pub fn tick_divisor(hz: u32) -> u16 {
+    let d = PIT_HZ / u64::from(hz.max(1));
+    u16::try_from(d.clamp(1, u64::from(u16::MAX))).unwrap_or(u16::MAX)
+}
+
+/// The boot configuration for `world` in `memory`, with a tick of `tick_hz` (0: none).
+pub fn config(world: &World, memory: &Memory, tick_hz: u32) -> Result<BootConfig, String> {
+    let pool = memory
+        .pool()
+        .ok_or("the memory file has no page table pool (not the QEMU layout)")?;
+    let (vector, divisor) = match tick_hz {
+        0 => (0, 0),
+        hz => (tick_vector(world), tick_divisor(hz)),
+    };
+    Ok(BootConfig {
+        magic: BOOT_CONFIG_MAGIC.into(),
+        version: BOOT_CONFIG_VERSION.into(),
+        tick_vector: u16::from(vector).into(),
+        tick_divisor: divisor.into(),
+        pool_start: pool.start.into(),
+        pool_end: pool.end.into(),
+        cr4_extra: if world.simd_exceptions {
+            CR4_OSXMMEXCPT
+        } else {
+            0
+        }
+        .into(),
+        go: 0.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy;
+    use crate::world::Number;
+
+    fn echo() -> World {
+        policy::parse(
+            include_str!("../../../policy-gen/tests/snapshots/echo.xml"),
+            Path::new("echo.xml"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_tick_avoids_the_subjects_vectors() {
+        let mut w = echo();
+        assert_eq!(tick_vector(&w), 248);
+        w.vectors.push(Number {
+            name: "x".into(),
+            number: 250,
+        });
+        assert_eq!(tick_vector(&w), 240);
+        w.vectors = (32..=255)
+            .map(|n| Number {
+                name: format!("v{n}"),
+                number: n,
+            })
+            .collect();
+        assert_eq!(tick_vector(&w), 248);
+        assert_eq!(tick_divisor(1000), 1193);
+        assert_eq!(tick_divisor(1), u16::MAX);
+        assert_eq!(tick_divisor(u32::MAX), 1);
+    }
+
+    #[test]
+    fn a_config_names_the_pool_and_the_policy_cr4() {
+        let w = echo();
+        let m = Memory::with_layout(&w, crate::memory::Layout::Qemu).unwrap();
+        let c = config(&w, &m, 1000).unwrap();
+        let pool = m.pool().unwrap();
+        assert_eq!(
+            (c.pool_start.get(), c.pool_end.get()),
+            (pool.start, pool.end)
+        );
+        assert_eq!(c.pool_end.get() as usize, m.len());
+        assert_eq!(c.cr4_extra.get(), CR4_OSXMMEXCPT);
+        assert_eq!((c.tick_vector.get(), c.tick_divisor.get()), (248, 1193));
+        assert_eq!(config(&w, &m, 0).unwrap().tick_divisor.get(), 0);
+        let hosted = Memory::new(&w).unwrap();
+        assert!(config(&w, &hosted, 1000).is_err());
+    }
+
+    #[test]
+    fn images_outside_rom_and_boot_area_are_refused() {
+        assert!(BootStage::parse(b"not an elf").is_err());
+        let e = BootStage::load(Path::new("/nonexistent/boot")).unwrap_err();
+        assert!(e.starts_with("/nonexistent/boot: "), "{e}");
+    }
+}

@@ -1,0 +1,103 @@
+//! The subject's ELF image in guest memory: its `subject_binary` regions filled from the
+//! file, and the runtime's two paravirtualisation stubs switched to their QEMU bodies.
+//!
+//! `vmcall` cannot be trapped portably under QEMU (TCG raises #UD into the subject's
+//! IDT; KVM handles it as its own hypercall). The runtime therefore triggers events and
+//! exits through two 16-byte stubs with fixed symbols (`muen_app::qemu`); the testbed
+//! finds them in the symbol table, checks that they hold exactly the Muen bodies, and
+//! writes the QEMU bodies (port I/O to the doorbell and QEMU's exit device) over them
+//! in guest memory. The file itself is not changed.
+
+use std::path::Path;
+
+use muen_app::qemu::{
+    EXIT_MUEN, EXIT_QEMU, EXIT_SYMBOL, HYPERCALL_MUEN, HYPERCALL_QEMU, HYPERCALL_SYMBOL, STUB_SIZE,
+};
+
+use crate::memory::Memory;
+use crate::qemu::elf::Elf;
+use crate::world::{Content, World};
+
+/// A subject image: the file and where its stubs are.
+#[derive(Debug)]
+pub struct SubjectImage {
+    bytes: Vec<u8>,
+    stubs: [(u64, &'static str, [u8; STUB_SIZE], [u8; STUB_SIZE]); 2],
+}
+
+impl SubjectImage {
+    /// Reads the ELF at `path` and finds the runtime's stubs.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::parse(bytes).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Checks the ELF `bytes` and finds the runtime's stubs.
+    pub fn parse(bytes: Vec<u8>) -> Result<Self, String> {
+        let elf = Elf::parse(&bytes)?;
+        let find = |name: &str| -> Result<u64, String> {
+            elf.symbol(name)?.ok_or_else(|| {
+                format!(
+                    "no symbol `{name}`: QEMU mode routes the subject's events and exit \
+                     through muen-subject's stubs, so the image must be built with the \
+                     runtime and not stripped"
+                )
+            })
+        };
+        let hypercall = find(HYPERCALL_SYMBOL)?;
+        let exit = find(EXIT_SYMBOL)?;
+        Ok(SubjectImage {
+            stubs: [
+                (hypercall, HYPERCALL_SYMBOL, HYPERCALL_MUEN, HYPERCALL_QEMU),
+                (exit, EXIT_SYMBOL, EXIT_MUEN, EXIT_QEMU),
+            ],
+            bytes,
+        })
+    }
+
+    /// Fills `world`'s image regions in `memory` from the file and patches the stubs.
+    pub fn install(&self, world: &World, memory: &Memory) -> Result<(), String> {
+        for (i, r) in world.regions.iter().enumerate() {
+            let Content::Image { offset } = r.content else {
+                continue;
+            };
+            // Bytes past the end of the file read as zero (Muen pads whole pages).
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            let available = self.bytes.len().saturating_sub(start);
+            let len = available.min(usize::try_from(r.size).unwrap_or(usize::MAX));
+            if len > 0 {
+                memory
+                    .write_initial(i, 0, &self.bytes[start..start + len])
+                    .map_err(|e| format!("writing region `{}`: {e}", r.name))?;
+            }
+        }
+        for &(address, name, muen, qemu) in &self.stubs {
+            let place = world.regions.iter().enumerate().find(|(_, r)| {
+                matches!(r.content, Content::Image { .. })
+                    && r.executable
+                    && r.address <= address
+                    && address + STUB_SIZE as u64 <= r.address + r.size
+            });
+            let Some((i, r)) = place else {
+                return Err(format!(
+                    "`{name}` at {address:#x} is not inside an executable image region \
+                     of the policy"
+                ));
+            };
+            let offset = memory.placement(i).offset + (address - r.address);
+            let found = memory
+                .read_at(offset, STUB_SIZE)
+                .map_err(|e| format!("reading `{name}`: {e}"))?;
+            if found != muen {
+                return Err(format!(
+                    "`{name}` at {address:#x} holds {found:02x?}, not the stub this testbed \
+                     knows ({muen:02x?}): a different muen-subject version?"
+                ));
+            }
+            memory
+                .write_at(offset, &qemu)
+                .map_err(|e| format!("patching `{name}`: {e}"))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,169 @@
+//! The QEMU process: its command line and its start.
+//!
+//! QEMU gets four descriptors (as fds 3 to 6, through [`Subject::spawn_command`]):
+//!
+//! | fd | what | QEMU option |
+//! |---:|------|-------------|
+//! | 3 | the memory file, the guest's RAM | `-object memory-backend-file,mem-path=/proc/self/fd/3,share=on` |
+//! | 4 | the boot stage ROM (a memfd) | `-bios /proc/self/fd/4` |
+//! | 5 | the doorbell socket | `-chardev socket,fd=5` for `isa-debugcon` on port 0xe9 |
+//! | 6 | the monitor socket (QMP) | `-chardev socket,fd=6` for `-mon mode=control` |
+//!
+//! The machine is `microvm` (no PCI, no firmware tables: the quickest to start) with
+//! its 8259 PIC and 8254 PIT for the tick, and nothing else: no serial port, no RTC, no
+//! option ROMs, no display. QEMU's stderr is passed on line by line, each line marked as
+//! QEMU's.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use muen_app::qemu::{DOORBELL_PORT, EXIT_PORT};
+
+use crate::memory::Memory;
+use crate::os::cvt;
+use crate::qemu::accel::Accel;
+use crate::qemu::qmp::Qmp;
+use crate::subject::Subject;
+
+/// The QEMU binary used unless `MUEN_TESTBED_QEMU` names another.
+pub const DEFAULT_QEMU: &str = "qemu-system-x86_64";
+
+/// How long QEMU may take to open its monitor.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// QEMU's arguments for a guest with `ram` bytes of RAM.
+pub fn arguments(accel: Accel, ram: u64) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-machine",
+        "microvm,x-option-roms=off,isa-serial=off,rtc=off,acpi=off,pit=on,pic=on,\
+         memory-backend=ram",
+        "-accel",
+        accel.qemu_name(),
+        "-cpu",
+        accel.cpu(),
+        "-smp",
+        "1",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    args.extend([
+        "-object".into(),
+        format!("memory-backend-file,id=ram,mem-path=/proc/self/fd/3,size={ram},share=on"),
+        "-bios".into(),
+        "/proc/self/fd/4".into(),
+        "-chardev".into(),
+        "socket,id=doorbell,fd=5".into(),
+        "-device".into(),
+        format!("isa-debugcon,iobase={DOORBELL_PORT:#x},chardev=doorbell"),
+        "-device".into(),
+        format!("isa-debug-exit,iobase={EXIT_PORT:#x},iosize=1"),
+        "-chardev".into(),
+        "socket,id=monitor,fd=6".into(),
+        "-mon".into(),
+        "chardev=monitor,mode=control".into(),
+        // A triple fault pauses the guest (instead of resetting it), so that its
+        // registers can still be read; QMP reports it.
+        "-action".into(),
+        "reboot=shutdown,shutdown=pause".into(),
+    ]);
+    if accel == Accel::Kvm {
+        // The in-kernel PIT would otherwise replay every tick the guest missed while
+        // its interrupts were off (most of the time), waking it many times in a row.
+        args.extend(["-global".into(), "kvm-pit.lost_tick_policy=discard".into()]);
+    }
+    args
+}
+
+/// A memfd holding `bytes`, for QEMU to open through `/proc/self/fd`.
+fn memfd(name: &std::ffi::CStr, bytes: &[u8]) -> io::Result<File> {
+    // SAFETY: `name` is NUL-terminated; no other pointer is passed.
+    let fd = cvt(unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) })?;
+    // SAFETY: memfd_create just returned `fd`; nothing else owns it.
+    let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    file.write_all(bytes)?;
+    Ok(file)
+}
+
+/// A running QEMU.
+#[derive(Debug)]
+pub struct Machine {
+    /// The QEMU process (collected like a hosted subject).
+    pub process: Subject,
+    /// The testbed's end of the doorbell.
+    pub doorbell: UnixStream,
+    /// The monitor session.
+    pub qmp: Qmp,
+    stderr: Option<JoinHandle<()>>,
+}
+
+impl Machine {
+    /// Starts `qemu` with `accel` on `memory` and the boot stage `rom`, and connects to
+    /// its monitor.
+    pub fn start(qemu: &Path, accel: Accel, memory: &Memory, rom: &[u8]) -> io::Result<Self> {
+        let rom = memfd(c"muen-testbed-rom", rom)?;
+        let (doorbell, doorbell_qemu) = UnixStream::pair()?;
+        let (monitor, monitor_qemu) = UnixStream::pair()?;
+        let mut command = Command::new(qemu);
+        command
+            .args(arguments(accel, memory.len() as u64))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let fds = [
+            memory.fd(),
+            rom.as_fd(),
+            doorbell_qemu.as_fd(),
+            monitor_qemu.as_fd(),
+        ];
+        let (process, stderr) = Subject::spawn_command(command, &fds)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", qemu.display())))?;
+        drop((rom, doorbell_qemu, monitor_qemu));
+        let stderr = stderr.map(|pipe| {
+            thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    eprintln!("muen-testbed: qemu: {line}");
+                }
+            })
+        });
+        let mut process = process;
+        let qmp = Qmp::connect(monitor, STARTUP_TIMEOUT).and_then(|mut q| {
+            // Commands after the start wait at most this long for an answer.
+            q.set_timeout(Duration::from_secs(5))?;
+            Ok(q)
+        });
+        match qmp {
+            Ok(qmp) => Ok(Machine {
+                process,
+                doorbell,
+                qmp,
+                stderr,
+            }),
+            Err(e) => {
+                // QEMU failed to start: let its own messages come out first.
+                let _ = process.kill();
+                if let Some(t) = stderr {
+                    let _ = t.join();
+                }
+                Err(io::Error::other(format!("QEMU did not start ({e})")))
+            }
+        }
+    }
+
+    /// Waits until QEMU's stderr is passed on completely (call once QEMU ended).
+    pub fn flush_stderr(&mut self) {
+        if let Some(t) = self.stderr.take() {
+            let _ = t.join();
+        }
+    }
+}
