@@ -53,6 +53,10 @@ pub fn arguments(accel: Accel, ram: u64) -> Vec<String> {
         accel.cpu(),
         "-smp",
         "1",
+        // The guest waits until the monitor session is up (see `Machine::start`): a
+        // boot stage that refuses the subject ends QEMU at once, which would otherwise
+        // race the monitor's handshake.
+        "-S",
     ]
     .into_iter()
     .map(String::from)
@@ -140,6 +144,7 @@ impl Machine {
         let qmp = Qmp::connect(monitor, STARTUP_TIMEOUT).and_then(|mut q| {
             // Commands after the start wait at most this long for an answer.
             q.set_timeout(Duration::from_secs(5))?;
+            q.execute("cont", serde_json::Value::Null)?;
             Ok(q)
         });
         match qmp {
