@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use common::{example, log_lines, show, stat, temp, testbed};
-use muen_testbed::qemu::accel;
+use common::{example, log_lines, require_kvm, show, stat, temp, testbed};
 use muen_testbed::qemu::elf::Elf;
 
 /// The target directory of every build these tests make.
@@ -46,17 +45,6 @@ fn fixture(name: &str) -> PathBuf {
         assert!(out.status.success(), "building the fixture: {}", show(&out));
     });
     target_dir().join("x86_64-unknown-none/release").join(name)
-}
-
-/// Fails unless KVM is usable (CI has it; scripts/test.sh skips `qemu_kvm_*` visibly
-/// where it is not).
-fn require_kvm(test: &str) {
-    if let Err(why) = accel::kvm_usable(Path::new("/dev/kvm")) {
-        panic!(
-            "{test} needs a usable /dev/kvm ({why}); scripts/test.sh skips the qemu_kvm_* \
-             tests with a visible line where there is none"
-        );
-    }
 }
 
 /// `muen-testbed run --qemu --release --accel ACCEL [extra] APP`.

@@ -1,8 +1,9 @@
-//! Shared by the integration tests: running the testbed with its test subject, and
-//! private network namespaces.
+//! Shared by the integration tests: running the testbed with its test subject,
+//! private network namespaces, and the example apps end to end.
 
 #![allow(dead_code)] // each test file uses a part
 
+pub mod apps;
 pub mod netns;
 
 use std::path::{Path, PathBuf};
@@ -93,8 +94,29 @@ pub fn require_root(test: &str) {
     );
 }
 
-/// The `key=value` of `key` in the testbed's `--stats` lines.
+/// Fails unless KVM is usable (CI has it; `scripts/test.sh` skips the `qemu_kvm` tests
+/// visibly where it is not).
+pub fn require_kvm(test: &str) {
+    if let Err(why) = muen_testbed::qemu::accel::kvm_usable(Path::new("/dev/kvm")) {
+        panic!(
+            "{test} needs a usable /dev/kvm ({why}); scripts/test.sh skips the qemu_kvm \
+             tests with a visible line where there is none"
+        );
+    }
+}
+
+/// The `key=value` of `key` in the testbed's `--stats` lines, for a counter.
 pub fn stat(stderr: &[u8], key: &str) -> Option<u64> {
+    stat_value(stderr, key)
+}
+
+/// The `key=value` of `key` in the testbed's `--stats` lines, for a fraction (such as
+/// `subject_cpu_pct`).
+pub fn stat_f64(stderr: &[u8], key: &str) -> Option<f64> {
+    stat_value(stderr, key)
+}
+
+fn stat_value<T: std::str::FromStr>(stderr: &[u8], key: &str) -> Option<T> {
     let text = String::from_utf8_lossy(stderr);
     text.lines()
         .filter(|l| l.starts_with("muen-testbed: stats:"))

@@ -1,0 +1,293 @@
+//! The example apps end to end, shared by `examples.rs` (hosted) and `qemu_examples.rs`
+//! (QEMU): building them, a running testbed whose log is read as it comes, `echo` in a
+//! private network namespace and the clients that talk to it, and `blockstore` images.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::netns::Netns;
+use super::{example, temp};
+
+/// The subject's address (examples/echo's documented static address).
+pub const SUBJECT_IP: &str = "10.0.0.2";
+/// The namespace's address on the TAP interface.
+pub const HOST_CIDR: &str = "10.0.0.1/24";
+
+/// How an app is built and run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Hosted: a Linux process (debug build).
+    Hosted,
+    /// The real `x86_64-unknown-none` image (release build) in QEMU with this
+    /// accelerator (`kvm` or `tcg`).
+    Qemu(&'static str),
+}
+
+impl Mode {
+    /// Where the apps are built: a target directory of their own, so that the cargo
+    /// building them does not wait for the lock of the cargo running the tests.
+    fn target_dir(self) -> PathBuf {
+        let dir = match self {
+            Mode::Hosted => "fixture-target",
+            Mode::Qemu(_) => "qemu-target",
+        };
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(dir)
+    }
+
+    /// Builds `app` once per test binary and mode (cargo's output goes to the test's
+    /// stderr), so that no time limit of a test includes the build.
+    fn build(self, app: &str) {
+        static BUILT: Mutex<Vec<(String, bool)>> = Mutex::new(Vec::new());
+        let key = (app.to_string(), self == Mode::Hosted);
+        let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+        if built.contains(&key) {
+            return;
+        }
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "--quiet"]);
+        if self != Mode::Hosted {
+            cargo.args(["--release", "--target", "x86_64-unknown-none"]);
+        }
+        let status = cargo
+            .arg("--manifest-path")
+            .arg(example(app).join("Cargo.toml"))
+            .env("CARGO_TARGET_DIR", self.target_dir())
+            .env("CARGO_NET_OFFLINE", "true")
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "building examples/{app} ({self:?}) failed"
+        );
+        built.push(key);
+    }
+
+    /// `muen-testbed run [--qemu --release --accel ACCEL] examples/APP ARGS`, in `ns`
+    /// if given.
+    pub fn run_command(self, ns: Option<&Netns>, app: &str, args: &[&str]) -> Command {
+        self.build(app);
+        let exe = env!("CARGO_BIN_EXE_muen-testbed");
+        let mut c = match ns {
+            Some(ns) => ns.command(exe),
+            None => Command::new(exe),
+        };
+        c.env("CARGO_TARGET_DIR", self.target_dir())
+            .env("CARGO_NET_OFFLINE", "true")
+            .arg("run");
+        if let Mode::Qemu(accel) = self {
+            c.args(["--qemu", "--release", "--accel", accel]);
+        }
+        c.arg(example(app)).args(args);
+        c
+    }
+}
+
+/// A running testbed whose log lines arrive on a channel and whose stderr is
+/// collected; stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Running {
+    child: Option<Child>,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Running {
+    /// Spawns `command` with its stdout and stderr read by threads.
+    pub fn start(mut command: Command) -> Running {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        Running {
+            child: Some(child),
+            lines,
+            seen: Vec::new(),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// Waits for a log line containing `text`; if none comes in time, stops the
+    /// testbed and fails with its log and its stderr.
+    pub fn wait_for(&mut self, text: &str, timeout: Duration) {
+        let end = Instant::now() + timeout;
+        while !self.seen.iter().any(|l| l.contains(text)) {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => {
+                    let log = self.seen.join("\n");
+                    let (code, stderr) = self.terminate();
+                    panic!(
+                        "no log line with `{text}` within {timeout:?} (testbed ended with \
+                         {code:?}); the log:\n{log}\n--- stderr\n{stderr}"
+                    )
+                }
+            }
+        }
+    }
+
+    /// Stops the testbed with SIGTERM (it stops the subject and exits 128 + 15);
+    /// its exit status and its stderr.
+    fn terminate(&mut self) -> (Option<i32>, String) {
+        let Some(mut child) = self.child.take() else {
+            return (None, String::new());
+        };
+        // `ip netns exec` execs the testbed, so this is the testbed's pid.
+        // SAFETY: signals a child of this process that has not been waited for.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let code = child.wait().unwrap().code();
+        let stderr = self.stderr.take().unwrap().join().unwrap();
+        (code, stderr)
+    }
+
+    /// Stops the testbed; it must have ended as SIGTERM ends it. Its stderr.
+    pub fn stop_cleanly(mut self) -> String {
+        let (code, stderr) = self.terminate();
+        assert_eq!(code, Some(128 + libc::SIGTERM), "{stderr}");
+        stderr
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            // SAFETY: as in `terminate`.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let end = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < end {
+                if c.try_wait().ok().flatten().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A namespace with a persistent TAP interface `tap0` at 10.0.0.1/24 and `echo`
+/// running on it in `mode` (with `extra` arguments), ready (its "listening" line
+/// logged within `ready`).
+pub fn echo_in_namespace(mode: Mode, extra: &[&str], ready: Duration) -> (Netns, Running) {
+    let ns = Netns::new();
+    ns.exec(&["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"]);
+    ns.exec(&["ip", "addr", "add", HOST_CIDR, "dev", "tap0"]);
+    ns.exec(&["ip", "link", "set", "tap0", "up"]);
+    let mut args = vec!["--tap", "service0=tap0", "--timeout", "300"];
+    args.extend_from_slice(extra);
+    let mut run = Running::start(mode.run_command(Some(&ns), "echo", &args));
+    run.wait_for("listening on 10.0.0.2/24", ready);
+    (ns, run)
+}
+
+/// `program args` in the namespace; its output.
+pub fn in_ns(ns: &Netns, program: &str, args: &[&str]) -> Output {
+    ns.command(program).args(args).output().unwrap()
+}
+
+/// A client's stdout.
+pub fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The value of `key: value` in echo's status page.
+pub fn counter(page: &str, key: &str) -> u64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(": ")?.parse().ok())
+        .unwrap_or_else(|| panic!("no `{key}` in the page:\n{page}"))
+}
+
+/// Echo's status page, fetched with curl within `timeout` seconds.
+pub fn status_page(ns: &Netns, timeout: &str) -> String {
+    let out = in_ns(
+        ns,
+        "curl",
+        &["-sS", "--max-time", timeout, "http://10.0.0.2/"],
+    );
+    assert!(out.status.success(), "curl: {}", super::show(&out));
+    text(&out)
+}
+
+/// Sends a thousand UDP datagrams of 1 to 1472 bytes (the largest unfragmented
+/// payload), evenly spread, to echo's port 7 from a thread inside `ns`, one at a time,
+/// and checks that each comes back intact from the subject. The smallest and largest
+/// size sent.
+pub fn udp_echo_a_thousand_datagrams(ns: &Netns) -> (usize, usize) {
+    let server: SocketAddr = format!("{SUBJECT_IP}:7").parse().unwrap();
+    // A thread that entered the namespace: its sockets live there.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            ns.enter();
+            let socket = UdpSocket::bind("10.0.0.1:0").unwrap();
+            socket
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut buf = [0u8; 2048];
+            let mut sizes = (usize::MAX, 0);
+            for i in 0..1000usize {
+                let size = 1 + i * 1471 / 999;
+                let data: Vec<u8> = (0..size)
+                    .map(|j| (j as u32).wrapping_mul(2654435761).wrapping_add(i as u32) as u8)
+                    .collect();
+                socket.send_to(&data, server).unwrap();
+                let (n, from) = socket
+                    .recv_from(&mut buf)
+                    .unwrap_or_else(|e| panic!("datagram {i} ({size} bytes): {e}"));
+                assert_eq!(from, server, "datagram {i}");
+                assert_eq!(&buf[..n], &data[..], "datagram {i} ({size} bytes)");
+                sizes = (sizes.0.min(size), sizes.1.max(size));
+            }
+            sizes
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+/// A blank 1 MiB disk image under the tests' temporary directory.
+pub fn new_image(name: &str) -> PathBuf {
+    let image = temp(name);
+    let f = std::fs::File::create(&image).unwrap();
+    f.set_len(1 << 20).unwrap();
+    image
+}
+
+/// One boot of `blockstore` on `image` in `mode`: its exit code, log lines and output.
+pub fn boot(mode: Mode, image: &Path, timeout: &str) -> (Option<i32>, Vec<String>, Output) {
+    let disk = format!("storage={}", image.display());
+    let out = mode
+        .run_command(None, "blockstore", &["--disk", &disk, "--timeout", timeout])
+        .output()
+        .unwrap();
+    let lines = super::log_lines(&out.stdout, "blockstore");
+    (out.status.code(), lines, out)
+}
+
+/// Whether a log line ends with `text`.
+pub fn has(lines: &[String], text: &str) -> bool {
+    lines.iter().any(|l| l.ends_with(text))
+}
