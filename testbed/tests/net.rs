@@ -77,6 +77,22 @@ fn quit(sock: &PacketSocket) {
     assert!(sock.send(&frame(SUBJECT_MAC, HOST_MAC, b"QUIT")));
 }
 
+/// From a thread inside `ns`: `count` round trips through `ifname`, then `QUIT`.
+fn round_trips_then_quit(ns: &Netns, ifname: &str, count: u32) {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            ns.enter();
+            let sock = PacketSocket::open(ifname);
+            for i in 0..count {
+                round_trip(&sock, i);
+            }
+            quit(&sock);
+        })
+        .join()
+        .unwrap();
+    });
+}
+
 fn tshark_count(pcap: &std::path::Path, filter: &str) -> usize {
     let out = Command::new("tshark")
         .arg("-r")
@@ -103,18 +119,7 @@ fn netns_frames_from_a_tap_reach_the_subject_and_replies_come_back() {
         ns.wait_for_carrier("tbecho0", Duration::from_secs(20)),
         "the TAP interface never came up"
     );
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            ns.enter();
-            let sock = PacketSocket::open("tbecho0");
-            for i in 0..200 {
-                round_trip(&sock, i);
-            }
-            quit(&sock);
-        })
-        .join()
-        .unwrap();
-    });
+    round_trips_then_quit(&ns, "tbecho0", 200);
     let out = run.wait();
     assert!(out.status.success(), "{}", show(&out));
     assert_eq!(
@@ -209,18 +214,7 @@ fn netns_an_existing_tap_is_used_and_left_in_place() {
     ns.exec(&["ip", "link", "set", "tbkeep0", "up"]);
     let run = start_echo(&ns, "tbkeep0", &[], &["echo"]);
     assert!(ns.wait_for_carrier("tbkeep0", Duration::from_secs(20)));
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            ns.enter();
-            let sock = PacketSocket::open("tbkeep0");
-            for i in 0..5 {
-                round_trip(&sock, i);
-            }
-            quit(&sock);
-        })
-        .join()
-        .unwrap();
-    });
+    round_trips_then_quit(&ns, "tbkeep0", 5);
     let out = run.wait();
     assert!(out.status.success(), "{}", show(&out));
     assert!(
