@@ -78,6 +78,27 @@ fn netns_echo_returns_a_thousand_udp_datagrams_intact() {
     run.stop_cleanly();
 }
 
+/// The HTTP status code curl gets for `method url` from inside `ns`.
+fn http_code(ns: &Netns, method: &str, url: &str) -> String {
+    let out = in_ns(
+        ns,
+        "curl",
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+            "-X",
+            method,
+            url,
+        ],
+    );
+    text(&out)
+}
+
 #[test]
 fn netns_echo_serves_its_status_page_to_curl_and_ab() {
     require_root("netns_echo_serves_its_status_page_to_curl_and_ab");
@@ -112,38 +133,8 @@ fn netns_echo_serves_its_status_page_to_curl_and_ab() {
     assert!(counter(&page, "frames in") > 2000, "{page}");
 
     // Other paths and methods.
-    let out = in_ns(
-        &ns,
-        "curl",
-        &[
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "10",
-            "http://10.0.0.2/nope",
-        ],
-    );
-    assert_eq!(text(&out), "404");
-    let out = in_ns(
-        &ns,
-        "curl",
-        &[
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "10",
-            "-X",
-            "DELETE",
-            "http://10.0.0.2/",
-        ],
-    );
-    assert_eq!(text(&out), "405");
+    assert_eq!(http_code(&ns, "GET", "http://10.0.0.2/nope"), "404");
+    assert_eq!(http_code(&ns, "DELETE", "http://10.0.0.2/"), "405");
     run.stop_cleanly();
 }
 
