@@ -61,13 +61,17 @@ impl Qmp {
         self.reader.get_ref().as_raw_fd()
     }
 
+    /// Reads one message. QEMU closing the monitor is `UnexpectedEof`, also when the
+    /// kernel reports it as a reset (QEMU ended with a command of ours unread).
     fn read(&mut self) -> io::Result<Value> {
+        let closed =
+            || io::Error::new(io::ErrorKind::UnexpectedEof, "QMP: QEMU closed the monitor");
         let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "QMP: QEMU closed the monitor",
-            ));
+        match self.reader.read_line(&mut line) {
+            Ok(0) => return Err(closed()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Err(closed()),
+            Err(e) => return Err(e),
         }
         serde_json::from_str(&line)
             .map_err(|e| io::Error::other(format!("QMP: not JSON ({e}): {}", line.trim())))
@@ -203,5 +207,30 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
         let (ours, _theirs) = UnixStream::pair().unwrap();
         assert!(Qmp::connect(ours, Duration::from_millis(50)).is_err());
+    }
+
+    /// QEMU ending with a command of ours unread makes the kernel report a reset, not an
+    /// end of file; both mean the monitor closed (what `Machine::start` relies on when a
+    /// guest ends QEMU before `cont` is answered).
+    #[test]
+    fn a_monitor_closed_with_our_command_unread_is_an_end_of_file() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let mut r = BufReader::new(theirs.try_clone().unwrap());
+        let mut w = theirs;
+        writeln!(w, r#"{{"QMP": {{"version": {{}}, "capabilities": []}}}}"#).unwrap();
+        let (sent, wait) = std::sync::mpsc::channel();
+        let qemu = thread::spawn(move || {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            writeln!(w, r#"{{"return": {{}}}}"#).unwrap();
+            // Close once the next command is in the socket, without reading it.
+            wait.recv().unwrap();
+        });
+        let mut q = Qmp::connect(ours, Duration::from_secs(5)).unwrap();
+        writeln!(q.writer, r#"{{"execute": "cont"}}"#).unwrap();
+        sent.send(()).unwrap();
+        qemu.join().unwrap();
+        let e = q.read().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
     }
 }
