@@ -26,18 +26,7 @@ pub struct Client {
 impl Client {
     /// Connects to the device and asks for its geometry.
     pub fn connect(p: &mut Platform) -> Client {
-        let dev = p
-            .info
-            .resources()
-            .filter_map(|r| {
-                r.name
-                    .as_str()
-                    .ok()
-                    .and_then(|n| n.strip_suffix("|req"))
-                    .map(String::from)
-            })
-            .next()
-            .unwrap_or_else(|| die("no block device"));
+        let dev = p.device("|req", "block device");
         let req_name = format!("{dev}|req");
         let resp_name = format!("{dev}|resp");
         let requests = Writer::init(

@@ -211,6 +211,21 @@ impl Platform {
             .unwrap_or_else(|e| die(&format!("{name}: {e}")))
     }
 
+    /// The name of the first device whose regions end in `suffix` (`|in` for a network
+    /// device, `|req` for a block device); dies naming `what` if there is none.
+    pub fn device(&self, suffix: &str, what: &str) -> String {
+        self.info
+            .resources()
+            .find_map(|r| {
+                r.name
+                    .as_str()
+                    .ok()
+                    .and_then(|n| n.strip_suffix(suffix))
+                    .map(String::from)
+            })
+            .unwrap_or_else(|| die(&format!("no {what}")))
+    }
+
     /// The scheduling info page.
     pub fn scheduling_info(&self) -> SchedulingInfo<'static> {
         scheduling_info()

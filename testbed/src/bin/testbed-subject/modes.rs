@@ -173,18 +173,7 @@ fn world(p: &mut Platform) -> i32 {
 const ETHERTYPE: [u8; 2] = [0x88, 0xb5];
 
 fn echo(p: &mut Platform, spin_us: u64) -> i32 {
-    let dev = p
-        .info
-        .resources()
-        .filter_map(|r| {
-            r.name
-                .as_str()
-                .ok()
-                .and_then(|n| n.strip_suffix("|in"))
-                .map(String::from)
-        })
-        .next()
-        .unwrap_or_else(|| die("no network device"));
+    let dev = p.device("|in", "network device");
     let (in_name, out_name) = (format!("{dev}|in"), format!("{dev}|out"));
     let mut input = Reader::new(
         p.readable(&in_name),
