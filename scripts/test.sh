@@ -14,6 +14,9 @@ cargo fmt --all -- --check
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "rustdoc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
 step "host tests"
 # policy-gen's tests validate every generated policy with xmllint (from setup.sh); they
 # fail, never skip, without it.
@@ -37,7 +40,9 @@ fi
 cargo test --workspace -- "${skip[@]}"
 
 step "no_std builds for x86_64-unknown-none"
-cargo build --target x86_64-unknown-none -p muen-app
+cargo build --target x86_64-unknown-none -p muen-abi
+cargo build --target x86_64-unknown-none -p muen-testbed-abi
+cargo build --target x86_64-unknown-none -p muen-device
 cargo build --target x86_64-unknown-none -p muen-channel
 cargo build --target x86_64-unknown-none -p muen-sinfo
 cargo build --target x86_64-unknown-none -p muen-sinfo --features builder

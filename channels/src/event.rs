@@ -6,13 +6,17 @@
 
 use core::fmt;
 
-use muen_app::numbers::EVENT_MAX;
-
 /// A vmcall event number this subject may trigger (0..=63).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Event(u8);
 
+/// The highest event number: Muen's kernel masks event numbers to six bits.
+const EVENT_MAX: u8 = 63;
+
 impl Event {
+    /// The highest event number (63): Muen's kernel masks event numbers to six bits.
+    pub const MAX: u8 = EVENT_MAX;
+
     /// The event with this number, or `None` above 63 (the kernel masks event numbers
     /// to six bits and ignores a call whose number it had to mask).
     pub const fn new(number: u8) -> Option<Self> {

@@ -46,11 +46,9 @@ impl Guarded {
         let map = map.cast::<u8>();
         // SAFETY: `guard` is the last page of our own mapping.
         let guard = unsafe { map.add(data_pages * PAGE) };
-        // SAFETY: as above.
-        assert_eq!(
-            unsafe { libc::mprotect(guard.cast(), PAGE, libc::PROT_NONE) },
-            0
-        );
+        // SAFETY: the last page of our own mapping, which nothing references yet.
+        let protected = unsafe { libc::mprotect(guard.cast(), PAGE, libc::PROT_NONE) };
+        assert_eq!(protected, 0);
         Guarded {
             map,
             map_len,
@@ -62,11 +60,10 @@ impl Guarded {
     }
 
     fn protect(&self, prot: i32) {
-        // SAFETY: the data pages of our own mapping.
-        assert_eq!(
-            unsafe { libc::mprotect(self.map.cast(), self.data_pages * PAGE, prot) },
-            0
-        );
+        // SAFETY: the data pages of our own mapping; regions only access them with
+        // the rights the test gives them.
+        let protected = unsafe { libc::mprotect(self.map.cast(), self.data_pages * PAGE, prot) };
+        assert_eq!(protected, 0);
     }
 
     /// The writer's view; the pages become writable.
@@ -111,7 +108,8 @@ fn the_guard_page_faults() {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0);
     if pid == 0 {
-        // SAFETY (deliberately faulting): one byte past the region.
+        // SAFETY: deliberately faulting: one byte past the region, which is our own
+        // guard page; the child dies of it (or exits at once) and touches nothing else.
         unsafe {
             ptr::read_volatile(g.base.add(g.len));
             libc::_exit(0);

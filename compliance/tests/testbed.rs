@@ -19,8 +19,8 @@ use muen_device_compliance::net::{net_compliance, NetPeer, NetRule};
 use muen_device_compliance::peers::muenblock::ChannelHarness;
 use muen_device_compliance::random::{assert_random, block_random, net_random, RandomConfig};
 use muen_device_compliance::server::{server_compliance, ServerRule};
-use muen_device_compliance::sim::{memory_at, page, SimSys};
 use muen_device_compliance::Rule;
+use muen_sim::{memory_at, page, SimSys};
 use muen_sinfo::{MemoryKind, SubjectInfo};
 use muen_subject::block::MuenBlock;
 use muen_subject::device::FRAME_MAX;
@@ -232,7 +232,7 @@ fn testbed_block_client() -> (
     // SAFETY: the page names regions of the leaked memory file, mapped for the rest of
     // the process; the server accesses them only atomically or through the kernel.
     let mut dev = unsafe { MuenBlock::acquire(sys, &info, "disk") }.expect("the server answers");
-    dev.set_timeout(50_000_000);
+    dev.set_timeout(muen_abi::time::Duration::from_millis(50));
     (dev, TestbedBlockPeer { silent }, server)
 }
 

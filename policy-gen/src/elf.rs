@@ -23,7 +23,8 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use muen_app::layout::{Region, IMAGE_BASE, PAGE_SIZE, RAM_BASE};
+use muen_abi::layout::{Region, IMAGE_BASE, PAGE_SIZE, RAM_BASE};
+use muen_abi::VirtAddr;
 use xmas_elf::header::{Class, Data, Machine, Type};
 use xmas_elf::program::{self, ProgramHeader};
 use xmas_elf::ElfFile;
@@ -33,7 +34,7 @@ use zerocopy::IntoBytes;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Image {
     /// The entry point (initial RIP).
-    pub entry: u64,
+    pub entry: VirtAddr,
     /// The file name Muen's toolchain looks the file up by (the ELF's base name).
     pub file_name: String,
     /// The regions in address order.
@@ -240,7 +241,7 @@ pub fn parse(bytes: &[u8], file_name: &str) -> Result<Image, ElfProblem> {
     let segments = load_segments(&elf)?;
     let entry = header.pt2.entry_point();
     regions(&segments, entry).map(|regions| Image {
-        entry,
+        entry: VirtAddr::new(entry),
         file_name: file_name.to_string(),
         regions,
     })
@@ -353,7 +354,9 @@ fn regions(segments: &[Segment], entry: u64) -> Result<Vec<ImageRegion>, ElfProb
     let mut uses = [("text", 1u32), ("bss", 0), ("data", 0), ("rodata", 0)];
     for s in segments {
         let end = s.address.checked_add(s.memory_size);
-        let Some(end) = end.filter(|&end| s.address >= IMAGE_BASE && end <= RAM_BASE) else {
+        let Some(end) =
+            end.filter(|&end| s.address >= IMAGE_BASE.as_u64() && end <= RAM_BASE.as_u64())
+        else {
             return Err(ElfProblem::OutsideImageWindow {
                 index: s.index,
                 start: s.address,
@@ -380,7 +383,7 @@ fn regions(segments: &[Segment], entry: u64) -> Result<Vec<ImageRegion>, ElfProb
         let region = |name: String, from: u64, to: u64, content| ImageRegion {
             name,
             region: Region {
-                address: from,
+                address: VirtAddr::new(from),
                 size: to - from,
             },
             writable: s.writable,
@@ -414,7 +417,7 @@ fn regions(segments: &[Segment], entry: u64) -> Result<Vec<ImageRegion>, ElfProb
             return Err(ElfProblem::Overlap {
                 first: pair[0].name.clone(),
                 second: pair[1].name.clone(),
-                at: pair[1].region.address,
+                at: pair[1].region.address.as_u64(),
             });
         }
     }
@@ -425,6 +428,7 @@ fn regions(segments: &[Segment], entry: u64) -> Result<Vec<ImageRegion>, ElfProb
 mod tests {
     use super::*;
 
+    const BASE: u64 = IMAGE_BASE.as_u64();
     const R: (bool, bool) = (false, false);
     const RX: (bool, bool) = (false, true);
     const RW: (bool, bool) = (true, false);
@@ -432,7 +436,7 @@ mod tests {
     fn segment(address: u64, file_size: u64, memory_size: u64, (w, x): (bool, bool)) -> Segment {
         Segment {
             index: 0,
-            offset: address - IMAGE_BASE,
+            offset: address - BASE,
             address,
             file_size,
             memory_size,
@@ -444,13 +448,20 @@ mod tests {
     fn names(regions: &[ImageRegion]) -> Vec<(&str, u64, u64, Content)> {
         regions
             .iter()
-            .map(|r| (r.name.as_str(), r.region.address, r.region.size, r.content))
+            .map(|r| {
+                (
+                    r.name.as_str(),
+                    r.region.address.as_u64(),
+                    r.region.size,
+                    r.content,
+                )
+            })
             .collect()
     }
 
     #[test]
     fn names_follow_the_entry_and_access() {
-        let b = IMAGE_BASE;
+        let b = BASE;
         let segments = [
             segment(b, 0x1800, 0x1800, R),           // headers + rodata
             segment(b + 0x2000, 0x100, 0x100, RX),   // helper code
@@ -480,60 +491,60 @@ mod tests {
 
     #[test]
     fn unaligned_start_rounds_address_and_offset_down() {
-        let mut s = segment(IMAGE_BASE + 0x1f10, 0xf0, 0xf0, RW);
+        let mut s = segment(BASE + 0x1f10, 0xf0, 0xf0, RW);
         s.offset = 0xf10;
-        let text = segment(IMAGE_BASE, 0x100, 0x100, RX);
-        let regions = regions(&[text, s], IMAGE_BASE).unwrap();
-        assert_eq!(regions[1].region.address, IMAGE_BASE + 0x1000);
+        let text = segment(BASE, 0x100, 0x100, RX);
+        let regions = regions(&[text, s], BASE).unwrap();
+        assert_eq!(regions[1].region.address.as_u64(), BASE + 0x1000);
         assert_eq!(regions[1].region.size, 0x1000);
         assert_eq!(regions[1].content, Content::File { offset: 0 });
     }
 
     #[test]
     fn rejects_bss_sharing_a_page_with_file_bytes() {
-        let text = segment(IMAGE_BASE, 0x100, 0x100, RX);
-        let data = segment(IMAGE_BASE + 0x1000, 0x4, 0x8, RW);
+        let text = segment(BASE, 0x100, 0x100, RX);
+        let data = segment(BASE + 0x1000, 0x4, 0x8, RW);
         assert!(matches!(
-            regions(&[text, data], IMAGE_BASE),
-            Err(ElfProblem::BssNotPageAligned { at, .. }) if at == IMAGE_BASE + 0x1004
+            regions(&[text, data], BASE),
+            Err(ElfProblem::BssNotPageAligned { at, .. }) if at == BASE + 0x1004
         ));
     }
 
     #[test]
     fn rejects_segments_sharing_a_page() {
-        let text = segment(IMAGE_BASE, 0x100, 0x100, RX);
-        let mut data = segment(IMAGE_BASE + 0x800, 0x100, 0x100, RW);
+        let text = segment(BASE, 0x100, 0x100, RX);
+        let mut data = segment(BASE + 0x800, 0x100, 0x100, RW);
         data.offset = 0x800;
         assert!(matches!(
-            regions(&[text, data], IMAGE_BASE),
+            regions(&[text, data], BASE),
             Err(ElfProblem::Overlap { .. })
         ));
     }
 
     #[test]
     fn segments_must_lie_in_the_image_window() {
-        let text = segment(IMAGE_BASE, 0x100, 0x100, RX);
+        let text = segment(BASE, 0x100, 0x100, RX);
         let low = Segment {
-            address: IMAGE_BASE - 0x1000,
+            address: BASE - 0x1000,
             ..text
         };
         assert!(matches!(
-            regions(&[low], IMAGE_BASE - 0x1000),
+            regions(&[low], BASE - 0x1000),
             Err(ElfProblem::OutsideImageWindow { .. })
         ));
-        let high = segment(RAM_BASE - 0x1000, 0x1000, 0x1001, RW);
+        let high = segment(RAM_BASE.as_u64() - 0x1000, 0x1000, 0x1001, RW);
         assert!(matches!(
-            regions(&[text, high], IMAGE_BASE),
-            Err(ElfProblem::OutsideImageWindow { end, .. }) if end == RAM_BASE + 1
+            regions(&[text, high], BASE),
+            Err(ElfProblem::OutsideImageWindow { end, .. }) if end == RAM_BASE.as_u64() + 1
         ));
-        let last = segment(RAM_BASE - 0x1000, 0x1000, 0x1000, RW);
-        assert!(regions(&[text, last], IMAGE_BASE).is_ok());
+        let last = segment(RAM_BASE.as_u64() - 0x1000, 0x1000, 0x1000, RW);
+        assert!(regions(&[text, last], BASE).is_ok());
         let wrap = Segment {
             memory_size: u64::MAX,
-            ..segment(IMAGE_BASE + 0x1000, 0, 0, RW)
+            ..segment(BASE + 0x1000, 0, 0, RW)
         };
         assert!(matches!(
-            regions(&[text, wrap], IMAGE_BASE),
+            regions(&[text, wrap], BASE),
             Err(ElfProblem::OutsideImageWindow { .. })
         ));
     }
@@ -541,14 +552,14 @@ mod tests {
     #[test]
     fn entry_must_be_in_executable_file_bytes() {
         // The entry must not be in the zero-filled tail or in a non-executable segment.
-        let text = segment(IMAGE_BASE, 0x1000, 0x2000, RX);
-        let data = segment(IMAGE_BASE + 0x2000, 0x1000, 0x1000, RW);
-        for entry in [IMAGE_BASE + 0x1000, IMAGE_BASE + 0x2000, 0] {
+        let text = segment(BASE, 0x1000, 0x2000, RX);
+        let data = segment(BASE + 0x2000, 0x1000, 0x1000, RW);
+        for entry in [BASE + 0x1000, BASE + 0x2000, 0] {
             assert!(matches!(
                 regions(&[text, data], entry),
                 Err(ElfProblem::BadEntry { .. })
             ));
         }
-        assert!(regions(&[text, data], IMAGE_BASE + 0xfff).is_ok());
+        assert!(regions(&[text, data], BASE + 0xfff).is_ok());
     }
 }

@@ -3,7 +3,7 @@
 //! Input: the app manifest (`app.toml`, or a Solo5 manifest JSON with a given name) and
 //! optionally the app's ELF image. Output: one `<component>` document that Muen's
 //! `component.xsd` accepts, with every address, event id and vector resolved by
-//! [`muen_app::manifest::Plan`], the rule the runtime and the testbed share.
+//! [`muen_manifest::Plan`], the rule the runtime and the testbed share.
 //!
 //! - [`elf`]: the ELF's loadable segments as named, page-aligned regions.
 //! - [`spec`]: the XML document.
@@ -12,7 +12,6 @@
 //! Usage and the manifest reference are in `docs/policy-gen.md`.
 
 #![deny(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod elf;
 pub mod hex;
@@ -21,7 +20,7 @@ pub mod spec;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use muen_app::manifest::{App, ManifestError, Plan, PlanError};
+use muen_manifest::{App, ManifestError, Plan, PlanError};
 
 use crate::elf::ElfError;
 use crate::spec::SpecError;

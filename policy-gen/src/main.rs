@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use muen_app::manifest::{NameKind, Problem};
+use muen_manifest::{NameKind, Problem};
 
 /// Writes the Muen component specification (XML) of a Muen app to stdout.
 #[derive(Parser)]
@@ -27,7 +27,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(name) = &args.name {
-        if let Err(error) = muen_app::names::check_component_name(name) {
+        if let Err(error) = muen_abi::names::check_component_name(name) {
             let problem = Problem::Name {
                 name: name.clone(),
                 error,

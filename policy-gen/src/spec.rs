@@ -8,9 +8,10 @@
 use std::fmt;
 use std::io;
 
-use muen_app::layout::Region;
-use muen_app::manifest::Plan;
-use muen_app::names::{self, Role, NAME_MAX};
+use muen_abi::layout::Region;
+use muen_abi::names::{self, Role, NAME_MAX};
+use muen_abi::VirtAddr;
+use muen_manifest::Plan;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
 
@@ -84,7 +85,7 @@ impl From<io::Error> for SpecError {
 }
 
 /// Writes the component specification of `plan`, with the regions of `image` if given
-/// (else RIP is the runtime's fixed entry, [`muen_app::layout::ENTRY`]).
+/// (else RIP is the runtime's fixed entry, [`muen_abi::layout::ENTRY`]).
 pub fn component(plan: &Plan, image: Option<&Image>) -> Result<String, SpecError> {
     if let Some(image) = image {
         for r in &image.regions {
@@ -96,7 +97,7 @@ pub fn component(plan: &Plan, image: Option<&Image>) -> Result<String, SpecError
             }
         }
     }
-    let entry = image.map_or(muen_app::layout::ENTRY, |i| i.entry);
+    let entry = image.map_or(muen_abi::layout::ENTRY, |i| i.entry);
 
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 1);
     w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
@@ -169,7 +170,7 @@ type W = Writer<Vec<u8>>;
 /// the TSC), exceptions go to the subject's own handlers, RIP and RSP, and
 /// CR4.OSXMMEXCPT so that SIMD floating-point exceptions raise #XM, as in Muen's
 /// MirageOS component.
-fn vcpu(w: &mut W, rip: u64, rsp: u64) -> io::Result<()> {
+fn vcpu(w: &mut W, rip: VirtAddr, rsp: VirtAddr) -> io::Result<()> {
     w.create_element("vcpu").write_inner_content(|w| {
         w.create_element("vmx").write_inner_content(|w| {
             w.create_element("controls").write_inner_content(|w| {
@@ -193,9 +194,9 @@ fn vcpu(w: &mut W, rip: u64, rsp: u64) -> io::Result<()> {
         w.create_element("registers").write_inner_content(|w| {
             w.create_element("gpr").write_inner_content(|w| {
                 w.create_element("rip")
-                    .write_text_content(BytesText::new(&word64(rip)))?;
+                    .write_text_content(BytesText::new(&word64(rip.as_u64())))?;
                 w.create_element("rsp")
-                    .write_text_content(BytesText::new(&word64(rsp)))?;
+                    .write_text_content(BytesText::new(&word64(rsp.as_u64())))?;
                 Ok(())
             })?;
             w.create_element("cr4")
@@ -251,7 +252,7 @@ fn channels(w: &mut W, plan: &Plan) -> io::Result<()> {
                 Role::Reader => ("reader", "vector", d.vector),
                 _ => ("writer", "event", d.event),
             };
-            let (address, size) = (word64(d.region.address), word64(d.region.size));
+            let (address, size) = (word64(d.region.address.as_u64()), word64(d.region.size));
             let mut e = w.create_element(element).with_attributes([
                 ("logical", d.name.as_str()),
                 ("virtualAddress", address.as_str()),
@@ -270,7 +271,7 @@ fn channels(w: &mut W, plan: &Plan) -> io::Result<()> {
 /// `<events>`: vmcall events `exit` and `timer`, and the `timer` target event that
 /// injects the timer vector (the integrator links `timer` to it with a `self` event).
 fn events(w: &mut W) -> io::Result<()> {
-    use muen_app::numbers::{EXIT_EVENT, TIMER_EVENT, TIMER_VECTOR};
+    use muen_abi::numbers::{EXIT_EVENT, TIMER_EVENT, TIMER_VECTOR};
     w.create_element("events").write_inner_content(|w| {
         w.create_element("source").write_inner_content(|w| {
             for (id, name) in [(EXIT_EVENT, names::EXIT_EVENT), (TIMER_EVENT, names::TIMER)] {
@@ -309,6 +310,6 @@ fn memory_attributes(
         ("writable", writable.to_string()),
         ("executable", executable.to_string()),
         ("size", word64(region.size)),
-        ("virtualAddress", word64(region.address)),
+        ("virtualAddress", word64(region.address.as_u64())),
     ]
 }

@@ -11,7 +11,7 @@ use proptest::prelude::*;
 #[test]
 fn typical_image() {
     let image = elf::parse(&typical_elf().bytes(), "echo").unwrap();
-    assert_eq!(image.entry, IMAGE + 0x40);
+    assert_eq!(image.entry.as_u64(), IMAGE + 0x40);
     assert_eq!(image.file_name, "echo");
     let regions: Vec<(&str, u64, u64, bool, bool, Content)> = image
         .regions
@@ -19,7 +19,7 @@ fn typical_image() {
         .map(|r| {
             (
                 r.name.as_str(),
-                r.region.address,
+                r.region.address.as_u64(),
                 r.region.size,
                 r.writable,
                 r.executable,

@@ -40,10 +40,7 @@ fn manifests() -> Vec<(String, String)> {
         ),
         (
             "largest RAM".into(),
-            format!(
-                "name = \"big\"\nram = {}\n",
-                muen_app::layout::RAM_LIMIT - muen_app::layout::RAM_BASE
-            ),
+            format!("name = \"big\"\nram = {}\n", muen_abi::layout::RAM_MAX),
         ),
         (
             "longest names".into(),

@@ -8,8 +8,8 @@
 use core::fmt;
 use core::ops::Range;
 
-use muen_app::hosted::{MemMap, MemMapError, ENTRY_EXECUTABLE};
-use muen_app::qemu::{
+use muen_testbed_abi::hosted::{MemMap, MemMapError, ENTRY_EXECUTABLE};
+use muen_testbed_abi::qemu::{
     BootConfig, BOOT_AREA, BOOT_CONFIG_MAGIC, BOOT_CONFIG_VERSION, CR4_OSXMMEXCPT, RAM_LIMIT,
     REGIONS_BASE,
 };
@@ -202,7 +202,7 @@ mod tests {
     extern crate std;
 
     use super::*;
-    use muen_app::hosted::{
+    use muen_testbed_abi::hosted::{
         MemMapEntry, MemMapHeader, ENTRY_WRITABLE, MEMMAP_MAGIC, MEMMAP_VERSION,
     };
     use std::vec::Vec;

@@ -22,14 +22,14 @@ use core::arch::{asm, global_asm};
 use core::fmt::{self, Write};
 use core::panic::PanicInfo;
 
-use muen_app::hosted::{MemMap, MEMMAP_SIZE};
-use muen_app::qemu::{
-    BootConfig, BOOT_AREA, BOOT_CONFIG_ADDRESS, BOOT_CONFIG_GO_OFFSET, BOOT_FAILURE_CODE,
-    DOORBELL_PORT, DOORBELL_STARTED, DOORBELL_TEXT, EXIT_PORT,
-};
 use muen_qemu_boot::check::{check, BootError, Plan, Tick};
 use muen_qemu_boot::paging::{Frames, PageTables, PhysMemory, Rights, PAGE_SIZE};
 use muen_qemu_boot::{HANDOVER_STUB_MAX, PHYS_WINDOW};
+use muen_testbed_abi::hosted::{MemMap, MEMMAP_SIZE};
+use muen_testbed_abi::qemu::{
+    BootConfig, BOOT_AREA, BOOT_CONFIG_ADDRESS, BOOT_CONFIG_GO_OFFSET, BOOT_FAILURE_CODE,
+    DOORBELL_PORT, DOORBELL_STARTED, DOORBELL_TEXT, EXIT_PORT,
+};
 
 // Reset code and GDT, in the ROM. Real mode starts with CS base 0xffff_0000 and IP
 // 0xfff0, so ROM offsets are addressed as `label - 0xffff0000` through CS. Descriptors
@@ -291,8 +291,8 @@ fn boot() -> Result<core::convert::Infallible, BootError> {
     for e in map.entries() {
         let flags = e.flags.get();
         let rights = Rights {
-            writable: flags & muen_app::hosted::ENTRY_WRITABLE != 0,
-            executable: flags & muen_app::hosted::ENTRY_EXECUTABLE != 0,
+            writable: flags & muen_testbed_abi::hosted::ENTRY_WRITABLE != 0,
+            executable: flags & muen_testbed_abi::hosted::ENTRY_EXECUTABLE != 0,
         };
         subject
             .map(

@@ -3,9 +3,9 @@
 //!
 //! The boot stage is QEMU's firmware (`-bios`). It puts the CPU into the state Muen
 //! starts a native subject in: 64-bit mode, page tables that map every entry of the
-//! testbed's memory map (`muen_app::hosted`) at its virtual address with its rights,
+//! testbed's memory map (`muen_testbed_abi::hosted`) at its virtual address with its rights,
 //! flat segments, interrupts off, RIP and RSP from the policy. The contract with the
-//! testbed (guest physical layout, boot configuration, doorbell) is `muen_app::qemu`;
+//! testbed (guest physical layout, boot configuration, doorbell) is `muen_testbed_abi::qemu`;
 //! `docs/qemu.md` describes the whole boot.
 //!
 //! This library holds the parts that need no hardware, tested on the host:
@@ -20,7 +20,6 @@
 //! the jump to the subject.
 
 #![no_std]
-#![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod check;

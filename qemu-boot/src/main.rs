@@ -5,8 +5,6 @@
 //! host build of this binary only says what it is.
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
-#![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
 
 #[cfg(target_os = "none")]
 mod firmware;

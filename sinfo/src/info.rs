@@ -4,7 +4,7 @@ use core::fmt;
 use core::iter::{Enumerate, FusedIterator};
 use core::slice;
 
-use muen_app::layout::SINFO;
+use muen_abi::layout::SINFO;
 use zerocopy::{transmute_ref, FromBytes};
 
 use crate::layout::{
@@ -121,7 +121,7 @@ impl<'a> SubjectInfo<'a> {
     /// subject (read-only, generated at integration time). Calling this anywhere else
     /// (a hosted process that has not mapped the page) is undefined behaviour.
     pub unsafe fn from_fixed_address() -> Result<SubjectInfo<'static>, Error> {
-        let page = SINFO.address as usize as *const [u8; PAGE_SIZE];
+        let page = SINFO.address.as_u64() as usize as *const [u8; PAGE_SIZE];
         // SAFETY: the caller guarantees that PAGE_SIZE bytes at this address are mapped,
         // readable and immutable for 'static; a byte array has alignment 1.
         let page = unsafe { &*page };

@@ -4,7 +4,8 @@ use core::marker::PhantomData;
 use core::mem::{offset_of, size_of};
 use core::ptr::{addr_of, NonNull};
 
-use muen_app::layout::SCHEDULING_INFO;
+use muen_abi::layout::SCHEDULING_INFO;
+use muen_abi::time::Tsc;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Layout of the scheduling info record at the start of the page.
@@ -25,7 +26,7 @@ pub struct SchedulingInfoRecord {
 
 const _: () = assert!(size_of::<SchedulingInfoRecord>() == 16);
 const _: () = assert!(offset_of!(SchedulingInfoRecord, tsc_schedule_end) == 8);
-const _: () = assert!(SCHEDULING_INFO.address % 8 == 0);
+const _: () = assert!(SCHEDULING_INFO.address.is_aligned(8));
 const _: () = assert!(SCHEDULING_INFO.size as usize >= size_of::<SchedulingInfoRecord>());
 
 /// A read-only view of a scheduling info record that another party updates.
@@ -76,7 +77,7 @@ impl<'a> SchedulingInfo<'a> {
     /// The page must be mapped readable at that address for the rest of the program, as
     /// Muen maps it into every subject.
     pub unsafe fn from_fixed_address() -> SchedulingInfo<'static> {
-        let address = SCHEDULING_INFO.address as usize as *mut SchedulingInfoRecord;
+        let address = SCHEDULING_INFO.address.as_u64() as usize as *mut SchedulingInfoRecord;
         // SAFETY: the address is a non-zero constant.
         let record = unsafe { NonNull::new_unchecked(address) };
         // SAFETY: the address is aligned (asserted above) and the caller guarantees the
@@ -84,24 +85,28 @@ impl<'a> SchedulingInfo<'a> {
         unsafe { SchedulingInfo::from_ptr(record) }
     }
 
-    /// TSC value at which the current minor frame started.
-    pub fn tsc_schedule_start(&self) -> u64 {
+    /// TSC reading at which the current minor frame started.
+    pub fn tsc_schedule_start(&self) -> Tsc {
         // SAFETY: `record` is valid and aligned for reads for 'a (constructor contract);
         // `addr_of!` creates no reference to memory others may write.
-        unsafe { addr_of!((*self.record.as_ptr()).tsc_schedule_start).read_volatile() }
+        Tsc::from_ticks(unsafe {
+            addr_of!((*self.record.as_ptr()).tsc_schedule_start).read_volatile()
+        })
     }
 
-    /// TSC value at which the current minor frame ends.
-    pub fn tsc_schedule_end(&self) -> u64 {
+    /// TSC reading at which the current minor frame ends.
+    pub fn tsc_schedule_end(&self) -> Tsc {
         // SAFETY: as in `tsc_schedule_start`.
-        unsafe { addr_of!((*self.record.as_ptr()).tsc_schedule_end).read_volatile() }
+        Tsc::from_ticks(unsafe {
+            addr_of!((*self.record.as_ptr()).tsc_schedule_end).read_volatile()
+        })
     }
 
     /// Both values (start read first).
     pub fn read(&self) -> SchedulingInfoRecord {
         SchedulingInfoRecord {
-            tsc_schedule_start: self.tsc_schedule_start(),
-            tsc_schedule_end: self.tsc_schedule_end(),
+            tsc_schedule_start: self.tsc_schedule_start().ticks(),
+            tsc_schedule_end: self.tsc_schedule_end().ticks(),
         }
     }
 }
@@ -123,8 +128,8 @@ mod tests {
             tsc_schedule_end: 2000,
         };
         let view = SchedulingInfo::new(&record);
-        assert_eq!(view.tsc_schedule_start(), 1000);
-        assert_eq!(view.tsc_schedule_end(), 2000);
+        assert_eq!(view.tsc_schedule_start().ticks(), 1000);
+        assert_eq!(view.tsc_schedule_end().ticks(), 2000);
         assert_eq!(view.read(), record);
     }
 
@@ -134,9 +139,9 @@ mod tests {
         let ptr = NonNull::from(&mut record);
         // SAFETY: `record` outlives the view and is only accessed through `ptr` below.
         let view = unsafe { SchedulingInfo::from_ptr(ptr) };
-        assert_eq!(view.tsc_schedule_end(), 0);
+        assert_eq!(view.tsc_schedule_end().ticks(), 0);
         // SAFETY: `ptr` is valid; no reference to `record` is live.
         unsafe { (*ptr.as_ptr()).tsc_schedule_end = 7 };
-        assert_eq!(view.tsc_schedule_end(), 7);
+        assert_eq!(view.tsc_schedule_end().ticks(), 7);
     }
 }

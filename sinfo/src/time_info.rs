@@ -6,7 +6,7 @@ use core::marker::PhantomData;
 use core::mem::{offset_of, size_of};
 use core::ptr::{addr_of, NonNull};
 
-use muen_app::layout::TIME_INFO;
+use muen_abi::layout::TIME_INFO;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Layout of the time info record at the start of the page.
@@ -27,7 +27,7 @@ pub struct TimeInfoRecord {
 const _: () = assert!(size_of::<TimeInfoRecord>() == 24);
 const _: () = assert!(offset_of!(TimeInfoRecord, tsc_tick_rate_hz) == 8);
 const _: () = assert!(offset_of!(TimeInfoRecord, timezone_microsecs) == 16);
-const _: () = assert!(TIME_INFO.address % 8 == 0);
+const _: () = assert!(TIME_INFO.address.is_aligned(8));
 const _: () = assert!(TIME_INFO.size as usize >= size_of::<TimeInfoRecord>());
 
 impl TimeInfoRecord {
@@ -151,7 +151,7 @@ impl<'a> TimeInfo<'a> {
     ///
     /// The page must be mapped readable at that address for the rest of the program.
     pub unsafe fn from_fixed_address() -> TimeInfo<'static> {
-        let address = TIME_INFO.address as usize as *mut TimeInfoRecord;
+        let address = TIME_INFO.address.as_u64() as usize as *mut TimeInfoRecord;
         // SAFETY: the address is a non-zero constant.
         let record = unsafe { NonNull::new_unchecked(address) };
         // SAFETY: the address is aligned (asserted above) and the caller guarantees the

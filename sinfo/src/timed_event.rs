@@ -6,7 +6,8 @@ use core::marker::PhantomData;
 use core::mem::{offset_of, size_of};
 use core::ptr::{addr_of, addr_of_mut, NonNull};
 
-use muen_app::layout::TIMED_EVENT;
+use muen_abi::layout::TIMED_EVENT;
+use muen_abi::time::Tsc;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Largest event number a timed event can carry (the field has 6 bits).
@@ -28,7 +29,7 @@ pub struct TimedEventRecord {
 
 const _: () = assert!(size_of::<TimedEventRecord>() == 16);
 const _: () = assert!(offset_of!(TimedEventRecord, event) == 8);
-const _: () = assert!(TIMED_EVENT.address % 8 == 0);
+const _: () = assert!(TIMED_EVENT.address.is_aligned(8));
 const _: () = assert!(TIMED_EVENT.size as usize >= size_of::<TimedEventRecord>());
 
 impl Default for TimedEventRecord {
@@ -104,7 +105,7 @@ impl<'a> TimedEvent<'a> {
     /// The page must be mapped writable at that address for the rest of the program (as
     /// Muen maps it into every subject), and no other view of it may exist.
     pub unsafe fn from_fixed_address() -> TimedEvent<'static> {
-        let address = TIMED_EVENT.address as usize as *mut TimedEventRecord;
+        let address = TIMED_EVENT.address.as_u64() as usize as *mut TimedEventRecord;
         // SAFETY: the address is a non-zero constant.
         let record = unsafe { NonNull::new_unchecked(address) };
         // SAFETY: the address is aligned (asserted above); the caller guarantees the
@@ -112,11 +113,13 @@ impl<'a> TimedEvent<'a> {
         unsafe { TimedEvent::from_ptr(record) }
     }
 
-    /// The current trigger value (`u64::MAX` when disarmed).
-    pub fn tsc_trigger_value(&self) -> u64 {
+    /// The current trigger value ([`Tsc::MAX`] when disarmed).
+    pub fn tsc_trigger_value(&self) -> Tsc {
         // SAFETY: `record` is valid and aligned for 'a (constructor contract); no
         // reference to the shared memory is created.
-        unsafe { addr_of!((*self.record.as_ptr()).tsc_trigger_value).read_volatile() }
+        Tsc::from_ticks(unsafe {
+            addr_of!((*self.record.as_ptr()).tsc_trigger_value).read_volatile()
+        })
     }
 
     /// The event number currently set (the low 6 bits of the event field).
@@ -129,14 +132,14 @@ impl<'a> TimedEvent<'a> {
 
     /// Whether a trigger is set (the value is not `u64::MAX`).
     pub fn is_armed(&self) -> bool {
-        self.tsc_trigger_value() != DISARMED
+        self.tsc_trigger_value() != Tsc::from_ticks(DISARMED)
     }
 
-    /// Asks for event `event` at TSC value `tsc`.
+    /// Asks for event `event` at TSC reading `trigger`.
     ///
     /// The event number is written first and the trigger last, so the kernel never sees
     /// the new trigger with the old number (as Muen's example component does it).
-    pub fn arm(&mut self, event: u8, tsc: u64) -> Result<(), InvalidEventNumber> {
+    pub fn arm(&mut self, event: u8, trigger: Tsc) -> Result<(), InvalidEventNumber> {
         if event > EVENT_NUMBER_MAX {
             return Err(InvalidEventNumber(event));
         }
@@ -146,7 +149,7 @@ impl<'a> TimedEvent<'a> {
         // with each other, and x86 keeps stores in program order.
         unsafe {
             addr_of_mut!((*record).event).write_volatile(u64::from(event));
-            addr_of_mut!((*record).tsc_trigger_value).write_volatile(tsc);
+            addr_of_mut!((*record).tsc_trigger_value).write_volatile(trigger.ticks());
         }
         Ok(())
     }
@@ -179,15 +182,18 @@ mod tests {
         assert!(!view.is_armed());
         assert_eq!(view.event_number(), 0);
 
-        view.arm(63, 12_345).unwrap();
+        view.arm(63, Tsc::from_ticks(12_345)).unwrap();
         assert!(view.is_armed());
-        assert_eq!(view.tsc_trigger_value(), 12_345);
+        assert_eq!(view.tsc_trigger_value(), Tsc::from_ticks(12_345));
         assert_eq!(view.event_number(), 63);
 
-        assert_eq!(view.arm(64, 1), Err(InvalidEventNumber(64)));
+        assert_eq!(
+            view.arm(64, Tsc::from_ticks(1)),
+            Err(InvalidEventNumber(64))
+        );
         assert_eq!(
             view.tsc_trigger_value(),
-            12_345,
+            Tsc::from_ticks(12_345),
             "a refused arm changes nothing"
         );
 
@@ -219,7 +225,7 @@ mod tests {
         let ptr = NonNull::from(&mut record);
         // SAFETY: `record` outlives the view and is only accessed through `ptr`.
         let mut view = unsafe { TimedEvent::from_ptr(ptr) };
-        view.arm(3, 100).unwrap();
+        view.arm(3, Tsc::from_ticks(100)).unwrap();
         // The "kernel" fires the event and disarms.
         // SAFETY: `ptr` is valid; no reference to `record` is live.
         unsafe {

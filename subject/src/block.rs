@@ -33,15 +33,16 @@
 //! once and marks the device for a `Reset` before the next operation, which also
 //! makes the server forget (without answering) requests still pending.
 
-use muen_app::names::{Endpoint, Name};
+use muen_abi::names::{Endpoint, Name};
+use muen_abi::time::{Duration, Tsc};
 use muen_channel::protocol::muenblock::{
     self, status, Request, RequestKind, Response, REQUEST_SIZE, RESPONSE_SIZE,
 };
 use muen_channel::{epoch_from, Event, ReadError, Reader, Region, RegionMut, Writer};
 use muen_sinfo::SubjectInfo;
 
+use crate::device::Sys;
 use crate::device::{self, AcquireError, BlockDevice, BlockError, BlockInfo, Pollable};
-use crate::sys::Sys;
 
 /// The most requests the client keeps in flight.
 pub const IN_FLIGHT_LIMIT: usize = 32;
@@ -51,7 +52,7 @@ pub const IN_FLIGHT_LIMIT: usize = 32;
 pub const DEFAULT_MAX_REQUESTS: usize = 32;
 
 /// Default time the client waits for the next response: 10 s.
-pub const DEFAULT_TIMEOUT_NS: u64 = 10_000_000_000;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Counters of a block device.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -102,7 +103,7 @@ pub struct MuenBlock<'a, S: Sys + ?Sized> {
     io_chunk: u64,
     io_slots: usize,
     next_tag: u32,
-    timeout_ns: u64,
+    timeout: Duration,
     needs_reset: bool,
     stats: BlockStats,
 }
@@ -176,7 +177,7 @@ impl<'a, S: Sys + ?Sized> MuenBlock<'a, S> {
             region,
             muenblock::PROTOCOL,
             REQUEST_SIZE,
-            epoch_from(sys.tsc()),
+            epoch_from(sys.tsc().ticks()),
         )
         .map_err(chan(&req_name))?;
         let (address, len) = device::span(&resp_name, &resp)?;
@@ -210,8 +211,8 @@ impl<'a, S: Sys + ?Sized> MuenBlock<'a, S> {
             io_slots: 0,
             // Tags continue from the TSC so that answers meant for an earlier
             // incarnation of this subject do not match ours.
-            next_tag: sys.tsc() as u32,
-            timeout_ns: DEFAULT_TIMEOUT_NS,
+            next_tag: sys.tsc().ticks() as u32,
+            timeout: DEFAULT_TIMEOUT,
             needs_reset: true,
             stats: BlockStats::default(),
         };
@@ -280,8 +281,8 @@ impl<'a, S: Sys + ?Sized> MuenBlock<'a, S> {
     }
 
     /// How long the client waits for the next response before giving up.
-    pub fn set_timeout(&mut self, ns: u64) {
-        self.timeout_ns = ns;
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
     }
 
     /// Bytes per read/write request and the requests in flight at most.
@@ -289,10 +290,10 @@ impl<'a, S: Sys + ?Sized> MuenBlock<'a, S> {
         (self.io_chunk, self.io_slots)
     }
 
-    fn deadline(&self) -> u64 {
+    fn deadline(&self) -> Tsc {
         self.sys
             .tsc()
-            .saturating_add(self.sys.clock().ticks(self.timeout_ns))
+            .saturating_add(self.sys.tsc_rate().ticks(self.timeout))
     }
 
     fn tag(&mut self) -> u32 {
@@ -317,7 +318,7 @@ impl<'a, S: Sys + ?Sized> MuenBlock<'a, S> {
     /// error unless `allow_restart`.
     fn next_response(
         &mut self,
-        deadline: u64,
+        deadline: Tsc,
         allow_restart: bool,
     ) -> Result<Response, BlockError> {
         loop {

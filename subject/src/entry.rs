@@ -24,7 +24,7 @@ use core::panic::{Location, PanicInfo};
 use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use ::log::Level;
-use muen_app::names;
+use muen_abi::names;
 use muen_channel::protocol::debuglog::LogWriter;
 use muen_channel::{epoch_from, Event, RegionMut};
 use muen_sinfo::{MemoryKind, SubjectInfo};

@@ -3,7 +3,7 @@
 //! The runtime itself never allocates. An application that wants `alloc` enables the
 //! feature; before `main` the runtime hands the heap the part of `ram` below the
 //! stack: `[ram start, ram end - STACK_RESERVE)`. On Muen the stack starts at the top
-//! of `ram` (`muen_app::layout::stack_top`) and grows down into the reserve; on the
+//! of `ram` (`muen_abi::layout::stack_top`) and grows down into the reserve; on the
 //! hosted platform the stack is the process's own, and the reserve simply stays
 //! unused. The allocator is `linked_list_allocator`'s first-fit `LockedHeap`.
 //!
@@ -13,7 +13,7 @@
 //! subjects.
 
 use linked_list_allocator::LockedHeap;
-use muen_app::names;
+use muen_abi::names;
 use muen_sinfo::{Memory, SubjectInfo};
 
 /// Bytes at the top of `ram` left to the stack.

@@ -23,9 +23,9 @@
 //! - [`platform`]: the two platforms behind one interface: `muen` (target
 //!   `x86_64-unknown-none`: `_start`, GDT/IDT, `vmcall`, `rdtsc`, `sti; hlt`) and
 //!   `hosted` (Linux: `docs/hosted.md`, the testbed's memory file and control socket).
-//! - [`entry`]: [`entry!`], start-up, exit and the panic handler.
-//! - [`log`](crate::log): the `log` backend on the `debuglog` channel.
-//! - [`clock`]: TSC to nanoseconds, wall clock from `time_info`.
+//! - [`entry`](mod@entry): [`entry!`], start-up, exit and the panic handler.
+//! - [`log`](mod@crate::log): the `log` backend on the `debuglog` channel.
+//! - [`clock`]: the wall clock from `time_info` (monotonic time is an [`Instant`]).
 //! - [`Runtime`] and [`Sys`]: the handle given to `main`, and what drivers need from it
 //!   (events, time, sleeping; the idle loop lives here).
 //! - [`device`]: the device ABI ([`NetDevice`](device::NetDevice),
@@ -33,12 +33,9 @@
 //!   [`block`] (muenblock client); with feature `smoltcp` a `phy::Device` adapter.
 //!
 //! The runtime uses no heap. Feature `alloc` adds a global allocator over the `ram`
-//! region ([`heap`]).
+//! region (module `heap`).
 
 #![cfg_attr(not(test), no_std)]
-#![warn(missing_docs)]
-#![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
 
 // Hosted subjects use std's panic machinery (see `entry`); Muen subjects never link std.
 #[cfg(all(target_os = "linux", not(test)))]
@@ -56,13 +53,10 @@ pub mod platform;
 mod runtime;
 #[cfg(feature = "smoltcp")]
 pub mod smoltcp;
-mod sys;
-#[cfg(test)]
-mod testing;
 
-pub use clock::Clock;
-pub use runtime::{Ready, Runtime, StartError, WallClockError};
-pub use sys::{Pollable, Sys};
+pub use device::{Pollable, Sys};
+pub use muen_abi::time::{Duration, Instant, Tsc, TscRate};
+pub use runtime::{Ready, Runtime, StartError, WallClockError, MAX_SLEEP};
 
 // What applications name in their code, re-exported so that they need no direct
 // dependency on the lower crates.

@@ -18,13 +18,13 @@
 //!   the multicast bit cleared and the locally-administered bit set ([`derive_mac`]).
 //!   Solo5 mixes the boot time into its MAC, so its MAC changes on every boot.
 
-use muen_app::names::Endpoint;
+use muen_abi::names::Endpoint;
 use muen_channel::protocol::muennet::{self, Element};
 use muen_channel::{epoch_from, Event, ReadError, Reader, Region, RegionMut, Writer};
 use muen_sinfo::SubjectInfo;
 
+use crate::device::Sys;
 use crate::device::{self, AcquireError, NetDevice, NetError, NetInfo, Pollable, FRAME_MAX, MTU};
-use crate::sys::Sys;
 
 /// Elements looked at per `receive` call at most, so that a peer flooding the channel
 /// with bad elements cannot keep the subject inside one call.
@@ -123,7 +123,7 @@ impl<'a, S: Sys + ?Sized> MuenNet<'a, S> {
             region,
             muennet::PROTOCOL,
             muennet::ELEMENT_SIZE,
-            epoch_from(sys.tsc()),
+            epoch_from(sys.tsc().ticks()),
         )
         .map_err(|error| AcquireError::Channel {
             region: out_name.clone(),

@@ -4,7 +4,8 @@ use core::cell::RefCell;
 use core::fmt;
 use core::ptr::NonNull;
 
-use muen_app::names;
+use muen_abi::names;
+use muen_abi::time::{Duration, Instant, Tsc, TscRate};
 use muen_channel::Event;
 use muen_sinfo::{
     Memory, Name, SubjectInfo, TimeInfo, TimeInfoError, TimeInfoRecord, TimedEvent,
@@ -12,16 +13,15 @@ use muen_sinfo::{
 };
 
 use crate::block::MuenBlock;
-use crate::clock::{self, Clock};
-use crate::device::AcquireError;
+use crate::clock;
+use crate::device::{AcquireError, Pollable, Sys};
 use crate::net::MuenNet;
 use crate::platform::{Current, Platform, VectorSet};
-use crate::sys::{Pollable, Sys};
 
 /// The longest the idle loop sleeps without a deadline or before a far one: 1 s. It
 /// bounds how late a subject notices channel data whose writer triggers no event (as
 /// Solo5's network peers do not).
-pub const MAX_SLEEP_NS: u64 = 1_000_000_000;
+pub const MAX_SLEEP: Duration = Duration::from_secs(1);
 
 /// The runtime handle `main` receives.
 ///
@@ -30,7 +30,7 @@ pub const MAX_SLEEP_NS: u64 = 1_000_000_000;
 pub struct Runtime<P: Platform = Current> {
     platform: P,
     info: SubjectInfo<'static>,
-    clock: Clock,
+    tsc_rate: TscRate,
     timer: Option<Timer>,
     exit_event: Option<Event>,
 }
@@ -117,7 +117,7 @@ impl<P: Platform> Runtime<P> {
     /// subject's own sinfo page), and nothing else in this program creates a view of
     /// the timed event page.
     pub unsafe fn new(platform: P, info: SubjectInfo<'static>) -> Result<Self, StartError> {
-        let clock = Clock::new(info.tsc_khz()).ok_or(StartError::NoTscRate)?;
+        let tsc_rate = TscRate::from_khz(info.tsc_khz()).ok_or(StartError::NoTscRate)?;
         let page = record_at::<TimedEventRecord>(info.memory(names::TIMED_EVENT), true);
         let event = info
             .event(names::TIMER)
@@ -137,7 +137,7 @@ impl<P: Platform> Runtime<P> {
         Ok(Runtime {
             platform,
             info,
-            clock,
+            tsc_rate,
             timer,
             exit_event,
         })
@@ -158,14 +158,14 @@ impl<P: Platform> Runtime<P> {
         &self.platform
     }
 
-    /// The TSC clock (rate from sinfo).
-    pub fn clock(&self) -> Clock {
-        self.clock
+    /// The TSC rate (from sinfo).
+    pub fn tsc_rate(&self) -> TscRate {
+        self.tsc_rate
     }
 
-    /// Monotonic time: nanoseconds since the TSC was 0.
-    pub fn now(&self) -> u64 {
-        self.clock.ns(self.platform.tsc())
+    /// Monotonic time since the TSC was 0.
+    pub fn now(&self) -> Instant {
+        self.tsc_rate.instant(self.platform.tsc())
     }
 
     /// Whether the idle loop can sleep with the timed event (else it polls with PAUSE).
@@ -183,10 +183,9 @@ impl<P: Platform> Runtime<P> {
         self.exit_event
     }
 
-    /// Wall clock time: nanoseconds since the Unix epoch (UTC), from the `time_info`
-    /// page. Waits (spinning with PAUSE) up to `max_wait_ns` for the time subject to
-    /// publish it.
-    pub fn wall_clock(&self, max_wait_ns: u64) -> Result<u64, WallClockError> {
+    /// Wall clock time: the time since the Unix epoch (UTC), from the `time_info` page.
+    /// Waits (spinning with PAUSE) up to `max_wait` for the time subject to publish it.
+    pub fn wall_clock(&self, max_wait: Duration) -> Result<Duration, WallClockError> {
         let record = record_at::<TimeInfoRecord>(self.info.memory(names::TIME_INFO), false)
             .ok_or(WallClockError::NoTimeInfo)?;
         // SAFETY: the region is mapped readable (`new`'s contract), aligned and large
@@ -195,10 +194,10 @@ impl<P: Platform> Runtime<P> {
         let deadline = self
             .platform
             .tsc()
-            .saturating_add(self.clock.ticks(max_wait_ns));
+            .saturating_add(self.tsc_rate.ticks(max_wait));
         loop {
             match view.read() {
-                Ok(r) => return Ok(clock::wall_ns(&r, self.platform.tsc())),
+                Ok(r) => return Ok(clock::wall_time(&r, self.platform.tsc())),
                 Err(TimeInfoError::NotPublished) if self.platform.tsc() < deadline => {
                     self.platform.pause()
                 }
@@ -213,21 +212,18 @@ impl<P: Platform> Runtime<P> {
         self.platform.take_pending()
     }
 
-    /// Waits until one of `devices` has data or monotonic time reaches `deadline_ns`
-    /// (`u64::MAX`: no deadline), and returns which devices have data (empty: the
+    /// Waits until one of `devices` has data or monotonic time reaches `deadline`
+    /// ([`Instant::MAX`]: no deadline), and returns which devices have data (empty: the
     /// deadline passed). At most 64 devices are looked at.
     ///
     /// It sleeps with HLT (hosted: blocks in the control socket) until a vector
     /// arrives, with the timed event armed for the deadline (at most
-    /// [`MAX_SLEEP_NS`] ahead) when the policy provides the `timed_event` page and the
+    /// [`MAX_SLEEP`] ahead) when the policy provides the `timed_event` page and the
     /// `timer` event and vector; otherwise it polls with PAUSE. Channels are checked
     /// after arming and with vectors held back, so data that arrived before the sleep
     /// is never slept over.
-    pub fn poll(&self, deadline_ns: u64, devices: &[&dyn Pollable]) -> Ready {
-        let deadline = match deadline_ns {
-            u64::MAX => u64::MAX,
-            ns => self.clock.ticks(ns),
-        };
+    pub fn poll(&self, deadline: Instant, devices: &[&dyn Pollable]) -> Ready {
+        let deadline = self.tsc_rate.tsc_at(deadline);
         let devices = &devices[..devices.len().min(64)];
         let ready = || {
             devices
@@ -269,15 +265,15 @@ impl<P: Platform> Sys for Runtime<P> {
         self.platform.trigger(event)
     }
 
-    fn tsc(&self) -> u64 {
+    fn tsc(&self) -> Tsc {
         self.platform.tsc()
     }
 
-    fn clock(&self) -> Clock {
-        self.clock
+    fn tsc_rate(&self) -> TscRate {
+        self.tsc_rate
     }
 
-    fn wait(&self, deadline: u64, ready: &mut dyn FnMut() -> bool) {
+    fn wait(&self, deadline: Tsc, ready: &mut dyn FnMut() -> bool) {
         let p = &self.platform;
         // Vectors only wake us; the channels say what happened. Forget old ones so
         // that a stale vector does not cut the sleep short.
@@ -289,7 +285,7 @@ impl<P: Platform> Sys for Runtime<P> {
             return;
         };
         let now = p.tsc();
-        let wake = deadline.min(now.saturating_add(self.clock.ticks(MAX_SLEEP_NS)));
+        let wake = deadline.min(now.saturating_add(self.tsc_rate.ticks(MAX_SLEEP)));
         // The event number goes first, the trigger last (TimedEvent::arm).
         let _ = timer.page.borrow_mut().arm(timer.event, wake);
         p.halt_unless(&mut || ready() || p.tsc() >= wake);
@@ -301,10 +297,10 @@ impl<P: Platform> Sys for Runtime<P> {
 mod tests {
     use super::*;
     use crate::platform::PENDING;
-    use crate::testing::{memory, page, shared, KHZ};
     use core::cell::Cell;
     use core::sync::atomic::{AtomicU64, Ordering};
     use muen_channel::EventHook;
+    use muen_sim::{memory, page, shared, KHZ};
     use muen_sinfo::{Builder, MemoryKind};
     use std::rc::Rc;
 
@@ -327,8 +323,8 @@ mod tests {
     }
 
     impl Platform for Mock {
-        fn tsc(&self) -> u64 {
-            self.tsc.get()
+        fn tsc(&self) -> Tsc {
+            Tsc::from_ticks(self.tsc.get())
         }
         fn pause(&self) {
             self.pauses.set(self.pauses.get() + 1);
@@ -421,13 +417,13 @@ mod tests {
         let rt = unsafe { Runtime::new(m, info) }.unwrap();
         assert!(rt.has_timer());
         assert_eq!(rt.timer_vector(), Some(32));
-        let deadline = rt.now() + 5_000_000;
+        let deadline = rt.now() + Duration::from_millis(5);
         let r = rt.poll(deadline, &[]);
         assert!(r.is_empty());
         assert!(rt.now() >= deadline);
         assert_eq!(m.halts.get(), 1, "one sleep, no spinning");
         assert_eq!(m.pauses.get(), 0);
-        let ticks = rt.clock().ticks(deadline);
+        let ticks = rt.tsc_rate().tsc_at(deadline).ticks();
         assert_eq!(
             seen.get(),
             (1, ticks),
@@ -451,12 +447,12 @@ mod tests {
         let info = page("idle", |b| with_timer(b, page_mem));
         // SAFETY: as above.
         let rt = unsafe { Runtime::new(m, info) }.unwrap();
-        let deadline = rt.now() + 2_500_000_000;
+        let deadline = rt.now() + Duration::from_millis(2500);
         assert!(rt.poll(deadline, &[]).is_empty());
-        let max = rt.clock().ticks(MAX_SLEEP_NS);
+        let max = rt.tsc_rate().ticks(MAX_SLEEP);
         assert_eq!(
             *triggers.borrow(),
-            [max, max, rt.clock().ticks(500_000_000)]
+            [max, max, rt.tsc_rate().ticks(Duration::from_millis(500))]
         );
     }
 
@@ -476,12 +472,12 @@ mod tests {
         let rt = unsafe { Runtime::new(m, info) }.unwrap();
         let idle = Flag(Rc::new(Cell::new(false)));
         let dev = Flag(flag.clone());
-        let r = rt.poll(u64::MAX, &[&idle, &dev]);
+        let r = rt.poll(Instant::MAX, &[&idle, &dev]);
         assert_eq!(r, Ready(0b10));
         assert!(r.contains(1) && !r.contains(0));
         assert_eq!(m.halts.get(), 0, "data was waiting: no sleep");
         flag.set(false);
-        let r = rt.poll(u64::MAX, &[&idle, &dev]);
+        let r = rt.poll(Instant::MAX, &[&idle, &dev]);
         assert_eq!(r, Ready(0b10));
         assert_eq!(m.halts.get(), 1);
         assert!(
@@ -508,7 +504,7 @@ mod tests {
             }
         }
         let late = Late(Cell::new(0));
-        assert_eq!(rt.poll(u64::MAX, &[&late]), Ready(1));
+        assert_eq!(rt.poll(Instant::MAX, &[&late]), Ready(1));
         assert_eq!(m.halts.get(), 0);
     }
 
@@ -523,7 +519,7 @@ mod tests {
         // SAFETY: the page names no memory.
         let rt = unsafe { Runtime::new(m, info) }.unwrap();
         assert!(!rt.has_timer());
-        let deadline = rt.now() + 100_000;
+        let deadline = rt.now() + Duration::from_micros(100);
         assert!(rt.poll(deadline, &[]).is_empty());
         assert!(m.pauses.get() >= 100);
         assert_eq!(m.halts.get(), 0);
@@ -544,17 +540,23 @@ mod tests {
         // SAFETY: as above.
         let rt = unsafe { Runtime::new(m, info) }.unwrap();
         let start = m.tsc.get();
-        assert_eq!(rt.wall_clock(2_000_000), Err(WallClockError::NotPublished));
+        assert_eq!(
+            rt.wall_clock(Duration::from_millis(2)),
+            Err(WallClockError::NotPublished)
+        );
         let waited = m.tsc.get() - start;
         assert!((2_000_000..2_020_000).contains(&waited), "{waited}");
         // Published: rate then base (base last, as the time subject does).
         time[1].store(u64::from(KHZ) * 1000, Ordering::Relaxed);
         time[0].store(1_700_000_000_000_000, Ordering::Relaxed);
         let now = m.tsc.get();
-        assert_eq!(rt.wall_clock(0), Ok(1_700_000_000_000_000_000 + now));
+        assert_eq!(
+            rt.wall_clock(Duration::ZERO),
+            Ok(Duration::from_nanos(1_700_000_000_000_000_000 + now))
+        );
         time[1].store(5, Ordering::Relaxed);
         assert_eq!(
-            rt.wall_clock(0),
+            rt.wall_clock(Duration::ZERO),
             Err(WallClockError::Invalid(TimeInfoError::TickRateOutOfRange(
                 5
             )))
@@ -562,8 +564,14 @@ mod tests {
         let bare = page("clock", |_| {});
         // SAFETY: as above.
         let rt = unsafe { Runtime::new(m, bare) }.unwrap();
-        assert_eq!(rt.wall_clock(1_000_000), Err(WallClockError::NoTimeInfo));
-        assert_eq!(rt.now(), rt.clock().ns(m.tsc.get()));
+        assert_eq!(
+            rt.wall_clock(Duration::from_millis(1)),
+            Err(WallClockError::NoTimeInfo)
+        );
+        assert_eq!(
+            rt.now(),
+            rt.tsc_rate().instant(Tsc::from_ticks(m.tsc.get()))
+        );
     }
 
     #[test]

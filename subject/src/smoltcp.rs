@@ -1,4 +1,4 @@
-//! A `smoltcp` [`phy::Device`](::smoltcp::phy::Device) for any [`NetDevice`]
+//! A `smoltcp` [`phy::Device`] for any [`NetDevice`]
 //! (feature `smoltcp`).
 //!
 //! The adapter owns one receive and one transmit buffer of [`FRAME_MAX`] bytes, so it

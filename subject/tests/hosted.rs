@@ -21,17 +21,17 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use muen_app::hosted::{
-    MemMapEntry, MemMapHeader, Message, ENTRY_WRITABLE, MEMMAP_MAGIC, MEMMAP_SIZE, MEMMAP_VERSION,
-};
-use muen_app::layout;
+use muen_abi::layout;
 use muen_channel::protocol::{debuglog, muennet};
 use muen_channel::{epoch_from, ReadError, Reader, Region, RegionMut, Writer};
 use muen_sinfo::{Builder, Content, Memory, MemoryFlags, MemoryKind, Version};
+use muen_testbed_abi::hosted::{
+    MemMapEntry, MemMapHeader, Message, ENTRY_WRITABLE, MEMMAP_MAGIC, MEMMAP_SIZE, MEMMAP_VERSION,
+};
 use zerocopy::IntoBytes;
 
-const NET_IN: u64 = layout::DEVICE_BASE;
-const NET_OUT: u64 = layout::DEVICE_BASE + 0x5000;
+const NET_IN: u64 = layout::DEVICE_BASE.as_u64();
+const NET_OUT: u64 = layout::DEVICE_BASE.as_u64() + 0x5000;
 const NET_SIZE: u64 = 0x4000;
 
 fn rdtsc() -> u64 {
@@ -74,42 +74,42 @@ impl World {
             RegionSpec {
                 name: "sinfo",
                 kind: MemoryKind::SubjectInfo,
-                address: layout::SINFO.address,
+                address: layout::SINFO.address.as_u64(),
                 size: layout::SINFO.size,
                 writable: false,
             },
             RegionSpec {
                 name: "scheduling_info",
                 kind: MemoryKind::SubjectSchedulingInfo,
-                address: layout::SCHEDULING_INFO.address,
+                address: layout::SCHEDULING_INFO.address.as_u64(),
                 size: 0x1000,
                 writable: false,
             },
             RegionSpec {
                 name: "timed_event",
                 kind: MemoryKind::SubjectTimedEvent,
-                address: layout::TIMED_EVENT.address,
+                address: layout::TIMED_EVENT.address.as_u64(),
                 size: 0x1000,
                 writable: true,
             },
             RegionSpec {
                 name: "debuglog",
                 kind: MemoryKind::SubjectChannel,
-                address: layout::DEBUGLOG.address,
+                address: layout::DEBUGLOG.address.as_u64(),
                 size: layout::DEBUGLOG.size,
                 writable: true,
             },
             RegionSpec {
                 name: "time_info",
                 kind: MemoryKind::SubjectChannel,
-                address: layout::TIME_INFO.address,
+                address: layout::TIME_INFO.address.as_u64(),
                 size: 0x1000,
                 writable: false,
             },
             RegionSpec {
                 name: "ram",
                 kind: MemoryKind::Subject,
-                address: layout::RAM_BASE,
+                address: layout::RAM_BASE.as_u64(),
                 size: 0x10_0000,
                 writable: true,
             },
@@ -166,14 +166,22 @@ impl World {
         world.write_map();
         world.write_sinfo(name, net);
         // Timed event: disarmed. Scheduling info: some frame.
-        world.store(layout::TIMED_EVENT.address, 0, u64::MAX);
-        world.store(layout::SCHEDULING_INFO.address, 0, rdtsc());
-        world.store(layout::SCHEDULING_INFO.address, 8, rdtsc() + 10_000_000);
+        world.store(layout::TIMED_EVENT.address.as_u64(), 0, u64::MAX);
+        world.store(layout::SCHEDULING_INFO.address.as_u64(), 0, rdtsc());
+        world.store(
+            layout::SCHEDULING_INFO.address.as_u64(),
+            8,
+            rdtsc() + 10_000_000,
+        );
         if publish_time {
             // As Muen's time subject: rate and timezone, then the base last.
-            world.store(layout::TIME_INFO.address, 8, u64::from(tsc_khz()) * 1000);
-            world.store(layout::TIME_INFO.address, 16, 0);
-            world.store(layout::TIME_INFO.address, 0, 1_700_000_000_000_000);
+            world.store(
+                layout::TIME_INFO.address.as_u64(),
+                8,
+                u64::from(tsc_khz()) * 1000,
+            );
+            world.store(layout::TIME_INFO.address.as_u64(), 16, 0);
+            world.store(layout::TIME_INFO.address.as_u64(), 0, 1_700_000_000_000_000);
         }
         world
     }
@@ -219,8 +227,8 @@ impl World {
             magic: MEMMAP_MAGIC.into(),
             version: MEMMAP_VERSION.into(),
             count: (self.regions.len() as u32).into(),
-            rip: layout::ENTRY.into(),
-            rsp: layout::stack_top(0x10_0000).into(),
+            rip: layout::ENTRY.as_u64().into(),
+            rsp: layout::stack_top(0x10_0000).as_u64().into(),
         };
         let mut bytes = header.as_bytes().to_vec();
         for (s, offset) in &self.regions {
@@ -269,7 +277,7 @@ impl World {
                 .unwrap();
         }
         let page = b.build();
-        self.write_bytes(self.offset_of(layout::SINFO.address), &page);
+        self.write_bytes(self.offset_of(layout::SINFO.address.as_u64()), &page);
     }
 
     fn region(&self, address: u64, size: u64) -> RegionMut<'_> {
@@ -280,7 +288,7 @@ impl World {
 
     /// The subject's debug log, one string per message.
     fn log(&self) -> Vec<String> {
-        let r = self.region(layout::DEBUGLOG.address, layout::DEBUGLOG.size);
+        let r = self.region(layout::DEBUGLOG.address.as_u64(), layout::DEBUGLOG.size);
         let mut reader = Reader::new(
             Region::clone(&r),
             debuglog::PROTOCOL,
@@ -516,7 +524,7 @@ fn a_taken_address_gives_status_125() {
         .position(|(s, _)| s.name == "ram")
         .unwrap();
     let at = std::mem::size_of::<MemMapHeader>() + ram_index * std::mem::size_of::<MemMapEntry>();
-    world.write_bytes(at, &layout::SINFO.address.to_le_bytes());
+    world.write_bytes(at, &layout::SINFO.address.as_u64().to_le_bytes());
     let r = run(&fixture(), &world, true, |_| vec![]);
     assert_eq!(r.status.code(), Some(125));
     assert!(
@@ -610,8 +618,8 @@ fn the_timed_event_wakes_a_sleeping_subject_at_its_deadline() {
     let r = run(&fixture(), &world, true, |w| {
         // The kernel: read the timed event page, wait for the trigger, fire it.
         let (trigger, event) = (
-            w.load(layout::TIMED_EVENT.address, 0),
-            w.load(layout::TIMED_EVENT.address, 8),
+            w.load(layout::TIMED_EVENT.address.as_u64(), 0),
+            w.load(layout::TIMED_EVENT.address.as_u64(), 8),
         );
         armed.push((trigger, event));
         if trigger == u64::MAX {
@@ -620,7 +628,7 @@ fn the_timed_event_wakes_a_sleeping_subject_at_its_deadline() {
         while rdtsc() < trigger {
             std::thread::sleep(Duration::from_micros(200));
         }
-        w.store(layout::TIMED_EVENT.address, 0, u64::MAX);
+        w.store(layout::TIMED_EVENT.address.as_u64(), 0, u64::MAX);
         vec![32]
     });
     let log = world.log();
@@ -636,7 +644,7 @@ fn the_timed_event_wakes_a_sleeping_subject_at_its_deadline() {
         "trigger {after} ms after the start, expected about 50"
     );
     assert_eq!(
-        world.load(layout::TIMED_EVENT.address, 0),
+        world.load(layout::TIMED_EVENT.address.as_u64(), 0),
         u64::MAX,
         "disarmed"
     );

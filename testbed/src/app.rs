@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use muen_app::manifest::{App, Plan};
+use muen_manifest::{App, Plan};
 
 /// Why an app cannot be used.
 #[derive(Debug)]

@@ -28,7 +28,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use muen_app::hosted::Message;
+use muen_testbed_abi::hosted::Message;
 
 use crate::clock::{rdtsc, SubjectClock, TscRate};
 use crate::memory::Memory;
@@ -222,8 +222,8 @@ impl<'a> Kernel<'a> {
         frame: Duration,
         injector: &'a Injector<'a>,
     ) -> Kernel<'a> {
-        let sched = world.region_index(muen_app::names::SCHEDULING_INFO);
-        let timed = world.region_index(muen_app::names::TIMED_EVENT);
+        let sched = world.region_index(muen_abi::names::SCHEDULING_INFO);
+        let timed = world.region_index(muen_abi::names::TIMED_EVENT);
         // The toolchain pages are always in the world (`world::toolchain_regions`).
         let (sched, timed) = (sched.unwrap_or(0), timed.unwrap_or(0));
         let frame = tsc.ticks(frame).max(1);
@@ -231,7 +231,7 @@ impl<'a> Kernel<'a> {
         let mut actions = [Action::Ignore; 64];
         for e in &world.events {
             let slot = &mut actions[usize::from(e.number & 63)];
-            if e.name == muen_app::names::EXIT_EVENT {
+            if e.name == muen_abi::names::EXIT_EVENT {
                 *slot = Action::Exit;
             } else if let Some(v) = world.vector(&e.name) {
                 // A source and a target event of one name form a self event (`timer`).

@@ -1,7 +1,7 @@
 //! The subject's memory: one shared memory file in place of Muen's physical memory.
 //!
 //! [`Memory::new`] creates a `memfd`, places every region of the [`World`] at a
-//! page-aligned offset after the memory map (`muen_app::hosted`), writes the map and
+//! page-aligned offset after the memory map (`muen_testbed_abi::hosted`), writes the map and
 //! the regions' initial content, seals the file's size and maps all of it into the
 //! testbed. The subject maps the same file at the regions' virtual addresses, so a
 //! channel is the same bytes for the subject and for the testbed's peer, as on Muen.
@@ -19,11 +19,11 @@ use std::os::unix::fs::FileExt;
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
 
-use muen_app::hosted::{
+use muen_abi::layout::PAGE_SIZE;
+use muen_testbed_abi::hosted::{
     MemMapEntry, MemMapHeader, ENTRY_EXECUTABLE, ENTRY_WRITABLE, MEMMAP_MAGIC, MEMMAP_MAX_ENTRIES,
     MEMMAP_SIZE, MEMMAP_VERSION,
 };
-use muen_app::layout::PAGE_SIZE;
 use zerocopy::IntoBytes;
 
 use crate::world::{Content, World};
@@ -63,7 +63,7 @@ pub fn place(world: &World) -> Option<(Vec<Placement>, u64)> {
     Some((placements, offset))
 }
 
-/// Places the regions in guest RAM (`muen_app::qemu`): from `REGIONS_BASE` on, above the
+/// Places the regions in guest RAM (`muen_testbed_abi::qemu`): from `REGIONS_BASE` on, above the
 /// boot stage and the legacy hole, a region of at least 2 MiB at a 2 MiB-aligned
 /// address at a 2 MiB-aligned offset too (so that the boot stage maps it with large
 /// pages); then the page table pool, as large as the boot stage may need for these
@@ -71,7 +71,7 @@ pub fn place(world: &World) -> Option<(Vec<Placement>, u64)> {
 /// overflow.
 pub fn place_qemu(world: &World) -> Option<(Vec<Placement>, Range<u64>, u64)> {
     const LARGE: u64 = muen_qemu_boot::paging::LARGE_PAGE_SIZE;
-    let mut offset = muen_app::qemu::REGIONS_BASE;
+    let mut offset = muen_testbed_abi::qemu::REGIONS_BASE;
     let mut placements = Vec::with_capacity(world.regions.len());
     for r in &world.regions {
         if r.size >= LARGE && r.address % LARGE == 0 {
@@ -166,7 +166,7 @@ impl Memory {
             }
             Layout::Qemu => {
                 let (placements, pool, size) = place_qemu(world).ok_or_else(overflow)?;
-                let limit = muen_app::qemu::RAM_LIMIT;
+                let limit = muen_testbed_abi::qemu::RAM_LIMIT;
                 if size > limit {
                     return Err(io::Error::other(format!(
                         "the subject needs {} MiB of guest RAM; QEMU mode has at most {} MiB \
@@ -262,7 +262,7 @@ impl Memory {
     /// # Panics
     ///
     /// If `offset` is not 8-byte aligned or the word is not inside the file (offsets come
-    /// from `muen_app::qemu`'s layout, not from the guest).
+    /// from `muen_testbed_abi::qemu`'s layout, not from the guest).
     pub fn word_at(&self, offset: u64) -> &AtomicU64 {
         assert!(offset % 8 == 0, "unaligned word");
         let at = usize::try_from(offset).expect("word outside the file");
@@ -388,7 +388,7 @@ mod tests {
     fn read_back(memory: &Memory) -> io::Result<Vec<(u64, Vec<u8>)>> {
         let mut head = vec![0u8; MEMMAP_SIZE as usize];
         memory.file.read_exact_at(&mut head, 0)?;
-        let map = muen_app::hosted::MemMap::parse(&head)
+        let map = muen_testbed_abi::hosted::MemMap::parse(&head)
             .map_err(|e| io::Error::other(format!("bad memory map: {e:?}")))?;
         let mut out = Vec::new();
         for e in map.entries() {
@@ -419,7 +419,7 @@ mod tests {
         let last = p.last().unwrap();
         assert_eq!(size, last.offset + last.size);
         let map = memory_map(&w, &p);
-        let parsed = muen_app::hosted::MemMap::parse(&map).unwrap();
+        let parsed = muen_testbed_abi::hosted::MemMap::parse(&map).unwrap();
         assert_eq!(parsed.entries().len(), w.regions.len());
         assert_eq!(parsed.header().rip.get(), 0x20_0000);
         for (e, r) in parsed.entries().iter().zip(&w.regions) {

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use muen_channel::protocol::{muenblock, muennet};
 use muen_channel::{epoch_from, Writer};
 
-use muen_app::qemu::{BOOT_CONFIG_ADDRESS, BOOT_CONFIG_GO_OFFSET};
+use muen_testbed_abi::qemu::{BOOT_CONFIG_ADDRESS, BOOT_CONFIG_GO_OFFSET};
 
 use crate::clock::{rdtsc, SubjectClock, TscRate};
 use crate::kernel::{self, End, Injector, Kernel, KernelStats, QemuReport};
@@ -340,7 +340,7 @@ pub fn run(options: Options) -> Result<Report, RunError> {
     })?;
     let page = crate::sinfo::page(world, options.tsc)
         .map_err(|e| RunError::BadInput(format!("building the sinfo page: {e}")))?;
-    let sinfo = world.region_index(muen_app::names::SINFO).unwrap_or(0);
+    let sinfo = world.region_index(muen_abi::names::SINFO).unwrap_or(0);
     memory
         .write_initial(sinfo, 0, &page)
         .map_err(host("writing the sinfo page"))?;
@@ -354,7 +354,7 @@ pub fn run(options: Options) -> Result<Report, RunError> {
     }
     let clock = SubjectClock::host();
     let time_info = world
-        .region_index(muen_app::names::TIME_INFO)
+        .region_index(muen_abi::names::TIME_INFO)
         .filter(|_| world.has_library(Library::Time));
     // A QEMU guest's TSC is known only once the boot stage reports it.
     if let (Some(i), None) = (time_info, &qemu) {
@@ -438,7 +438,7 @@ pub fn run(options: Options) -> Result<Report, RunError> {
         .map_err(|e| RunError::BadInput(e.to_string()))?;
         servers.push(server);
     }
-    let log = match world.region_index(muen_app::names::DEBUGLOG) {
+    let log = match world.region_index(muen_abi::names::DEBUGLOG) {
         Some(i) if world.has_library(Library::Debuglog) => {
             let region = memory
                 .channel(i)

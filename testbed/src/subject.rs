@@ -1,7 +1,7 @@
 //! Starting the subject process (or, in QEMU mode, QEMU) and collecting its end.
 //!
 //! The child gets the memory file on fd 3 and its end of the control socket on fd 4
-//! (`muen_app::hosted::{MEMORY_FD, CONTROL_FD}`; QEMU gets its four descriptors as fds 3
+//! (`muen_testbed_abi::hosted::{MEMORY_FD, CONTROL_FD}`; QEMU gets its four descriptors as fds 3
 //! to 6, see `crate::qemu::machine`); every other descriptor except 0, 1 and 2 is
 //! closed, stdin is `/dev/null`, the signal mask is empty. It runs in its own
 //! process group (a Ctrl-C at the terminal reaches the testbed, which then stops the
@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::{ChildStderr, Command, Stdio};
 use std::time::Duration;
 
-use muen_app::hosted::{CONTROL_FD, MEMORY_FD};
+use muen_testbed_abi::hosted::{CONTROL_FD, MEMORY_FD};
 
 use crate::os::cvt;
 

@@ -26,8 +26,8 @@
 
 use std::fmt;
 
-use muen_app::layout;
-use muen_app::names::NAME_MAX;
+use muen_abi::layout;
+use muen_abi::names::NAME_MAX;
 use muen_sinfo::MemoryKind;
 
 /// How the subject maps a region.
@@ -154,20 +154,20 @@ impl Library {
     }
 
     /// The channel the library maps, at the address and size of its Muen
-    /// specification (`muen_app::layout`; the debug log size is the MirageOS
+    /// specification (`muen_abi::layout`; the debug log size is the MirageOS
     /// template's `$logchannel_size`).
     pub fn region(self) -> Region {
         match self {
             Library::Debuglog => Region::channel(
-                muen_app::names::DEBUGLOG,
-                layout::DEBUGLOG.address,
+                muen_abi::names::DEBUGLOG,
+                layout::DEBUGLOG.address.as_u64(),
                 layout::DEBUGLOG.size,
                 Role::Writer,
                 Origin::Library(self),
             ),
             Library::Time => Region::channel(
-                muen_app::names::TIME_INFO,
-                layout::TIME_INFO.address,
+                muen_abi::names::TIME_INFO,
+                layout::TIME_INFO.address.as_u64(),
                 layout::TIME_INFO.size,
                 Role::Reader,
                 Origin::Library(self),
@@ -180,7 +180,7 @@ impl Library {
 pub fn toolchain_regions() -> [Region; 3] {
     let page = |name: &str, r: layout::Region, writable, kind, content| Region {
         name: name.to_string(),
-        address: r.address,
+        address: r.address.as_u64(),
         size: r.size,
         writable,
         executable: false,
@@ -193,21 +193,21 @@ pub fn toolchain_regions() -> [Region; 3] {
     [
         // The sinfo region is file-backed (the toolchain writes `<subject>_sinfo`).
         page(
-            muen_app::names::SINFO,
+            muen_abi::names::SINFO,
             layout::SINFO,
             false,
             MemoryKind::SubjectInfo,
             Content::File,
         ),
         page(
-            muen_app::names::SCHEDULING_INFO,
+            muen_abi::names::SCHEDULING_INFO,
             layout::SCHEDULING_INFO,
             false,
             MemoryKind::SubjectSchedulingInfo,
             Content::Uninitialized,
         ),
         page(
-            muen_app::names::TIMED_EVENT,
+            muen_abi::names::TIMED_EVENT,
             layout::TIMED_EVENT,
             true,
             MemoryKind::SubjectTimedEvent,
@@ -326,7 +326,7 @@ impl fmt::Display for WorldError {
 impl std::error::Error for WorldError {}
 
 /// The highest address (exclusive) a hosted subject can map: the lower canonical half.
-const ADDRESS_LIMIT: u64 = layout::DEVICE_LIMIT;
+const ADDRESS_LIMIT: u64 = layout::DEVICE_LIMIT.as_u64();
 
 impl World {
     /// Checks the resources and finds the devices. `regions`, `events` and `vectors`

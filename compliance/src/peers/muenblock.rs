@@ -17,7 +17,7 @@ use muen_subject::block::MuenBlock;
 
 use crate::block::{BlockFault, BlockPeer};
 use crate::server::ServerHarness;
-use crate::sim::{memory, page, shared, SimSys};
+use muen_sim::{memory, page, shared, SimSys};
 
 /// Counters of a [`MemServer`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -341,7 +341,7 @@ pub fn muenblock(
     // SAFETY: the page names the leaked buffers above, alive forever, used otherwise
     // only by the server through atomic accesses.
     let mut dev = unsafe { MuenBlock::acquire(sys, &info, "disk") }.expect("the server answers");
-    dev.set_timeout(50_000_000);
+    dev.set_timeout(muen_abi::time::Duration::from_millis(50));
     (dev, MemServerPeer { server })
 }
 

@@ -9,7 +9,7 @@ use muen_subject::device::FRAME_MAX;
 use muen_subject::net::MuenNet;
 
 use crate::net::{NetFault, NetPeer};
-use crate::sim::{memory, page, shared, SimSys};
+use muen_sim::{memory, page, shared, SimSys};
 
 /// A protocol identifier that is not muennet's, for [`NetFault::Incompatible`].
 const OTHER_PROTOCOL: u64 = 0x0bad_0bad_0bad_0bad;

@@ -9,7 +9,6 @@
 //! verified`, the tail) and exits.
 
 #![cfg_attr(not(test), no_std)]
-#![warn(missing_docs)]
 #![deny(unsafe_code)]
 
 pub mod format;

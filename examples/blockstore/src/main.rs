@@ -17,12 +17,12 @@ use blockstore::{Appended, Found, Tail, DEVICE};
 use core::fmt::Write as _;
 use log::{error, info, warn};
 use muen_subject::device::BlockDevice;
-use muen_subject::Runtime;
+use muen_subject::{Duration, Runtime};
 
 muen_subject::entry!(main);
 
 /// How long to wait for the wall clock to be published.
-const WALL_CLOCK_WAIT_NS: u64 = 100_000_000;
+const WALL_CLOCK_WAIT: Duration = Duration::from_millis(100);
 
 /// A `fmt::Write` into a payload buffer that stops at its end.
 struct Payload<'a> {
@@ -53,10 +53,7 @@ fn main(rt: &mut Runtime) -> i32 {
         geometry.capacity, geometry.block_size
     );
     // The wall clock, if Muen's time subject (or the testbed) publishes it.
-    let unix_s = rt
-        .wall_clock(WALL_CLOCK_WAIT_NS)
-        .ok()
-        .map(|ns| ns / 1_000_000_000);
+    let unix_s = rt.wall_clock(WALL_CLOCK_WAIT).ok().map(|t| t.as_secs());
     let report = blockstore::boot(&mut dev, |boot, buf| {
         let mut p = Payload { buf, len: 0 };
         let _ = match unix_s {

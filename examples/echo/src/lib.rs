@@ -24,7 +24,6 @@
 //! modules here are tested on the host (`cargo test -p echo`).
 
 #![cfg_attr(not(test), no_std)]
-#![warn(missing_docs)]
 #![deny(unsafe_code)]
 
 pub mod http;
@@ -32,7 +31,7 @@ mod server;
 pub mod status;
 
 pub use server::{
-    Buffers, Counted, Memory, Queues, Server, CONNECTION_LIMIT_NS, HTTP_RX, HTTP_SOCKETS, HTTP_TX,
+    Buffers, Counted, Memory, Queues, Server, CONNECTION_LIMIT, HTTP_RX, HTTP_SOCKETS, HTTP_TX,
     SOCKETS, UDP_BUFFER, UDP_PACKETS, UDP_PAYLOAD_MAX,
 };
 

@@ -32,7 +32,7 @@ fn main(rt: &mut Runtime) -> i32 {
     let mut slots = [SocketStorage::EMPTY; SOCKETS];
     // The TSC at start seeds TCP's initial sequence numbers: they differ per boot.
     let now = rt.now();
-    let mut server = Server::new(device, memory, &mut slots, name, now, now);
+    let mut server = Server::new(device, memory, &mut slots, name, now, now.as_nanos());
     let m = server.device().info().mac;
     info!(
         "{DEVICE}: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",

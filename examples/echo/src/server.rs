@@ -6,12 +6,12 @@ use core::fmt::Write as _;
 use muen_subject::device::NetDevice;
 use muen_subject::net::{MuenNet, NetStats};
 use muen_subject::smoltcp::Adapter;
-use muen_subject::Sys;
+use muen_subject::{Duration, Instant, Sys};
 use smoltcp::iface::{
     Config, Interface, PollIngressSingleResult, SocketHandle, SocketSet, SocketStorage,
 };
 use smoltcp::socket::{tcp, udp};
-use smoltcp::time::Instant;
+use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 
 use crate::http::{self, Cursor, Method, RequestError, Status};
@@ -35,7 +35,7 @@ pub const SOCKETS: usize = 1 + HTTP_SOCKETS;
 /// The longest a connection may hold an HTTP socket, from the first segment to the
 /// end: a client that sends nothing, or never closes its side, does not keep a
 /// socket from the next one for longer.
-pub const CONNECTION_LIMIT_NS: u64 = 10_000_000_000;
+pub const CONNECTION_LIMIT: Duration = Duration::from_secs(10);
 /// The largest UDP payload without IP fragmentation (1500 - 20 - 8).
 pub const UDP_PAYLOAD_MAX: usize = 1472;
 /// The largest response (head and body).
@@ -118,8 +118,8 @@ impl Memory<'static> {
 /// An HTTP socket's connection, as the server tracks it.
 #[derive(Clone, Copy, Default)]
 struct Connection {
-    /// When the connection's first segment was seen (monotonic ns).
-    since: Option<u64>,
+    /// When the connection's first segment was seen.
+    since: Option<Instant>,
     /// Whether the response was queued (the socket is closing).
     answered: bool,
 }
@@ -133,33 +133,34 @@ pub struct Server<'a, D: NetDevice + Counted> {
     http: [SocketHandle; HTTP_SOCKETS],
     connections: [Connection; HTTP_SOCKETS],
     name: &'a str,
-    started_ns: u64,
+    started: Instant,
     stats: ServerStats,
 }
 
-fn instant(ns: u64) -> Instant {
+/// `now` as smoltcp's instant.
+fn smoltcp_instant(now: Instant) -> SmolInstant {
     // u64 nanoseconds / 1000 always fits i64 microseconds.
-    Instant::from_micros((ns / 1000) as i64)
+    SmolInstant::from_micros((now.as_nanos() / 1000) as i64)
 }
 
 impl<'a, D: NetDevice + Counted> Server<'a, D> {
     /// A server on `device` at [`ADDRESS`]/[`PREFIX_LEN`] with the buffers of
     /// `memory` and the socket table `slots`. `name` is shown on the status page,
-    /// `now_ns` is the current monotonic time (uptime starts here), `seed` seeds
+    /// `now` is the current monotonic time (uptime starts here), `seed` seeds
     /// smoltcp's TCP initial sequence numbers.
     pub fn new(
         device: D,
         memory: Memory<'a>,
         slots: &'a mut [SocketStorage<'a>; SOCKETS],
         name: &'a str,
-        now_ns: u64,
+        now: Instant,
         seed: u64,
     ) -> Self {
         let mac = device.info().mac;
         let mut device = Adapter::new(device);
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
         config.random_seed = seed;
-        let mut iface = Interface::new(config, &mut device, instant(now_ns));
+        let mut iface = Interface::new(config, &mut device, smoltcp_instant(now));
         iface.update_ip_addrs(|addrs| {
             // The interface holds up to two addresses; this is the first.
             let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(ADDRESS), PREFIX_LEN));
@@ -199,10 +200,10 @@ impl<'a, D: NetDevice + Counted> Server<'a, D> {
             http,
             connections: [Connection::default(); HTTP_SOCKETS],
             name,
-            started_ns: now_ns,
+            started: now,
             stats: ServerStats::default(),
         };
-        server.recycle(instant(now_ns)); // puts every HTTP socket into LISTEN
+        server.recycle(smoltcp_instant(now)); // puts every HTTP socket into LISTEN
         server
     }
 
@@ -219,11 +220,12 @@ impl<'a, D: NetDevice + Counted> Server<'a, D> {
         }
     }
 
-    /// Does all work that is due at `now_ns`: takes in every waiting frame, answers
+    /// Does all work that is due at `now`: takes in every waiting frame, answers
     /// UDP and HTTP, sends what is queued. Frames that arrive during the call are
     /// left in the device for the next call.
-    pub fn poll(&mut self, now_ns: u64) {
-        let now = instant(now_ns);
+    pub fn poll(&mut self, now: Instant) {
+        let at = now;
+        let now = smoltcp_instant(now);
         // Frame by frame, so that a socket whose connection just ended listens again
         // before the next frame, which may be a new client's SYN.
         while !matches!(
@@ -235,7 +237,7 @@ impl<'a, D: NetDevice + Counted> Server<'a, D> {
         }
         self.recycle(now);
         self.serve_udp();
-        self.serve_http(now_ns);
+        self.serve_http(at);
         // Egress only: a frame that arrived meanwhile stays in the device, where the
         // caller's idle loop sees it, instead of being taken in after the sockets
         // were served and then slept over.
@@ -243,23 +245,23 @@ impl<'a, D: NetDevice + Counted> Server<'a, D> {
             .poll_egress(now, &mut self.device, &mut self.sockets);
     }
 
-    /// When [`poll`](Self::poll) must run next if no frame arrives before (monotonic
-    /// ns; `u64::MAX`: only when a frame arrives): smoltcp's timers and the
+    /// When [`poll`](Self::poll) must run next if no frame arrives before
+    /// ([`Instant::MAX`]: only when a frame arrives): smoltcp's timers and the
     /// connection limit.
-    pub fn poll_at(&mut self, now_ns: u64) -> u64 {
+    pub fn poll_at(&mut self, now: Instant) -> Instant {
         let smoltcp = self
             .iface
-            .poll_delay(instant(now_ns), &self.sockets)
-            .map_or(u64::MAX, |d| {
-                now_ns.saturating_add(d.total_micros().saturating_mul(1000))
+            .poll_delay(smoltcp_instant(now), &self.sockets)
+            .map_or(Instant::MAX, |d| {
+                now + Duration::from_micros(d.total_micros())
             });
         let connections = self
             .connections
             .iter()
             .filter_map(|c| c.since)
-            .map(|s| s.saturating_add(CONNECTION_LIMIT_NS))
+            .map(|s| s + CONNECTION_LIMIT)
             .min()
-            .unwrap_or(u64::MAX);
+            .unwrap_or(Instant::MAX);
         smoltcp.min(connections)
     }
 
@@ -286,7 +288,7 @@ impl<'a, D: NetDevice + Counted> Server<'a, D> {
     /// abort. Whatever such a socket still has to send (the ACK of the client's FIN,
     /// an abort's reset) goes out first; then `listen` resets it without sending
     /// anything.
-    fn recycle(&mut self, now: Instant) {
+    fn recycle(&mut self, now: SmolInstant) {
         let over = |s: &tcp::Socket| matches!(s.state(), tcp::State::TimeWait | tcp::State::Closed);
         if !self
             .http
@@ -319,15 +321,15 @@ impl<'a, D: NetDevice + Counted> Server<'a, D> {
     }
 
     /// Answers complete requests, closes what is done or over its time.
-    fn serve_http(&mut self, now_ns: u64) {
+    fn serve_http(&mut self, now: Instant) {
         for i in 0..HTTP_SOCKETS {
             let socket = self.sockets.get_mut::<tcp::Socket>(self.http[i]);
             let conn = &mut self.connections[i];
             if socket.state() == tcp::State::Listen {
                 continue;
             }
-            let since = *conn.since.get_or_insert(now_ns);
-            if now_ns.saturating_sub(since) >= CONNECTION_LIMIT_NS {
+            let since = *conn.since.get_or_insert(now);
+            if now - since >= CONNECTION_LIMIT {
                 socket.abort(); // listened on again next round
                 continue;
             }
@@ -354,7 +356,7 @@ impl<'a, D: NetDevice + Counted> Server<'a, D> {
             };
             let page = Page {
                 name: self.name,
-                uptime_ns: now_ns.saturating_sub(self.started_ns),
+                uptime: now - self.started,
                 mac: self.device.device().info().mac,
                 net: self.device.device().stats(),
                 server: ServerStats {

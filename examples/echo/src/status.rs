@@ -3,6 +3,7 @@
 use core::fmt::{self, Write};
 
 use muen_subject::net::NetStats;
+use muen_subject::Duration;
 
 /// What the server itself counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -24,8 +25,8 @@ pub struct ServerStats {
 pub struct Page<'a> {
     /// The subject's name (from its sinfo page).
     pub name: &'a str,
-    /// Nanoseconds since the server started.
-    pub uptime_ns: u64,
+    /// The time since the server started.
+    pub uptime: Duration,
     /// The device's MAC address.
     pub mac: [u8; 6],
     /// The device's counters.
@@ -44,8 +45,8 @@ pub fn render(out: &mut impl Write, page: &Page<'_>) -> fmt::Result {
     writeln!(
         out,
         "uptime: {}.{:03} s",
-        page.uptime_ns / 1_000_000_000,
-        page.uptime_ns / 1_000_000 % 1000
+        page.uptime.as_secs(),
+        page.uptime.subsec_millis()
     )?;
     writeln!(out, "address: {}/{}", crate::ADDRESS, crate::PREFIX_LEN)?;
     writeln!(
@@ -82,7 +83,7 @@ mod tests {
     fn the_page_names_the_subject_and_every_counter() {
         let page = Page {
             name: "echo",
-            uptime_ns: 3_141_592_653,
+            uptime: Duration::from_nanos(3_141_592_653),
             mac: [0x02, 0xab, 0, 1, 2, 0xff],
             net: NetStats {
                 rx_frames: 10,

@@ -9,26 +9,21 @@
 
 use log::info;
 use muen_subject::sinfo::ResourceData;
-use muen_subject::Runtime;
+use muen_subject::{Duration, Runtime};
 
 muen_subject::entry!(main);
 
 /// How long to wait for the time subject to publish the wall clock.
-const WALL_CLOCK_WAIT_NS: u64 = 100_000_000;
+const WALL_CLOCK_WAIT: Duration = Duration::from_millis(100);
 
 fn main(rt: &mut Runtime) -> i32 {
     info!("hello from {}", rt.name());
-    let ns = rt.now();
-    info!(
-        "monotonic {}.{:09} s",
-        ns / 1_000_000_000,
-        ns % 1_000_000_000
-    );
-    match rt.wall_clock(WALL_CLOCK_WAIT_NS) {
-        Ok(ns) => info!(
+    info!("monotonic {}", rt.now());
+    match rt.wall_clock(WALL_CLOCK_WAIT) {
+        Ok(t) => info!(
             "wall clock {}.{:09} s since 1970",
-            ns / 1_000_000_000,
-            ns % 1_000_000_000
+            t.as_secs(),
+            t.subsec_nanos()
         ),
         Err(e) => info!("wall clock not published: {}", e),
     }

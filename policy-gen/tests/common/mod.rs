@@ -278,7 +278,7 @@ impl Elf {
     }
 }
 
-pub const IMAGE: u64 = muen_app::layout::IMAGE_BASE;
+pub const IMAGE: u64 = muen_abi::layout::IMAGE_BASE.as_u64();
 
 /// A runtime-like image: code with the entry, read-only data, data with a zero-filled
 /// tail, and a separate `.bss` segment.

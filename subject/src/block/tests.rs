@@ -1,6 +1,6 @@
 use super::*;
-use crate::testing::{memory, page, shared, TestSys};
 use muen_channel::protocol::muenblock::{REQUEST_REGION_SIZE, RESPONSE_REGION_SIZE};
+use muen_sim::{memory, page, shared, SimSys};
 use muen_sinfo::MemoryKind;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -146,7 +146,7 @@ impl Server {
 }
 
 struct Setup {
-    sys: &'static TestSys,
+    sys: &'static SimSys,
     server: Rc<RefCell<Server>>,
     info: SubjectInfo<'static>,
 }
@@ -170,18 +170,18 @@ fn setup_with(blocks: u64, configure: impl FnOnce(&mut Server)) -> Setup {
     let mut server = Server::new(req, resp, data, blocks);
     configure(&mut server);
     let server = Rc::new(RefCell::new(server));
-    let sys: &'static TestSys = Box::leak(Box::new(TestSys::new()));
+    let sys: &'static SimSys = SimSys::leaked();
     let peer = server.clone();
     sys.set_peer(move || peer.borrow_mut().step());
     Setup { sys, server, info }
 }
 
-fn acquire(s: &Setup) -> Result<MuenBlock<'static, TestSys>, AcquireError> {
+fn acquire(s: &Setup) -> Result<MuenBlock<'static, SimSys>, AcquireError> {
     // SAFETY: the page points at leaked buffers.
     unsafe { MuenBlock::acquire(s.sys, &s.info, "disk") }
 }
 
-fn setup(configure: impl FnOnce(&mut Server)) -> (Setup, MuenBlock<'static, TestSys>) {
+fn setup(configure: impl FnOnce(&mut Server)) -> (Setup, MuenBlock<'static, SimSys>) {
     let s = setup_with(2048, configure);
     let dev = acquire(&s).unwrap();
     (s, dev)
@@ -229,7 +229,7 @@ fn acquisition_resets_then_asks_for_the_geometry() {
     tags.dedup();
     assert_eq!(tags.len(), 6, "every request has its own tag");
     // The request event was triggered (once per batch).
-    assert_eq!(*s.sys.events.borrow(), [3, 3]);
+    assert_eq!(s.sys.events(), [3, 3]);
 }
 
 #[test]
@@ -392,18 +392,15 @@ fn server_error_status_is_an_error_value_and_the_device_stays_usable() {
 #[test]
 fn a_silent_server_times_out_and_the_device_resets_before_the_next_request() {
     let (s, mut dev) = setup(|_| {});
-    dev.set_timeout(50_000_000);
-    s.sys.step.set(100_000);
+    dev.set_timeout(Duration::from_millis(50));
+    s.sys.set_step(100_000);
     s.server.borrow_mut().silent = true;
     let start = s.sys.tsc();
     let mut buf = vec![0u8; 4096];
     assert_eq!(dev.read(0, &mut buf), Err(BlockError::Timeout));
-    let waited = s.sys.tsc() - start;
+    let waited = s.sys.tsc().saturating_ticks_since(start);
     assert!((50_000_000..50_200_000).contains(&waited), "{waited}");
-    assert!(
-        s.sys.waits.get() > 10,
-        "it waited, it did not give up at once"
-    );
+    assert!(s.sys.waits() > 10, "it waited, it did not give up at once");
     assert_eq!(dev.stats().timeouts, 1);
     s.server.borrow_mut().silent = false;
     let seen = s.server.borrow().seen.len();
@@ -436,7 +433,7 @@ fn discard_clears_in_chunks_of_max_blocks() {
 fn acquisition_fails_cleanly() {
     let s = setup_with(2048, |srv| srv.silent = true);
     // Ten seconds (the default timeout) in steps of 10 ms.
-    s.sys.step.set(10_000_000);
+    s.sys.set_step(10_000_000);
     let e = acquire(&s).err().unwrap();
     assert_eq!(
         e,
@@ -460,7 +457,7 @@ fn acquisition_fails_cleanly() {
         })
     ));
     let info = page("blockstore", |_| {});
-    let sys = TestSys::new();
+    let sys = SimSys::new();
     // SAFETY: the page names no regions.
     let e = unsafe { MuenBlock::acquire(&sys, &info, "disk") }
         .err()

@@ -1,7 +1,7 @@
 use super::*;
-use crate::testing::{memory, page, shared, TestSys};
 use core::sync::atomic::AtomicU64;
 use muen_channel::{Misbehaviour, RegionMut};
+use muen_sim::{memory, page, shared, SimSys};
 use muen_sinfo::MemoryKind;
 
 /// A channel pair in ordinary memory and the peer's ends of it.
@@ -11,7 +11,7 @@ struct Peer {
     input: &'static [AtomicU64],
 }
 
-fn setup(sys: &TestSys, with_event: bool) -> (MuenNet<'_, TestSys>, Peer) {
+fn setup(sys: &SimSys, with_event: bool) -> (MuenNet<'_, SimSys>, Peer) {
     let input = shared(0x4000);
     let output = shared(0x4000);
     let info = page("echo", |b| {
@@ -69,7 +69,7 @@ impl Peer {
 
 #[test]
 fn frames_travel_both_ways_and_the_event_follows_each_write() {
-    let sys = TestSys::new();
+    let sys = SimSys::new();
     let (mut net, mut peer) = setup(&sys, true);
     let mut buf = [0u8; FRAME_MAX];
     // A new epoch counts as data until a read synchronised to it.
@@ -92,7 +92,7 @@ fn frames_travel_both_ways_and_the_event_follows_each_write() {
     for len in [14usize, 1514, 100] {
         net.transmit(&frame(len, 9)).unwrap();
     }
-    assert_eq!(*sys.events.borrow(), [2, 2, 2]);
+    assert_eq!(sys.events(), [2, 2, 2]);
     for len in [14usize, 1514, 100] {
         assert_eq!(peer.read().unwrap(), frame(len, 9));
     }
@@ -105,23 +105,23 @@ fn frames_travel_both_ways_and_the_event_follows_each_write() {
 
 #[test]
 fn no_event_without_one_in_the_policy() {
-    let sys = TestSys::new();
+    let sys = SimSys::new();
     let (mut net, mut peer) = setup(&sys, false);
     net.transmit(&[1, 2, 3]).unwrap();
-    assert!(sys.events.borrow().is_empty());
+    assert!(sys.events().is_empty());
     assert_eq!(peer.read().unwrap(), [1, 2, 3]);
 }
 
 #[test]
 fn whole_frames_only() {
-    let sys = TestSys::new();
+    let sys = SimSys::new();
     let (mut net, mut peer) = setup(&sys, true);
     assert_eq!(net.transmit(&[]), Err(NetError::EmptyFrame));
     assert_eq!(
         net.transmit(&[0; 1515]),
         Err(NetError::FrameTooLarge { len: 1515 })
     );
-    assert!(sys.events.borrow().is_empty(), "nothing sent, no event");
+    assert!(sys.events().is_empty(), "nothing sent, no event");
     assert!(!NetError::EmptyFrame.is_retryable());
     assert!(!NetError::FrameTooLarge { len: 1515 }.is_retryable());
     assert!(NetError::Again.is_retryable());
@@ -141,7 +141,7 @@ fn whole_frames_only() {
 
 #[test]
 fn bad_length_fields_are_dropped_and_counted_never_copied() {
-    let sys = TestSys::new();
+    let sys = SimSys::new();
     let (mut net, mut peer) = setup(&sys, true);
     // Elements with length fields 1515, 0xffff and 0, then a good one.
     for length in [1515u16, u16::MAX, 0] {
@@ -164,7 +164,7 @@ fn bad_length_fields_are_dropped_and_counted_never_copied() {
 
 #[test]
 fn overruns_are_counted_and_reading_recovers() {
-    let sys = TestSys::new();
+    let sys = SimSys::new();
     let (mut net, mut peer) = setup(&sys, true);
     let elements = peer.to_subject.elements();
     let mut buf = [0u8; FRAME_MAX];
@@ -204,7 +204,7 @@ fn overruns_are_counted_and_reading_recovers() {
 
 #[test]
 fn a_peer_breaking_the_protocol_is_counted_and_survived() {
-    let sys = TestSys::new();
+    let sys = SimSys::new();
     let (mut net, mut peer) = setup(&sys, true);
     let mut buf = [0u8; FRAME_MAX];
     peer.to_subject
@@ -227,7 +227,7 @@ fn a_peer_breaking_the_protocol_is_counted_and_survived() {
 
 #[test]
 fn acquisition_errors_name_the_region() {
-    let sys = TestSys::new();
+    let sys = SimSys::new();
     let input = shared(0x4000);
     let output = shared(0x4000);
     let try_acquire = |f: &dyn Fn(&mut muen_sinfo::Builder), device: &str| {
@@ -291,12 +291,12 @@ fn acquisition_errors_name_the_region() {
 
 #[test]
 fn the_writer_starts_a_fresh_non_zero_epoch() {
-    let sys = TestSys::new();
-    sys.now.set(0);
+    let sys = SimSys::new();
+    sys.set_tsc(muen_abi::time::Tsc::from_ticks(0));
     let (net, _) = setup(&sys, true);
     assert_eq!(net.tx_epoch(), 1, "TSC 0 becomes epoch 1");
-    let sys = TestSys::new();
-    sys.now.set(123_456);
+    let sys = SimSys::new();
+    sys.set_tsc(muen_abi::time::Tsc::from_ticks(123_456));
     let (net, _) = setup(&sys, true);
     assert_eq!(net.tx_epoch(), 123_456);
 }
@@ -319,7 +319,7 @@ fn mac_addresses_are_stable_local_unicast_and_distinct() {
         assert_eq!(m[0] & 0x03, 0x02, "unicast, locally administered: {m:02x?}");
     }
     assert_eq!(a[0] & 0x03, 0x02);
-    let sys = TestSys::new();
+    let sys = SimSys::new();
     let (net, _) = setup(&sys, true);
     assert_eq!(net.info().mac, a);
 }

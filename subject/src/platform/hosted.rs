@@ -11,7 +11,7 @@
 //!   where it says so), since the runtime trusts its addresses.
 //! - events: `Event(n)` datagrams; halting: `Halt`, then a blocking `recv`;
 //!   vectors: `Vector(v)` datagrams, drained (non-blocking) into
-//!   [`PENDING`](super::PENDING) whenever the runtime looks for vectors.
+//!   [`PENDING`] whenever the runtime looks for vectors.
 //! - any failure (a missing descriptor, a bad map, a mapping that fails, the testbed
 //!   closing the socket or sending something that is not a message for a subject):
 //!   one line on stderr naming the problem, exit status 125. `main` never runs with
@@ -19,14 +19,15 @@
 
 use core::fmt::{self, Write as _};
 
-use muen_app::hosted::{
+use muen_abi::layout::SINFO;
+use muen_abi::names::Name;
+use muen_abi::time::Tsc;
+use muen_channel::{Event, EventHook};
+use muen_sinfo::{ResourceData, SubjectInfo};
+use muen_testbed_abi::hosted::{
     MemMap, MemMapError, Message, CONTROL_FD, ENTRY_EXECUTABLE, ENTRY_WRITABLE, MEMMAP_SIZE,
     MEMORY_FD,
 };
-use muen_app::layout::SINFO;
-use muen_app::names::Name;
-use muen_channel::{Event, EventHook};
-use muen_sinfo::{ResourceData, SubjectInfo};
 
 use super::{Platform, VectorSet, PENDING};
 
@@ -383,7 +384,7 @@ fn check_sinfo(map: &MemMap<'_>) -> Result<(), HostedError> {
                 && (!writable || e.flags.get() & ENTRY_WRITABLE != 0)
         })
     };
-    if !mapped(SINFO.address, SINFO.size, false) {
+    if !mapped(SINFO.address.as_u64(), SINFO.size, false) {
         return Err(HostedError::NoSinfo);
     }
     // SAFETY: the page was just mapped read-only at its fixed address from the
@@ -509,8 +510,8 @@ impl EventHook for Hosted {
 }
 
 impl Platform for Hosted {
-    fn tsc(&self) -> u64 {
-        Hosted::rdtsc()
+    fn tsc(&self) -> Tsc {
+        Tsc::from_ticks(Hosted::rdtsc())
     }
 
     fn pause(&self) {

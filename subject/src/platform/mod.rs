@@ -14,6 +14,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use muen_abi::time::Tsc;
 use muen_channel::EventHook;
 
 #[cfg(target_os = "linux")]
@@ -31,8 +32,8 @@ pub type Current = hosted::Hosted;
 /// What the runtime needs from the machine. Triggering an event comes from
 /// [`EventHook`] (`vmcall` on Muen).
 pub trait Platform: EventHook {
-    /// The current TSC value.
-    fn tsc(&self) -> u64;
+    /// The current TSC reading.
+    fn tsc(&self) -> Tsc;
 
     /// A spin-wait hint (`PAUSE`).
     fn pause(&self);
@@ -53,7 +54,7 @@ pub trait Platform: EventHook {
 }
 
 impl<P: Platform + ?Sized> Platform for &P {
-    fn tsc(&self) -> u64 {
+    fn tsc(&self) -> Tsc {
         (**self).tsc()
     }
     fn pause(&self) {

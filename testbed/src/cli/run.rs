@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use muen_testbed::clock::TscRate;
+
 use muen_testbed::qemu::accel::{self, AccelChoice};
 use muen_testbed::qemu::machine::DEFAULT_QEMU;
 use muen_testbed::qemu::qmp::{self, GuestStop};
@@ -227,7 +227,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         pcaps: paths(&args.pcap),
         timeout,
         frame: DEFAULT_FRAME,
-        tsc: TscRate::host(),
+        tsc: muen_testbed::clock::host_tsc_rate(),
     };
     let report = run::run(options).map_err(|e| match e {
         RunError::BadInput(m) => Failure::BadInput(m),

@@ -30,7 +30,7 @@ pub struct BuildArgs {
 pub fn build(args: &BuildArgs) -> Result<(), Failure> {
     let world = super::run::world(args.app.as_deref(), args.policy.as_deref(), None)?;
     let tsc = match args.tsc_khz {
-        None => TscRate::host(),
+        None => muen_testbed::clock::host_tsc_rate(),
         Some(khz) => TscRate::from_khz(khz)
             .ok_or_else(|| Failure::BadInput("--tsc-khz must not be 0".into()))?,
     };

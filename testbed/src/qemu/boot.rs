@@ -1,10 +1,10 @@
 //! The boot stage (`qemu-boot/`): its image split into the ROM QEMU maps below 4 GiB
 //! (`-bios`) and the RAM part the testbed writes into guest memory, and the boot
-//! configuration (`muen_app::qemu::BootConfig`) written beside it.
+//! configuration (`muen_testbed_abi::qemu::BootConfig`) written beside it.
 
 use std::path::Path;
 
-use muen_app::qemu::{
+use muen_testbed_abi::qemu::{
     BootConfig, BOOT_AREA, BOOT_CONFIG_ADDRESS, BOOT_CONFIG_MAGIC, BOOT_CONFIG_VERSION,
     BOOT_IMAGE_BASE, CR4_OSXMMEXCPT, ROM_BASE, ROM_SIZE,
 };

@@ -1,5 +1,5 @@
 //! The doorbell: the byte stream the guest writes to I/O port
-//! [`DOORBELL_PORT`](muen_app::qemu::DOORBELL_PORT), which QEMU's `isa-debugcon` device
+//! [`DOORBELL_PORT`](muen_testbed_abi::qemu::DOORBELL_PORT), which QEMU's `isa-debugcon` device
 //! hands to the testbed through a socket.
 //!
 //! | bytes | from | meaning |
@@ -13,7 +13,7 @@
 //! parser carries on with the next byte; text is cut at [`TEXT_MAX`] bytes and shown
 //! with its control characters escaped.
 
-use muen_app::qemu::{DOORBELL_EVENT_MAX, DOORBELL_EXIT, DOORBELL_STARTED, DOORBELL_TEXT};
+use muen_testbed_abi::qemu::{DOORBELL_EVENT_MAX, DOORBELL_EXIT, DOORBELL_STARTED, DOORBELL_TEXT};
 
 /// The longest boot stage line kept; the rest of a longer line is dropped.
 pub const TEXT_MAX: usize = 512;

@@ -3,14 +3,14 @@
 //!
 //! `vmcall` cannot be trapped portably under QEMU (TCG raises #UD into the subject's
 //! IDT; KVM handles it as its own hypercall). The runtime therefore triggers events and
-//! exits through two 16-byte stubs with fixed symbols (`muen_app::qemu`); the testbed
+//! exits through two 16-byte stubs with fixed symbols (`muen_testbed_abi::qemu`); the testbed
 //! finds them in the symbol table, checks that they hold exactly the Muen bodies, and
 //! writes the QEMU bodies (port I/O to the doorbell and QEMU's exit device) over them
 //! in guest memory. The file itself is not changed.
 
 use std::path::Path;
 
-use muen_app::qemu::{
+use muen_testbed_abi::qemu::{
     EXIT_MUEN, EXIT_QEMU, EXIT_SYMBOL, HYPERCALL_MUEN, HYPERCALL_QEMU, HYPERCALL_SYMBOL, STUB_SIZE,
 };
 

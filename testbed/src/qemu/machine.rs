@@ -23,7 +23,7 @@ use std::process::{Command, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use muen_app::qemu::{DOORBELL_PORT, EXIT_PORT};
+use muen_testbed_abi::qemu::{DOORBELL_PORT, EXIT_PORT};
 
 use crate::memory::Memory;
 use crate::os::cvt;

@@ -68,7 +68,7 @@ fn leak<T>(t: T) -> &'static mut T {
     Box::leak(Box::new(t))
 }
 
-fn server(now_ns: u64) -> (Server<'static, Wire>, Queue, Queue) {
+fn server(now: muen_subject::Instant) -> (Server<'static, Wire>, Queue, Queue) {
     let to_server = Queue::default();
     let from_server = Queue::default();
     let wire = Wire {
@@ -82,7 +82,7 @@ fn server(now_ns: u64) -> (Server<'static, Wire>, Queue, Queue) {
         leak([udp::PacketMetadata::EMPTY; 2 * UDP_PACKETS]),
     );
     let slots = leak([SocketStorage::EMPTY; SOCKETS]);
-    let s = Server::new(wire, memory, slots, "test", now_ns, 42);
+    let s = Server::new(wire, memory, slots, "test", now, 42);
     (s, to_server, from_server)
 }
 
@@ -99,7 +99,7 @@ fn frame(dst: [u8; 6], ethertype: EthernetProtocol, payload_len: usize) -> Vec<u
 
 #[test]
 fn answers_arp_and_ping() {
-    let (mut s, to, from) = server(0);
+    let (mut s, to, from) = server(muen_subject::Instant::ZERO);
     let arp = ArpRepr::EthernetIpv4 {
         operation: ArpOperation::Request,
         source_hardware_addr: EthernetAddress(CLIENT_MAC),
@@ -110,7 +110,7 @@ fn answers_arp_and_ping() {
     let mut f = frame([0xff; 6], EthernetProtocol::Arp, arp.buffer_len());
     arp.emit(&mut ArpPacket::new_unchecked(&mut f[14..]));
     to.borrow_mut().push_back(f);
-    s.poll(1_000_000);
+    s.poll(muen_subject::Instant::from_nanos(1_000_000));
     let reply = from.borrow_mut().pop_front().expect("an ARP reply");
     let reply = EthernetFrame::new_checked(&reply[..]).unwrap();
     assert_eq!(reply.dst_addr(), EthernetAddress(CLIENT_MAC));
@@ -152,7 +152,7 @@ fn answers_arp_and_ping() {
         &caps,
     );
     to.borrow_mut().push_back(f);
-    s.poll(2_000_000);
+    s.poll(muen_subject::Instant::from_nanos(2_000_000));
     let reply = from.borrow_mut().pop_front().expect("an echo reply");
     let eth = EthernetFrame::new_checked(&reply[..]).unwrap();
     let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
@@ -175,12 +175,12 @@ struct Net {
     client: Interface,
     device: Adapter<Wire>,
     sockets: SocketSet<'static>,
-    now_ns: u64,
+    now: muen_subject::Instant,
 }
 
 impl Net {
     fn new() -> Net {
-        let (server, to, from) = server(0);
+        let (server, to, from) = server(muen_subject::Instant::ZERO);
         let mut device = Adapter::new(Wire {
             mac: CLIENT_MAC,
             rx: from,
@@ -190,7 +190,7 @@ impl Net {
         let mut client = Interface::new(
             Config::new(HardwareAddress::Ethernet(EthernetAddress(CLIENT_MAC))),
             &mut device,
-            Instant::ZERO,
+            SmolInstant::ZERO,
         );
         client.update_ip_addrs(|a| a.push(IpCidr::new(CLIENT_IP.into(), 24)).unwrap());
         let sockets = SocketSet::new(&mut leak([SocketStorage::EMPTY; 40])[..]);
@@ -199,15 +199,15 @@ impl Net {
             client,
             device,
             sockets,
-            now_ns: 0,
+            now: muen_subject::Instant::ZERO,
         }
     }
 
     /// One millisecond: both sides poll.
     fn step(&mut self) {
-        self.now_ns += 1_000_000;
-        self.server.poll(self.now_ns);
-        let now = instant(self.now_ns);
+        self.now = self.now + Duration::from_millis(1);
+        self.server.poll(self.now);
+        let now = smoltcp_instant(self.now);
         self.client.poll(now, &mut self.device, &mut self.sockets);
     }
 
@@ -424,12 +424,12 @@ fn idle_connections_are_dropped_at_the_limit_and_their_sockets_reused() {
     // The server sees the handshakes' last ACKs.
     net.step();
     // The server wants to wake up at the limit, not before.
-    let due = net.server.poll_at(net.now_ns);
+    let due = net.server.poll_at(net.now);
     assert!(
-        due > net.now_ns + CONNECTION_LIMIT_NS - 1_000_000_000,
+        due > net.now + (CONNECTION_LIMIT - Duration::from_secs(1)),
         "{due}"
     );
-    assert!(due <= net.now_ns + CONNECTION_LIMIT_NS);
+    assert!(due <= net.now + CONNECTION_LIMIT);
     // One more client finds no listening socket and is refused.
     let extra = net.tcp();
     net.connect(extra, 31_000);

@@ -35,7 +35,7 @@ global_asm!(
     "    ud2",
     "",
     // The two places where the subject talks to its kernel, each a 16-byte stub in
-    // its own section (`muen_app::qemu`: the testbed's QEMU mode replaces exactly these
+    // its own section (`muen_testbed_abi::qemu`: the testbed's QEMU mode replaces exactly these
     // bytes before boot, after checking them; on Muen they run as they are).
     // Event: number in RAX; RAX is clobbered, everything else preserved.
     ".section .text.muen_subject_hypercall, \"ax\", @progbits",

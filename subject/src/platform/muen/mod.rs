@@ -9,7 +9,7 @@
 //!   at `0x20_0000`, `ram`, the sinfo page, the channels) with the policy's rights;
 //! - flat 64-bit segments; whether a GDT, IDT or TSS is present in memory is not
 //!   assumed: the runtime loads its own (below);
-//! - RIP = `_start` (the first byte of the image, `muen_app::layout::ENTRY`), RSP from
+//! - RIP = `_start` (the first byte of the image, `muen_abi::layout::ENTRY`), RSP from
 //!   the policy (`layout::stack_top`: top of `ram` - 8; the runtime realigns it to 16
 //!   bytes before the first call, so any value works);
 //! - RFLAGS.IF = 0, and no vector is injected while it stays 0;
@@ -37,6 +37,7 @@
 
 use core::arch::asm;
 
+use muen_abi::time::Tsc;
 use muen_channel::{Event, EventHook};
 
 use super::{Platform, VectorSet, PENDING};
@@ -81,7 +82,7 @@ impl EventHook for Muen {
         // SAFETY: `muen_subject_hypercall` (cpu.rs) is `vmcall; ret` on Muen, where this
         // image runs as a subject at CPL 0: the kernel handles (or ignores) the event in
         // RAX and resumes us after the `vmcall`. The testbed's QEMU mode replaces the
-        // body with `out 0xe9, al; nop; ret` (muen_app::qemu::HYPERCALL_QEMU), which
+        // body with `out 0xe9, al; nop; ret` (muen_testbed_abi::qemu::HYPERCALL_QEMU), which
         // has the same contract. Either way only RAX and the flags change; the `call`
         // pushes a return address below RSP, which is safe because the target has no
         // red zone. Memory may be read or written as far as the compiler knows (no
@@ -97,8 +98,8 @@ impl EventHook for Muen {
 }
 
 impl Platform for Muen {
-    fn tsc(&self) -> u64 {
-        Muen::rdtsc()
+    fn tsc(&self) -> Tsc {
+        Tsc::from_ticks(Muen::rdtsc())
     }
 
     fn pause(&self) {
@@ -128,7 +129,7 @@ impl Platform for Muen {
         // SAFETY: `muen_subject_exit` (cpu.rs) is `cli; 1: hlt; jmp 1b` on Muen: it
         // stops this vCPU for good (with IF = 0 only an NMI, handled by Muen, could
         // resume it, and the loop halts again). In the testbed's QEMU mode its body
-        // reports the code in EDI and ends QEMU (muen_app::qemu::EXIT_QEMU), then
+        // reports the code in EDI and ends QEMU (muen_testbed_abi::qemu::EXIT_QEMU), then
         // halts the same way. It never returns, and it touches no memory.
         unsafe {
             asm!(

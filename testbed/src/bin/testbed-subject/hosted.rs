@@ -7,13 +7,13 @@ use std::fmt::Write as _;
 use std::os::fd::RawFd;
 use std::sync::Mutex;
 
-use muen_app::hosted::{
-    MemMap, Message, CONTROL_FD, ENTRY_EXECUTABLE, ENTRY_WRITABLE, MEMMAP_SIZE, MEMORY_FD,
-};
-use muen_app::layout::SINFO;
+use muen_abi::layout::SINFO;
 use muen_channel::protocol::debuglog::LogWriter;
 use muen_channel::{epoch_from, Region, RegionMut};
 use muen_sinfo::{SchedulingInfo, SubjectInfo, TimedEvent};
+use muen_testbed_abi::hosted::{
+    MemMap, Message, CONTROL_FD, ENTRY_EXECUTABLE, ENTRY_WRITABLE, MEMMAP_SIZE, MEMORY_FD,
+};
 
 /// Prints one line on stderr and exits with 125, as the runtime does when its world is
 /// broken.
@@ -73,7 +73,7 @@ fn scheduling_info() -> SchedulingInfo<'static> {
 }
 
 fn clock() -> u64 {
-    scheduling_info().tsc_schedule_start()
+    scheduling_info().tsc_schedule_start().ticks()
 }
 
 /// Maps the world and opens the log; call once, first thing.
@@ -124,7 +124,7 @@ pub fn start() -> Platform {
     // nobody changes it after the subject started.
     let page = unsafe {
         std::slice::from_raw_parts(
-            SINFO.address as usize as *const u8,
+            SINFO.address.as_u64() as usize as *const u8,
             muen_sinfo::layout::PAGE_SIZE,
         )
     };

@@ -21,9 +21,6 @@
 //! | `panic` | panics |
 //! | `segv` | touches unmapped memory |
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
-
 mod block;
 mod hosted;
 mod modes;

@@ -86,7 +86,7 @@ fn sleep(p: &mut Platform, d: Duration) -> u64 {
     let deadline = rdtsc() + (d.as_nanos() * u128::from(tsc_hz(p)) / 1_000_000_000) as u64;
     let mut timed = p.timed_event();
     timed
-        .arm(event, deadline)
+        .arm(event, muen_abi::time::Tsc::from_ticks(deadline))
         .unwrap_or_else(|e| die(&e.to_string()));
     loop {
         p.poll_vectors();
@@ -145,10 +145,10 @@ fn world(p: &mut Platform) -> i32 {
         fail(format!("frame {first:?}"));
     }
     let give_up = rdtsc() + tsc_hz(p) / 2;
-    while sched.tsc_schedule_start() == first.tsc_schedule_start && rdtsc() < give_up {
+    while sched.tsc_schedule_start().ticks() == first.tsc_schedule_start && rdtsc() < give_up {
         std::hint::spin_loop();
     }
-    if sched.tsc_schedule_start() == first.tsc_schedule_start {
+    if sched.tsc_schedule_start().ticks() == first.tsc_schedule_start {
         fail("the scheduling info page did not advance in 0.5 s".into());
     }
     // A timed event wakes a halted subject, not before its deadline.

@@ -7,10 +7,10 @@ use std::{format, vec};
 
 use serde::Deserialize;
 
-use super::error::{Format, ManifestError, NameKind, Position, Problem};
-use super::suggest::suggest;
-use super::{App, BlockDevice, NetDevice, DEFAULT_BUFFER_SIZE, DEFAULT_CHANNEL_SIZE, DEFAULT_RAM};
-use crate::names::{check_component_name, check_device_name};
+use crate::error::{Format, ManifestError, NameKind, Position, Problem};
+use crate::suggest::suggest;
+use crate::{App, BlockDevice, NetDevice, DEFAULT_BUFFER_SIZE, DEFAULT_CHANNEL_SIZE, DEFAULT_RAM};
+use muen_abi::names::{check_component_name, check_device_name};
 
 /// The manifest as written. Everything is optional so that validation reports missing
 /// keys with their field.

@@ -3,7 +3,7 @@
 //! A Muen app is described by `app.toml` ([`App::from_toml_file`]) or, for Solo5
 //! unikernels, by the JSON that `solo5-elftool query-manifest` prints
 //! ([`App::from_solo5_file`]). Either way the result is a validated [`App`]; [`Plan::new`]
-//! then applies the rules of [`crate::layout`], [`crate::names`] and [`crate::numbers`]
+//! then applies the rules of [`muen_abi::layout`], [`muen_abi::names`] and [`muen_abi::numbers`]
 //! to give every resource its address, size, event id or vector. `policy-gen` writes the
 //! plan into the component policy and the testbed builds its world from the same plan,
 //! so the two cannot disagree.
@@ -48,7 +48,7 @@ pub const DEFAULT_BUFFER_SIZE: u64 = 16 << 20;
 
 /// A validated app manifest.
 ///
-/// Names satisfy [`crate::names`], sizes are non-zero multiples of the page size, device
+/// Names satisfy [`muen_abi::names`], sizes are non-zero multiples of the page size, device
 /// names are unique across kinds and each list is sorted by name (byte order), which is
 /// the allocation order. [`Plan::new`] checks again, so an `App` built by hand cannot
 /// produce a bad plan either.
@@ -120,7 +120,7 @@ impl App {
         } else {
             let mut app = App::from_toml_file(path)?;
             if let Some(name) = name {
-                crate::names::check_component_name(name).map_err(|error| {
+                muen_abi::names::check_component_name(name).map_err(|error| {
                     ManifestError::new(
                         path,
                         Problem::Name {

@@ -122,7 +122,7 @@ pub const DOORBELL_PORT: u16 = 0xe9;
 pub const EXIT_PORT: u16 = 0xf4;
 
 /// Doorbell bytes `0..=EVENT_MAX`: the subject triggered that event (its hypercall).
-pub const DOORBELL_EVENT_MAX: u8 = crate::numbers::EVENT_MAX;
+pub const DOORBELL_EVENT_MAX: u8 = muen_abi::numbers::EVENT_MAX;
 
 /// Doorbell: the subject exits; one byte follows, its exit code (the low 8 bits, as a
 /// Linux exit status keeps them). Sent by the QEMU exit stub before it ends QEMU.

@@ -1,6 +1,10 @@
-//! A simulated runtime for drivers under test: shared memory in ordinary process
+//! The simulated Muen kernel of the project's tests: shared memory in ordinary process
 //! memory, subject info pages naming it, and a [`Sys`] whose clock advances only while
 //! the driver waits, during which it runs the peer.
+//!
+//! The runtime's driver tests, the device compliance suite and the testbed's tests all
+//! use this one simulator. It depends only on the ABI, device and channel crates, so the
+//! runtime (`muen-subject`) can use it as a dev-dependency without a cycle.
 //!
 //! Everything is leaked on purpose: drivers borrow their regions and their `Sys` for
 //! `'static`, as on Muen.
@@ -8,12 +12,19 @@
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::AtomicU64;
 
+use muen_abi::time::{Tsc, TscRate};
 use muen_channel::Event;
+use muen_device::Sys;
 use muen_sinfo::{Builder, Content, Memory, MemoryFlags, MemoryKind, SubjectInfo, Version};
-use muen_subject::{Clock, Sys};
 
-/// TSC rate of the simulated clock: 1 GHz, so ticks are nanoseconds.
+/// TSC rate of the simulated clock in kHz: 1 GHz, so ticks are nanoseconds.
 pub const KHZ: u32 = 1_000_000;
+
+/// The rate of the simulated clock ([`KHZ`]).
+pub const TSC_RATE: TscRate = match TscRate::from_khz(KHZ) {
+    Some(rate) => rate,
+    None => panic!("KHZ is not 0"),
+};
 
 /// Zeroed, 8-byte aligned memory of `bytes` bytes (rounded up to 8) that is only
 /// accessed atomically, leaked.
@@ -106,6 +117,16 @@ impl SimSys {
         self.step.set(ticks);
     }
 
+    /// Sets the clock to `tsc`.
+    pub fn set_tsc(&self, tsc: Tsc) {
+        self.now.set(tsc.ticks());
+    }
+
+    /// The events triggered so far (and keeps them).
+    pub fn events(&self) -> Vec<u8> {
+        self.events.borrow().clone()
+    }
+
     /// The events triggered so far (and forgets them).
     pub fn take_events(&self) -> Vec<u8> {
         std::mem::take(&mut self.events.borrow_mut())
@@ -122,22 +143,23 @@ impl Sys for SimSys {
         self.events.borrow_mut().push(event.number());
     }
 
-    fn tsc(&self) -> u64 {
-        self.now.get()
+    fn tsc(&self) -> Tsc {
+        Tsc::from_ticks(self.now.get())
     }
 
-    fn clock(&self) -> Clock {
-        Clock::new(KHZ).expect("1 GHz is a valid rate")
+    fn tsc_rate(&self) -> TscRate {
+        TSC_RATE
     }
 
-    fn wait(&self, deadline: u64, ready: &mut dyn FnMut() -> bool) {
+    fn wait(&self, deadline: Tsc, ready: &mut dyn FnMut() -> bool) {
         self.waits.set(self.waits.get() + 1);
         if let Some(peer) = self.peer.borrow_mut().as_mut() {
             peer();
         }
         if !ready() {
             let now = self.now.get();
-            self.now.set((now + self.step.get()).min(deadline.max(now)));
+            self.now
+                .set((now + self.step.get()).min(deadline.ticks().max(now)));
         }
     }
 }

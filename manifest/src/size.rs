@@ -2,8 +2,8 @@
 
 use std::string::{String, ToString};
 
-use super::error::SizeError;
-use crate::layout::PAGE_SIZE;
+use crate::error::SizeError;
+use muen_abi::layout::PAGE_SIZE;
 
 /// A size as written: an integer, or a string such as `"64M"`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,8 +1,10 @@
-//! The device ABI: what a network and a block device promise their users.
+//! The device ABI: what a network and a block device promise their users, and what
+//! their drivers need from the kernel.
 //!
-//! [`NetDevice`] and [`BlockDevice`] are implemented by the muennet driver
-//! ([`MuenNet`](crate::net::MuenNet)) and the muenblock client
-//! ([`MuenBlock`](crate::block::MuenBlock)). They are shaped so that Solo5's C ABI
+//! [`NetDevice`] and [`BlockDevice`] are implemented by the runtime's muennet driver
+//! (`muen_subject::net::MuenNet`) and muenblock client (`muen_subject::block::MuenBlock`),
+//! by the compliance suite's reference devices, and by anything else that wants to be
+//! a device of a Muen subject. They are shaped so that Solo5's C ABI
 //! (`solo5_net_*`, `solo5_block_*`) can wrap them one to one, and their contracts are
 //! precise enough for a compliance suite: every case is either success or one
 //! specific error, never a silent truncation.
@@ -11,14 +13,18 @@
 //! documentation below states it rule by rule. The crate `muen-device-compliance`
 //! checks an implementation against it (one check per rule, plus random operation
 //! sequences against a model).
+//!
+//! [`Sys`] is the other side: the kernel services a driver uses (trigger an event, read
+//! the TSC, wait for a vector or a deadline). The runtime implements it on Muen and in
+//! the testbed; `muen-sim` implements it with a simulated clock for tests.
+
+#![no_std]
+#![deny(unsafe_code)]
 
 use core::fmt;
 
-use muen_app::names::{Name, NameError};
-use muen_channel::{ConfigError, ReadError, RegionError};
-use muen_sinfo::{Memory, MemoryKind, SubjectInfo};
-
-pub use crate::sys::Pollable;
+use muen_abi::time::{Tsc, TscRate};
+use muen_channel::{Event, ReadError};
 
 /// Largest payload of a frame (the MTU offered to the IP layer).
 pub const MTU: usize = 1500;
@@ -41,8 +47,7 @@ pub struct NetInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NetError {
     /// "No data yet": no whole frame can be returned now. Retryable: call again after
-    /// [`Runtime::poll`](crate::Runtime::poll) (or [`Pollable::has_data`]) reports
-    /// data. Not an end of stream: a network device never ends.
+    /// the runtime's `poll` (or [`Pollable::has_data`]) reports data. Not an end of stream: a network device never ends.
     Again,
     /// `transmit`: the frame is longer than [`FRAME_MAX`]. Not retryable (the same
     /// frame is refused again); nothing was sent, in particular no truncated frame.
@@ -313,182 +318,45 @@ pub trait BlockDevice {
     fn discard(&mut self, offset: u64, len: u64) -> Result<(), BlockError>;
 }
 
-/// Why a device could not be acquired. Every variant names the resource.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AcquireError {
-    /// The device name breaks the naming rules.
-    BadName {
-        /// The name, cut to 63 bytes.
-        device: Name,
-        /// The rule it breaks.
-        error: NameError,
-    },
-    /// The sinfo page has no memory region of this name.
-    Missing {
-        /// The logical region name.
-        region: Name,
-    },
-    /// The region is not a channel (memory kind `subject_channel`).
-    NotAChannel {
-        /// The logical region name.
-        region: Name,
-        /// Its kind.
-        kind: MemoryKind,
-    },
-    /// The region must be writable and is not.
-    NotWritable {
-        /// The logical region name.
-        region: Name,
-    },
-    /// The region's address or size cannot be a channel or buffer.
-    BadRegion {
-        /// The logical region name.
-        region: Name,
-        /// Why.
-        error: RegionError,
-    },
-    /// The region cannot hold the protocol's channel.
-    Channel {
-        /// The logical region name.
-        region: Name,
-        /// Why.
-        error: ConfigError,
-    },
-    /// The event of this name has a number `vmcall` cannot carry (above 63).
-    BadEvent {
-        /// The logical event name.
-        event: Name,
-        /// Its number.
-        number: u8,
-    },
-    /// The block server failed while the client asked for the geometry.
-    Server {
-        /// The device.
-        device: Name,
-        /// What failed.
-        error: BlockError,
-    },
-    /// The block server answered a geometry question with an unusable value.
-    BadGeometry {
-        /// The device.
-        device: Name,
-        /// The question (`Max_Devices`, `Block_Length`, `Max_Blocks_Count`, ...).
-        field: &'static str,
-        /// The answer.
-        value: u64,
-    },
+/// Something a subject can wait for: a device, a channel.
+pub trait Pollable {
+    /// Whether data is waiting (a pure check: it consumes nothing).
+    fn has_data(&self) -> bool;
 }
 
-impl fmt::Display for AcquireError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AcquireError::BadName { device, error } => {
-                write!(f, "device name `{device}` {error}")
-            }
-            AcquireError::Missing { region } => {
-                write!(f, "region `{region}`: not in the subject info page")
-            }
-            AcquireError::NotAChannel { region, kind } => write!(
-                f,
-                "region `{region}`: memory kind {kind}, expected subject_channel"
-            ),
-            AcquireError::NotWritable { region } => {
-                write!(f, "region `{region}`: not writable, but this subject writes it")
-            }
-            AcquireError::BadRegion { region, error } => write!(f, "region `{region}`: {error}"),
-            AcquireError::Channel { region, error } => write!(f, "region `{region}`: {error}"),
-            AcquireError::BadEvent { event, number } => {
-                write!(f, "event `{event}`: number {number} is above 63")
-            }
-            AcquireError::Server { device, error } => {
-                write!(f, "block device `{device}`: {error}")
-            }
-            AcquireError::BadGeometry {
-                device,
-                field,
-                value,
-            } => write!(
-                f,
-                "block device `{device}`: the server answered {field} with {value}, which is unusable"
-            ),
-        }
+/// The services of the kernel a device driver uses: events, time and sleeping.
+///
+/// The runtime implements it on its platform (Muen or the testbed's hosted mode); the
+/// drivers' tests implement it with a simulated clock and an in-test peer
+/// (`muen-sim`), so the drivers run unchanged against channels in ordinary memory.
+pub trait Sys {
+    /// Triggers `event` (`vmcall` on Muen).
+    fn trigger(&self, event: Event);
+
+    /// The current TSC reading.
+    fn tsc(&self) -> Tsc;
+
+    /// The TSC rate.
+    fn tsc_rate(&self) -> TscRate;
+
+    /// Waits once: returns when `ready()` is true, the TSC reached `deadline`, or a
+    /// vector arrived (which may be unrelated: callers loop). It may also return early
+    /// for no reason (a `PAUSE` round when no timer is available); it never sleeps past
+    /// data that `ready()` would have seen when it was called.
+    fn wait(&self, deadline: Tsc, ready: &mut dyn FnMut() -> bool);
+}
+
+impl<S: Sys + ?Sized> Sys for &S {
+    fn trigger(&self, event: Event) {
+        (**self).trigger(event)
     }
-}
-
-/// `s` as a [`Name`], cut to 63 bytes at a character boundary.
-pub(crate) fn name(s: &str) -> Name {
-    let mut n = Name::new();
-    for c in s.chars() {
-        if n.push(c).is_err() {
-            break;
-        }
+    fn tsc(&self) -> Tsc {
+        (**self).tsc()
     }
-    n
-}
-
-/// The logical name of endpoint `e` of `device` (the device name was checked).
-pub(crate) fn endpoint(device: &str, e: muen_app::names::Endpoint) -> Name {
-    muen_app::names::endpoint_name(device, e).unwrap_or_else(|| name(device))
-}
-
-/// Checks a device name.
-pub(crate) fn check_name(device: &str) -> Result<(), AcquireError> {
-    muen_app::names::check_device_name(device).map_err(|error| AcquireError::BadName {
-        device: name(device),
-        error,
-    })
-}
-
-/// The memory region `region`, which must exist, be writable if `writable`, and be a
-/// channel if `channel`.
-pub(crate) fn region(
-    info: &SubjectInfo<'_>,
-    region: &Name,
-    channel: bool,
-    writable: bool,
-) -> Result<Memory, AcquireError> {
-    let m = info.memory(region).ok_or_else(|| AcquireError::Missing {
-        region: region.clone(),
-    })?;
-    if channel && m.kind != MemoryKind::SubjectChannel {
-        return Err(AcquireError::NotAChannel {
-            region: region.clone(),
-            kind: m.kind,
-        });
+    fn tsc_rate(&self) -> TscRate {
+        (**self).tsc_rate()
     }
-    if writable && !m.writable() {
-        return Err(AcquireError::NotWritable {
-            region: region.clone(),
-        });
-    }
-    Ok(m)
-}
-
-/// The event `event`, if the page has one.
-pub(crate) fn event(
-    info: &SubjectInfo<'_>,
-    event: &Name,
-) -> Result<Option<muen_channel::Event>, AcquireError> {
-    match info.event(event) {
-        None => Ok(None),
-        Some(number) => {
-            muen_channel::Event::new(number)
-                .map(Some)
-                .ok_or_else(|| AcquireError::BadEvent {
-                    event: event.clone(),
-                    number,
-                })
-        }
-    }
-}
-
-/// Address and length of `m` as a pointer and `usize`.
-pub(crate) fn span(region: &Name, m: &Memory) -> Result<(usize, usize), AcquireError> {
-    match (usize::try_from(m.address), usize::try_from(m.size)) {
-        (Ok(a), Ok(l)) => Ok((a, l)),
-        _ => Err(AcquireError::BadRegion {
-            region: region.clone(),
-            error: RegionError::TooLarge,
-        }),
+    fn wait(&self, deadline: Tsc, ready: &mut dyn FnMut() -> bool) {
+        (**self).wait(deadline, ready)
     }
 }

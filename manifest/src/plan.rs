@@ -14,11 +14,12 @@ use std::fmt;
 use std::string::{String, ToString};
 use std::vec::Vec;
 
-use super::error::NameKind;
-use super::App;
-use crate::layout::{self, DeviceAllocator, PlacementError, Region};
-use crate::names::{self, DeviceKind, Endpoint, NameError, Role};
-use crate::numbers::{self, NumberAllocator};
+use crate::error::NameKind;
+use crate::App;
+use muen_abi::layout::{self, DeviceAllocator, PlacementError, Region};
+use muen_abi::names::{self, DeviceKind, Endpoint, NameError, Role};
+use muen_abi::numbers::{self, NumberAllocator};
+use muen_abi::VirtAddr;
 
 /// An app resolved into concrete addresses, sizes, event ids and vectors.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,7 +29,7 @@ pub struct Plan {
     /// The `ram` region.
     pub ram: Region,
     /// The initial stack pointer (top of RAM minus 8).
-    pub stack_top: u64,
+    pub stack_top: VirtAddr,
     /// Every device region, in allocation order (which is also address order).
     pub devices: Vec<DeviceRegion>,
 }
@@ -142,7 +143,7 @@ impl fmt::Display for PlanError {
             PlanError::Ram { size } => write!(
                 f,
                 "RAM size {size:#x} is zero, not a multiple of 4K or larger than {:#x}",
-                layout::RAM_LIMIT - layout::RAM_BASE
+                layout::RAM_MAX
             ),
             PlanError::Placement {
                 region,
@@ -406,8 +407,8 @@ mod tests {
     use std::vec;
 
     use super::*;
-    use crate::layout::{DEVICE_BASE, DEVICE_LIMIT, GUARD_SIZE, PAGE_SIZE, RAM_BASE};
-    use crate::manifest::{BlockDevice, NetDevice, DEFAULT_RAM};
+    use crate::{BlockDevice, NetDevice, DEFAULT_RAM};
+    use muen_abi::layout::{DEVICE_BASE, DEVICE_LIMIT, GUARD_SIZE, PAGE_SIZE, RAM_BASE};
 
     fn app(net: &[(&str, u64)], block: &[(&str, u64)]) -> App {
         App {
@@ -440,7 +441,7 @@ mod tests {
             .map(|d| {
                 (
                     d.name.as_str(),
-                    d.region.address,
+                    d.region.address.as_u64(),
                     d.region.size,
                     d.event,
                     d.vector,
@@ -459,7 +460,7 @@ mod tests {
                 size: 64 << 20
             }
         );
-        assert_eq!(plan.stack_top, 0x4400_0000 - 8);
+        assert_eq!(plan.stack_top, VirtAddr::new(0x4400_0000 - 8));
         assert!(plan.devices.is_empty());
         let events: Vec<_> = plan
             .events()
@@ -484,7 +485,7 @@ mod tests {
         ))
         .unwrap();
         let g = GUARD_SIZE;
-        let a = DEVICE_BASE;
+        let a = DEVICE_BASE.as_u64();
         let b = a + 0x1000 + g; // alpha|out
         let c = b + 0x1000 + g; // zeta|in
         let d = c + 0x2000 + g; // zeta|out
@@ -590,7 +591,7 @@ mod tests {
 
     #[test]
     fn device_window_limit() {
-        let window = DEVICE_LIMIT - DEVICE_BASE;
+        let window = layout::DEVICE_WINDOW;
         // One buffer filling the window exactly (after the two channels and guards).
         let rest = window - 0x8000 - 0x4000 - 2 * GUARD_SIZE;
         let plan = Plan::new(&app(&[], &[("big", rest)])).unwrap();
@@ -640,7 +641,7 @@ mod tests {
         bad = app(&[], &[]);
         bad.ram = 0;
         assert_eq!(Plan::new(&bad), Err(PlanError::Ram { size: 0 }));
-        bad.ram = layout::RAM_LIMIT - RAM_BASE + PAGE_SIZE;
+        bad.ram = layout::RAM_MAX + PAGE_SIZE;
         assert!(matches!(Plan::new(&bad), Err(PlanError::Ram { .. })));
         bad.ram = DEFAULT_RAM;
         bad.name = "".into();
@@ -663,12 +664,12 @@ mod tests {
             for pair in plan.devices.windows(2) {
                 proptest::prop_assert_eq!(
                     pair[1].region.address,
-                    pair[0].region.end().unwrap() + GUARD_SIZE
+                    pair[0].region.end().unwrap().checked_add(GUARD_SIZE).unwrap()
                 );
             }
             let all = plan.mappings();
             for (i, x) in all.iter().enumerate() {
-                proptest::prop_assert_eq!(x.region.address % PAGE_SIZE, 0);
+                proptest::prop_assert!(x.region.address.is_page_aligned());
                 proptest::prop_assert_eq!(x.region.size % PAGE_SIZE, 0);
                 for y in &all[i + 1..] {
                     proptest::prop_assert!(!x.region.overlaps(&y.region), "{:?} {:?}", x, y);

@@ -16,21 +16,22 @@
 //!                                order, each followed by one unmapped guard page
 //! ```
 
-/// Size of a page; every region address and size is a multiple of it.
-pub const PAGE_SIZE: u64 = 0x1000;
+use crate::addr::VirtAddr;
+
+pub use crate::addr::PAGE_SIZE;
 
 /// A fixed region of the subject's address space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Region {
     /// Virtual address of the first byte.
-    pub address: u64,
+    pub address: VirtAddr,
     /// Length in bytes.
     pub size: u64,
 }
 
 impl Region {
     /// The first address past the region (`address + size`), `None` on overflow.
-    pub const fn end(&self) -> Option<u64> {
+    pub const fn end(&self) -> Option<VirtAddr> {
         self.address.checked_add(self.size)
     }
 
@@ -39,32 +40,32 @@ impl Region {
         let (Some(a_end), Some(b_end)) = (self.end(), other.end()) else {
             return true;
         };
-        self.address < b_end && other.address < a_end
+        self.address.as_u64() < b_end.as_u64() && other.address.as_u64() < a_end.as_u64()
     }
 }
 
 /// The subject info page, added to every subject by Muen's toolchain (`sinfo.md` §10).
 /// The structure is 0x7fd0 bytes; the region is 0x8000.
 pub const SINFO: Region = Region {
-    address: 0x000e_0000_0000,
+    address: VirtAddr::new(0x000e_0000_0000),
     size: 0x8000,
 };
 
 /// The scheduling info page of the subject's partition (read-only).
 pub const SCHEDULING_INFO: Region = Region {
-    address: 0x000e_0000_8000,
+    address: VirtAddr::new(0x000e_0000_8000),
     size: 0x1000,
 };
 
 /// The subject's timed event page (writable).
 pub const TIMED_EVENT: Region = Region {
-    address: 0x000e_0001_0000,
+    address: VirtAddr::new(0x000e_0001_0000),
     size: 0x1000,
 };
 
 /// The time info page published by Muen's time subject, mapped by `libmutime`.
 pub const TIME_INFO: Region = Region {
-    address: 0x000f_ffd0_0000,
+    address: VirtAddr::new(0x000f_ffd0_0000),
     size: 0x1000,
 };
 
@@ -73,7 +74,7 @@ pub const TIME_INFO: Region = Region {
 /// Its size is the system's `$logchannel_size`; this is the value of Muen's MirageOS
 /// template, which the testbed uses. The runtime takes the real size from sinfo.
 pub const DEBUGLOG: Region = Region {
-    address: 0x000f_fff0_0000,
+    address: VirtAddr::new(0x000f_fff0_0000),
     size: 0x2_0000,
 };
 
@@ -81,23 +82,29 @@ pub const DEBUGLOG: Region = Region {
 /// address `policy-gen` uses when it is not given an ELF. Solo5's Muen images start
 /// their text at the same address. `policy-gen` always writes RIP explicitly, so the
 /// native vCPU profile's own default never applies.
-pub const ENTRY: u64 = 0x0020_0000;
+pub const ENTRY: VirtAddr = VirtAddr::new(0x0020_0000);
 
 /// Start of the ELF image window. Loadable segments must lie in `IMAGE_BASE..RAM_BASE`.
-pub const IMAGE_BASE: u64 = ENTRY;
+pub const IMAGE_BASE: VirtAddr = ENTRY;
 
 /// Start of the `ram` region. Fixed (not "after the last segment" as in Solo5) so that
 /// the address of RAM and of everything above it does not move when the code grows.
-pub const RAM_BASE: u64 = 0x4000_0000;
+pub const RAM_BASE: VirtAddr = VirtAddr::new(0x4000_0000);
 
 /// RAM must end at or below this address (the start of the Muen toolchain's pages).
-pub const RAM_LIMIT: u64 = SINFO.address;
+pub const RAM_LIMIT: VirtAddr = SINFO.address;
+
+/// The largest RAM: from [`RAM_BASE`] up to [`RAM_LIMIT`].
+pub const RAM_MAX: u64 = RAM_LIMIT.as_u64() - RAM_BASE.as_u64();
 
 /// Start of the device window: channels and buffers of every device.
-pub const DEVICE_BASE: u64 = 0x0010_0000_0000;
+pub const DEVICE_BASE: VirtAddr = VirtAddr::new(0x0010_0000_0000);
 
 /// The device window ends here (the top of the 47-bit lower canonical half).
-pub const DEVICE_LIMIT: u64 = 0x0000_8000_0000_0000;
+pub const DEVICE_LIMIT: VirtAddr = VirtAddr::new(0x0000_8000_0000_0000);
+
+/// Size of the device window, [`DEVICE_BASE`] up to [`DEVICE_LIMIT`].
+pub const DEVICE_WINDOW: u64 = DEVICE_LIMIT.as_u64() - DEVICE_BASE.as_u64();
 
 /// Unmapped gap left after each device region, so that an access running past the end
 /// of one region faults instead of reaching the next.
@@ -114,14 +121,14 @@ pub const BLOCK_RESPONSE_SIZE: u64 = 0x4000;
 /// The initial stack pointer for a RAM region of `ram_size` bytes: the top of RAM minus
 /// 8, as Muen's MirageOS component sets it (keeps the System V 16-byte alignment
 /// after the entry's implicit "return address" slot).
-pub const fn stack_top(ram_size: u64) -> u64 {
-    RAM_BASE + ram_size - 8
+pub const fn stack_top(ram_size: u64) -> VirtAddr {
+    VirtAddr::new(RAM_BASE.as_u64() + ram_size - 8)
 }
 
 /// The RAM region for `ram_size` bytes, or `None` if the size is zero, not page-aligned
 /// or too large to end at [`RAM_LIMIT`].
 pub const fn ram(ram_size: u64) -> Option<Region> {
-    if ram_size == 0 || ram_size % PAGE_SIZE != 0 || ram_size > RAM_LIMIT - RAM_BASE {
+    if ram_size == 0 || ram_size % PAGE_SIZE != 0 || ram_size > RAM_MAX {
         return None;
     }
     Some(Region {
@@ -137,7 +144,7 @@ pub const fn ram(ram_size: u64) -> Option<Region> {
 /// multiples of [`PAGE_SIZE`], and everything must end at or below [`DEVICE_LIMIT`].
 #[derive(Clone, Debug)]
 pub struct DeviceAllocator {
-    next: u64,
+    next: VirtAddr,
 }
 
 /// Why a device region could not be placed.
@@ -180,7 +187,7 @@ impl DeviceAllocator {
             return Err(PlacementError::WindowFull);
         }
         // DEVICE_LIMIT + GUARD_SIZE cannot overflow.
-        self.next = end + GUARD_SIZE;
+        self.next = VirtAddr::new(end.as_u64() + GUARD_SIZE);
         Ok(region)
     }
 }
@@ -195,12 +202,12 @@ mod tests {
     fn fixed_regions_do_not_overlap_each_other_or_the_windows() {
         let image = Region {
             address: IMAGE_BASE,
-            size: RAM_BASE - IMAGE_BASE,
+            size: RAM_BASE.as_u64() - IMAGE_BASE.as_u64(),
         };
-        let ram = ram(RAM_LIMIT - RAM_BASE).unwrap();
+        let ram = ram(RAM_MAX).unwrap();
         let devices = Region {
             address: DEVICE_BASE,
-            size: DEVICE_LIMIT - DEVICE_BASE,
+            size: DEVICE_WINDOW,
         };
         let mut all = [
             image,
@@ -222,7 +229,7 @@ mod tests {
             );
         }
         for r in FIXED {
-            assert_eq!(r.address % PAGE_SIZE, 0);
+            assert_eq!(r.address.as_u64() % PAGE_SIZE, 0);
             assert_eq!(r.size % PAGE_SIZE, 0);
         }
     }
@@ -231,15 +238,15 @@ mod tests {
     fn ram_rejects_bad_sizes() {
         assert_eq!(ram(0), None);
         assert_eq!(ram(0x1001), None);
-        assert_eq!(ram(RAM_LIMIT - RAM_BASE + PAGE_SIZE), None);
+        assert_eq!(ram(RAM_MAX + PAGE_SIZE), None);
         assert_eq!(
             ram(64 << 20),
             Some(Region {
-                address: 0x4000_0000,
+                address: VirtAddr::new(0x4000_0000),
                 size: 64 << 20
             })
         );
-        assert_eq!(stack_top(64 << 20), 0x4400_0000 - 8);
+        assert_eq!(stack_top(64 << 20), VirtAddr::new(0x4400_0000 - 8));
     }
 
     #[test]
@@ -254,10 +261,16 @@ mod tests {
                 size: 0x10_0000
             }
         );
-        assert_eq!(second.address, DEVICE_BASE + 0x10_0000 + GUARD_SIZE);
+        assert_eq!(
+            second.address.as_u64(),
+            DEVICE_BASE.as_u64() + 0x10_0000 + GUARD_SIZE
+        );
         assert_eq!(a.place(0), Err(PlacementError::ZeroSize));
         assert_eq!(a.place(0x800), Err(PlacementError::Unaligned));
-        assert_eq!(a.place(DEVICE_LIMIT), Err(PlacementError::WindowFull));
+        assert_eq!(
+            a.place(DEVICE_LIMIT.as_u64()),
+            Err(PlacementError::WindowFull)
+        );
         assert_eq!(a.place(u64::MAX - 0xfff), Err(PlacementError::WindowFull));
     }
 
@@ -273,7 +286,7 @@ mod tests {
                 proptest::prop_assert!(r.address >= DEVICE_BASE && r.end().unwrap() <= DEVICE_LIMIT);
                 for q in placed.iter().flatten() {
                     proptest::prop_assert!(!q.overlaps(&r));
-                    proptest::prop_assert!(r.address >= q.end().unwrap() + GUARD_SIZE);
+                    proptest::prop_assert!(r.address.as_u64() >= q.end().unwrap().as_u64() + GUARD_SIZE);
                 }
                 placed[i] = Some(r);
             }

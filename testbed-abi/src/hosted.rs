@@ -120,7 +120,7 @@ impl<'a> MemMap<'a> {
         let (entries, _) = <[MemMapEntry]>::ref_from_prefix_with_elems(rest, count as usize)
             .map_err(|_| MemMapError::Truncated)?;
         for (i, e) in entries.iter().enumerate() {
-            let page = crate::layout::PAGE_SIZE;
+            let page = muen_abi::addr::PAGE_SIZE;
             let (a, o, s, f) = (e.address.get(), e.offset.get(), e.size.get(), e.flags.get());
             let ok = s != 0
                 && a % page == 0

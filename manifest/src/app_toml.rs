@@ -10,12 +10,12 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::error::{Format, ManifestError, NameKind, Position, Problem};
-use super::size::RawSize;
-use super::suggest::suggest;
-use super::{App, BlockDevice, NetDevice, DEFAULT_BUFFER_SIZE, DEFAULT_CHANNEL_SIZE, DEFAULT_RAM};
-use crate::layout::{RAM_BASE, RAM_LIMIT};
-use crate::names::{check_component_name, check_device_name, NameError};
+use crate::error::{Format, ManifestError, NameKind, Position, Problem};
+use crate::size::RawSize;
+use crate::suggest::suggest;
+use crate::{App, BlockDevice, NetDevice, DEFAULT_BUFFER_SIZE, DEFAULT_CHANNEL_SIZE, DEFAULT_RAM};
+use muen_abi::layout::RAM_MAX;
+use muen_abi::names::{check_component_name, check_device_name, NameError};
 
 /// `app.toml` as written. Everything is optional here so that validation, not serde,
 /// reports missing keys, with the field name.
@@ -104,7 +104,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<App, ManifestError> {
 
     let ram_span = raw.ram.as_ref().map(|r| r.span());
     let ram = size(raw.ram, DEFAULT_RAM, "ram".into())?;
-    let ram_max = RAM_LIMIT - RAM_BASE;
+    let ram_max = RAM_MAX;
     if ram > ram_max {
         return Err(error(
             Problem::RamTooLarge {

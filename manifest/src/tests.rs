@@ -5,7 +5,7 @@ use std::string::ToString;
 use std::vec;
 
 use super::*;
-use crate::names::NameError;
+use muen_abi::names::NameError;
 
 fn toml(text: &str) -> Result<App, ManifestError> {
     App::from_toml_str(text, Path::new("apps/echo/app.toml"))
@@ -337,7 +337,7 @@ fn bad_sizes() {
     assert_eq!(e.field(), Some("ram"));
     assert!(matches!(e.problem(), Problem::RamTooLarge { size, .. } if *size == 64 << 30));
     // The largest RAM that fits.
-    let max = crate::layout::RAM_LIMIT - crate::layout::RAM_BASE;
+    let max = muen_abi::layout::RAM_MAX;
     assert_eq!(
         toml(&std::format!("name = \"x\"\nram = {max}\n"))
             .unwrap()

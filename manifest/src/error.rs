@@ -6,7 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::string::String;
 
-use crate::names::NameError;
+use muen_abi::names::NameError;
 
 /// A place in a manifest file (both 1-based; the column counts characters).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -236,8 +236,8 @@ impl fmt::Display for Problem {
                 f,
                 "RAM size {size:#x} is larger than {max:#x} bytes, the room between the RAM \
                  base {:#x} and the subject info page at {:#x}",
-                crate::layout::RAM_BASE,
-                crate::layout::RAM_LIMIT
+                muen_abi::layout::RAM_BASE,
+                muen_abi::layout::RAM_LIMIT
             ),
             Problem::EmptyPath => f.write_str("the path is empty"),
             Problem::NotSolo5Manifest { found } => write!(
