@@ -5,6 +5,7 @@
 #   scripts/setup.sh          everything scripts/test.sh needs
 #   scripts/setup.sh --demo   only what scripts/demo.sh needs (no nightly, no Miri)
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 demo=false
 case "${1:-}" in
@@ -35,6 +36,16 @@ fi
 # apache2-utils).
 pkgs=(libxml2-utils binutils iproute2 iputils-ping curl apache2-utils)
 $demo || pkgs+=(tshark qemu-system-x86)
+# Muen's own policy tool chain (../shared/muen, run by the tests through pipeline.sh):
+# its runtime libraries and helpers, as its DEBIAN-PACKAGES lists them (python3-lxml
+# for /usr/bin/python3, which the kit's scripts run). Solo5's build (scripts/solo5-build.sh)
+# needs libseccomp-dev and pkg-config.
+if ! $demo; then
+    kit_pkgs=../shared/muen/DEBIAN-PACKAGES
+    [ -f "$kit_pkgs" ] || { echo "setup.sh: $kit_pkgs is missing (Muen's tool chain beside the checkout)" >&2; exit 1; }
+    mapfile -t muen_pkgs < <(grep -v '^[[:space:]]*$' "$kit_pkgs")
+    pkgs+=("${muen_pkgs[@]}" libseccomp-dev pkg-config)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
