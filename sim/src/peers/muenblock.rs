@@ -383,3 +383,164 @@ pub fn muenblock_device(
     sys.set_peer(move || s.borrow_mut().step());
     (info, server)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server of 64 blocks of 512 bytes and the client's ends of its channels.
+    struct Client {
+        server: MuenblockServer,
+        requests: Writer<'static>,
+        responses: Reader<'static>,
+        data: RegionMut<'static>,
+        tag: u32,
+    }
+
+    impl Client {
+        fn new() -> Self {
+            let (req, resp, data) = (
+                shared(REQUEST_REGION_SIZE),
+                shared(RESPONSE_REGION_SIZE),
+                shared(0x4000),
+            );
+            Client {
+                server: MuenblockServer::new(req, resp, data, 64, 512),
+                requests: Writer::init(
+                    RegionMut::from_atomics(req).unwrap(),
+                    muenblock::PROTOCOL,
+                    REQUEST_SIZE,
+                    epoch_from(9),
+                )
+                .unwrap(),
+                responses: Reader::new(
+                    Region::from_atomics(resp).unwrap(),
+                    muenblock::PROTOCOL,
+                    RESPONSE_SIZE,
+                )
+                .unwrap(),
+                data: RegionMut::from_atomics(data).unwrap(),
+                tag: 0,
+            }
+        }
+
+        fn request(&mut self, kind: RequestKind, length: u64, sector: u64) -> Request {
+            self.tag += 1;
+            Request::new(kind, 0, self.tag, length, sector, 0)
+        }
+
+        /// Sends `batch`, runs the server once, returns what it answered.
+        fn exchange(&mut self, batch: &[Request]) -> Vec<Response> {
+            for r in batch {
+                self.requests.write(r).unwrap();
+            }
+            self.server.step();
+            let mut out = Vec::new();
+            loop {
+                match self.responses.read::<Response>() {
+                    Ok(r) => out.push(r),
+                    Err(ReadError::EpochChanged) => {}
+                    Err(_) => return out,
+                }
+            }
+        }
+
+        fn status(&mut self, request: Request) -> u64 {
+            let responses = self.exchange(&[request]);
+            assert_eq!(responses.len(), 1, "{responses:?}");
+            assert!(responses[0].answers(&request));
+            responses[0].status()
+        }
+    }
+
+    #[test]
+    fn writes_stay_in_the_cache_until_sync_and_a_power_loss_drops_them() {
+        let mut c = Client::new();
+        c.data.write_bytes(0, &[7; 1024]).unwrap();
+        let write = c.request(RequestKind::Write, 1024, 3);
+        assert_eq!(c.status(write), status::OK);
+        assert_eq!(&c.server.image()[3 * 512..5 * 512], &[7; 1024][..]);
+        assert_eq!(c.server.durable()[3 * 512], 3 ^ 0x5a, "not durable yet");
+        c.server.power_loss();
+        assert_eq!(c.server.image()[3 * 512], 3 ^ 0x5a, "the write is lost");
+        assert_eq!(c.status(write), status::OK);
+        let sync = c.request(RequestKind::Sync, 0, 0);
+        assert_eq!(c.status(sync), status::OK);
+        c.server.power_loss();
+        assert_eq!(&c.server.durable()[3 * 512..5 * 512], &[7; 1024][..]);
+        assert_eq!(c.server.stats.restarts, 2);
+    }
+
+    #[test]
+    fn chosen_errors_change_nothing() {
+        let mut c = Client::new();
+        c.server.fail_sector = Some(10);
+        c.data.write_bytes(0, &[1; 2048]).unwrap();
+        let image = c.server.image();
+        let write = c.request(RequestKind::Write, 2048, 8);
+        assert_eq!(c.status(write), status::EIO);
+        let other = c.request(RequestKind::Write, 512, 12);
+        assert_eq!(c.status(other), status::OK);
+        assert_eq!(c.server.image()[..12 * 512], image[..12 * 512]);
+        c.server.sync_status = status::SYNC_FAILED;
+        let sync = c.request(RequestKind::Sync, 0, 0);
+        assert_eq!(c.status(sync), status::SYNC_FAILED);
+        assert_eq!(
+            c.server.durable()[12 * 512],
+            12 ^ 0x5a,
+            "a failed sync flushes nothing"
+        );
+    }
+
+    #[test]
+    fn a_batch_is_answered_in_reverse_with_stray_responses_and_recorded() {
+        let mut c = Client::new();
+        c.server.reverse = true;
+        c.server.stray = true;
+        c.server.record = true;
+        let batch: Vec<Request> = (0..4)
+            .map(|i| c.request(RequestKind::Read, 512, i))
+            .collect();
+        let responses = c.exchange(&batch);
+        assert_eq!(responses.len(), 12, "one answer and two strays each");
+        let answers: Vec<u32> = responses
+            .iter()
+            .filter(|r| batch.iter().any(|q| r.answers(q)))
+            .map(Response::tag)
+            .collect();
+        let mut tags: Vec<u32> = batch.iter().map(Request::tag).collect();
+        tags.reverse();
+        assert_eq!(answers, tags);
+        assert_eq!(c.server.stats.stray, 8);
+        assert_eq!(c.server.requests_seen, batch);
+        assert_eq!(c.server.largest_batch, 4);
+    }
+
+    #[test]
+    fn a_silent_server_drops_what_it_reads() {
+        let mut c = Client::new();
+        c.server.silent = true;
+        let read = c.request(RequestKind::Read, 512, 0);
+        assert!(c.exchange(&[read]).is_empty());
+        assert_eq!(c.server.stats.dropped, 1);
+    }
+
+    #[test]
+    fn invalid_requests_are_refused_and_counted() {
+        let mut c = Client::new();
+        for (length, sector) in [(0, 0), (100, 0), (512, 64), (17 * 512, 0)] {
+            let r = c.request(RequestKind::Write, length, sector);
+            assert_eq!(c.status(r), status::ENOTSUP, "{length} bytes at {sector}");
+        }
+        assert_eq!(c.server.stats.refused, 4);
+    }
+
+    #[test]
+    #[should_panic(expected = "a request the contract forbids")]
+    fn a_strict_server_fails_at_a_request_it_would_refuse() {
+        let mut c = Client::new();
+        c.server.strict = true;
+        let r = c.request(RequestKind::Read, 512, 64);
+        c.exchange(&[r]);
+    }
+}

@@ -186,3 +186,81 @@ pub fn muennet_device(
     });
     (info, MuennetPeer::new(input, output))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use muen_channel::Misbehaviour;
+
+    /// A peer on channels of 16 KiB, the device's writer of `<dev>|out` and its reader
+    /// of `<dev>|in`.
+    fn setup() -> (MuennetPeer, Writer<'static>, Reader<'static>) {
+        let (input, output) = (shared(0x4000), shared(0x4000));
+        let device_out = Writer::init(
+            RegionMut::from_atomics(output).unwrap(),
+            muennet::PROTOCOL,
+            muennet::ELEMENT_SIZE,
+            epoch_from(5),
+        )
+        .unwrap();
+        let peer = MuennetPeer::new(input, output);
+        let device_in = Reader::new(
+            Region::from_atomics(input).unwrap(),
+            muennet::PROTOCOL,
+            muennet::ELEMENT_SIZE,
+        )
+        .unwrap();
+        (peer, device_out, device_in)
+    }
+
+    fn read(reader: &mut Reader<'static>) -> Result<Vec<u8>, ReadError> {
+        loop {
+            match reader.read::<Element>() {
+                Ok(e) => return Ok(e.frame().unwrap().to_vec()),
+                Err(ReadError::EpochChanged) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    #[test]
+    fn frames_go_both_ways_and_bad_elements_are_handed_on_whole() {
+        let (mut peer, mut device_out, mut device_in) = setup();
+        peer.send(&[1, 2, 3]);
+        assert_eq!(read(&mut device_in), Ok(vec![1, 2, 3]));
+        device_out.write(&Element::new(&[4; 60]).unwrap()).unwrap();
+        let mut bad = [0u8; muennet::ELEMENT_SIZE];
+        bad[FRAME_MAX..].copy_from_slice(&2000u16.to_le_bytes());
+        device_out.write_bytes(&bad).unwrap();
+        assert_eq!(peer.collect(), [vec![4; 60], bad.to_vec()]);
+        assert_eq!(peer.bad_elements, 1);
+        assert_eq!(peer.receive(), None);
+        assert_eq!(peer.capacity(), (10, 10));
+    }
+
+    #[test]
+    fn faults_reach_the_device_as_the_channel_shows_them() {
+        let (mut peer, _device_out, mut device_in) = setup();
+        peer.send_length_field(0);
+        let mut raw = [0u8; muennet::ELEMENT_SIZE];
+        assert_eq!(device_in.read_bytes(&mut raw), Err(ReadError::EpochChanged));
+        device_in.read_bytes(&mut raw).unwrap();
+        assert_eq!(&raw[FRAME_MAX..], &[0, 0]);
+        peer.send(&[9]);
+        peer.rewind_write_counter();
+        assert!(matches!(
+            device_in.read::<Element>(),
+            Err(ReadError::Misbehaviour(
+                Misbehaviour::WriteCounterBehind { .. }
+            ))
+        ));
+        peer.restart();
+        peer.send(&[8]);
+        assert_eq!(read(&mut device_in), Ok(vec![8]));
+        peer.restart_with_protocol(1);
+        assert!(matches!(
+            device_in.read::<Element>(),
+            Err(ReadError::Incompatible(_))
+        ));
+    }
+}
