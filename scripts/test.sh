@@ -103,13 +103,15 @@ for manifest in examples/*/app.toml; do
 done
 
 # The device ABI's compliance suite already ran above (debug, 10 000 random operations
-# per implementation); here the random sequences run long, against every implementation
-# (reference devices, the runtime's drivers with in-test peers and with the testbed's
-# bridge and block server). Each prints its seed and operation count.
+# per implementation); here the random sequences run long, against every implementation:
+# the reference devices (muen-device-compliance's tests/reference.rs), the runtime's
+# drivers with muen-sim's in-memory peers (muen-subject's tests/compliance.rs) and with
+# the testbed's bridge and block server (muen-testbed's tests/compliance.rs). Each
+# prints its seed and operation count.
 step "compliance: random operation sequences, 400 x 1000 per implementation (release)"
 COMPLIANCE_CASES=400 COMPLIANCE_OPS=1000 \
-    cargo test --release -p muen-device-compliance --test reference --test runtime \
-    --test testbed -- random --nocapture
+    cargo test --release -p muen-device-compliance -p muen-subject -p muen-testbed \
+    --test reference --test compliance -- random --nocapture
 
 # The README's first command, as written (and its echo variant, which needs root).
 step "README: ./scripts/demo.sh"

@@ -1,6 +1,6 @@
 //! The block contract, rule by rule: [`block_compliance`].
 
-use muen_subject::device::{BlockDevice, BlockError, BlockInfo};
+use muen_device::{BlockDevice, BlockError, BlockInfo};
 
 use crate::pattern;
 use crate::report::{ensure, fail, skip, Check, Outcome, Report, Rule};

@@ -1,7 +1,7 @@
 //! The compliance suite of the device ABI (`docs/device-abi.md`).
 //!
-//! Any implementation of [`NetDevice`](muen_subject::device::NetDevice) or
-//! [`BlockDevice`](muen_subject::device::BlockDevice), and any muenblock server, runs
+//! Any implementation of [`NetDevice`](muen_device::NetDevice) or
+//! [`BlockDevice`](muen_device::BlockDevice), and any muenblock server, runs
 //! it from its own tests:
 //!
 //! - [`net::net_compliance`] checks every [`net::NetRule`] with the device and a
@@ -18,8 +18,15 @@
 //!
 //! Each rule is checked by one function, and the crate's own tests show for every rule
 //! a deliberately broken device (or server) that the suite rejects for exactly that
-//! rule. [`reference`](mod@reference) holds correct in-memory devices; [`peers`] (on `muen-sim`, the simulated kernel) run the
-//! runtime's drivers against in-test peers.
+//! rule. [`reference`](mod@reference) holds correct in-memory devices; [`peers`] makes
+//! the in-memory peers of `muen-sim` (the simulated kernel's muennet peer and
+//! muenblock server) the suite's peers, and drives any muenblock server through its
+//! channels.
+//!
+//! The crate depends on the device ABI (`muen-device`), not on its implementations:
+//! the runtime's drivers run the suite from the runtime's tests
+//! (`subject/tests/compliance.rs`), the testbed's peers from the testbed's
+//! (`testbed/tests/compliance.rs`).
 //!
 //! ```
 //! use muen_device_compliance::{net, reference};

@@ -1,6 +1,6 @@
 //! The network contract, rule by rule: [`net_compliance`].
 
-use muen_subject::device::{NetDevice, NetError, FRAME_MAX, MTU};
+use muen_device::{NetDevice, NetError, FRAME_MAX, MTU};
 
 use crate::pattern;
 use crate::report::{ensure, fail, skip, Check, Report, Rule};

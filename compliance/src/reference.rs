@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use muen_subject::device::{
+use muen_device::{
     BlockDevice, BlockError, BlockInfo, NetDevice, NetError, NetInfo, Pollable, FRAME_MAX, MTU,
 };
 

@@ -3,6 +3,9 @@
 //! reference devices, which pass (`reference.rs`); each breaks one thing.
 
 use muen_channel::protocol::muenblock::{Request, RequestKind, Response};
+use muen_device::{
+    BlockDevice, BlockError, BlockInfo, NetDevice, NetError, NetInfo, Pollable, FRAME_MAX,
+};
 use muen_device_compliance::block::{block_compliance, BlockRule};
 use muen_device_compliance::net::{net_compliance, NetRule};
 use muen_device_compliance::peers::muenblock::{mem_server_harness, ChannelHarness};
@@ -12,9 +15,6 @@ use muen_device_compliance::reference::{
 };
 use muen_device_compliance::server::{raw_request, server_compliance, ServerHarness, ServerRule};
 use muen_device_compliance::{Report, Rule};
-use muen_subject::device::{
-    BlockDevice, BlockError, BlockInfo, NetDevice, NetError, NetInfo, Pollable, FRAME_MAX,
-};
 
 /// Checks that `report` names `rule` as its first violation, followed by exactly the
 /// rules in `also` (the ones that cannot hold when `rule` does not: a device that

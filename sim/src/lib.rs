@@ -1,13 +1,17 @@
 //! The simulated Muen kernel of the project's tests: shared memory in ordinary process
-//! memory, subject info pages naming it, and a [`Sys`] whose clock advances only while
-//! the driver waits, during which it runs the peer.
+//! memory, subject info pages naming it, and a [`Sys`] ([`SimSys`]) whose clock
+//! advances only while the driver waits, during which it runs the peer; and the
+//! in-memory peers of the runtime's drivers ([`peers`]: a muennet peer and a muenblock
+//! server).
 //!
 //! The runtime's driver tests, the device compliance suite and the testbed's tests all
-//! use this one simulator. It depends only on the ABI, device and channel crates, so the
-//! runtime (`muen-subject`) can use it as a dev-dependency without a cycle.
+//! use this one simulator. It depends only on the ABI, device, channel and sinfo crates,
+//! so the runtime (`muen-subject`) can use it as a dev-dependency without a cycle.
 //!
 //! Everything is leaked on purpose: drivers borrow their regions and their `Sys` for
 //! `'static`, as on Muen.
+
+pub mod peers;
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::AtomicU64;

@@ -1,652 +1,613 @@
-//! End-to-end tests of the hosted platform: a minimal testbed, written here from
-//! `docs/hosted.md`, runs real subject executables.
+//! End-to-end tests of the hosted platform: real subject executables run by the real
+//! testbed, through its command line (`muen-testbed run --exec PATH --policy FILE`,
+//! `docs/testbed.md`): the testbed builds the world from the policy, hands the subject
+//! the memory file and the control socket, plays the kernel and the peers, and prints
+//! the subject's log on stdout as Muen's debug server does.
 //!
-//! The testbed puts a memory map, a v5 sinfo page (muen-sinfo's builder), the
-//! scheduling info, timed event and time info pages, the debug log and (for some
-//! tests) a network device into a `memfd`, starts the subject with the file as fd 3
-//! and one end of a `SOCK_SEQPACKET` pair as fd 4, plays the kernel on the other end
-//! (events, `Halt`, vectors, the timed event) and finally reads the subject's debug
-//! log with a muen-channel `Reader`.
+//! Subjects: `idle-fixture` (this package's test subject, `CARGO_BIN_EXE_...`; what it
+//! does depends on its name, which the policy sets) and `hello` (another package). The
+//! testbed and `hello` are built here with `cargo build --message-format=json`, which
+//! names the executables wherever the target directory is. The policies are written
+//! here, one small component specification per world.
 //!
-//! Subjects: `idle-fixture` (this package's test subject, `CARGO_BIN_EXE_...`) and
-//! `hello` (another package: built here with `cargo build -p hello
-//! --message-format=json`, which names the executable wherever the target directory
-//! is).
+//! Worlds the testbed never makes (no memory file, a memory map entry at a taken
+//! address, a sinfo region the map leaves out) are made from the testbed's own world:
+//! the subject the testbed starts is `/bin/sh`, which changes the memory map in the
+//! memory file it was handed (`dd` to fd 3) or closes fd 3, and then `exec`s the
+//! fixture, so the runtime meets the broken world in a run that is otherwise real.
+//!
+//! The `netns_` test needs root (a TAP interface in a private network namespace; see
+//! `scripts/test.sh`).
 
 #![cfg(target_os = "linux")]
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
 
 use muen_abi::layout;
-use muen_channel::protocol::{debuglog, muennet};
-use muen_channel::{epoch_from, ReadError, Reader, Region, RegionMut, Writer};
-use muen_sinfo::{Builder, Content, Memory, MemoryFlags, MemoryKind, Version};
-use muen_testbed_abi::hosted::{
-    MemMapEntry, MemMapHeader, Message, ENTRY_WRITABLE, MEMMAP_MAGIC, MEMMAP_SIZE, MEMMAP_VERSION,
-};
+use muen_testbed_abi::hosted::{MemMap, MemMapEntry, MemMapHeader, MEMMAP_SIZE};
 use zerocopy::IntoBytes;
 
-const NET_IN: u64 = layout::DEVICE_BASE.as_u64();
-const NET_OUT: u64 = layout::DEVICE_BASE.as_u64() + 0x5000;
-const NET_SIZE: u64 = 0x4000;
+#[path = "../../testbed/tests/common/netns.rs"]
+#[allow(dead_code)] // the frame helpers and the namespace are used, not all of it
+mod netns;
 
-fn rdtsc() -> u64 {
-    // SAFETY: rdtsc has no side effects.
-    #[allow(unused_unsafe)]
-    unsafe {
-        core::arch::x86_64::_rdtsc()
-    }
+use netns::{frame, Netns, PacketSocket, HOST_MAC, SUBJECT_MAC};
+
+/// The RAM of every test policy: 1 MiB.
+const RAM_SIZE: u64 = 0x10_0000;
+
+/// The executables this package does not build for its tests.
+struct Built {
+    testbed: PathBuf,
+    hello: PathBuf,
 }
 
-/// The host TSC rate in kHz, measured over 20 ms (the testbed does the same).
-fn tsc_khz() -> u32 {
-    let (t0, c0) = (Instant::now(), rdtsc());
-    std::thread::sleep(Duration::from_millis(20));
-    let (t1, c1) = (Instant::now(), rdtsc());
-    ((c1 - c0) as u128 * 1_000_000 / (t1 - t0).as_nanos()) as u32
-}
-
-struct RegionSpec {
-    name: &'static str,
-    kind: MemoryKind,
-    address: u64,
-    size: u64,
-    writable: bool,
-}
-
-/// The memory file of one subject, mapped into the test process too.
-struct World {
-    fd: OwnedFd,
-    base: *mut u8,
-    len: usize,
-    regions: Vec<(RegionSpec, u64)>,
-}
-
-impl World {
-    /// Builds the world of subject `name`; `net` adds device `net0`, `publish_time`
-    /// publishes the wall clock.
-    fn new(name: &str, net: bool, publish_time: bool) -> World {
-        let mut specs = vec![
-            RegionSpec {
-                name: "sinfo",
-                kind: MemoryKind::SubjectInfo,
-                address: layout::SINFO.address.as_u64(),
-                size: layout::SINFO.size,
-                writable: false,
-            },
-            RegionSpec {
-                name: "scheduling_info",
-                kind: MemoryKind::SubjectSchedulingInfo,
-                address: layout::SCHEDULING_INFO.address.as_u64(),
-                size: 0x1000,
-                writable: false,
-            },
-            RegionSpec {
-                name: "timed_event",
-                kind: MemoryKind::SubjectTimedEvent,
-                address: layout::TIMED_EVENT.address.as_u64(),
-                size: 0x1000,
-                writable: true,
-            },
-            RegionSpec {
-                name: "debuglog",
-                kind: MemoryKind::SubjectChannel,
-                address: layout::DEBUGLOG.address.as_u64(),
-                size: layout::DEBUGLOG.size,
-                writable: true,
-            },
-            RegionSpec {
-                name: "time_info",
-                kind: MemoryKind::SubjectChannel,
-                address: layout::TIME_INFO.address.as_u64(),
-                size: 0x1000,
-                writable: false,
-            },
-            RegionSpec {
-                name: "ram",
-                kind: MemoryKind::Subject,
-                address: layout::RAM_BASE.as_u64(),
-                size: 0x10_0000,
-                writable: true,
-            },
-        ];
-        if net {
-            specs.push(RegionSpec {
-                name: "net0|in",
-                kind: MemoryKind::SubjectChannel,
-                address: NET_IN,
-                size: NET_SIZE,
-                writable: false,
-            });
-            specs.push(RegionSpec {
-                name: "net0|out",
-                kind: MemoryKind::SubjectChannel,
-                address: NET_OUT,
-                size: NET_SIZE,
-                writable: true,
-            });
-        }
-        let mut offset = MEMMAP_SIZE;
-        let mut regions = Vec::new();
-        for s in specs {
-            let size = s.size;
-            regions.push((s, offset));
-            offset += size;
-        }
-        let len = offset as usize;
-        // SAFETY: plain system calls on descriptors this test owns.
-        let fd = unsafe {
-            let fd = libc::memfd_create(c"muen-world".as_ptr(), libc::MFD_CLOEXEC);
-            assert!(fd >= 0, "memfd_create");
-            assert_eq!(libc::ftruncate(fd, len as i64), 0);
-            OwnedFd::from_raw_fd(fd)
-        };
-        // SAFETY: maps the whole new file; the mapping lives as long as the World.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        assert_ne!(base, libc::MAP_FAILED);
-        let world = World {
-            fd,
-            base: base.cast(),
-            len,
-            regions,
-        };
-        world.write_map();
-        world.write_sinfo(name, net);
-        // Timed event: disarmed. Scheduling info: some frame.
-        world.store(layout::TIMED_EVENT.address.as_u64(), 0, u64::MAX);
-        world.store(layout::SCHEDULING_INFO.address.as_u64(), 0, rdtsc());
-        world.store(
-            layout::SCHEDULING_INFO.address.as_u64(),
-            8,
-            rdtsc() + 10_000_000,
+/// Builds `muen-testbed` and the `hello` example for the host (once per test run).
+fn built() -> &'static Built {
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = Command::new(cargo)
+            .args(["build", "-p", "muen-testbed", "--bin", "muen-testbed"])
+            .args(["-p", "hello", "--bin", "hello"])
+            .arg("--message-format=json-render-diagnostics")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run cargo");
+        assert!(
+            out.status.success(),
+            "cargo build -p muen-testbed -p hello failed"
         );
-        if publish_time {
-            // As Muen's time subject: rate and timezone, then the base last.
-            world.store(
-                layout::TIME_INFO.address.as_u64(),
-                8,
-                u64::from(tsc_khz()) * 1000,
-            );
-            world.store(layout::TIME_INFO.address.as_u64(), 16, 0);
-            world.store(layout::TIME_INFO.address.as_u64(), 0, 1_700_000_000_000_000);
-        }
-        world
-    }
-
-    fn offset_of(&self, address: u64) -> usize {
-        let (s, o) = self
-            .regions
-            .iter()
-            .find(|(s, _)| (s.address..s.address + s.size).contains(&address))
-            .expect("address in a region");
-        (o + (address - s.address)) as usize
-    }
-
-    fn ptr(&self, address: u64) -> *mut u8 {
-        let at = self.offset_of(address);
-        assert!(at < self.len);
-        // SAFETY: inside the mapping.
-        unsafe { self.base.add(at) }
-    }
-
-    fn store(&self, address: u64, field: u64, value: u64) {
-        // SAFETY: an aligned u64 inside the mapping; the subject accesses it with
-        // volatile loads and stores too.
-        unsafe {
-            self.ptr(address + field)
-                .cast::<u64>()
-                .write_volatile(value)
-        }
-    }
-
-    fn load(&self, address: u64, field: u64) -> u64 {
-        // SAFETY: as in `store`.
-        unsafe { self.ptr(address + field).cast::<u64>().read_volatile() }
-    }
-
-    fn write_bytes(&self, offset: usize, bytes: &[u8]) {
-        // SAFETY: inside the mapping; nobody else runs yet.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(offset), bytes.len()) }
-    }
-
-    fn write_map(&self) {
-        let header = MemMapHeader {
-            magic: MEMMAP_MAGIC.into(),
-            version: MEMMAP_VERSION.into(),
-            count: (self.regions.len() as u32).into(),
-            rip: layout::ENTRY.as_u64().into(),
-            rsp: layout::stack_top(0x10_0000).as_u64().into(),
-        };
-        let mut bytes = header.as_bytes().to_vec();
-        for (s, offset) in &self.regions {
-            let e = MemMapEntry {
-                address: s.address.into(),
-                offset: (*offset).into(),
-                size: s.size.into(),
-                flags: (if s.writable { ENTRY_WRITABLE } else { 0 }).into(),
-            };
-            bytes.extend_from_slice(e.as_bytes());
-        }
-        self.write_bytes(0, &bytes);
-    }
-
-    fn write_sinfo(&self, name: &str, net: bool) {
-        let mut b = Builder::new(Version::V5, name, tsc_khz()).unwrap();
-        for (s, _) in &self.regions {
-            b.memory(
-                s.name,
-                Memory {
-                    kind: s.kind,
-                    content: Content::Uninitialized,
-                    flags: if s.writable {
-                        MemoryFlags::WRITABLE
-                    } else {
-                        MemoryFlags::empty()
-                    },
-                    pattern: None,
-                    address: s.address,
-                    size: s.size,
-                    hash: None,
-                },
-            )
-            .unwrap();
-        }
-        b.event("exit", 0)
+        let messages: Vec<serde_json::Value> = String::from_utf8(out.stdout)
             .unwrap()
-            .event("timer", 1)
-            .unwrap()
-            .vector("timer", 32)
-            .unwrap();
-        if net {
-            b.event("net0|out", 2)
-                .unwrap()
-                .vector("net0|in", 33)
-                .unwrap();
-        }
-        let page = b.build();
-        self.write_bytes(self.offset_of(layout::SINFO.address.as_u64()), &page);
-    }
-
-    fn region(&self, address: u64, size: u64) -> RegionMut<'_> {
-        // SAFETY: the range lies in the mapping, which outlives the handle; the
-        // subject and this test access it only atomically.
-        unsafe { RegionMut::new(self.ptr(address), size as usize) }.unwrap()
-    }
-
-    /// The subject's debug log, one string per message.
-    fn log(&self) -> Vec<String> {
-        let r = self.region(layout::DEBUGLOG.address.as_u64(), layout::DEBUGLOG.size);
-        let mut reader = Reader::new(
-            Region::clone(&r),
-            debuglog::PROTOCOL,
-            debuglog::ELEMENT_SIZE,
-        )
-        .unwrap();
-        let mut lines = Vec::new();
-        loop {
-            match reader.read::<debuglog::Element>() {
-                Ok(e) => lines.push(String::from_utf8_lossy(e.text()).into_owned()),
-                Err(ReadError::EpochChanged) => continue,
-                Err(ReadError::NoData | ReadError::Inactive) => return lines,
-                Err(e) => panic!("debuglog: {e}"),
-            }
-        }
-    }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        // SAFETY: unmaps the mapping made in `new`.
-        unsafe { libc::munmap(self.base.cast(), self.len) };
-    }
-}
-
-/// A descriptor moved above the range the child's dup2 targets use.
-fn high(fd: RawFd) -> OwnedFd {
-    // SAFETY: duplicates a valid descriptor with close-on-exec.
-    let h = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) };
-    assert!(h >= 10);
-    // SAFETY: `h` is a new descriptor we own.
-    unsafe { OwnedFd::from_raw_fd(h) }
-}
-
-struct Run {
-    status: std::process::ExitStatus,
-    stderr: String,
-    events: Vec<u8>,
-    halts: usize,
-}
-
-/// Runs `exe` in `world` (fd 3 omitted if `memory` is false); on every `Halt`,
-/// `on_halt` plays the kernel and may answer with vectors.
-fn run(
-    exe: &PathBuf,
-    world: &World,
-    memory: bool,
-    mut on_halt: impl FnMut(&World) -> Vec<u8>,
-) -> Run {
-    let mut pair = [0; 2];
-    // SAFETY: socketpair writes two descriptors into `pair`.
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            pair.as_mut_ptr(),
-        )
-    };
-    assert_eq!(r, 0);
-    // SAFETY: both are new descriptors we own.
-    let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(pair[0]), OwnedFd::from_raw_fd(pair[1])) };
-    let mem = high(world.fd.as_raw_fd());
-    let ctl = high(theirs.as_raw_fd());
-    let (mem_fd, ctl_fd) = (mem.as_raw_fd(), ctl.as_raw_fd());
-    let mut cmd = Command::new(exe);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if memory && libc::dup2(mem_fd, 3) != 3 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::dup2(ctl_fd, 4) != 4 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().expect("spawn the subject");
-    drop((theirs, mem, ctl));
-    let (mut events, mut halts) = (Vec::new(), 0);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        let mut pfd = libc::pollfd {
-            fd: ours.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let executable = |name: &str| {
+            messages
+                .iter()
+                .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+                .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+                .unwrap_or_else(|| panic!("cargo named no `{name}` executable"))
         };
-        // SAFETY: polls one descriptor we own.
-        let n = unsafe { libc::poll(&mut pfd, 1, 10) };
-        if n > 0 && pfd.revents & libc::POLLIN != 0 {
-            let mut buf = [0u8; 16];
-            // SAFETY: receives into a private buffer.
-            let len = unsafe {
-                libc::recv(
-                    ours.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if len > 0 {
-                match Message::decode(&buf[..len as usize]) {
-                    Some(Message::Event(e)) => events.push(e),
-                    Some(Message::Halt) => {
-                        halts += 1;
-                        for v in on_halt(world) {
-                            let m = Message::Vector(v).encode();
-                            // SAFETY: sends from a private buffer.
-                            unsafe {
-                                libc::send(
-                                    ours.as_raw_fd(),
-                                    m.as_ptr().cast(),
-                                    2,
-                                    libc::MSG_NOSIGNAL,
-                                )
-                            };
-                        }
-                    }
-                    other => panic!("subject sent {other:?}"),
-                }
-                continue;
-            }
+        Built {
+            testbed: executable("muen-testbed"),
+            hello: executable("hello"),
         }
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the subject did not finish in 20 s");
-        }
+    })
+}
+
+fn fixture() -> &'static str {
+    env!("CARGO_BIN_EXE_idle-fixture")
+}
+
+/// A fresh path under cargo's temporary directory for integration tests (`name` with
+/// a number no other call of this test run gets: the tests run in parallel).
+fn temp(name: &str) -> PathBuf {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("hosted-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!(
+        "{}-{name}",
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// Where a subject's wall clock comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Time {
+    /// `libmutime`: the testbed publishes the time info page as Muen's time subject.
+    Published,
+    /// A `time_info` page of the component's own that nobody publishes (a time subject
+    /// that has not published yet).
+    Unpublished,
+    /// No `time_info` page at all.
+    Absent,
+}
+
+/// The component specification of subject `name`, written to a file: 1 MiB of RAM at
+/// `layout::RAM_BASE`, the debug log, the `exit` and `timer` events and the `timer`
+/// vector as Muen wires them; `net` adds device `net0` (two channels of 16 KiB,
+/// `net0|out` with event 2, `net0|in` with vector 33).
+fn policy(name: &str, net: bool, time: Time) -> PathBuf {
+    let hex = |v: u64| {
+        let digits = format!("{v:x}");
+        format!("16#{digits}#")
     };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    Run {
-        status,
-        stderr,
-        events,
-        halts,
-    }
+    let libmutime = match time {
+        Time::Published => r#"  <library ref="libmutime"/>"#.to_string() + "\n",
+        _ => String::new(),
+    };
+    let channels = if net {
+        format!(
+            "  <channels>\n   <reader logical=\"net0|in\" virtualAddress=\"{}\" size=\"16#4000#\" vector=\"33\"/>\n   <writer logical=\"net0|out\" virtualAddress=\"{}\" size=\"16#4000#\" event=\"2\"/>\n  </channels>\n",
+            hex(layout::DEVICE_BASE.as_u64()),
+            hex(layout::DEVICE_BASE.as_u64() + 0x1_0000),
+        )
+    } else {
+        String::new()
+    };
+    let time_info = match time {
+        Time::Unpublished => format!(
+            "  <memory logical=\"time_info\" writable=\"false\" executable=\"false\" size=\"{}\" virtualAddress=\"{}\" type=\"subject\"/>\n",
+            hex(layout::TIME_INFO.size),
+            hex(layout::TIME_INFO.address.as_u64()),
+        ),
+        _ => String::new(),
+    };
+    let xml = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<component name="{name}" profile="native">
+ <depends>
+  <library ref="libmudebuglog"/>
+{libmutime} </depends>
+ <requires>
+  <vcpu>
+   <registers>
+    <gpr>
+     <rip>{rip}</rip>
+     <rsp>{rsp}</rsp>
+    </gpr>
+   </registers>
+  </vcpu>
+{channels}  <events>
+   <source>
+    <event id="0" logical="exit"/>
+    <event id="1" logical="timer"/>
+   </source>
+   <target>
+    <event logical="timer">
+     <inject_interrupt vector="32"/>
+    </event>
+   </target>
+  </events>
+ </requires>
+ <provides>
+  <memory logical="ram" writable="true" executable="false" size="{ram_size}" virtualAddress="{ram}" type="subject"/>
+{time_info} </provides>
+</component>
+"#,
+        rip = hex(layout::ENTRY.as_u64()),
+        rsp = hex(layout::stack_top(RAM_SIZE).as_u64()),
+        ram_size = hex(RAM_SIZE),
+        ram = hex(layout::RAM_BASE.as_u64()),
+    );
+    let path = temp(&format!("{name}.xml"));
+    std::fs::write(&path, xml).unwrap();
+    path
 }
 
-fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_idle-fixture"))
+/// `muen-testbed run --exec EXE --policy POLICY --stats EXTRA -- ARGS`.
+fn testbed(exe: &Path, policy: &Path, extra: &[&str], args: &[&str]) -> Command {
+    let mut c = Command::new(&built().testbed);
+    c.arg("run")
+        .arg("--exec")
+        .arg(exe)
+        .arg("--policy")
+        .arg(policy)
+        .arg("--stats")
+        .args(extra)
+        .arg("--")
+        .args(args);
+    c
 }
 
-/// Builds the `hello` example for the host (once per test run) and returns its path.
-fn hello() -> PathBuf {
-    static HELLO: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    HELLO.get_or_init(build_hello).clone()
-}
-
-fn build_hello() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args([
-            "build",
-            "-p",
-            "hello",
-            "--message-format=json-render-diagnostics",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stderr(Stdio::inherit())
+/// [`testbed`] with a timeout of 60 s, to its end.
+fn run(exe: &Path, policy: &Path, args: &[&str]) -> Output {
+    testbed(exe, policy, &["--timeout", "60"], args)
         .output()
-        .expect("run cargo");
-    assert!(out.status.success(), "cargo build -p hello failed");
-    String::from_utf8(out.stdout)
         .unwrap()
+}
+
+/// stdout and stderr of `out`, for assertion messages.
+fn show(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The subject's log messages in the testbed's stdout (`[seconds] NAME|text`, with `%`
+/// or `#` in place of `|` for the first message of an epoch or after a loss).
+fn log(out: &Output, name: &str) -> Vec<String> {
+    String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "hello")
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .expect("cargo named the hello executable")
+        .filter_map(|l| {
+            let (_, rest) = l.split_once("] ")?;
+            let rest = rest.strip_prefix(name)?;
+            let mut chars = rest.chars();
+            match chars.next() {
+                Some('|' | '%' | '#') => Some(chars.as_str().to_string()),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// A counter of the testbed's `--stats` lines on stderr (`key=value`).
+fn stat(out: &Output, key: &str) -> Option<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("muen-testbed: stats:"))
+        .flat_map(|l| l.split_whitespace())
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")).map(str::to_string))
+}
+
+fn count(out: &Output, key: &str) -> u64 {
+    stat(out, key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no counter {key}: {}", show(out)))
+}
+
+/// What the subject itself wrote on stderr: every line that is not the testbed's.
+fn subject_stderr(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| !l.starts_with("muen-testbed: "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs `/bin/sh -c SCRIPT sh ARGS` as the subject of `policy`.
+fn run_shell(policy: &Path, script: &str, args: &[&str]) -> Output {
+    let mut all = vec!["-c", script, "sh"];
+    all.extend_from_slice(args);
+    run(Path::new("/bin/sh"), policy, &all)
+}
+
+/// The memory map the testbed writes for `policy` (the first `MEMMAP_SIZE` bytes of the
+/// memory file, copied out by a shell run as the subject).
+fn memory_map(policy: &Path) -> Vec<u8> {
+    let file = temp("map.bin");
+    let out = run_shell(
+        policy,
+        r#"dd if=/proc/self/fd/3 of="$1" bs="$2" count=1 status=none"#,
+        &[file.to_str().unwrap(), &MEMMAP_SIZE.to_string()],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let bytes = std::fs::read(&file).unwrap();
+    assert_eq!(bytes.len() as u64, MEMMAP_SIZE);
+    bytes
+}
+
+/// The header and entries of a memory map.
+fn parse_map(bytes: &[u8]) -> (MemMapHeader, Vec<MemMapEntry>) {
+    let map = MemMap::parse(bytes).expect("the testbed writes a valid map");
+    (*map.header(), map.entries().to_vec())
+}
+
+/// The fixture run by the testbed with `policy`, after a shell replaced the memory map
+/// in the memory file by `header` and `entries`.
+fn run_with_map(policy: &Path, header: MemMapHeader, entries: &[MemMapEntry]) -> Output {
+    let mut bytes = header.as_bytes().to_vec();
+    for e in entries {
+        bytes.extend_from_slice(e.as_bytes());
+    }
+    let file = temp("patched-map.bin");
+    std::fs::write(&file, bytes).unwrap();
+    run_shell(
+        policy,
+        r#"dd if="$1" of=/proc/self/fd/3 conv=notrunc status=none && exec "$2""#,
+        &[file.to_str().unwrap(), fixture()],
+    )
+}
+
+fn index_of(entries: &[MemMapEntry], address: u64) -> usize {
+    entries
+        .iter()
+        .position(|e| e.address.get() == address)
+        .unwrap_or_else(|| panic!("no memory map entry at {address:#x}"))
 }
 
 #[test]
 fn hello_greets_with_its_name_both_clocks_and_exits_0() {
-    let world = World::new("hello", false, true);
-    let r = run(&hello(), &world, true, |_| vec![]);
-    let log = world.log();
-    assert!(r.status.success(), "{:?} {} {log:?}", r.status, r.stderr);
-    assert_eq!(log[0], "INFO hello from hello\n");
+    let out = run(
+        &built().hello,
+        &policy("hello", false, Time::Published),
+        &[],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let log = log(&out, "hello");
+    assert_eq!(log[0], "INFO hello from hello", "{}", show(&out));
     assert!(log[1].starts_with("INFO monotonic "), "{log:?}");
-    assert!(log[2].starts_with("INFO wall clock 17000"), "{log:?}");
+    // The wall clock the testbed published is the host's.
+    let seconds: u64 = log[2]
+        .strip_prefix("INFO wall clock ")
+        .and_then(|t| t.split_once('.'))
+        .and_then(|(s, _)| s.parse().ok())
+        .unwrap_or_else(|| panic!("{log:?}"));
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(now.abs_diff(seconds) < 60, "{seconds} s, host {now} s");
     assert!(
         log.iter()
             .any(|l| l.starts_with("INFO memory debuglog 0xffff00000 0x20000 subject_channel")),
         "{log:?}"
     );
-    assert!(log.iter().any(|l| l == "INFO vector timer 32\n"), "{log:?}");
-    assert_eq!(log.last().unwrap(), "INFO exit 0\n");
-    assert_eq!(r.events, [0], "the exit event");
-    assert_eq!(r.stderr, "");
+    assert!(log.iter().any(|l| l == "INFO vector timer 32"), "{log:?}");
+    assert_eq!(log.last().unwrap(), "INFO exit 0");
+    assert_eq!(count(&out, "events"), 1, "only the exit event");
+    assert_eq!(stat(&out, "exit_event").as_deref(), Some("true"));
+    assert!(subject_stderr(&out).is_empty(), "{}", show(&out));
 }
 
 #[test]
 fn hello_reports_an_unpublished_wall_clock() {
-    let world = World::new("hello", false, false);
-    let r = run(&hello(), &world, true, |_| vec![]);
-    assert!(r.status.success());
-    let log = world.log();
+    let out = run(
+        &built().hello,
+        &policy("hello", false, Time::Unpublished),
+        &[],
+    );
+    assert!(out.status.success(), "{}", show(&out));
     assert_eq!(
-        log[2],
-        "INFO wall clock not published: time not published\n"
+        log(&out, "hello")[2],
+        "INFO wall clock not published: time not published",
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn hello_without_libmutime_has_no_wall_clock() {
+    let out = run(&built().hello, &policy("hello", false, Time::Absent), &[]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        log(&out, "hello")[2],
+        "INFO wall clock not published: no time_info region",
+        "{}",
+        show(&out)
     );
 }
 
 #[test]
 fn a_missing_memory_file_gives_status_125_and_one_line() {
-    let world = World::new("x", false, false);
-    let r = run(&fixture(), &world, false, |_| vec![]);
-    assert_eq!(r.status.code(), Some(125));
-    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .starts_with("muen-subject: fd 3 (the memory file) is not open"),
-        "{}",
-        r.stderr
+    // The shell closes fd 3 (the memory file) and starts the fixture with fd 4 alone.
+    let out = run_shell(
+        &policy("x", false, Time::Absent),
+        r#"exec "$1" 3<&-"#,
+        &[fixture()],
     );
-    assert!(world.log().is_empty(), "main never ran");
+    assert_eq!(out.status.code(), Some(125), "{}", show(&out));
+    let stderr = subject_stderr(&out);
+    assert_eq!(stderr.len(), 1, "{}", show(&out));
+    assert!(
+        stderr[0].starts_with("muen-subject: fd 3 (the memory file) is not open"),
+        "{}",
+        show(&out)
+    );
+    assert!(log(&out, "x").is_empty(), "main never ran: {}", show(&out));
 }
 
 #[test]
 fn a_taken_address_gives_status_125() {
-    let world = World::new("x", false, false);
-    // Point the RAM entry at the address of the sinfo entry: the second mapping fails.
-    let ram_index = world
-        .regions
-        .iter()
-        .position(|(s, _)| s.name == "ram")
-        .unwrap();
-    let at = std::mem::size_of::<MemMapHeader>() + ram_index * std::mem::size_of::<MemMapEntry>();
-    world.write_bytes(at, &layout::SINFO.address.as_u64().to_le_bytes());
-    let r = run(&fixture(), &world, true, |_| vec![]);
-    assert_eq!(r.status.code(), Some(125));
+    let policy = policy("x", false, Time::Absent);
+    let (header, mut entries) = parse_map(&memory_map(&policy));
+    // Point the RAM entry at the sinfo page's address: whichever of the two the
+    // runtime maps second finds the address taken.
+    let ram = index_of(&entries, layout::RAM_BASE.as_u64());
+    let sinfo = index_of(&entries, layout::SINFO.address.as_u64());
+    entries[ram].address = layout::SINFO.address.as_u64().into();
+    let out = run_with_map(&policy, header, &entries);
+    assert_eq!(out.status.code(), Some(125), "{}", show(&out));
+    let stderr = subject_stderr(&out).concat();
     assert!(
-        r.stderr
-            .contains(&format!("memory map entry {ram_index}: cannot map")),
+        stderr.contains(&format!("memory map entry {}: cannot map", ram.max(sinfo))),
         "{}",
-        r.stderr
+        show(&out)
     );
-    assert!(r.stderr.contains("EEXIST"), "{}", r.stderr);
+    assert!(stderr.contains("EEXIST"), "{}", show(&out));
+    assert!(log(&out, "x").is_empty(), "main never ran: {}", show(&out));
 }
 
 #[test]
 fn a_region_the_map_leaves_out_gives_status_125() {
-    let world = World::new("x", false, false);
-    // `ram` is the last entry: announce one entry less, so the sinfo page names a
-    // region nobody mapped.
-    let count = (world.regions.len() as u32 - 1).to_le_bytes();
-    world.write_bytes(12, &count);
-    let r = run(&fixture(), &world, true, |_| vec![]);
-    assert_eq!(r.status.code(), Some(125));
+    let policy = policy("x", false, Time::Absent);
+    let (mut header, mut entries) = parse_map(&memory_map(&policy));
+    // Leave `ram` out of the map: the sinfo page names a region nobody mapped.
+    entries.remove(index_of(&entries, layout::RAM_BASE.as_u64()));
+    header.count = (entries.len() as u32).into();
+    let out = run_with_map(&policy, header, &entries);
+    assert_eq!(out.status.code(), Some(125), "{}", show(&out));
     assert_eq!(
-        r.stderr,
-        "muen-subject: sinfo region `ram`: 0x100000 bytes at 0x40000000 are not mapped writable by the memory map\n"
+        subject_stderr(&out),
+        [format!(
+            "muen-subject: sinfo region `ram`: {RAM_SIZE:#x} bytes at {:#x} are not mapped \
+             writable by the memory map",
+            layout::RAM_BASE.as_u64()
+        )],
+        "{}",
+        show(&out)
     );
 }
 
 #[test]
 fn a_panic_is_logged_and_exits_101() {
-    let world = World::new("panic", false, false);
-    let r = run(&fixture(), &world, true, |_| vec![]);
-    assert_eq!(r.status.code(), Some(101));
-    let log = world.log().concat();
+    let out = run(
+        Path::new(fixture()),
+        &policy("panic", false, Time::Absent),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(101), "{}", show(&out));
+    let log = log(&out, "panic");
+    let text = log.concat();
     assert!(
-        log.contains("ERROR panic at subject/tests/fixture/idle.rs:"),
-        "{log}"
+        text.contains("ERROR panic at subject/tests/fixture/idle.rs:"),
+        "{text}"
     );
-    assert!(log.contains("on purpose"), "{log}");
-    assert!(log.ends_with("INFO exit 101\n"), "{log}");
-    assert_eq!(r.events, [0]);
-}
-
-#[test]
-fn a_halted_subject_is_woken_by_a_vector() {
-    let world = World::new("idle-vector", true, false);
-    // The peer: its channel is up before the subject starts; on the first `Halt` it
-    // writes a frame and sends the vector of net0|in.
-    let mut writer = Writer::init(
-        world.region(NET_IN, NET_SIZE),
-        muennet::PROTOCOL,
-        muennet::ELEMENT_SIZE,
-        epoch_from(42),
-    )
-    .unwrap();
-    let mut sent = false;
-    let r = run(&fixture(), &world, true, |_| {
-        if !std::mem::replace(&mut sent, true) {
-            writer
-                .write(&muennet::Element::new(b"frame from the peer").unwrap())
-                .unwrap();
-        }
-        vec![33]
-    });
-    let log = world.log();
-    assert!(r.status.success(), "{:?} {} {log:?}", r.status, r.stderr);
-    assert!(r.halts >= 1, "the subject halted instead of spinning");
-    assert!(
-        log.contains(&"INFO received 19 bytes\n".to_string()),
-        "{log:?}"
-    );
-    // The echo went out, with the net0|out event.
-    let mut reader = Reader::new(
-        Region::clone(&world.region(NET_OUT, NET_SIZE)),
-        muennet::PROTOCOL,
-        muennet::ELEMENT_SIZE,
-    )
-    .unwrap();
-    assert_eq!(
-        reader.read::<muennet::Element>().unwrap_err(),
-        ReadError::EpochChanged
-    );
-    let e = reader.read::<muennet::Element>().unwrap();
-    assert_eq!(e.frame().unwrap(), b"frame from the peer");
-    assert_eq!(r.events, [2, 0]);
+    assert!(text.contains("on purpose"), "{text}");
+    assert_eq!(log.last().unwrap(), "INFO exit 101", "{text}");
+    assert_eq!(stat(&out, "exit_event").as_deref(), Some("true"));
 }
 
 #[test]
 fn the_timed_event_wakes_a_sleeping_subject_at_its_deadline() {
-    let world = World::new("idle-timer", false, false);
-    let mut armed = Vec::new();
-    let start = rdtsc();
-    let r = run(&fixture(), &world, true, |w| {
-        // The kernel: read the timed event page, wait for the trigger, fire it.
-        let (trigger, event) = (
-            w.load(layout::TIMED_EVENT.address.as_u64(), 0),
-            w.load(layout::TIMED_EVENT.address.as_u64(), 8),
-        );
-        armed.push((trigger, event));
-        if trigger == u64::MAX {
-            return vec![];
-        }
-        while rdtsc() < trigger {
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        w.store(layout::TIMED_EVENT.address.as_u64(), 0, u64::MAX);
-        vec![32]
-    });
-    let log = world.log();
-    assert_eq!(r.status.code(), Some(0), "{} {log:?}", r.stderr);
-    assert!(log.iter().any(|l| l.starts_with("INFO woke ")), "{log:?}");
-    assert!(!armed.is_empty());
-    let (trigger, event) = armed[0];
-    assert_eq!(event, 1, "the `timer` event number");
-    let khz = u64::from(tsc_khz());
-    let after = (trigger - start) / khz;
+    // The fixture sleeps with `poll` until 50 ms from its start and exits 0 only if it
+    // woke at or after the deadline with nothing else ready.
+    let out = run(
+        Path::new(fixture()),
+        &policy("idle-timer", false, Time::Absent),
+        &[],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let late: u64 = log(&out, "idle-timer")
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("INFO woke ")?
+                .strip_suffix(" ns after the deadline")
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no wake-up line: {}", show(&out)));
+    assert!(late < 2_000_000_000, "woke {late} ns late");
+    // It armed its timed event with the `timer` event, halted once, and the testbed's
+    // kernel fired the event at the deadline, which injected the `timer` vector.
+    assert_eq!(count(&out, "timed_events"), 1, "{}", show(&out));
+    assert_eq!(count(&out, "halts"), 1, "{}", show(&out));
+    assert_eq!(count(&out, "vectors"), 1, "{}", show(&out));
+    assert_eq!(count(&out, "events"), 1, "only the exit event");
+    let wall: f64 = stat(&out, "wall_s").unwrap().parse().unwrap();
+    assert!(wall >= 0.05, "the run took {wall} s, less than the sleep");
+}
+
+#[test]
+fn a_subject_waiting_for_frames_halts_instead_of_spinning() {
+    // No TAP interface: no frame ever comes, so the fixture waits in `poll` until the
+    // testbed stops it.
+    let out = testbed(
+        Path::new(fixture()),
+        &policy("idle-vector", true, Time::Absent),
+        &["--timeout", "1"],
+        &[],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(124), "{}", show(&out));
     assert!(
-        (40..2000).contains(&after),
-        "trigger {after} ms after the start, expected about 50"
+        !log(&out, "idle-vector")
+            .iter()
+            .any(|l| l.starts_with("INFO received")),
+        "{}",
+        show(&out)
     );
+    assert_eq!(count(&out, "halts"), 1, "{}", show(&out));
+    let cpu: f64 = stat(&out, "subject_cpu_s").unwrap().parse().unwrap();
+    assert!(cpu < 0.5, "the subject used {cpu} s of CPU in 1 s");
+}
+
+/// Fails unless the test runs as root (network namespaces and TAP interfaces need it).
+fn require_root(test: &str) {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
     assert_eq!(
-        world.load(layout::TIMED_EVENT.address.as_u64(), 0),
-        u64::MAX,
-        "disarmed"
+        euid, 0,
+        "{test} needs root (a network namespace and a TAP interface); run it as root, or \
+         run scripts/test.sh, which skips it visibly when not root"
     );
-    assert_eq!(r.events, [0]);
+}
+
+/// A running testbed, stopped if the test fails before it ended.
+struct Running(Option<std::process::Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn netns_a_halted_subject_is_woken_by_a_vector() {
+    require_root("netns_a_halted_subject_is_woken_by_a_vector");
+    let ns = Netns::new();
+    let mut running = Running(Some(
+        ns.command(built().testbed.to_str().unwrap())
+            .arg("run")
+            .arg("--exec")
+            .arg(fixture())
+            .arg("--policy")
+            .arg(policy("idle-vector", true, Time::Absent))
+            .args(["--tap", "net0=tbidle0", "--timeout", "60", "--stats"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let child = running.0.as_mut().unwrap();
+    // The log as it comes, and the testbed's stderr when it ends.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            all.push(line.clone());
+            let _ = tx.send(line);
+        }
+        all
+    });
+    let mut stderr = child.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = stderr.read_to_end(&mut text);
+        text
+    });
+    // Once the fixture found no frame, it halts in `poll` with no deadline.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with("receive: no frame waiting")),
+        "the fixture never waited"
+    );
+    assert!(
+        ns.wait_for_carrier("tbidle0", Duration::from_secs(20)),
+        "the TAP interface never came up"
+    );
+    let sent = frame(SUBJECT_MAC, HOST_MAC, b"frame from the peer");
+    let echoed = std::thread::scope(|s| {
+        s.spawn(|| {
+            ns.enter();
+            let sock = PacketSocket::open("tbidle0");
+            assert!(sock.send(&sent));
+            sock.recv(Duration::from_secs(20))
+        })
+        .join()
+        .unwrap()
+    });
+    let status = running.0.take().unwrap().wait().unwrap();
+    let out = Output {
+        status,
+        stdout: reader.join().unwrap().join("\n").into_bytes(),
+        stderr: errors.join().unwrap(),
+    };
+    assert!(out.status.success(), "{}", show(&out));
+    // The bridge wrote the frame into net0|in and injected the vector; the fixture
+    // woke, received it and echoed it, with the net0|out event.
+    assert_eq!(echoed.as_deref(), Some(&sent[..]), "{}", show(&out));
+    let log = log(&out, "idle-vector");
+    assert!(
+        log.contains(&format!("INFO received {} bytes", sent.len())),
+        "{log:?}"
+    );
+    assert!(count(&out, "halts") >= 1, "it halted instead of spinning");
+    assert_eq!(count(&out, "to_subject"), 1, "{}", show(&out));
+    assert_eq!(count(&out, "from_subject"), 1, "{}", show(&out));
+    assert_eq!(
+        count(&out, "events"),
+        2,
+        "net0|out and exit: {}",
+        show(&out)
+    );
+    assert_eq!(stat(&out, "exit_event").as_deref(), Some("true"));
 }

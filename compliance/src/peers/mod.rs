@@ -1,7 +1,13 @@
-//! In-test peers for the runtime's drivers, on channels in ordinary memory (see
-//! `muen_sim`): a muennet peer for [`MuenNet`](muen_subject::net::MuenNet) and an
-//! in-memory muenblock server for [`MuenBlock`](muen_subject::block::MuenBlock),
-//! plus the server harness that drives any muenblock server through its channels.
+//! The suite's hooks for the in-memory peers of `muen_sim::peers` (a muennet peer and
+//! a muenblock server, on channels in ordinary memory), and [`ChannelHarness`]: any
+//! muenblock server driven through its channels for
+//! [`server_compliance`](crate::server::server_compliance).
+//!
+//! The runtime's tests run its drivers against these peers (`subject/tests/compliance.rs`);
+//! the testbed's tests run the drivers against the testbed's peers and the testbed's
+//! block server through [`ChannelHarness`] (`testbed/tests/compliance.rs`).
+//!
+//! [`ChannelHarness`]: muenblock::ChannelHarness
 
 pub mod muenblock;
 pub mod muennet;

@@ -1,6 +1,6 @@
 //! Random reads, writes, syncs and discards against a model of the device.
 
-use muen_subject::device::{BlockDevice, BlockError};
+use muen_device::{BlockDevice, BlockError};
 use proptest::prelude::*;
 
 use super::{run, sequence, RandomConfig, RandomFailure, RandomReport};

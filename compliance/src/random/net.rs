@@ -2,7 +2,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use muen_subject::device::{NetDevice, NetError, FRAME_MAX};
+use muen_device::{NetDevice, NetError, FRAME_MAX};
 use proptest::prelude::*;
 
 use super::{run, sequence, RandomConfig, RandomFailure, RandomReport};

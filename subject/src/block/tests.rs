@@ -1,178 +1,31 @@
 use super::*;
-use muen_channel::protocol::muenblock::{REQUEST_REGION_SIZE, RESPONSE_REGION_SIZE};
-use muen_sim::{memory, page, shared, SimSys};
-use muen_sinfo::MemoryKind;
+use muen_sim::peers::{muenblock_device, MuenblockServer};
+use muen_sim::{page, SimSys};
 use std::cell::RefCell;
 use std::rc::Rc;
 
 const BS: u64 = 512;
-const BUFFER: usize = 0x1_0000;
 
-/// An in-test muenblock server on the same memory, run whenever the client waits.
-struct Server {
-    requests: Reader<'static>,
-    responses: Writer<'static>,
-    data: RegionMut<'static>,
-    disk: Vec<u8>,
-    block_size: u64,
-    max_blocks: u64,
-    max_requests: Option<u64>,
-    /// Answer each batch in reverse order.
-    reverse: bool,
-    /// Never answer anything.
-    silent: bool,
-    /// Requests touching this sector fail with EIO.
-    fail_sector: Option<u64>,
-    sync_status: u64,
-    /// A response with an unknown tag before each batch.
-    stray: bool,
-    seen: Vec<Request>,
-    largest_batch: usize,
-}
-
-impl Server {
-    fn new(
-        req: &'static [core::sync::atomic::AtomicU64],
-        resp: &'static [core::sync::atomic::AtomicU64],
-        data: &'static [core::sync::atomic::AtomicU64],
-        blocks: u64,
-    ) -> Self {
-        Server {
-            requests: Reader::new(
-                Region::from_atomics(req).unwrap(),
-                muenblock::PROTOCOL,
-                REQUEST_SIZE,
-            )
-            .unwrap(),
-            // Muen's AHCI driver uses the constant epoch 1.
-            responses: Writer::init(
-                RegionMut::from_atomics(resp).unwrap(),
-                muenblock::PROTOCOL,
-                RESPONSE_SIZE,
-                epoch_from(1),
-            )
-            .unwrap(),
-            data: RegionMut::from_atomics(data).unwrap(),
-            disk: (0..blocks * BS).map(|i| (i / BS) as u8 ^ 0x5a).collect(),
-            block_size: BS,
-            max_blocks: 16,
-            max_requests: None,
-            reverse: false,
-            silent: false,
-            fail_sector: None,
-            sync_status: 0,
-            stray: false,
-            seen: Vec::new(),
-            largest_batch: 0,
-        }
-    }
-
-    fn step(&mut self) {
-        let mut batch = Vec::new();
-        loop {
-            match self.requests.read::<Request>() {
-                Ok(r) => batch.push(r),
-                Err(ReadError::EpochChanged) => continue,
-                Err(ReadError::NoData | ReadError::Inactive) => break,
-                Err(e) => panic!("server: {e}"),
-            }
-        }
-        self.seen.extend_from_slice(&batch);
-        let io = batch.iter().filter(|r| r.kind().unwrap().is_io()).count();
-        self.largest_batch = self.largest_batch.max(io);
-        if self.silent || batch.is_empty() {
-            return;
-        }
-        if self.stray {
-            let bogus = Request::simple(RequestKind::Read, 0, 0xdead_beef);
-            self.responses.write(&Response::to(&bogus, 0)).unwrap();
-        }
-        let mut answers: Vec<Response> = batch.iter().filter_map(|r| self.handle(r)).collect();
-        if self.reverse {
-            answers.reverse();
-        }
-        for a in answers {
-            self.responses.write(&a).unwrap();
-        }
-    }
-
-    fn handle(&mut self, r: &Request) -> Option<Response> {
-        let bs = self.block_size;
-        let status = match r.kind().unwrap() {
-            RequestKind::Reset | RequestKind::Sync if r.kind() == Ok(RequestKind::Reset) => 0,
-            RequestKind::Sync => self.sync_status,
-            RequestKind::MaxDevices => 1,
-            RequestKind::MediaBlocks => self.disk.len() as u64 / bs,
-            RequestKind::BlockLength => bs,
-            RequestKind::MaxBlocksCount => self.max_blocks,
-            RequestKind::MaxRequests => self.max_requests?,
-            kind @ (RequestKind::Read | RequestKind::Write | RequestKind::Discard) => {
-                // The device offset is a sector, as in Muen's AHCI driver.
-                let start = (r.device_offset() * bs) as usize;
-                let len = r.length() as usize;
-                assert_eq!(len as u64 % bs, 0);
-                assert!(
-                    len as u64 <= self.max_blocks * bs,
-                    "request above Max_Blocks_Count"
-                );
-                assert!(start + len <= self.disk.len(), "request beyond the disk");
-                let sectors = r.device_offset()..r.device_offset() + r.length() / bs;
-                if self.fail_sector.is_some_and(|s| sectors.contains(&s)) {
-                    status::EIO
-                } else {
-                    let at = r.buffer_offset() as usize;
-                    match kind {
-                        RequestKind::Read => {
-                            assert!(r.buffer_range_fits(self.data.len() as u64));
-                            self.data
-                                .write_bytes(at, &self.disk[start..start + len])
-                                .unwrap();
-                        }
-                        RequestKind::Write => {
-                            assert!(r.buffer_range_fits(self.data.len() as u64));
-                            self.data
-                                .read_bytes(at, &mut self.disk[start..start + len])
-                                .unwrap();
-                        }
-                        _ => self.disk[start..start + len].fill(0),
-                    }
-                    status::OK
-                }
-            }
-            other => panic!("unexpected {other:?}"),
-        };
-        Some(Response::to(r, status))
-    }
-}
-
+/// A muenblock device `disk` of subject `blockstore`, served by muen-sim's in-memory
+/// server whenever the client waits.
 struct Setup {
     sys: &'static SimSys,
-    server: Rc<RefCell<Server>>,
+    server: Rc<RefCell<MuenblockServer>>,
     info: SubjectInfo<'static>,
 }
 
-fn setup_with(blocks: u64, configure: impl FnOnce(&mut Server)) -> Setup {
-    let req = shared(REQUEST_REGION_SIZE);
-    let resp = shared(RESPONSE_REGION_SIZE);
-    let data = shared(BUFFER);
-    let info = page("blockstore", |b| {
-        b.memory("disk|req", memory(req, MemoryKind::SubjectChannel, true))
-            .unwrap()
-            .memory("disk|resp", memory(resp, MemoryKind::SubjectChannel, false))
-            .unwrap()
-            .memory("disk|data", memory(data, MemoryKind::SubjectDevice, true))
-            .unwrap()
-            .event("disk|req", 3)
-            .unwrap()
-            .vector("disk|resp", 40)
-            .unwrap();
-    });
-    let mut server = Server::new(req, resp, data, blocks);
-    configure(&mut server);
-    let server = Rc::new(RefCell::new(server));
-    let sys: &'static SimSys = SimSys::leaked();
-    let peer = server.clone();
-    sys.set_peer(move || peer.borrow_mut().step());
+/// A server of `blocks` blocks of `block_size` bytes that records every request and
+/// fails the test at the first one a correct client never sends (`strict`);
+/// `configure` adjusts it before the client starts.
+fn setup_with(blocks: u64, block_size: u64, configure: impl FnOnce(&mut MuenblockServer)) -> Setup {
+    let sys = SimSys::leaked();
+    let (info, server) = muenblock_device("blockstore", "disk", blocks, block_size, sys);
+    {
+        let mut s = server.borrow_mut();
+        s.strict = true;
+        s.record = true;
+        configure(&mut s);
+    }
     Setup { sys, server, info }
 }
 
@@ -181,8 +34,8 @@ fn acquire(s: &Setup) -> Result<MuenBlock<'static, SimSys>, AcquireError> {
     unsafe { MuenBlock::acquire(s.sys, &s.info, "disk") }
 }
 
-fn setup(configure: impl FnOnce(&mut Server)) -> (Setup, MuenBlock<'static, SimSys>) {
-    let s = setup_with(2048, configure);
+fn setup(configure: impl FnOnce(&mut MuenblockServer)) -> (Setup, MuenBlock<'static, SimSys>) {
+    let s = setup_with(2048, BS, configure);
     let dev = acquire(&s).unwrap();
     (s, dev)
 }
@@ -213,7 +66,11 @@ fn acquisition_resets_then_asks_for_the_geometry() {
     // 8 KiB per request, 8 of them fit the 64 KiB buffer.
     assert_eq!(dev.io_window(), (16 * 512, 8));
     let server = s.server.borrow();
-    let kinds: Vec<_> = server.seen.iter().map(|r| r.kind().unwrap()).collect();
+    let kinds: Vec<_> = server
+        .requests_seen
+        .iter()
+        .map(|r| r.kind().unwrap())
+        .collect();
     assert_eq!(
         kinds,
         [
@@ -225,7 +82,7 @@ fn acquisition_resets_then_asks_for_the_geometry() {
             RequestKind::MaxBlocksCount
         ]
     );
-    let mut tags: Vec<_> = server.seen.iter().map(|r| r.tag()).collect();
+    let mut tags: Vec<_> = server.requests_seen.iter().map(|r| r.tag()).collect();
     tags.dedup();
     assert_eq!(tags.len(), 6, "every request has its own tag");
     // The request event was triggered (once per batch).
@@ -259,16 +116,16 @@ fn reads_and_writes_of_many_sizes_reach_the_right_sectors() {
     ];
     for (i, &(offset, len)) in cases.iter().enumerate() {
         let data = pattern(len, i as u8);
-        let first = s.server.borrow().seen.len();
+        let first = s.server.borrow().requests_seen.len();
         dev.write(offset, &data).unwrap();
         {
             let server = s.server.borrow();
             assert_eq!(
-                &server.disk[offset as usize..offset as usize + len],
+                &server.image()[offset as usize..offset as usize + len],
                 &data[..]
             );
             // The chunks are consecutive sector ranges covering exactly the transfer.
-            let mut chunks: Vec<_> = server.seen[first..]
+            let mut chunks: Vec<_> = server.requests_seen[first..]
                 .iter()
                 .map(|r| (r.device_offset(), r.length()))
                 .collect();
@@ -310,7 +167,7 @@ fn many_requests_in_flight_with_out_of_order_answers() {
 #[test]
 fn alignment_length_and_range_are_checked_before_sending() {
     let (s, mut dev) = setup(|_| {});
-    let before = s.server.borrow().seen.len();
+    let before = s.server.borrow().requests_seen.len();
     let mut buf = vec![0u8; 1024];
     assert_eq!(
         dev.read(0, &mut buf[..0]),
@@ -351,7 +208,11 @@ fn alignment_length_and_range_are_checked_before_sending() {
     );
     assert_eq!(dev.discard(0, 0), Err(BlockError::BadLength { len: 0 }));
     assert!(!BlockError::BadLength { len: 0 }.is_retryable());
-    assert_eq!(s.server.borrow().seen.len(), before, "nothing was sent");
+    assert_eq!(
+        s.server.borrow().requests_seen.len(),
+        before,
+        "nothing was sent"
+    );
 }
 
 #[test]
@@ -368,7 +229,7 @@ fn server_error_status_is_an_error_value_and_the_device_stays_usable() {
     );
     // The other chunk was written.
     assert_eq!(
-        &s.server.borrow().disk[16 * 512..32 * 512],
+        &s.server.borrow().image()[16 * 512..32 * 512],
         &data[..16 * 512]
     );
     let mut buf = vec![0u8; 512];
@@ -384,7 +245,7 @@ fn server_error_status_is_an_error_value_and_the_device_stays_usable() {
     s.server.borrow_mut().sync_status = 0;
     dev.sync().unwrap();
     assert_eq!(
-        s.server.borrow().seen.last().unwrap().kind(),
+        s.server.borrow().requests_seen.last().unwrap().kind(),
         Ok(RequestKind::Sync)
     );
 }
@@ -403,14 +264,14 @@ fn a_silent_server_times_out_and_the_device_resets_before_the_next_request() {
     assert!(s.sys.waits() > 10, "it waited, it did not give up at once");
     assert_eq!(dev.stats().timeouts, 1);
     s.server.borrow_mut().silent = false;
-    let seen = s.server.borrow().seen.len();
+    let seen = s.server.borrow().requests_seen.len();
     dev.read(0, &mut buf).unwrap();
     let server = s.server.borrow();
-    assert_eq!(server.seen[seen].kind(), Ok(RequestKind::Reset));
+    assert_eq!(server.requests_seen[seen].kind(), Ok(RequestKind::Reset));
     assert_eq!(dev.stats().resets, 1);
     // The late answers to the timed-out read were ignored (the server never sent them
     // here: it was silent), and the new read got the right data.
-    assert_eq!(&buf[..], &server.disk[..4096]);
+    assert_eq!(&buf[..], &server.image()[..4096]);
 }
 
 #[test]
@@ -418,10 +279,10 @@ fn discard_clears_in_chunks_of_max_blocks() {
     let (s, mut dev) = setup(|_| {});
     dev.discard(64 * 512, 40 * 512).unwrap();
     let server = s.server.borrow();
-    assert!(server.disk[64 * 512..104 * 512].iter().all(|&b| b == 0));
-    assert_ne!(server.disk[104 * 512], 0);
+    assert!(server.image()[64 * 512..104 * 512].iter().all(|&b| b == 0));
+    assert_ne!(server.image()[104 * 512], 0);
     let discards: Vec<_> = server
-        .seen
+        .requests_seen
         .iter()
         .filter(|r| r.kind() == Ok(RequestKind::Discard))
         .map(|r| (r.device_offset(), r.length()))
@@ -431,7 +292,7 @@ fn discard_clears_in_chunks_of_max_blocks() {
 
 #[test]
 fn acquisition_fails_cleanly() {
-    let s = setup_with(2048, |srv| srv.silent = true);
+    let s = setup_with(2048, BS, |srv| srv.silent = true);
     // Ten seconds (the default timeout) in steps of 10 ms.
     s.sys.set_step(10_000_000);
     let e = acquire(&s).err().unwrap();
@@ -442,13 +303,13 @@ fn acquisition_fails_cleanly() {
             error: BlockError::Timeout
         }
     );
-    let s = setup_with(2048, |srv| srv.block_size = 1000);
+    let s = setup_with(2048, 1000, |_| {});
     let e = acquire(&s).err().unwrap();
     assert_eq!(
         e.to_string(),
         "block device `disk`: the server answered Block_Length with 1000, which is unusable"
     );
-    let s = setup_with(2048, |srv| srv.max_blocks = 0);
+    let s = setup_with(2048, BS, |srv| srv.max_blocks = 0);
     assert!(matches!(
         acquire(&s),
         Err(AcquireError::BadGeometry {

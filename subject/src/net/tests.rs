@@ -1,70 +1,19 @@
 use super::*;
-use core::sync::atomic::AtomicU64;
-use muen_channel::{Misbehaviour, RegionMut};
+use muen_sim::peers::{muennet_device, MuennetPeer};
 use muen_sim::{memory, page, shared, SimSys};
 use muen_sinfo::MemoryKind;
 
-/// A channel pair in ordinary memory and the peer's ends of it.
-struct Peer {
-    to_subject: Writer<'static>,
-    from_subject: Reader<'static>,
-    input: &'static [AtomicU64],
-}
-
-fn setup(sys: &SimSys, with_event: bool) -> (MuenNet<'_, SimSys>, Peer) {
-    let input = shared(0x4000);
-    let output = shared(0x4000);
-    let info = page("echo", |b| {
-        b.memory("net0|in", memory(input, MemoryKind::SubjectChannel, false))
-            .unwrap()
-            .memory("net0|out", memory(output, MemoryKind::SubjectChannel, true))
-            .unwrap()
-            .vector("net0|in", 33)
-            .unwrap();
-        if with_event {
-            b.event("net0|out", 2).unwrap();
-        }
-    });
-    let to_subject = Writer::init(
-        RegionMut::from_atomics(input).unwrap(),
-        muennet::PROTOCOL,
-        muennet::ELEMENT_SIZE,
-        epoch_from(77),
-    )
-    .unwrap();
-    let from_subject = Reader::new(
-        Region::from_atomics(output).unwrap(),
-        muennet::PROTOCOL,
-        muennet::ELEMENT_SIZE,
-    )
-    .unwrap();
-    // SAFETY: the page points at the leaked buffers above, alive forever.
+/// A muennet device `net0` of subject `echo` on channels of 16 KiB in ordinary memory,
+/// and its peer.
+fn setup(sys: &SimSys, with_event: bool) -> (MuenNet<'_, SimSys>, MuennetPeer) {
+    let (info, peer) = muennet_device("echo", "net0", 0x4000, with_event);
+    // SAFETY: the page points at leaked buffers, alive forever.
     let net = unsafe { MuenNet::acquire(sys, &info, "net0") }.unwrap();
-    (
-        net,
-        Peer {
-            to_subject,
-            from_subject,
-            input,
-        },
-    )
+    (net, peer)
 }
 
 fn frame(n: usize, seed: u8) -> Vec<u8> {
     (0..n).map(|i| seed.wrapping_add(i as u8)).collect()
-}
-
-impl Peer {
-    fn read(&mut self) -> Option<Vec<u8>> {
-        loop {
-            match self.from_subject.read::<Element>() {
-                Ok(e) => return Some(e.frame().unwrap().to_vec()),
-                Err(ReadError::EpochChanged) => continue,
-                Err(ReadError::NoData) => return None,
-                Err(e) => panic!("{e}"),
-            }
-        }
-    }
 }
 
 #[test]
@@ -77,9 +26,7 @@ fn frames_travel_both_ways_and_the_event_follows_each_write() {
     assert_eq!(net.receive(&mut buf), Err(NetError::Again));
     assert!(!net.has_data());
     for (i, len) in [60usize, 1, 1514, 777].into_iter().enumerate() {
-        peer.to_subject
-            .write(&Element::new(&frame(len, i as u8)).unwrap())
-            .unwrap();
+        peer.send(&frame(len, i as u8));
     }
     assert!(net.has_data());
     for (i, len) in [60usize, 1, 1514, 777].into_iter().enumerate() {
@@ -94,9 +41,10 @@ fn frames_travel_both_ways_and_the_event_follows_each_write() {
     }
     assert_eq!(sys.events(), [2, 2, 2]);
     for len in [14usize, 1514, 100] {
-        assert_eq!(peer.read().unwrap(), frame(len, 9));
+        assert_eq!(peer.receive().unwrap(), frame(len, 9));
     }
-    assert_eq!(peer.read(), None);
+    assert_eq!(peer.receive(), None);
+    assert_eq!(peer.bad_elements, 0);
     let s = net.stats();
     assert_eq!((s.rx_frames, s.rx_bytes), (4, 60 + 1 + 1514 + 777));
     assert_eq!((s.tx_frames, s.tx_bytes), (3, 14 + 1514 + 100));
@@ -109,7 +57,7 @@ fn no_event_without_one_in_the_policy() {
     let (mut net, mut peer) = setup(&sys, false);
     net.transmit(&[1, 2, 3]).unwrap();
     assert!(sys.events().is_empty());
-    assert_eq!(peer.read().unwrap(), [1, 2, 3]);
+    assert_eq!(peer.receive().unwrap(), [1, 2, 3]);
 }
 
 #[test]
@@ -125,9 +73,7 @@ fn whole_frames_only() {
     assert!(!NetError::EmptyFrame.is_retryable());
     assert!(!NetError::FrameTooLarge { len: 1515 }.is_retryable());
     assert!(NetError::Again.is_retryable());
-    peer.to_subject
-        .write(&Element::new(&[5; 64]).unwrap())
-        .unwrap();
+    peer.send(&[5; 64]);
     let mut small = [0u8; 1513];
     assert_eq!(
         net.receive(&mut small),
@@ -145,13 +91,9 @@ fn bad_length_fields_are_dropped_and_counted_never_copied() {
     let (mut net, mut peer) = setup(&sys, true);
     // Elements with length fields 1515, 0xffff and 0, then a good one.
     for length in [1515u16, u16::MAX, 0] {
-        let mut raw = [0xeeu8; muennet::ELEMENT_SIZE];
-        raw[1514..].copy_from_slice(&length.to_le_bytes());
-        peer.to_subject.write_bytes(&raw).unwrap();
+        peer.send_length_field(length);
     }
-    peer.to_subject
-        .write(&Element::new(&[7; 42]).unwrap())
-        .unwrap();
+    peer.send(&[7; 42]);
     let mut buf = [0u8; FRAME_MAX];
     assert_eq!(net.receive(&mut buf), Ok(42));
     assert!(
@@ -166,19 +108,15 @@ fn bad_length_fields_are_dropped_and_counted_never_copied() {
 fn overruns_are_counted_and_reading_recovers() {
     let sys = SimSys::new();
     let (mut net, mut peer) = setup(&sys, true);
-    let elements = peer.to_subject.elements();
+    let elements = peer.capacity().0 as u64;
     let mut buf = [0u8; FRAME_MAX];
     // Synchronise first, then let the peer run a ring and a half ahead.
-    peer.to_subject
-        .write(&Element::new(&[0; 10]).unwrap())
-        .unwrap();
+    peer.send(&[0; 10]);
     assert_eq!(net.receive(&mut buf), Ok(10));
     let total = elements + elements / 2;
     for i in 0..total {
         let n = (i % 200 + 1) as usize;
-        peer.to_subject
-            .write(&Element::new(&frame(n, i as u8)).unwrap())
-            .unwrap();
+        peer.send(&frame(n, i as u8));
     }
     let mut got = 0;
     while let Ok(n) = net.receive(&mut buf) {
@@ -195,9 +133,7 @@ fn overruns_are_counted_and_reading_recovers() {
     // muen-channel's reader skips to the writer's counter on an overrun.
     assert_eq!(s.rx_lost, total);
     // After the overrun the device works normally.
-    peer.to_subject
-        .write(&Element::new(&[3; 33]).unwrap())
-        .unwrap();
+    peer.send(&[3; 33]);
     assert_eq!(net.receive(&mut buf), Ok(33));
     assert_eq!(net.receive(&mut buf), Err(NetError::Again));
 }
@@ -207,21 +143,15 @@ fn a_peer_breaking_the_protocol_is_counted_and_survived() {
     let sys = SimSys::new();
     let (mut net, mut peer) = setup(&sys, true);
     let mut buf = [0u8; FRAME_MAX];
-    peer.to_subject
-        .write(&Element::new(&[1; 20]).unwrap())
-        .unwrap();
+    peer.send(&[1; 20]);
     assert_eq!(net.receive(&mut buf), Ok(20));
     // The peer rewinds its write counter without a new epoch.
-    let region = RegionMut::from_atomics(peer.input).unwrap();
-    region.store(muen_channel::Field::Wc, 0);
+    peer.rewind_write_counter();
     assert_eq!(net.receive(&mut buf), Err(NetError::Again));
     assert_eq!(net.stats().rx_errors, 1);
-    let _ = Misbehaviour::NoElements;
     // A new epoch with the right geometry works again.
-    peer.to_subject.reset(epoch_from(99));
-    peer.to_subject
-        .write(&Element::new(&[2; 21]).unwrap())
-        .unwrap();
+    peer.restart();
+    peer.send(&[2; 21]);
     assert_eq!(net.receive(&mut buf), Ok(21));
 }
 

@@ -1,9 +1,10 @@
-//! The testbed's peers, in-process through the `muen_testbed` library (no root, no
-//! subject process): its block server on its own as a muenblock server, the runtime's
-//! muenblock client against it, and the runtime's muennet driver against its network
-//! bridge (with a packet socket in place of the TAP interface). The memory is the
-//! testbed's own memory file, built from a world with one device of each kind; the
-//! image is a memfd.
+//! The testbed's peers against the device ABI's compliance suite, in-process through
+//! the `muen_testbed` library (no root, no subject process): its block server on its
+//! own as a muenblock server, the runtime's muenblock client against it, and the
+//! runtime's muennet driver against its network bridge (with a packet socket in place
+//! of the TAP interface). The drivers run on muen-sim's simulated kernel; the memory
+//! is the testbed's own memory file, built from a world with one device of each kind;
+//! the image is a memfd.
 
 use std::cell::{Cell, RefCell};
 use std::fs::File;
