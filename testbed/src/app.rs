@@ -83,12 +83,16 @@ pub fn policy(manifest: &Path) -> Result<String, AppError> {
             error,
         })
     })?;
-    policy_gen::spec::component(&plan, None).map_err(|error| {
+    let spec = policy_gen::spec::component_spec(&plan, None).map_err(|error| {
         AppError::Policy(policy_gen::Error::Spec {
             file: manifest.to_path_buf(),
             error,
         })
-    })
+    })?;
+    Ok(policy_gen::document(
+        &spec,
+        muen_spec::Generation::default(),
+    ))
 }
 
 /// The app's name (from its manifest).
@@ -101,7 +105,8 @@ pub fn name(manifest: &Path) -> Result<String, AppError> {
 /// The component specification of the app in `manifest` for its ELF image `elf`, as
 /// `policy-gen --elf` writes it (QEMU mode: the image's segments are regions).
 pub fn policy_with_image(manifest: &Path, elf: &Path) -> Result<String, AppError> {
-    policy_gen::generate(manifest, None, Some(elf)).map_err(AppError::Policy)
+    policy_gen::generate(manifest, None, Some(elf), muen_spec::Generation::default())
+        .map_err(AppError::Policy)
 }
 
 /// The Muen target: what QEMU mode builds apps and the boot stage for.
@@ -263,7 +268,7 @@ mod tests {
     fn policies_come_from_policy_gen_without_an_elf() {
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/echo/app.toml");
         let xml = policy(&manifest).unwrap();
-        let snapshot = include_str!("../../policy-gen/tests/snapshots/echo.xml");
+        let snapshot = include_str!("../../policy-gen/tests/snapshots/2026-04/echo.xml");
         assert_eq!(xml, snapshot);
         assert!(matches!(
             locate(Path::new("/nonexistent")),

@@ -622,7 +622,7 @@ mod tests {
 
     fn echo() -> World {
         policy::parse(
-            include_str!("../../policy-gen/tests/snapshots/echo.xml"),
+            include_str!("../../policy-gen/tests/snapshots/2026-04/echo.xml"),
             Path::new("echo.xml"),
         )
         .unwrap()

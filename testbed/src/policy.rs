@@ -480,9 +480,11 @@ pub fn parse_number(text: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
-    const ECHO: &str = include_str!("../../policy-gen/tests/snapshots/echo.xml");
-    const BLOCKSTORE: &str = include_str!("../../policy-gen/tests/snapshots/blockstore.xml");
-    const ECHO_ELF: &str = include_str!("../../policy-gen/tests/snapshots/echo-with-elf.xml");
+    const ECHO: &str = include_str!("../../policy-gen/tests/snapshots/2026-01/echo.xml");
+    const BLOCKSTORE: &str =
+        include_str!("../../policy-gen/tests/snapshots/2026-01/blockstore.xml");
+    const ECHO_ELF: &str =
+        include_str!("../../policy-gen/tests/snapshots/2026-01/echo-with-elf.xml");
 
     fn names(w: &World) -> Vec<&str> {
         w.regions.iter().map(|r| r.name.as_str()).collect()

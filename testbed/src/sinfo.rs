@@ -51,7 +51,7 @@ mod tests {
     #[test]
     fn the_page_names_every_region_event_and_vector_in_order() {
         let w = policy::parse(
-            include_str!("../../policy-gen/tests/snapshots/echo.xml"),
+            include_str!("../../policy-gen/tests/snapshots/2026-04/echo.xml"),
             Path::new("echo.xml"),
         )
         .unwrap();

@@ -95,8 +95,8 @@ fn build_then_dump_round_trips() {
 fn the_app_and_its_policy_give_the_same_page() {
     let (a, b) = (temp("a.sinfo"), temp("b.sinfo"));
     let manifest = example("blockstore").join("app.toml");
-    let snapshot =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../policy-gen/tests/snapshots/blockstore.xml");
+    let snapshot = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../policy-gen/tests/snapshots/2026-01/blockstore.xml");
     assert!(
         build(&[manifest.to_str().unwrap(), "--tsc-khz", "1000"], &a)
             .status
