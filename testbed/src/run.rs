@@ -42,7 +42,8 @@ use crate::qemu::image::SubjectImage;
 use crate::qemu::machine::Machine;
 use crate::qemu::qmp::GuestStop;
 use crate::subject::{self, Exit, Status, Subject};
-use crate::world::{Library, World};
+use crate::world::World;
+use muen_spec::Library;
 
 /// Default length of a minor frame.
 pub const DEFAULT_FRAME: Duration = Duration::from_millis(10);
@@ -333,29 +334,33 @@ pub fn run(options: Options) -> Result<Report, RunError> {
         None => Layout::Hosted,
         Some(_) => Layout::Qemu,
     };
-    let memory = Memory::with_layout(world, layout).map_err(|e| match layout {
+    let memory = Memory::with_layout(&world.view, layout).map_err(|e| match layout {
         // Too much guest RAM is the app's problem, not the host's.
         Layout::Qemu => RunError::BadInput(format!("the memory file: {e}")),
         Layout::Hosted => RunError::Host(format!("creating the memory file: {e}")),
     })?;
-    let page = crate::sinfo::page(world, options.tsc)
+    let page = crate::sinfo::page(&world.view, options.tsc)
         .map_err(|e| RunError::BadInput(format!("building the sinfo page: {e}")))?;
-    let sinfo = world.region_index(muen_abi::names::SINFO).unwrap_or(0);
+    let sinfo = world
+        .view
+        .mapping_index(muen_abi::names::SINFO)
+        .unwrap_or(0);
     memory
         .write_initial(sinfo, 0, &page)
         .map_err(host("writing the sinfo page"))?;
     if let Some((q, boot, image)) = &qemu {
-        let config = boot::config(world, &memory, q.tick_hz).map_err(RunError::Host)?;
+        let config = boot::config(&world.view, &memory, q.tick_hz).map_err(RunError::Host)?;
         boot.install(&memory, &config)
             .map_err(host("writing the boot stage"))?;
         image
-            .install(world, &memory)
+            .install(&world.view, &memory)
             .map_err(|e| RunError::BadInput(format!("{}: {e}", q.image.display())))?;
     }
     let clock = SubjectClock::host();
     let time_info = world
-        .region_index(muen_abi::names::TIME_INFO)
-        .filter(|_| world.has_library(Library::Time));
+        .view
+        .mapping_index(muen_abi::names::TIME_INFO)
+        .filter(|_| world.view.has_library(Library::Time));
     // A QEMU guest's TSC is known only once the boot stage reports it.
     if let (Some(i), None) = (time_info, &qemu) {
         kernel::publish_time_info(&memory, i, options.tsc, &clock);
@@ -438,12 +443,12 @@ pub fn run(options: Options) -> Result<Report, RunError> {
         .map_err(|e| RunError::BadInput(e.to_string()))?;
         servers.push(server);
     }
-    let log = match world.region_index(muen_abi::names::DEBUGLOG) {
-        Some(i) if world.has_library(Library::Debuglog) => {
+    let log = match world.view.mapping_index(muen_abi::names::DEBUGLOG) {
+        Some(i) if world.view.has_library(Library::Debuglog) => {
             let region = memory
                 .channel(i)
                 .map_err(|e| RunError::Host(e.to_string()))?;
-            let format = Formatter::new(&world.name, options.tsc, origin);
+            let format = Formatter::new(world.name(), options.tsc, origin);
             let sink = LogSink::new(region, format, io::stdout()).map_err(host("debuglog"))?;
             Some(sink.with_clock(&clock))
         }
@@ -479,7 +484,7 @@ pub fn run(options: Options) -> Result<Report, RunError> {
         .collect::<io::Result<Vec<_>>>()
         .map_err(host("eventfd"))?;
     let mut kernel = Kernel::new(
-        world,
+        &world.view,
         &memory,
         options.tsc,
         &clock,
