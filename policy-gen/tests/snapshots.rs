@@ -121,3 +121,28 @@ fn the_default_generation_is_2026_04() {
     assert_eq!(default, example("echo", Generation::V2026_04));
     assert_ne!(default, example("echo", Generation::V2026_01));
 }
+
+/// Every snapshot, read with `muen_spec::parse` and written again, is the same bytes:
+/// the reader keeps everything policy-gen writes.
+#[test]
+fn snapshots_read_back_to_the_same_bytes() {
+    let mut checked = 0;
+    for generation in Generation::ALL {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/snapshots")
+            .join(generation.name());
+        for name in ["hello", "echo", "blockstore", "echo-with-elf"] {
+            let path = dir.join(format!("{name}.xml"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            let spec = muen_spec::parse(&text, &path).unwrap();
+            assert_eq!(
+                policy_gen::document(&spec, generation),
+                text,
+                "{}",
+                path.display()
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 8);
+}

@@ -666,3 +666,206 @@ fn describe(node: Node) -> String {
         None => format!("<{tag}>"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::bits;
+    use crate::{write, Generation};
+
+    fn error(text: &str) -> String {
+        parse(text, Path::new("p.xml")).unwrap_err().to_string()
+    }
+
+    fn component(requires: &str) -> String {
+        format!(
+            "<component name=\"c\" profile=\"native\"><requires>{requires}</requires></component>"
+        )
+    }
+
+    #[test]
+    fn both_generations_of_vcpu_read_the_same() {
+        let old = component(
+            "<vcpu><vmx><controls><proc><HLTExiting>1</HLTExiting></proc></controls></vmx>\
+             <msrs><msr start=\"16#c000_0100#\" end=\"16#c000_0100#\" mode=\"rw\"/></msrs>\
+             <registers><gpr><rip>16#0020_0000#</rip><rdi>16#1000#</rdi></gpr>\
+             <cr4><OSSupportSIMDExceptions>1</OSSupportSIMDExceptions></cr4></registers></vcpu>",
+        );
+        let new = old
+            .replace("<vcpu>", "<vcpu><x86_64>")
+            .replace("</vcpu>", "</x86_64></vcpu>");
+        let a = parse(&old, Path::new("old.xml")).unwrap();
+        let b = parse(&new, Path::new("new.xml")).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(
+            a.vcpu.bit(BitGroup::ProcControls, bits::HLT_EXITING),
+            Some(true)
+        );
+        assert!(a.vcpu.simd_exceptions());
+        assert_eq!(a.vcpu.registers.rip, Some(VirtAddr::new(0x20_0000)));
+        assert_eq!(a.vcpu.registers.others.get(&Gpr::Rdi), Some(&0x1000));
+        assert_eq!(
+            a.vcpu.msrs,
+            [MsrRange {
+                start: 0xc000_0100,
+                end: 0xc000_0100,
+                mode: MsrMode::ReadWrite
+            }]
+        );
+        assert_eq!(
+            write(&a, Generation::V2026_04),
+            write(&b, Generation::V2026_04)
+        );
+        // An empty <vcpu/> and an empty <x86_64/> ask for nothing.
+        for empty in ["<vcpu/>", "<vcpu><x86_64/></vcpu>"] {
+            let s = parse(&component(empty), Path::new("p.xml")).unwrap();
+            assert!(s.vcpu.is_empty());
+        }
+    }
+
+    #[test]
+    fn errors_name_the_element() {
+        assert_eq!(
+            error("<library name=\"x\"/>"),
+            "p.xml:1:1: <library>: expected a <component> specification (as policy-gen writes it)"
+        );
+        assert!(error("<component").starts_with("p.xml:1:"));
+        let e = error(&component("<vcpu><arm64/></vcpu>"));
+        assert!(
+            e.ends_with("<arm64>: arm64 vCPU settings are not supported"),
+            "{e}"
+        );
+        let e = error(&component("<vcpu><x86_64/><vmx/></vcpu>"));
+        assert!(
+            e.ends_with("<vmx>: unexpected element beside <x86_64>"),
+            "{e}"
+        );
+        let e = error(&component(
+            "<vcpu><registers><cr4><OSSupportSIMDExceptions>2</OSSupportSIMDExceptions>\
+             </cr4></registers></vcpu>",
+        ));
+        assert!(
+            e.ends_with("<OSSupportSIMDExceptions>: `2` is not 0 or 1"),
+            "{e}"
+        );
+        let e = error(&component(
+            "<vcpu><registers><gpr><rip>0x10</rip></gpr></registers></vcpu>",
+        ));
+        assert!(e.ends_with("<rip>: `0x10` is not a number"), "{e}");
+        let e = error(&component(
+            "<vcpu><registers><gpr><rzz>1</rzz></gpr></registers></vcpu>",
+        ));
+        assert!(e.ends_with("<rzz>: unexpected element"), "{e}");
+        let e = error(&component(
+            "<vcpu><vmx><controls><pin2/></controls></vmx></vcpu>",
+        ));
+        assert!(e.ends_with("<pin2>: unexpected element"), "{e}");
+        let e = error(&component(
+            "<vcpu><msrs><msr start=\"16#0001_0000_0000#\" end=\"16#0000#\" mode=\"r\"/></msrs></vcpu>",
+        ));
+        assert!(e.ends_with("<msr>: `start` is out of range"), "{e}");
+        let e = error(&component(
+            "<events><source><event id=\"64\" logical=\"x\"/></source></events>",
+        ));
+        assert!(
+            e.ends_with("<event \"x\">: vmcall event ids are 0 to 63"),
+            "{e}"
+        );
+        let e = error(&component(
+            "<events><target><event logical=\"x\"><reset/><reset/></event></target></events>",
+        ));
+        assert!(
+            e.ends_with("<reset>: an event has at most one action"),
+            "{e}"
+        );
+        let e = error(
+            "<component name=\"c\"><config><integer name=\"n\" value=\"1.5\"/></config></component>",
+        );
+        assert!(
+            e.ends_with("<integer>: `value`: `1.5` is not a 64-bit integer"),
+            "{e}"
+        );
+        let e = error("<component name=\"c\" profile=\"rtos\"/>");
+        assert_eq!(e, "p.xml:1:1: <component>: unknown profile `rtos`");
+        let e = error(
+            "<component name=\"c\"><provides><memory logical=\"m\" virtualAddress=\"16#1000#\" \
+             size=\"16#1000#\" writable=\"true\" executable=\"false\" type=\"kernel\"/>\
+             </provides></component>",
+        );
+        assert!(
+            e.ends_with("<memory \"m\">: unknown memory type `kernel`"),
+            "{e}"
+        );
+        let e = error(
+            "<component name=\"c\"><provides><memory logical=\"m\" virtualAddress=\"16#1000#\" \
+             size=\"16#1000#\" writable=\"true\" executable=\"false\"><hash value=\"16#00#\"/>\
+             </memory></provides></component>",
+        );
+        assert!(
+            e.ends_with("<hash>: hash must be 16#<64 hex digits># or none"),
+            "{e}"
+        );
+        let e = error(
+            "<component name=\"c\"><requires><channels><array logical=\"a\" \
+             virtualAddressBase=\"16#1000#\" elementSize=\"16#1000#\"><reader logical=\"r\"/>\
+             <writer logical=\"w\"/></array></channels></requires></component>",
+        );
+        assert!(
+            e.ends_with("<array \"a\">: an array holds readers or writers, not both"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn places_point_at_the_elements() {
+        let text = "<component name=\"c\">\n <depends>\n  <library ref=\"a\"/>\n  \
+                    <library ref=\"b\"/>\n </depends>\n</component>";
+        let (spec, places) = parse_with_places(text, Path::new("p.xml")).unwrap();
+        assert_eq!(spec.depends, ["a", "b"]);
+        assert_eq!((places.component.line, places.component.column), (1, 1));
+        let b = &places.depends[1];
+        assert_eq!(
+            (b.line, b.column, b.element.as_str()),
+            (4, 3, "<library \"b\">")
+        );
+        let e = SpecError::at(Path::new("p.xml"), b, "not here");
+        assert_eq!(e.to_string(), "p.xml:4:3: <library \"b\">: not here");
+        assert_eq!(e.position(), Some((4, 3)));
+        assert_eq!(
+            SpecError::new(Path::new("q.xml"), "gone").to_string(),
+            "q.xml: gone"
+        );
+    }
+
+    #[test]
+    fn content_and_hash_forms() {
+        let spec = parse(
+            "<component name=\"c\"><provides>\
+             <memory logical=\"a\" virtualAddress=\"16#1000#\" size=\"16#1000#\" writable=\"false\" \
+             executable=\"true\" type=\"subject_binary\"><file filename=\"muinit\" offset=\"none\"/>\
+             <hash value=\"none\"/></memory>\
+             <memory logical=\"b\" virtualAddress=\"16#2000#\" size=\"16#1000#\" writable=\"true\" \
+             executable=\"false\"><fill pattern=\"16#ff#\"/><hashRef memory=\"a\"/></memory>\
+             </provides></component>",
+            Path::new("p.xml"),
+        )
+        .unwrap();
+        let [a, b] = &spec.provides[..] else {
+            panic!("two regions")
+        };
+        assert_eq!(
+            a.content,
+            Content::File {
+                filename: "muinit".into(),
+                offset: None
+            }
+        );
+        assert_eq!(a.hash, Some(Hash::Omitted));
+        assert_eq!(b.kind, MemoryKind::Subject);
+        assert_eq!(b.content, Content::Fill(0xff));
+        assert_eq!(b.hash, Some(Hash::Ref("a".into())));
+        // Written back, the missing `type` is explicit.
+        let again = parse(&write(&spec, Generation::V2026_01), Path::new("q.xml")).unwrap();
+        assert_eq!(again, spec);
+    }
+}

@@ -498,3 +498,301 @@ fn unique<'a>(names: impl Iterator<Item = &'a String>) -> Result<(), ViewError> 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{RequiredMemory, SourceEvent, TargetEvent};
+    use muen_abi::VirtAddr;
+
+    fn region(address: u64, size: u64) -> Region {
+        Region {
+            address: VirtAddr::new(address),
+            size,
+        }
+    }
+
+    fn memory(name: &str, address: u64, size: u64) -> Mapping {
+        Mapping::memory(name, region(address, size), true)
+    }
+
+    fn num(name: &str, number: u8) -> NamedNumber {
+        NamedNumber {
+            name: name.into(),
+            number,
+        }
+    }
+
+    fn view(mappings: Vec<Mapping>, events: Vec<NamedNumber>) -> SubjectView {
+        SubjectView {
+            name: "t".into(),
+            mappings,
+            events,
+            vectors: vec![],
+            registers: Registers::default(),
+            simd_exceptions: false,
+        }
+    }
+
+    fn checked(mappings: Vec<Mapping>, events: Vec<NamedNumber>) -> Result<(), ViewError> {
+        view(mappings, events).check()
+    }
+
+    #[test]
+    fn rejects_bad_regions_and_numbers() {
+        assert_eq!(
+            checked(
+                vec![memory("a", 0x1000, 0x2000), memory("b", 0x2000, 0x1000)],
+                vec![]
+            ),
+            Err(ViewError::Overlap("a".into(), "b".into()))
+        );
+        for (address, size) in [(0x1800, 0x1000), (0x1000, 0), (0x1000, 0x1800)] {
+            assert_eq!(
+                checked(vec![memory("a", address, size)], vec![]),
+                Err(ViewError::BadRegion("a".into()))
+            );
+        }
+        assert_eq!(
+            checked(vec![memory("a", u64::MAX - 0xfff, 0x1000)], vec![]),
+            Err(ViewError::BadRegion("a".into()))
+        );
+        assert_eq!(
+            checked(
+                vec![memory("a", 0x1000, 0x1000), memory("a", 0x3000, 0x1000)],
+                vec![]
+            ),
+            Err(ViewError::DuplicateName("a".into()))
+        );
+        assert_eq!(
+            checked(vec![memory(&"x".repeat(64), 0x1000, 0x1000)], vec![]),
+            Err(ViewError::BadName("x".repeat(64)))
+        );
+        assert_eq!(
+            checked(vec![], vec![num("a", 64)]),
+            Err(ViewError::EventRange("a".into(), 64))
+        );
+        assert_eq!(
+            checked(vec![], vec![num("a", 1), num("b", 1)]),
+            Err(ViewError::DuplicateEvent(1, "a".into(), "b".into()))
+        );
+        let mut v = view(vec![], vec![]);
+        v.vectors = vec![num("a", 40), num("b", 40)];
+        assert_eq!(
+            v.check(),
+            Err(ViewError::DuplicateVector(40, "a".into(), "b".into()))
+        );
+        // An event and a vector may share a name (`timer`).
+        v.vectors = vec![num("timer", 32)];
+        v.events = vec![num("timer", 1)];
+        assert_eq!(v.check(), Ok(()));
+    }
+
+    #[test]
+    fn libraries_and_toolchain_pages_use_the_shared_layout() {
+        let d = Library::Debuglog.channel();
+        assert_eq!(
+            (d.region, d.role()),
+            (region(0xf_fff0_0000, 0x2_0000), Role::Writer)
+        );
+        let t = Library::Time.channel();
+        assert_eq!(
+            (t.region, t.role()),
+            (region(0xf_ffd0_0000, 0x1000), Role::Reader)
+        );
+        let [s, sched, timed] = toolchain_mappings("echo");
+        assert_eq!(
+            (s.name.as_str(), s.region),
+            ("sinfo", region(0xe_0000_0000, 0x8000))
+        );
+        assert_eq!(
+            s.content,
+            Content::File {
+                filename: "echo_sinfo".into(),
+                offset: None
+            }
+        );
+        assert_eq!(sched.region.address, VirtAddr::new(0xe_0000_8000));
+        assert!(timed.writable && !sched.writable && !s.writable);
+        assert_eq!(Library::from_policy_name("libmutime"), Some(Library::Time));
+        assert_eq!(Library::from_policy_name("libfoo"), None);
+    }
+
+    fn spec(channels: &[(&str, ChannelEnd)], depends: &[&str]) -> ComponentSpec {
+        ComponentSpec {
+            name: "c".into(),
+            depends: depends.iter().map(|d| d.to_string()).collect(),
+            channels: channels
+                .iter()
+                .enumerate()
+                .map(|(i, &(name, end))| Channel {
+                    logical: name.into(),
+                    region: region(0x10_0000_0000 + 0x10_0000 * i as u64, 0x1000),
+                    end,
+                })
+                .collect(),
+            ..ComponentSpec::default()
+        }
+    }
+
+    fn order(spec: &ComponentSpec) -> Vec<String> {
+        expand(spec)
+            .unwrap()
+            .mappings
+            .into_iter()
+            .map(|m| m.name)
+            .take_while(|n| n != "sinfo")
+            .collect()
+    }
+
+    const READER: ChannelEnd = ChannelEnd::Reader { vector: None };
+    const WRITER: ChannelEnd = ChannelEnd::Writer { event: None };
+
+    /// The orders mugensinfo gave for hello, echo, blockstore and Muen's `example`
+    /// (`/work/notes/pipeline.md` §4.6): not `<depends>` order.
+    #[test]
+    fn libraries_merge_as_muens_toolchain_merges_them() {
+        let both = ["libmudebuglog", "libmutime"];
+        assert_eq!(order(&spec(&[], &both)), ["time_info", "debuglog"]);
+        let reversed = ["libmutime", "libmudebuglog"];
+        assert_eq!(order(&spec(&[], &reversed)), ["time_info", "debuglog"]);
+        assert_eq!(
+            order(&spec(&[("in", READER), ("out", WRITER)], &both)),
+            ["in", "time_info", "out", "debuglog"]
+        );
+        assert_eq!(
+            order(&spec(&[("req", WRITER), ("resp", READER)], &both)),
+            ["req", "debuglog", "resp", "time_info"]
+        );
+        assert_eq!(
+            order(&spec(
+                &[
+                    ("example_request", READER),
+                    ("example_response", WRITER),
+                    ("blockdev_request2", WRITER),
+                    ("blockdev_response2", READER)
+                ],
+                &["libmudebuglog"]
+            )),
+            [
+                "example_request",
+                "example_response",
+                "blockdev_request2",
+                "debuglog",
+                "blockdev_response2"
+            ]
+        );
+        // A library named twice is merged once.
+        assert_eq!(
+            order(&spec(&[], &["libmutime", "libmutime"])),
+            ["time_info"]
+        );
+    }
+
+    #[test]
+    fn the_view_orders_memory_then_channels_then_pages_and_numbers() {
+        let mut s = spec(
+            &[
+                ("in", ChannelEnd::Reader { vector: Some(40) }),
+                ("out", ChannelEnd::Writer { event: Some(7) }),
+                ("poll", ChannelEnd::Reader { vector: None }),
+            ],
+            &["libmudebuglog"],
+        );
+        s.memory.push(RequiredMemory {
+            logical: "buf".into(),
+            region: region(0x2000_0000, 0x1000),
+            writable: true,
+            executable: true,
+        });
+        s.provides.push(crate::model::ProvidedMemory {
+            logical: "blob".into(),
+            region: region(0x3000_0000, 0x1000),
+            writable: false,
+            executable: false,
+            kind: MemoryKind::SubjectBinary,
+            content: Content::Fill(7),
+            hash: Some(Hash::Ref("code".into())),
+        });
+        s.provides.push(crate::model::ProvidedMemory {
+            logical: "code".into(),
+            region: region(0x3000_1000, 0x1000),
+            writable: false,
+            executable: true,
+            kind: MemoryKind::SubjectBinary,
+            content: Content::Unspecified,
+            hash: Some(Hash::Sha256([9; 32])),
+        });
+        s.events.source.push(SourceEvent {
+            logical: "exit".into(),
+            id: 0,
+            action: None,
+        });
+        s.events.target.push(TargetEvent {
+            logical: "reset".into(),
+            id: None,
+            action: Some(TargetAction::Reset),
+        });
+        s.events.target.push(TargetEvent {
+            logical: "tick".into(),
+            id: None,
+            action: Some(TargetAction::InjectInterrupt { vector: 32 }),
+        });
+        let v = expand(&s).unwrap();
+        let names: Vec<&str> = v.mappings.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "blob",
+                "code",
+                "buf",
+                "in",
+                "out",
+                "debuglog",
+                "poll",
+                "sinfo",
+                "scheduling_info",
+                "timed_event"
+            ]
+        );
+        // A hash reference takes the named region's digest.
+        assert_eq!(v.mappings[0].hash, Some([9; 32]));
+        assert_eq!(v.mappings[0].content, Content::Fill(7));
+        assert!(v.mappings[2].executable && v.mappings[2].kind == MemoryKind::Subject);
+        assert_eq!(v.mappings[3].kind, MemoryKind::SubjectChannel);
+        let events: Vec<_> = v
+            .events
+            .iter()
+            .map(|e| (e.name.as_str(), e.number))
+            .collect();
+        assert_eq!(events, [("exit", 0), ("out", 7)]);
+        let vectors: Vec<_> = v
+            .vectors
+            .iter()
+            .map(|e| (e.name.as_str(), e.number))
+            .collect();
+        assert_eq!(vectors, [("tick", 32), ("in", 40)]);
+        assert!(v.has_library(Library::Debuglog) && !v.has_library(Library::Time));
+    }
+
+    #[test]
+    fn what_expand_cannot_lay_out_is_an_error() {
+        let unknown = spec(&[], &["libmucontrol"]);
+        assert_eq!(
+            expand(&unknown),
+            Err(ViewError::UnknownLibrary("libmucontrol".into()))
+        );
+        assert_eq!(
+            expand(&unknown).unwrap_err().to_string(),
+            "library `libmucontrol` is not known (known: libmutime, libmudebuglog)"
+        );
+        let mut s = spec(&[], &[]);
+        s.devices.push(crate::model::Device {
+            logical: "d".into(),
+            irqs: vec![],
+            memory: vec![],
+            io_ports: vec![],
+        });
+        assert_eq!(expand(&s), Err(ViewError::Unsupported("devices")));
+    }
+}
