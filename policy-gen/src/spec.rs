@@ -15,7 +15,7 @@ use muen_spec::model::{
     Registers, RequiredMemory, SourceEvent, TargetAction, TargetEvent, Vcpu,
 };
 
-use crate::elf::{self, Image};
+use crate::elf::Image;
 
 /// Libraries every generated component depends on: the runtime logs through
 /// `libmudebuglog`'s `debuglog` channel and reads the wall clock from `libmutime`'s
@@ -67,9 +67,9 @@ pub fn component_spec(
 ) -> Result<ComponentSpec, RegionNameTooLong> {
     if let Some(image) = image {
         for r in &image.regions {
-            if plan.name.len() + 1 + r.name.len() > NAME_MAX {
+            if plan.name.len() + 1 + r.logical.len() > NAME_MAX {
                 return Err(RegionNameTooLong {
-                    region: r.name.clone(),
+                    region: r.logical.clone(),
                     component: plan.name.clone(),
                 });
             }
@@ -135,25 +135,7 @@ pub fn component_spec(
         }],
     };
 
-    let mut provides: Vec<ProvidedMemory> = image
-        .iter()
-        .flat_map(|i| i.regions.iter().map(move |r| (i, r)))
-        .map(|(i, r)| ProvidedMemory {
-            logical: r.name.clone(),
-            region: r.region,
-            writable: r.writable,
-            executable: r.executable,
-            kind: MemoryKind::SubjectBinary,
-            content: match r.content {
-                elf::Content::File { offset } => Content::File {
-                    filename: i.file_name.clone(),
-                    offset: Some(offset),
-                },
-                elf::Content::Zero => Content::Fill(0),
-            },
-            hash: None,
-        })
-        .collect();
+    let mut provides: Vec<ProvidedMemory> = image.map_or(Vec::new(), |i| i.regions.clone());
     provides.push(ProvidedMemory {
         logical: names::RAM.to_string(),
         region: plan.ram,
