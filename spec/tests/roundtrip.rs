@@ -14,10 +14,10 @@ use proptest::collection::{btree_map, vec};
 use proptest::option;
 use proptest::prelude::*;
 
-/// Names: characters XML must escape, `|`, spaces and non-ASCII included; no tab or
-/// line break, which attribute normalisation turns into spaces.
+/// Names: characters XML must escape, `|`, spaces, tabs and line breaks (which the
+/// writer must escape against attribute normalisation) and non-ASCII included.
 fn name() -> impl Strategy<Value = String> {
-    "[a-zA-Z0-9_|<>&\"' é.-]{1,12}"
+    "[a-zA-Z0-9_|<>&\"' é.\t\n\r-]{1,12}"
 }
 
 /// XML element names (the names of vCPU bits).
