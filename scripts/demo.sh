@@ -37,7 +37,8 @@ mkdir -p target/demo
 policy=target/demo/$elf_app.xml
 step "generate its Muen component policy: policy-gen --elf $elf examples/$elf_app/app.toml > $policy"
 cargo run -q -p policy-gen -- --elf "$elf" "examples/$elf_app/app.toml" > "$policy"
-schema=../shared/muen-schema/component.xsd
+# policy-gen writes for the newest Muen tools (--muen-tools 2026-04) by default.
+schema=../shared/muen/2026-04/schema/component.xsd
 if [ -f "$schema" ]; then
     xmllint --noout --schema "$schema" "$policy"
 else

@@ -91,15 +91,19 @@ for app in hello echo blockstore; do
         { echo "$elf is not a static executable (ET_EXEC)"; exit 1; }
     entry=$(readelf -h "$elf" | awk '/Entry point address/ { print $4 }')
     [ "$entry" = "0x200000" ] || { echo "$elf: entry $entry, expected 0x200000"; exit 1; }
-    cargo run -q -p policy-gen -- --elf "$elf" "examples/$app/app.toml" |
-        xmllint --noout --schema ../shared/muen-schema/component.xsd -
+    for gen in 2026-04 2026-01; do
+        cargo run -q -p policy-gen -- --muen-tools "$gen" --elf "$elf" "examples/$app/app.toml" |
+            xmllint --noout --schema "../shared/muen/$gen/schema/component.xsd" -
+    done
     size "$elf"
 done
 
-step "policy-gen on the example manifests, validated with Muen's schema"
+step "policy-gen on the example manifests, validated with the schema of each generation of Muen's tools"
 for manifest in examples/*/app.toml; do
-    cargo run -q -p policy-gen -- "$manifest" |
-        xmllint --noout --schema ../shared/muen-schema/component.xsd -
+    for gen in 2026-04 2026-01; do
+        cargo run -q -p policy-gen -- --muen-tools "$gen" "$manifest" |
+            xmllint --noout --schema "../shared/muen/$gen/schema/component.xsd" -
+    done
 done
 
 # The device ABI's compliance suite already ran above (debug, 10 000 random operations

@@ -4,9 +4,9 @@
 //! unikernels, by the JSON that `solo5-elftool query-manifest` prints
 //! ([`App::from_solo5_file`]). Either way the result is a validated [`App`]; [`Plan::new`]
 //! then applies the rules of [`muen_abi::layout`], [`muen_abi::names`] and [`muen_abi::numbers`]
-//! to give every resource its address, size, event id or vector. `policy-gen` writes the
-//! plan into the component policy and the testbed builds its world from the same plan,
-//! so the two cannot disagree.
+//! to give every resource its address, size, event id or vector. `policy-gen` turns the
+//! plan into the component specification (`muen_spec::ComponentSpec`), which it writes
+//! and the testbed runs, so the two cannot disagree.
 //!
 //! ```toml
 //! name = "echo"          # required: the component name
@@ -35,7 +35,7 @@ use std::string::String;
 use std::vec::Vec;
 
 pub use error::{Format, ManifestError, NameKind, Position, Problem, SizeError};
-pub use plan::{DeviceRegion, Mapping, Origin, Plan, PlanError, PlannedNumber};
+pub use plan::{DeviceRegion, Plan, PlanError};
 pub use size::RawSize;
 
 /// RAM size when the manifest gives none: 64 MiB.

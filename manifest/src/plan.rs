@@ -55,40 +55,6 @@ pub struct DeviceRegion {
     pub vector: Option<u8>,
 }
 
-/// A named event id or vector.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlannedNumber {
-    /// The logical name (`exit`, `timer`, or a channel name).
-    pub name: String,
-    /// The event id or vector.
-    pub number: u8,
-}
-
-/// Who puts a region into the subject's address space.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Origin {
-    /// Muen's toolchain adds it to every subject (`sinfo`, `scheduling_info`,
-    /// `timed_event`).
-    Toolchain,
-    /// A library the component depends on.
-    Library(&'static str),
-    /// The component itself (`ram` and the device regions).
-    Component,
-}
-
-/// One region of the subject's address space (without the ELF image).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Mapping {
-    /// The logical name.
-    pub name: String,
-    /// Address and size.
-    pub region: Region,
-    /// Whether the subject may write it (no region here is executable).
-    pub writable: bool,
-    /// Who provides it.
-    pub origin: Origin,
-}
-
 /// Why an app cannot be planned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PlanError {
@@ -311,95 +277,6 @@ impl Plan {
             devices,
         })
     }
-
-    /// The component's vmcall events: `exit`, `timer`, then one per writer channel in
-    /// allocation order.
-    pub fn events(&self) -> Vec<PlannedNumber> {
-        let fixed = [
-            (names::EXIT_EVENT, numbers::EXIT_EVENT),
-            (names::TIMER, numbers::TIMER_EVENT),
-        ];
-        let channels = self
-            .devices
-            .iter()
-            .filter_map(|d| Some((d.name.as_str(), d.event?)));
-        fixed
-            .into_iter()
-            .chain(channels)
-            .map(|(name, number)| PlannedNumber {
-                name: name.to_string(),
-                number,
-            })
-            .collect()
-    }
-
-    /// The vectors the component receives: `timer`, then one per reader channel in
-    /// allocation order.
-    pub fn vectors(&self) -> Vec<PlannedNumber> {
-        let channels = self
-            .devices
-            .iter()
-            .filter_map(|d| Some((d.name.as_str(), d.vector?)));
-        [(names::TIMER, numbers::TIMER_VECTOR)]
-            .into_iter()
-            .chain(channels)
-            .map(|(name, number)| PlannedNumber {
-                name: name.to_string(),
-                number,
-            })
-            .collect()
-    }
-
-    /// The subject's whole address space except the ELF image, sorted by address: the
-    /// toolchain's pages, the libraries' regions, `ram` and every device region. This is
-    /// what the testbed maps.
-    pub fn mappings(&self) -> Vec<Mapping> {
-        let fixed = [
-            (names::SINFO, layout::SINFO, false, Origin::Toolchain),
-            (
-                names::SCHEDULING_INFO,
-                layout::SCHEDULING_INFO,
-                false,
-                Origin::Toolchain,
-            ),
-            (
-                names::TIMED_EVENT,
-                layout::TIMED_EVENT,
-                true,
-                Origin::Toolchain,
-            ),
-            (
-                names::TIME_INFO,
-                layout::TIME_INFO,
-                false,
-                Origin::Library("libmutime"),
-            ),
-            (
-                names::DEBUGLOG,
-                layout::DEBUGLOG,
-                true,
-                Origin::Library("libmudebuglog"),
-            ),
-            (names::RAM, self.ram, true, Origin::Component),
-        ];
-        let mut all: Vec<Mapping> = fixed
-            .into_iter()
-            .map(|(name, region, writable, origin)| Mapping {
-                name: name.to_string(),
-                region,
-                writable,
-                origin,
-            })
-            .chain(self.devices.iter().map(|d| Mapping {
-                name: d.name.clone(),
-                region: d.region,
-                writable: d.role != Role::Reader,
-                origin: Origin::Component,
-            }))
-            .collect();
-        all.sort_by_key(|m| m.region.address);
-        all
-    }
 }
 
 #[cfg(test)]
@@ -462,18 +339,6 @@ mod tests {
         );
         assert_eq!(plan.stack_top, VirtAddr::new(0x4400_0000 - 8));
         assert!(plan.devices.is_empty());
-        let events: Vec<_> = plan
-            .events()
-            .into_iter()
-            .map(|e| (e.name, e.number))
-            .collect();
-        assert_eq!(events, vec![("exit".into(), 0), ("timer".into(), 1)]);
-        let vectors: Vec<_> = plan
-            .vectors()
-            .into_iter()
-            .map(|v| (v.name, v.number))
-            .collect();
-        assert_eq!(vectors, vec![("timer".into(), 32)]);
     }
 
     #[test]
@@ -517,41 +382,6 @@ mod tests {
                 Role::Memory
             ]
         );
-        let events: Vec<u8> = plan.events().iter().map(|e| e.number).collect();
-        assert_eq!(events, vec![0, 1, 2, 3, 4]);
-        let vectors: Vec<u8> = plan.vectors().iter().map(|v| v.number).collect();
-        assert_eq!(vectors, vec![32, 33, 34, 35]);
-    }
-
-    #[test]
-    fn mappings_cover_everything_without_overlap() {
-        let plan = Plan::new(&app(&[("n", 0x1000)], &[("b", 0x1000)])).unwrap();
-        let m = plan.mappings();
-        let names: Vec<&str> = m.iter().map(|m| m.name.as_str()).collect();
-        assert_eq!(
-            names,
-            vec![
-                "ram",
-                "sinfo",
-                "scheduling_info",
-                "timed_event",
-                "time_info",
-                "debuglog",
-                "n|in",
-                "n|out",
-                "b|req",
-                "b|resp",
-                "b|data"
-            ]
-        );
-        for pair in m.windows(2) {
-            assert!(pair[0].region.end().unwrap() <= pair[1].region.address);
-        }
-        let writable: Vec<bool> = m.iter().map(|m| m.writable).collect();
-        assert_eq!(
-            writable,
-            vec![true, false, false, true, false, true, false, true, true, false, true]
-        );
     }
 
     #[test]
@@ -559,7 +389,8 @@ mod tests {
         let names: Vec<String> = (0..63).map(|i| std::format!("n{i:02}")).collect();
         let devices: Vec<(&str, u64)> = names.iter().map(|n| (n.as_str(), 0x1000)).collect();
         let plan = Plan::new(&app(&devices[..62], &[])).unwrap();
-        assert_eq!(plan.events().last().unwrap().number, numbers::EVENT_MAX);
+        let last = plan.devices.iter().filter_map(|d| d.event).max();
+        assert_eq!(last, Some(numbers::EVENT_MAX));
         assert_eq!(
             Plan::new(&app(&devices, &[])),
             Err(PlanError::EventsExhausted {
@@ -667,25 +498,30 @@ mod tests {
                     pair[0].region.end().unwrap().checked_add(GUARD_SIZE).unwrap()
                 );
             }
-            let all = plan.mappings();
-            for (i, x) in all.iter().enumerate() {
-                proptest::prop_assert!(x.region.address.is_page_aligned());
-                proptest::prop_assert_eq!(x.region.size % PAGE_SIZE, 0);
-                for y in &all[i + 1..] {
-                    proptest::prop_assert!(!x.region.overlaps(&y.region), "{:?} {:?}", x, y);
-                }
-            }
+            // The whole address space (with the toolchain's and libraries' pages) is
+            // checked on the subject's view, in policy-gen's tests/plans.rs.
+            proptest::prop_assert!(plan.ram.address.is_page_aligned());
+            proptest::prop_assert!(plan.ram.end().unwrap() <= layout::RAM_LIMIT);
             for d in &plan.devices {
+                proptest::prop_assert!(d.region.address.is_page_aligned());
+                proptest::prop_assert_eq!(d.region.size % PAGE_SIZE, 0);
                 proptest::prop_assert!(d.region.address >= DEVICE_BASE);
                 proptest::prop_assert!(d.region.end().unwrap() <= DEVICE_LIMIT);
                 proptest::prop_assert_eq!(d.event.is_some(), d.role == Role::Writer);
                 proptest::prop_assert_eq!(d.vector.is_some(), d.role == Role::Reader);
             }
-            let mut events: Vec<u8> = plan.events().iter().map(|e| e.number).collect();
-            let mut vectors: Vec<u8> = plan.vectors().iter().map(|v| v.number).collect();
+            let fixed_events = [numbers::EXIT_EVENT, numbers::TIMER_EVENT];
+            let mut events: Vec<u8> =
+                fixed_events.into_iter().chain(plan.devices.iter().filter_map(|d| d.event)).collect();
+            let mut vectors: Vec<u8> = [numbers::TIMER_VECTOR]
+                .into_iter()
+                .chain(plan.devices.iter().filter_map(|d| d.vector))
+                .collect();
             proptest::prop_assert!(events.iter().all(|&e| e <= numbers::EVENT_MAX));
             proptest::prop_assert!(vectors.iter().all(|&v| v >= 32));
             let (ne, nv) = (events.len(), vectors.len());
+            events.sort_unstable();
+            vectors.sort_unstable();
             events.dedup();
             vectors.dedup();
             proptest::prop_assert_eq!((events.len(), vectors.len()), (ne, nv));

@@ -25,6 +25,8 @@ use std::path::{Path, PathBuf};
 
 use muen_abi::layout::{Region, IMAGE_BASE, PAGE_SIZE, RAM_BASE};
 use muen_abi::VirtAddr;
+use muen_sinfo::MemoryKind;
+use muen_spec::{Content, ProvidedMemory};
 use xmas_elf::header::{Class, Data, Machine, Type};
 use xmas_elf::program::{self, ProgramHeader};
 use xmas_elf::ElfFile;
@@ -37,35 +39,9 @@ pub struct Image {
     pub entry: VirtAddr,
     /// The file name Muen's toolchain looks the file up by (the ELF's base name).
     pub file_name: String,
-    /// The regions in address order.
-    pub regions: Vec<ImageRegion>,
-}
-
-/// One region of the image.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImageRegion {
-    /// The logical name (`text`, `rodata`, `data`, `data|fill`, ...).
-    pub name: String,
-    /// Address and size (page-aligned).
-    pub region: Region,
-    /// Whether the subject may write it.
-    pub writable: bool,
-    /// Whether the subject may execute it.
-    pub executable: bool,
-    /// What it initially holds.
-    pub content: Content,
-}
-
-/// The initial content of an image region.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Content {
-    /// The bytes of the ELF file from this offset on.
-    File {
-        /// Offset in the ELF file.
-        offset: u64,
-    },
-    /// Zeroes.
-    Zero,
+    /// The regions in address order: `subject_binary` memory the component provides,
+    /// with the file's bytes (`<file>`) or zeroes (`<fill pattern="16#00#">`).
+    pub regions: Vec<ProvidedMemory>,
 }
 
 /// Why an ELF file cannot be used.
@@ -240,7 +216,7 @@ pub fn parse(bytes: &[u8], file_name: &str) -> Result<Image, ElfProblem> {
     }
     let segments = load_segments(&elf)?;
     let entry = header.pt2.entry_point();
-    regions(&segments, entry).map(|regions| Image {
+    image_regions(&segments, entry, file_name).map(|regions| Image {
         entry: VirtAddr::new(entry),
         file_name: file_name.to_string(),
         regions,
@@ -340,16 +316,20 @@ const fn page_up(address: u64) -> u64 {
     page_down(address + PAGE_SIZE - 1)
 }
 
-/// The regions of `segments` (sorted by address), named by the rule in the module
-/// documentation.
-fn regions(segments: &[Segment], entry: u64) -> Result<Vec<ImageRegion>, ElfProblem> {
+/// The regions of `segments` (sorted by address) of the file `file_name`, named by the
+/// rule in the module documentation.
+fn image_regions(
+    segments: &[Segment],
+    entry: u64,
+    file_name: &str,
+) -> Result<Vec<ProvidedMemory>, ElfProblem> {
     let holds_entry =
         |s: &Segment| s.executable && s.address <= entry && entry - s.address < s.file_size;
     if !segments.iter().any(holds_entry) {
         return Err(ElfProblem::BadEntry { entry });
     }
 
-    let mut regions: Vec<ImageRegion> = Vec::new();
+    let mut regions: Vec<ProvidedMemory> = Vec::new();
     // How often each name was given; `text` starts taken by the entry segment.
     let mut uses = [("text", 1u32), ("bss", 0), ("data", 0), ("rodata", 0)];
     for s in segments {
@@ -380,15 +360,17 @@ fn regions(segments: &[Segment], entry: u64) -> Result<Vec<ImageRegion>, ElfProb
         };
         let start = page_down(s.address);
         let file_end = s.address + s.file_size;
-        let region = |name: String, from: u64, to: u64, content| ImageRegion {
-            name,
+        let region = |logical: String, from: u64, to: u64, content| ProvidedMemory {
+            logical,
             region: Region {
                 address: VirtAddr::new(from),
                 size: to - from,
             },
             writable: s.writable,
             executable: s.executable,
+            kind: MemoryKind::SubjectBinary,
             content,
+            hash: None,
         };
         let (fill_start, fill_name) = if s.file_size > 0 {
             if s.memory_size > s.file_size && file_end % PAGE_SIZE != 0 {
@@ -402,21 +384,29 @@ fn regions(segments: &[Segment], entry: u64) -> Result<Vec<ImageRegion>, ElfProb
                 name.clone(),
                 start,
                 page_up(file_end),
-                Content::File { offset },
+                Content::File {
+                    filename: file_name.to_string(),
+                    offset: Some(offset),
+                },
             ));
             (page_up(file_end), format!("{name}|fill"))
         } else {
             (start, name)
         };
         if page_up(end) > fill_start {
-            regions.push(region(fill_name, fill_start, page_up(end), Content::Zero));
+            regions.push(region(
+                fill_name,
+                fill_start,
+                page_up(end),
+                Content::Fill(0),
+            ));
         }
     }
     for pair in regions.windows(2) {
         if pair[0].region.overlaps(&pair[1].region) {
             return Err(ElfProblem::Overlap {
-                first: pair[0].name.clone(),
-                second: pair[1].name.clone(),
+                first: pair[0].logical.clone(),
+                second: pair[1].logical.clone(),
                 at: pair[1].region.address.as_u64(),
             });
         }
@@ -445,15 +435,26 @@ mod tests {
         }
     }
 
-    fn names(regions: &[ImageRegion]) -> Vec<(&str, u64, u64, Content)> {
+    fn regions(segments: &[Segment], entry: u64) -> Result<Vec<ProvidedMemory>, ElfProblem> {
+        image_regions(segments, entry, "app")
+    }
+
+    fn file(offset: u64) -> Content {
+        Content::File {
+            filename: "app".into(),
+            offset: Some(offset),
+        }
+    }
+
+    fn names(regions: &[ProvidedMemory]) -> Vec<(&str, u64, u64, Content)> {
         regions
             .iter()
             .map(|r| {
                 (
-                    r.name.as_str(),
+                    r.logical.as_str(),
                     r.region.address.as_u64(),
                     r.region.size,
-                    r.content,
+                    r.content.clone(),
                 )
             })
             .collect()
@@ -471,7 +472,6 @@ mod tests {
             segment(b + 0x8000, 0, 0x10, RW),        // bss only
         ];
         let regions = regions(&segments, b + 0x3010).unwrap();
-        let file = |offset| Content::File { offset };
         assert_eq!(
             names(&regions),
             vec![
@@ -480,8 +480,8 @@ mod tests {
                 ("text", b + 0x3000, 0x1000, file(0x3000)),
                 ("rodata2", b + 0x4000, 0x1000, file(0x4000)),
                 ("data", b + 0x5000, 0x1000, file(0x5000)),
-                ("data|fill", b + 0x6000, 0x2000, Content::Zero),
-                ("bss", b + 0x8000, 0x1000, Content::Zero),
+                ("data|fill", b + 0x6000, 0x2000, Content::Fill(0)),
+                ("bss", b + 0x8000, 0x1000, Content::Fill(0)),
             ]
         );
         assert!(regions[4].writable && !regions[4].executable);
@@ -497,7 +497,8 @@ mod tests {
         let regions = regions(&[text, s], BASE).unwrap();
         assert_eq!(regions[1].region.address.as_u64(), BASE + 0x1000);
         assert_eq!(regions[1].region.size, 0x1000);
-        assert_eq!(regions[1].content, Content::File { offset: 0 });
+        assert_eq!(regions[1].content, file(0));
+        assert_eq!(regions[1].kind, MemoryKind::SubjectBinary);
     }
 
     #[test]

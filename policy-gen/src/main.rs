@@ -1,6 +1,6 @@
-//! `policy-gen [--elf FILE] [--name NAME] MANIFEST`: prints the Muen component
-//! specification of an app. On any error it prints one message to stderr, exits with
-//! status 1 and prints nothing to stdout.
+//! `policy-gen [--elf FILE] [--name NAME] [--muen-tools GEN] MANIFEST`: prints the Muen
+//! component specification of an app, for the tools of generation GEN. On any error it
+//! prints one message to stderr, exits with status 1 and prints nothing to stdout.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use muen_manifest::{NameKind, Problem};
+use muen_spec::Generation;
 
 /// Writes the Muen component specification (XML) of a Muen app to stdout.
 #[derive(Parser)]
@@ -19,6 +20,10 @@ struct Args {
     /// The component name: required for a Solo5 manifest, replaces an app.toml's `name`.
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
+    /// The generation of Muen's tools the specification is for: 2026-04 (muen-tools
+    /// main, `<vcpu><x86_64>`) or 2026-01 (muen-tools devel, `<vcpu>` without it).
+    #[arg(long, value_name = "GEN", default_value_t = Generation::default().to_string())]
+    muen_tools: String,
     /// The manifest: an app.toml, or a Solo5 manifest (*.json, from
     /// `solo5-elftool query-manifest`).
     manifest: PathBuf,
@@ -36,8 +41,16 @@ fn main() -> ExitCode {
             return fail(format_args!("--name: {problem}"));
         }
     }
-    let xml = match policy_gen::generate(&args.manifest, args.name.as_deref(), args.elf.as_deref())
-    {
+    let generation = match args.muen_tools.parse::<Generation>() {
+        Ok(g) => g,
+        Err(e) => return fail(format_args!("--muen-tools: {e}")),
+    };
+    let xml = match policy_gen::generate(
+        &args.manifest,
+        args.name.as_deref(),
+        args.elf.as_deref(),
+        generation,
+    ) {
         Ok(xml) => xml,
         Err(e) => return fail(format_args!("{e}")),
     };

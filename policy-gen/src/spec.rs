@@ -1,315 +1,160 @@
-//! The component specification: the XML document Muen's toolchain reads.
+//! The component specification of a plan: the [`ComponentSpec`] `policy-gen` writes
+//! (with `muen_spec::write`) and the testbed runs.
 //!
-//! Element order follows `component.xsd` (Muen's `system_src/components.xsd` and
-//! `system_src/vcpu.xsd`): `depends`, `requires` (`vcpu`, `memory`, `channels`,
-//! `events`), `provides`. Every value is resolved, because the schema accepts no
-//! `auto`, `$variable` or `<include>`.
+//! Every value is resolved, because Muen's component schema accepts no `auto`,
+//! `$variable` or `<include>`: the addresses, event ids and vectors are the plan's.
 
 use std::fmt;
-use std::io;
 
-use muen_abi::layout::Region;
 use muen_abi::names::{self, Role, NAME_MAX};
-use muen_abi::VirtAddr;
+use muen_abi::numbers::{EXIT_EVENT, TIMER_EVENT, TIMER_VECTOR};
 use muen_manifest::Plan;
-use quick_xml::events::{BytesDecl, BytesText, Event};
-use quick_xml::Writer;
+use muen_sinfo::MemoryKind;
+use muen_spec::model::{
+    bits, BitGroup, Channel, ChannelEnd, ComponentSpec, Content, Events, Profile, ProvidedMemory,
+    Registers, RequiredMemory, SourceEvent, TargetAction, TargetEvent, Vcpu,
+};
 
-use crate::elf::{Content, Image};
-use crate::hex::{byte, word64};
+use crate::elf::Image;
 
 /// Libraries every generated component depends on: the runtime logs through
 /// `libmudebuglog`'s `debuglog` channel and reads the wall clock from `libmutime`'s
 /// `time_info`.
 pub const LIBRARIES: [&str; 2] = ["libmudebuglog", "libmutime"];
 
-/// The exception-bitmap entries the component clears, in schema order: the runtime
-/// handles its own exceptions, as Muen's MirageOS component does. `MachineCheck` is not
-/// in the component schema, so it stays with the kernel.
-const EXCEPTIONS: [&str; 17] = [
-    "DivideError",
-    "Debug",
-    "Breakpoint",
-    "Overflow",
-    "BOUNDRangeExceeded",
-    "InvalidOpcode",
-    "DeviceNotAvailable",
-    "DoubleFault",
-    "CoprocessorSegmentOverrun",
-    "InvalidTSS",
-    "SegmentNotPresent",
-    "StackSegmentFault",
-    "GeneralProtection",
-    "PageFault",
-    "x87FPUFloatingPointError",
-    "AlignmentCheck",
-    "SIMDFloatingPointException",
-];
-
-/// Why a specification cannot be written.
-#[derive(Debug)]
-pub enum SpecError {
-    /// Muen names a provided region `<component>|<region>`, and that is too long.
-    RegionNameTooLong {
-        /// The region's logical name.
-        region: String,
-        /// The component name.
-        component: String,
-    },
-    /// The XML writer failed (it writes to memory, so this does not happen).
-    Write(io::Error),
+/// Muen names a provided region `<component>|<region>`, and for an image region that
+/// is too long.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegionNameTooLong {
+    /// The region's logical name.
+    pub region: String,
+    /// The component name.
+    pub component: String,
 }
 
-impl fmt::Display for SpecError {
+impl fmt::Display for RegionNameTooLong {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SpecError::RegionNameTooLong { region, component } => write!(
-                f,
-                "the image region `{region}` becomes the physical region \
-                 `{component}|{region}` of {} characters, more than Muen's {NAME_MAX}; \
-                 use a component name of at most {} characters",
-                component.len() + 1 + region.len(),
-                NAME_MAX - 1 - region.len()
-            ),
-            SpecError::Write(e) => write!(f, "cannot write the XML: {e}"),
-        }
+        let RegionNameTooLong { region, component } = self;
+        write!(
+            f,
+            "the image region `{region}` becomes the physical region \
+             `{component}|{region}` of {} characters, more than Muen's {NAME_MAX}; \
+             use a component name of at most {} characters",
+            component.len() + 1 + region.len(),
+            NAME_MAX - 1 - region.len()
+        )
     }
 }
 
-impl std::error::Error for SpecError {}
+impl std::error::Error for RegionNameTooLong {}
 
-impl From<io::Error> for SpecError {
-    fn from(e: io::Error) -> Self {
-        SpecError::Write(e)
-    }
-}
-
-/// Writes the component specification of `plan`, with the regions of `image` if given
-/// (else RIP is the runtime's fixed entry, [`muen_abi::layout::ENTRY`]).
-pub fn component(plan: &Plan, image: Option<&Image>) -> Result<String, SpecError> {
+/// The component specification of `plan`, with the regions of `image` if given (else
+/// RIP is the runtime's fixed entry, [`muen_abi::layout::ENTRY`]).
+///
+/// - `<depends>`: [`LIBRARIES`].
+/// - `<vcpu>`: HLT exits (the runtime's idle loop sleeps), RDTSC does not (the runtime
+///   reads the TSC), every exception the schema allows goes to the subject's own
+///   handlers, RIP and RSP, and CR4.OSXMMEXCPT so that SIMD floating-point exceptions
+///   raise #XM, as in Muen's MirageOS component.
+/// - `<memory>`: the block devices' data buffers; `<channels>`: readers with their
+///   vector, writers with their event.
+/// - `<events>`: vmcall events `exit` and `timer`, and the `timer` target event that
+///   injects the timer vector (the integrator links `timer` to it with a `self` event).
+/// - `<provides>`: the image's regions (`subject_binary`), then `ram`.
+pub fn component_spec(
+    plan: &Plan,
+    image: Option<&Image>,
+) -> Result<ComponentSpec, RegionNameTooLong> {
     if let Some(image) = image {
         for r in &image.regions {
-            if plan.name.len() + 1 + r.name.len() > NAME_MAX {
-                return Err(SpecError::RegionNameTooLong {
-                    region: r.name.clone(),
+            if plan.name.len() + 1 + r.logical.len() > NAME_MAX {
+                return Err(RegionNameTooLong {
+                    region: r.logical.clone(),
                     component: plan.name.clone(),
                 });
             }
         }
     }
-    let entry = image.map_or(muen_abi::layout::ENTRY, |i| i.entry);
+    let mut vcpu = Vcpu {
+        registers: Registers {
+            rip: Some(image.map_or(muen_abi::layout::ENTRY, |i| i.entry)),
+            rsp: Some(plan.stack_top),
+            others: Default::default(),
+        },
+        ..Vcpu::default()
+    };
+    vcpu.set_bit(BitGroup::ProcControls, bits::HLT_EXITING, true);
+    vcpu.set_bit(BitGroup::ProcControls, bits::RDTSC_EXITING, false);
+    for exception in bits::COMPONENT_EXCEPTIONS {
+        vcpu.set_bit(BitGroup::ExceptionMask, exception, false);
+    }
+    vcpu.set_bit(BitGroup::Cr4, bits::OS_SUPPORT_SIMD_EXCEPTIONS, true);
 
-    let mut w = Writer::new_with_indent(Vec::new(), b' ', 1);
-    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-    w.write_event(Event::Comment(BytesText::from_escaped(
-        " Generated by policy-gen from the app manifest; do not edit. ",
-    )))?;
-    w.create_element("component")
-        .with_attributes([("name", plan.name.as_str()), ("profile", "native")])
-        .write_inner_content(|w| {
-            w.create_element("depends").write_inner_content(|w| {
-                for library in LIBRARIES {
-                    w.create_element("library")
-                        .with_attribute(("ref", library))
-                        .write_empty()?;
-                }
-                Ok(())
-            })?;
-            w.create_element("requires").write_inner_content(|w| {
-                vcpu(w, entry, plan.stack_top)?;
-                memory(w, plan)?;
-                channels(w, plan)?;
-                events(w)
-            })?;
-            w.create_element("provides").write_inner_content(|w| {
-                for r in image.iter().flat_map(|i| &i.regions) {
-                    let attributes = memory_attributes(&r.name, r.region, r.writable, r.executable);
-                    let element = w
-                        .create_element("memory")
-                        .with_attributes(attributes.iter().map(|(k, v)| (*k, v.as_str())))
-                        .with_attribute(("type", "subject_binary"));
-                    match r.content {
-                        Content::File { offset } => element.write_inner_content(|w| {
-                            w.create_element("file")
-                                .with_attribute(("filename", image_file(image)))
-                                .with_attribute(("offset", word64(offset).as_str()))
-                                .write_empty()?;
-                            Ok(())
-                        })?,
-                        Content::Zero => element.write_inner_content(|w| {
-                            w.create_element("fill")
-                                .with_attribute(("pattern", byte(0).as_str()))
-                                .write_empty()?;
-                            Ok(())
-                        })?,
-                    };
-                }
-                let attributes = memory_attributes(names::RAM, plan.ram, true, false);
-                w.create_element("memory")
-                    .with_attributes(attributes.iter().map(|(k, v)| (*k, v.as_str())))
-                    .with_attribute(("type", "subject"))
-                    .write_empty()?;
-                Ok(())
-            })?;
-            Ok(())
-        })?;
-    let mut xml = w.into_inner();
-    xml.push(b'\n');
-    // quick-xml writes the `&str`s it was given and escapes attribute values, so the
-    // document is UTF-8.
-    String::from_utf8(xml).map_err(|e| SpecError::Write(io::Error::other(e)))
-}
-
-fn image_file(image: Option<&Image>) -> &str {
-    image.map_or("", |i| i.file_name.as_str())
-}
-
-type W = Writer<Vec<u8>>;
-
-/// `<vcpu>`: HLT exits (the runtime's idle sleeps), RDTSC does not (the runtime reads
-/// the TSC), exceptions go to the subject's own handlers, RIP and RSP, and
-/// CR4.OSXMMEXCPT so that SIMD floating-point exceptions raise #XM, as in Muen's
-/// MirageOS component.
-fn vcpu(w: &mut W, rip: VirtAddr, rsp: VirtAddr) -> io::Result<()> {
-    w.create_element("vcpu").write_inner_content(|w| {
-        w.create_element("vmx").write_inner_content(|w| {
-            w.create_element("controls").write_inner_content(|w| {
-                w.create_element("proc").write_inner_content(|w| {
-                    bit(w, "HLTExiting", true)?;
-                    bit(w, "RDTSCExiting", false)
-                })?;
-                Ok(())
-            })?;
-            w.create_element("masks").write_inner_content(|w| {
-                w.create_element("exception").write_inner_content(|w| {
-                    for e in EXCEPTIONS {
-                        bit(w, e, false)?;
-                    }
-                    Ok(())
-                })?;
-                Ok(())
-            })?;
-            Ok(())
-        })?;
-        w.create_element("registers").write_inner_content(|w| {
-            w.create_element("gpr").write_inner_content(|w| {
-                w.create_element("rip")
-                    .write_text_content(BytesText::new(&word64(rip.as_u64())))?;
-                w.create_element("rsp")
-                    .write_text_content(BytesText::new(&word64(rsp.as_u64())))?;
-                Ok(())
-            })?;
-            w.create_element("cr4")
-                .write_inner_content(|w| bit(w, "OSSupportSIMDExceptions", true))?;
-            Ok(())
-        })?;
-        Ok(())
-    })?;
-    Ok(())
-}
-
-fn bit(w: &mut W, name: &str, value: bool) -> io::Result<()> {
-    w.create_element(name)
-        .write_text_content(BytesText::new(if value { "1" } else { "0" }))?;
-    Ok(())
-}
-
-/// `<memory>`: the block devices' data buffers (plain shared memory).
-fn memory(w: &mut W, plan: &Plan) -> io::Result<()> {
-    let buffers: Vec<_> = plan
+    let memory = plan
         .devices
         .iter()
         .filter(|d| d.role == Role::Memory)
+        .map(|d| RequiredMemory {
+            logical: d.name.clone(),
+            region: d.region,
+            writable: true,
+            executable: false,
+        })
         .collect();
-    if buffers.is_empty() {
-        return Ok(());
-    }
-    w.create_element("memory").write_inner_content(|w| {
-        for d in buffers {
-            let attributes = memory_attributes(&d.name, d.region, true, false);
-            w.create_element("memory")
-                .with_attributes(attributes.iter().map(|(k, v)| (*k, v.as_str())))
-                .write_empty()?;
-        }
-        Ok(())
-    })?;
-    Ok(())
-}
-
-/// `<channels>`: readers with their vector, writers with their event.
-fn channels(w: &mut W, plan: &Plan) -> io::Result<()> {
-    let channels: Vec<_> = plan
+    let channels = plan
         .devices
         .iter()
-        .filter(|d| d.role != Role::Memory)
-        .collect();
-    if channels.is_empty() {
-        return Ok(());
-    }
-    w.create_element("channels").write_inner_content(|w| {
-        for d in channels {
-            let (element, key, number) = match d.role {
-                Role::Reader => ("reader", "vector", d.vector),
-                _ => ("writer", "event", d.event),
+        .filter_map(|d| {
+            let end = match d.role {
+                Role::Reader => ChannelEnd::Reader { vector: d.vector },
+                Role::Writer => ChannelEnd::Writer { event: d.event },
+                Role::Memory => return None,
             };
-            let (address, size) = (word64(d.region.address.as_u64()), word64(d.region.size));
-            let mut e = w.create_element(element).with_attributes([
-                ("logical", d.name.as_str()),
-                ("virtualAddress", address.as_str()),
-                ("size", size.as_str()),
-            ]);
-            if let Some(n) = number {
-                e = e.with_attribute((key, n.to_string().as_str()));
-            }
-            e.write_empty()?;
-        }
-        Ok(())
-    })?;
-    Ok(())
-}
+            Some(Channel {
+                logical: d.name.clone(),
+                region: d.region,
+                end,
+            })
+        })
+        .collect();
+    let events = Events {
+        source: [(EXIT_EVENT, names::EXIT_EVENT), (TIMER_EVENT, names::TIMER)]
+            .into_iter()
+            .map(|(id, name)| SourceEvent {
+                logical: name.to_string(),
+                id,
+                action: None,
+            })
+            .collect(),
+        target: vec![TargetEvent {
+            logical: names::TIMER.to_string(),
+            id: None,
+            action: Some(TargetAction::InjectInterrupt {
+                vector: TIMER_VECTOR,
+            }),
+        }],
+    };
 
-/// `<events>`: vmcall events `exit` and `timer`, and the `timer` target event that
-/// injects the timer vector (the integrator links `timer` to it with a `self` event).
-fn events(w: &mut W) -> io::Result<()> {
-    use muen_abi::numbers::{EXIT_EVENT, TIMER_EVENT, TIMER_VECTOR};
-    w.create_element("events").write_inner_content(|w| {
-        w.create_element("source").write_inner_content(|w| {
-            for (id, name) in [(EXIT_EVENT, names::EXIT_EVENT), (TIMER_EVENT, names::TIMER)] {
-                let id = id.to_string();
-                w.create_element("event")
-                    .with_attributes([("id", id.as_str()), ("logical", name)])
-                    .write_empty()?;
-            }
-            Ok(())
-        })?;
-        w.create_element("target").write_inner_content(|w| {
-            w.create_element("event")
-                .with_attribute(("logical", names::TIMER))
-                .write_inner_content(|w| {
-                    w.create_element("inject_interrupt")
-                        .with_attribute(("vector", TIMER_VECTOR.to_string().as_str()))
-                        .write_empty()?;
-                    Ok(())
-                })?;
-            Ok(())
-        })?;
-        Ok(())
-    })?;
-    Ok(())
-}
+    let mut provides: Vec<ProvidedMemory> = image.map_or(Vec::new(), |i| i.regions.clone());
+    provides.push(ProvidedMemory {
+        logical: names::RAM.to_string(),
+        region: plan.ram,
+        writable: true,
+        executable: false,
+        kind: MemoryKind::Subject,
+        content: Content::Unspecified,
+        hash: None,
+    });
 
-/// The attributes every memory element has, in the order Muen's own specs use.
-fn memory_attributes(
-    logical: &str,
-    region: Region,
-    writable: bool,
-    executable: bool,
-) -> [(&str, String); 5] {
-    [
-        ("logical", logical.to_string()),
-        ("writable", writable.to_string()),
-        ("executable", executable.to_string()),
-        ("size", word64(region.size)),
-        ("virtualAddress", word64(region.address.as_u64())),
-    ]
+    Ok(ComponentSpec {
+        name: plan.name.clone(),
+        profile: Profile::Native,
+        depends: LIBRARIES.map(str::to_string).to_vec(),
+        vcpu,
+        memory,
+        channels,
+        events,
+        provides,
+        ..ComponentSpec::default()
+    })
 }

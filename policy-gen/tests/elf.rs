@@ -5,8 +5,16 @@
 mod common;
 
 use common::*;
-use policy_gen::elf::{self, Content, ElfProblem};
+use muen_spec::Content;
+use policy_gen::elf::{self, ElfProblem};
 use proptest::prelude::*;
+
+fn file(offset: u64) -> Content {
+    Content::File {
+        filename: "echo".into(),
+        offset: Some(offset),
+    }
+}
 
 #[test]
 fn typical_image() {
@@ -18,12 +26,12 @@ fn typical_image() {
         .iter()
         .map(|r| {
             (
-                r.name.as_str(),
+                r.logical.as_str(),
                 r.region.address.as_u64(),
                 r.region.size,
                 r.writable,
                 r.executable,
-                r.content,
+                r.content.clone(),
             )
         })
         .collect();
@@ -32,39 +40,25 @@ fn typical_image() {
     assert_eq!(
         regions,
         vec![
-            (
-                "text",
-                IMAGE,
-                0x3000,
-                false,
-                true,
-                Content::File { offset: 0x1000 }
-            ),
-            (
-                "rodata",
-                IMAGE + 0x3000,
-                0x1000,
-                false,
-                false,
-                Content::File { offset: 0x4000 }
-            ),
-            (
-                "data",
-                IMAGE + 0x4000,
-                0x1000,
-                true,
-                false,
-                Content::File { offset: 0x5000 }
-            ),
+            ("text", IMAGE, 0x3000, false, true, file(0x1000)),
+            ("rodata", IMAGE + 0x3000, 0x1000, false, false, file(0x4000)),
+            ("data", IMAGE + 0x4000, 0x1000, true, false, file(0x5000)),
             (
                 "data|fill",
                 IMAGE + 0x5000,
                 0x2000,
                 true,
                 false,
-                Content::Zero
+                Content::Fill(0)
             ),
-            ("bss", IMAGE + 0x7000, 0x1_0000, true, false, Content::Zero),
+            (
+                "bss",
+                IMAGE + 0x7000,
+                0x1_0000,
+                true,
+                false,
+                Content::Fill(0)
+            ),
         ]
     );
 }

@@ -432,6 +432,26 @@ fn elf_entry_outside_the_code() {
 }
 
 #[test]
+fn unknown_muen_tools_generation() {
+    let dir = TempDir::new("errors");
+    dir.write("app.toml", "name = \"app\"\n");
+    for bad in ["2026-02", "2026-04 ", "latest", ""] {
+        assert_eq!(
+            fails(&dir, &["--muen-tools", bad, "app.toml"]),
+            format!(
+                "--muen-tools: unknown Muen tool-chain generation `{bad}`; known: 2026-01, \
+                 2026-04"
+            )
+        );
+    }
+    for good in ["2026-01", "2026-04"] {
+        assert!(run(dir.path(), &["--muen-tools", good, "app.toml"])
+            .status
+            .success());
+    }
+}
+
+#[test]
 fn usage_errors_exit_with_2() {
     let dir = TempDir::new("errors");
     let out = run(dir.path(), &[]);

@@ -1,6 +1,7 @@
-//! Every generated specification validates against Muen's `component.xsd`: manifests
-//! without devices, with several of each kind, at the limits, from a Solo5 manifest,
-//! each with and without ELF images of several shapes.
+//! Every generated specification validates against the `component.xsd` of the
+//! generation of Muen's tools it was written for (`--muen-tools`, both generations):
+//! manifests without devices, with several of each kind, at the limits, from a Solo5
+//! manifest, each with and without ELF images of several shapes.
 
 mod common;
 
@@ -89,36 +90,65 @@ fn elves() -> Vec<(&'static str, Elf)> {
     ]
 }
 
+/// `policy-gen --muen-tools GENERATION ARGS...`.
+fn generate_for(dir: &std::path::Path, generation: Generation, args: &[&str]) -> String {
+    let mut all = tools(generation).to_vec();
+    all.extend_from_slice(args);
+    generate(dir, &all)
+}
+
 #[test]
 fn app_toml_outputs_validate() {
-    let schema = component_schema();
     let dir = TempDir::new("schema");
     let mut elf_paths = Vec::new();
     for (i, (what, elf)) in elves().into_iter().enumerate() {
         elf_paths.push((what, elf.write(&dir, &format!("image{i}"))));
     }
     let mut checked = 0;
-    for (what, manifest) in manifests() {
-        let path = dir.write("app.toml", &manifest);
-        let path = path.to_str().unwrap();
-        let xml = generate(dir.path(), &[path]);
-        xmllint(&xml, &schema, &what);
-        checked += 1;
-        // Long component names leave no room for image region names.
-        if what == "longest names" {
-            continue;
-        }
-        for (elf_what, elf) in &elf_paths {
-            let xml = generate(dir.path(), &["--elf", elf.to_str().unwrap(), path]);
-            assert!(xml.contains("type=\"subject_binary\""));
-            xmllint(&xml, &schema, &format!("{what} with ELF \"{elf_what}\""));
+    for generation in Generation::ALL {
+        let schema = component_schema(generation);
+        for (what, manifest) in manifests() {
+            let what = format!("{generation}: {what}");
+            let path = dir.write("app.toml", &manifest);
+            let path = path.to_str().unwrap();
+            let xml = generate_for(dir.path(), generation, &[path]);
+            xmllint(&xml, &schema, &what);
             checked += 1;
+            // Long component names leave no room for image region names.
+            if what.ends_with("longest names") {
+                continue;
+            }
+            for (elf_what, elf) in &elf_paths {
+                let xml = generate_for(
+                    dir.path(),
+                    generation,
+                    &["--elf", elf.to_str().unwrap(), path],
+                );
+                assert!(xml.contains("type=\"subject_binary\""));
+                xmllint(&xml, &schema, &format!("{what} with ELF \"{elf_what}\""));
+                checked += 1;
+            }
         }
     }
     assert_eq!(
         checked,
-        manifests().len() * (1 + elf_paths.len()) - elf_paths.len()
+        Generation::ALL.len() * (manifests().len() * (1 + elf_paths.len()) - elf_paths.len())
     );
+}
+
+/// The check above can fail: each generation's schema rejects the other's `<vcpu>`.
+#[test]
+fn each_generation_is_rejected_by_the_other_schema() {
+    let dir = TempDir::new("schema-cross");
+    let path = dir.write("app.toml", "name = \"echo\"\n[net.service0]\n");
+    let path = path.to_str().unwrap();
+    let old = generate_for(dir.path(), Generation::V2026_01, &[path]);
+    let new = generate_for(dir.path(), Generation::V2026_04, &[path]);
+    for (xml, schema) in [(&old, Generation::V2026_04), (&new, Generation::V2026_01)] {
+        let schema = component_schema(schema);
+        let rejected = std::panic::catch_unwind(|| xmllint(xml, &schema, "cross")).is_err();
+        assert!(rejected, "{} accepted:\n{xml}", schema.display());
+    }
 }
 
 #[test]
@@ -130,10 +160,16 @@ fn elf_named_in_the_manifest_validates() {
         "app/app.toml",
         "name = \"echo\"\nelf = \"target/echo\"\n[net.service0]\n",
     );
-    // Run from elsewhere: the path is relative to the manifest, not to the cwd.
-    let xml = generate(dir.path(), &["app/app.toml"]);
-    assert!(xml.contains("<file filename=\"echo\""));
-    xmllint(&xml, &component_schema(), "elf from the manifest");
+    for generation in Generation::ALL {
+        // Run from elsewhere: the path is relative to the manifest, not to the cwd.
+        let xml = generate_for(dir.path(), generation, &["app/app.toml"]);
+        assert!(xml.contains("<file filename=\"echo\""));
+        xmllint(
+            &xml,
+            &component_schema(generation),
+            &format!("{generation}: elf from the manifest"),
+        );
+    }
 }
 
 #[test]
@@ -154,29 +190,43 @@ fn solo5_manifest_outputs_validate() {
     );
     let elf = typical_elf().write(&dir, "unikernel.elf");
     let manifest = manifest.to_str().unwrap();
-    let xml = generate(dir.path(), &["--name", "unikernel", manifest]);
-    assert!(xml.contains("<component name=\"unikernel\" profile=\"native\">"));
-    xmllint(&xml, &component_schema(), "Solo5 manifest");
-    let xml = generate(
-        dir.path(),
-        &[
-            "--name",
-            "unikernel",
-            "--elf",
-            elf.to_str().unwrap(),
-            manifest,
-        ],
-    );
-    xmllint(&xml, &component_schema(), "Solo5 manifest with ELF");
+    for generation in Generation::ALL {
+        let schema = component_schema(generation);
+        let xml = generate_for(dir.path(), generation, &["--name", "unikernel", manifest]);
+        assert!(xml.contains("<component name=\"unikernel\" profile=\"native\">"));
+        xmllint(&xml, &schema, &format!("{generation}: Solo5 manifest"));
+        let xml = generate_for(
+            dir.path(),
+            generation,
+            &[
+                "--name",
+                "unikernel",
+                "--elf",
+                elf.to_str().unwrap(),
+                manifest,
+            ],
+        );
+        xmllint(
+            &xml,
+            &schema,
+            &format!("{generation}: Solo5 manifest with ELF"),
+        );
+    }
 }
 
 /// The check above can fail: documents the schema forbids are rejected.
 #[test]
 fn xmllint_rejects_what_muen_rejects() {
-    let schema = component_schema();
+    for generation in Generation::ALL {
+        rejects_what_muen_rejects(generation);
+    }
+}
+
+fn rejects_what_muen_rejects(generation: Generation) {
+    let schema = component_schema(generation);
     let dir = TempDir::new("schema-negative");
     let path = dir.write("app.toml", "name = \"echo\"\n[net.service0]\n");
-    let good = generate(dir.path(), &[path.to_str().unwrap()]);
+    let good = generate_for(dir.path(), generation, &[path.to_str().unwrap()]);
     xmllint(&good, &schema, "unchanged");
     let broken = [
         // Muen's Python helper writes zero as `16##`.
@@ -209,13 +259,16 @@ fn file_names_are_escaped() {
     let dir = TempDir::new("schema-escape");
     let elf = typical_elf().write(&dir, "a&b\"<c>'.elf");
     let path = dir.write("app.toml", "name = \"echo\"\n");
-    let xml = generate(
-        dir.path(),
-        &["--elf", elf.to_str().unwrap(), path.to_str().unwrap()],
-    );
-    assert!(
-        xml.contains("filename=\"a&amp;b&quot;&lt;c&gt;&apos;.elf\""),
-        "{xml}"
-    );
-    xmllint(&xml, &component_schema(), "escaped file name");
+    for generation in Generation::ALL {
+        let xml = generate_for(
+            dir.path(),
+            generation,
+            &["--elf", elf.to_str().unwrap(), path.to_str().unwrap()],
+        );
+        assert!(
+            xml.contains("filename=\"a&amp;b&quot;&lt;c&gt;&apos;.elf\""),
+            "{xml}"
+        );
+        xmllint(&xml, &component_schema(generation), "escaped file name");
+    }
 }

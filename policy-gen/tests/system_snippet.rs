@@ -1,5 +1,6 @@
 //! The system-policy snippets in `docs/muen.md` validate against Muen's `system_src`
-//! schema, and every logical name they map exists in the generated specification.
+//! schema (of both generations of Muen's tools), and every logical name they map exists
+//! in the generated specification.
 
 mod common;
 
@@ -39,8 +40,8 @@ fn root(xml: &str) -> &str {
 
 /// A schema for fragments of a source-format system policy: Muen's own type
 /// definitions, with `subject`, `events`, `channels` and `memory` as root elements.
-fn fragment_schema(dir: &TempDir) -> std::path::PathBuf {
-    let muen = component_schema().parent().unwrap().canonicalize().unwrap();
+fn fragment_schema(dir: &TempDir, generation: Generation) -> std::path::PathBuf {
+    let muen = schema_dir(generation).canonicalize().unwrap();
     let files = [
         "types.xsd",
         "config.xsd",
@@ -79,34 +80,46 @@ fn fragment_schema(dir: &TempDir) -> std::path::PathBuf {
           <xs:element name=\"memory\" type=\"memRegionsType\"/>\n\
          </xs:schema>\n",
     );
-    dir.write("fragments.xsd", xsd)
+    dir.write(&format!("fragments-{generation}.xsd"), xsd)
 }
 
-fn spec_of(example: &str) -> String {
+fn spec_of(example: &str, generation: Generation) -> String {
     let manifest = repo_root().join("examples").join(example).join("app.toml");
-    generate(&repo_root(), &[manifest.to_str().unwrap()])
+    let mut args = tools(generation).to_vec();
+    args.push(manifest.to_str().unwrap());
+    generate(&repo_root(), &args)
 }
 
 #[test]
 fn snippets_validate_and_match_the_generated_names() {
+    for generation in Generation::ALL {
+        snippets_validate(generation);
+    }
+}
+
+fn snippets_validate(generation: Generation) {
     let dir = TempDir::new("system-snippet");
-    let schema = fragment_schema(&dir);
+    let schema = fragment_schema(&dir, generation);
     let blocks = xml_blocks();
     let mut roots: Vec<&str> = blocks.iter().map(|b| root(b)).collect();
     for block in &blocks {
         match root(block) {
             "event" => {
                 // The poweroff variant of the component's exit event.
-                let spec = spec_of("echo");
+                let spec = spec_of("echo", generation);
                 let exit = "<event id=\"0\" logical=\"exit\"/>";
                 assert!(spec.contains(exit));
                 let changed = spec.replace(exit, block);
-                xmllint(&changed, &component_schema(), "exit with system_poweroff");
+                xmllint(
+                    &changed,
+                    &component_schema(generation),
+                    "exit with system_poweroff",
+                );
             }
             _ => xmllint(
                 block,
                 &schema,
-                &format!("docs/muen.md block <{}>", root(block)),
+                &format!("{generation}: docs/muen.md block <{}>", root(block)),
             ),
         }
         if let Some(at) = block.find("<component ref=\"") {
@@ -115,7 +128,7 @@ fn snippets_validate_and_match_the_generated_names() {
             if !Path::new(&repo_root().join("examples").join(name)).is_dir() {
                 continue;
             }
-            let spec = spec_of(name);
+            let spec = spec_of(name, generation);
             for map in block.split("<map logical=\"").skip(1) {
                 let logical = &map[..map.find('"').unwrap()];
                 let known = ["debuglog", "time_info"].contains(&logical)

@@ -1,9 +1,10 @@
 //! An app as `muen-testbed run APP` takes it: a directory with `Cargo.toml` and
 //! `app.toml` (or the `app.toml` itself). The testbed builds the package for the host
-//! with cargo (the runtime then uses its hosted platform) and generates the component
+//! with cargo (the runtime then uses its hosted platform) and makes the component
 //! specification with `policy-gen`'s library, without an ELF: in hosted mode Linux
 //! loads the executable. In QEMU mode it builds the package for `x86_64-unknown-none`
-//! (and the boot stage) and generates the specification from the ELF, as for Muen.
+//! (and the boot stage) and makes the specification from the ELF, as for Muen. The
+//! specification goes to the testbed as a `muen_spec::ComponentSpec`, not as XML.
 
 use std::fmt;
 use std::io::{BufRead, BufReader};
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use muen_manifest::{App, Plan};
+use muen_spec::{ComponentSpec, Generation};
 
 /// Why an app cannot be used.
 #[derive(Debug)]
@@ -72,9 +74,9 @@ pub fn locate(app: &Path) -> Result<AppPaths, AppError> {
     Ok(AppPaths { manifest, package })
 }
 
-/// The component specification of the app in `manifest`, as `policy-gen` writes it
+/// The component specification of the app in `manifest`, as `policy-gen` makes it
 /// without an ELF (the manifest's `elf` key is ignored: hosted mode has no image).
-pub fn policy(manifest: &Path) -> Result<String, AppError> {
+pub fn spec(manifest: &Path) -> Result<ComponentSpec, AppError> {
     let mut app = App::load(manifest, None).map_err(|e| AppError::Policy(e.into()))?;
     app.elf = None;
     let plan = Plan::new(&app).map_err(|error| {
@@ -83,7 +85,7 @@ pub fn policy(manifest: &Path) -> Result<String, AppError> {
             error,
         })
     })?;
-    policy_gen::spec::component(&plan, None).map_err(|error| {
+    policy_gen::spec::component_spec(&plan, None).map_err(|error| {
         AppError::Policy(policy_gen::Error::Spec {
             file: manifest.to_path_buf(),
             error,
@@ -99,9 +101,15 @@ pub fn name(manifest: &Path) -> Result<String, AppError> {
 }
 
 /// The component specification of the app in `manifest` for its ELF image `elf`, as
-/// `policy-gen --elf` writes it (QEMU mode: the image's segments are regions).
+/// `policy-gen --elf` makes it (QEMU mode: the image's segments are regions).
+pub fn spec_with_image(manifest: &Path, elf: &Path) -> Result<ComponentSpec, AppError> {
+    policy_gen::component_spec(manifest, None, Some(elf)).map_err(AppError::Policy)
+}
+
+/// [`spec_with_image`] as the XML `policy-gen --elf` prints (for the newest Muen
+/// tools).
 pub fn policy_with_image(manifest: &Path, elf: &Path) -> Result<String, AppError> {
-    policy_gen::generate(manifest, None, Some(elf)).map_err(AppError::Policy)
+    spec_with_image(manifest, elf).map(|spec| policy_gen::document(&spec, Generation::default()))
 }
 
 /// The Muen target: what QEMU mode builds apps and the boot stage for.
@@ -262,9 +270,13 @@ mod tests {
     #[test]
     fn policies_come_from_policy_gen_without_an_elf() {
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/echo/app.toml");
-        let xml = policy(&manifest).unwrap();
-        let snapshot = include_str!("../../policy-gen/tests/snapshots/echo.xml");
-        assert_eq!(xml, snapshot);
+        let spec = spec(&manifest).unwrap();
+        let snapshot = include_str!("../../policy-gen/tests/snapshots/2026-04/echo.xml");
+        assert_eq!(policy_gen::document(&spec, Generation::V2026_04), snapshot);
+        assert_eq!(
+            spec,
+            muen_spec::parse(snapshot, Path::new("echo.xml")).unwrap()
+        );
         assert!(matches!(
             locate(Path::new("/nonexistent")),
             Err(AppError::NotAnApp(_))

@@ -36,7 +36,7 @@ use crate::os::{self, EventFd, Received, SignalFd};
 use crate::qemu::doorbell::{Bell, Doorbell};
 use crate::qemu::qmp::{GuestStop, Qmp};
 use crate::subject::{Exit, Subject};
-use crate::world::World;
+use muen_spec::SubjectView;
 
 /// Sends vectors to the subject; shared by the kernel and the peers.
 #[derive(Debug)]
@@ -211,29 +211,29 @@ pub struct Kernel<'a> {
 }
 
 impl<'a> Kernel<'a> {
-    /// A kernel for `world` in `memory`, with minor frames of `frame` length. Writes the
-    /// first frame into the scheduling info page and disarms the timed event, as
-    /// Muen's kernel does at subject start.
+    /// A kernel for the subject of `view` in `memory`, with minor frames of `frame`
+    /// length. Writes the first frame into the scheduling info page and disarms the
+    /// timed event, as Muen's kernel does at subject start.
     pub fn new(
-        world: &World,
+        view: &SubjectView,
         memory: &'a Memory,
         tsc: TscRate,
         clock: &'a SubjectClock,
         frame: Duration,
         injector: &'a Injector<'a>,
     ) -> Kernel<'a> {
-        let sched = world.region_index(muen_abi::names::SCHEDULING_INFO);
-        let timed = world.region_index(muen_abi::names::TIMED_EVENT);
-        // The toolchain pages are always in the world (`world::toolchain_regions`).
+        let sched = view.mapping_index(muen_abi::names::SCHEDULING_INFO);
+        let timed = view.mapping_index(muen_abi::names::TIMED_EVENT);
+        // The toolchain's pages are in every view (`muen_spec::view::toolchain_mappings`).
         let (sched, timed) = (sched.unwrap_or(0), timed.unwrap_or(0));
         let frame = tsc.ticks(frame).max(1);
         let start = clock.now();
         let mut actions = [Action::Ignore; 64];
-        for e in &world.events {
+        for e in &view.events {
             let slot = &mut actions[usize::from(e.number & 63)];
             if e.name == muen_abi::names::EXIT_EVENT {
                 *slot = Action::Exit;
-            } else if let Some(v) = world.vector(&e.name) {
+            } else if let Some(v) = view.vector(&e.name) {
                 // A source and a target event of one name form a self event (`timer`).
                 *slot = Action::Inject(v);
             }
@@ -620,12 +620,14 @@ mod tests {
     use std::os::fd::{AsFd, OwnedFd};
     use std::path::Path;
 
-    fn echo() -> World {
+    fn echo() -> SubjectView {
         policy::parse(
-            include_str!("../../policy-gen/tests/snapshots/echo.xml"),
+            include_str!("../../policy-gen/tests/snapshots/2026-04/echo.xml"),
             Path::new("echo.xml"),
+            policy::Image::Skip,
         )
         .unwrap()
+        .view
     }
 
     fn received(fd: &OwnedFd) -> Vec<[u8; 2]> {
@@ -676,12 +678,12 @@ mod tests {
         );
         k.link(2, &peer);
         // The kernel disarmed the timed event and published the first frame.
-        let timed = w.region_index("timed_event").unwrap();
+        let timed = w.mapping_index("timed_event").unwrap();
         assert_eq!(
             memory.word(timed, TIMED_TRIGGER).load(Ordering::Relaxed),
             u64::MAX
         );
-        let sched = w.region_index("scheduling_info").unwrap();
+        let sched = w.mapping_index("scheduling_info").unwrap();
         let start = memory.word(sched, SCHED_START).load(Ordering::Relaxed);
         let end = memory.word(sched, SCHED_END).load(Ordering::Relaxed);
         assert_eq!(end - start, 10_000_000);
@@ -728,7 +730,7 @@ mod tests {
     fn time_info_is_published_as_the_time_subject_does() {
         let w = echo();
         let memory = Memory::new(&w).unwrap();
-        let i = w.region_index("time_info").unwrap();
+        let i = w.mapping_index("time_info").unwrap();
         let tsc = TscRate::from_khz(2_000_000).unwrap();
         publish_time_info(&memory, i, tsc, &SubjectClock::host());
         let record = muen_sinfo::TimeInfoRecord {

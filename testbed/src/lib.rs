@@ -4,12 +4,13 @@
 //! The contract with the subject's runtime is `docs/hosted.md`; the architecture is
 //! described in `docs/testbed.md`. One module per part of the emulated system:
 //!
-//! - [`policy`]: the component specification (XML) read into a [`world::World`];
-//! - [`world`]: the subject's regions, events, vectors and devices, in the order Muen's
-//!   toolchain maps them;
+//! - [`policy`]: the component specification (`muen_spec::ComponentSpec`, read from XML
+//!   or built from an app) expanded into a [`world::World`];
+//! - [`world`]: the subject's view (`muen_spec::SubjectView`: regions, events, vectors
+//!   in the order Muen's toolchain maps them) and the devices the peers serve in it;
 //! - [`memory`]: the shared memory file (`memfd`) with the memory map, and the testbed's
 //!   own mapping of it;
-//! - [`sinfo`]: the subject info page (format v5) naming the world;
+//! - [`sinfo`]: the subject info page (format v5) naming the view;
 //! - [`kernel`]: the control socket, events and vectors, minor frames, timed events and
 //!   the time info page;
 //! - [`peers`]: the log sink, the network bridge and the block server;
@@ -17,7 +18,7 @@
 //! - [`subject`]: starting the subject process (or QEMU) and collecting its end;
 //! - [`qemu`]: QEMU mode, the real image in a QEMU guest (boot stage, doorbell,
 //!   monitor);
-//! - [`app`]: building an app with cargo and generating its policy with `policy-gen`;
+//! - [`app`]: building an app with cargo and making its specification with `policy-gen`;
 //! - [`run`]: one run of a subject, from policy to exit status;
 //! - [`clock`], [`os`]: the TSC and the few Linux calls the rest needs.
 

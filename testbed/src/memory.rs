@@ -1,6 +1,6 @@
 //! The subject's memory: one shared memory file in place of Muen's physical memory.
 //!
-//! [`Memory::new`] creates a `memfd`, places every region of the [`World`] at a
+//! [`Memory::new`] creates a `memfd`, places every mapping of the [`SubjectView`] at a
 //! page-aligned offset after the memory map (`muen_testbed_abi::hosted`), writes the map and
 //! the regions' initial content, seals the file's size and maps all of it into the
 //! testbed. The subject maps the same file at the regions' virtual addresses, so a
@@ -26,7 +26,7 @@ use muen_testbed_abi::hosted::{
 };
 use zerocopy::IntoBytes;
 
-use crate::world::{Content, World};
+use muen_spec::{Content, SubjectView};
 
 /// Where a region lies in the memory file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,17 +47,17 @@ pub enum Layout {
 }
 
 /// Places the regions one after another after the memory map. Returns the placements
-/// (in region order) and the file size, or `None` if the sizes overflow.
-pub fn place(world: &World) -> Option<(Vec<Placement>, u64)> {
+/// (in mapping order) and the file size, or `None` if the sizes overflow.
+pub fn place(view: &SubjectView) -> Option<(Vec<Placement>, u64)> {
     let mut offset = MEMMAP_SIZE;
-    let mut placements = Vec::with_capacity(world.regions.len());
-    for r in &world.regions {
+    let mut placements = Vec::with_capacity(view.mappings.len());
+    for m in &view.mappings {
         placements.push(Placement {
             offset,
-            size: r.size,
+            size: m.region.size,
         });
         offset = offset
-            .checked_add(r.size)?
+            .checked_add(m.region.size)?
             .checked_next_multiple_of(PAGE_SIZE)?;
     }
     Some((placements, offset))
@@ -69,12 +69,13 @@ pub fn place(world: &World) -> Option<(Vec<Placement>, u64)> {
 /// pages); then the page table pool, as large as the boot stage may need for these
 /// regions. Returns the placements, the pool and the file size, or `None` if the sizes
 /// overflow.
-pub fn place_qemu(world: &World) -> Option<(Vec<Placement>, Range<u64>, u64)> {
+pub fn place_qemu(view: &SubjectView) -> Option<(Vec<Placement>, Range<u64>, u64)> {
     const LARGE: u64 = muen_qemu_boot::paging::LARGE_PAGE_SIZE;
     let mut offset = muen_testbed_abi::qemu::REGIONS_BASE;
-    let mut placements = Vec::with_capacity(world.regions.len());
-    for r in &world.regions {
-        if r.size >= LARGE && r.address % LARGE == 0 {
+    let mut placements = Vec::with_capacity(view.mappings.len());
+    for m in &view.mappings {
+        let r = m.region;
+        if r.size >= LARGE && r.address.is_aligned(LARGE) {
             offset = offset.checked_next_multiple_of(LARGE)?;
         }
         placements.push(Placement {
@@ -86,29 +87,30 @@ pub fn place_qemu(world: &World) -> Option<(Vec<Placement>, Range<u64>, u64)> {
             .checked_next_multiple_of(PAGE_SIZE)?;
     }
     let frames = muen_qemu_boot::paging::frames_needed(
-        world
-            .regions
+        view.mappings
             .iter()
             .zip(&placements)
-            .map(|(r, p)| (r.address, p.offset, p.size)),
+            .map(|(m, p)| (m.region.address.as_u64(), p.offset, p.size)),
     );
     let end = offset.checked_add(frames.checked_mul(PAGE_SIZE)?)?;
     Some((placements, offset..end, end))
 }
 
-/// The memory map for `world` at `placements`: the header and one entry per region.
-pub fn memory_map(world: &World, placements: &[Placement]) -> Vec<u8> {
+/// The memory map for `view` at `placements`: the header (RIP and RSP, 0 where the
+/// specification sets none) and one entry per mapping.
+pub fn memory_map(view: &SubjectView, placements: &[Placement]) -> Vec<u8> {
+    let register = |r: Option<muen_abi::VirtAddr>| r.map_or(0, muen_abi::VirtAddr::as_u64);
     let header = MemMapHeader {
         magic: MEMMAP_MAGIC.into(),
         version: MEMMAP_VERSION.into(),
-        count: u32::try_from(world.regions.len())
+        count: u32::try_from(view.mappings.len())
             .unwrap_or(u32::MAX)
             .into(),
-        rip: world.rip.into(),
-        rsp: world.rsp.into(),
+        rip: register(view.registers.rip).into(),
+        rsp: register(view.registers.rsp).into(),
     };
     let mut bytes = header.as_bytes().to_vec();
-    for (r, p) in world.regions.iter().zip(placements) {
+    for (r, p) in view.mappings.iter().zip(placements) {
         let mut flags = 0;
         if r.writable {
             flags |= ENTRY_WRITABLE;
@@ -117,7 +119,7 @@ pub fn memory_map(world: &World, placements: &[Placement]) -> Vec<u8> {
             flags |= ENTRY_EXECUTABLE;
         }
         let entry = MemMapEntry {
-            address: r.address.into(),
+            address: r.region.address.as_u64().into(),
             offset: p.offset.into(),
             size: p.size.into(),
             flags: flags.into(),
@@ -145,27 +147,27 @@ unsafe impl Send for Memory {}
 unsafe impl Sync for Memory {}
 
 impl Memory {
-    /// Creates and fills the memory file for `world` in hosted mode.
-    pub fn new(world: &World) -> io::Result<Memory> {
-        Self::with_layout(world, Layout::Hosted)
+    /// Creates and fills the memory file for `view` in hosted mode.
+    pub fn new(view: &SubjectView) -> io::Result<Memory> {
+        Self::with_layout(view, Layout::Hosted)
     }
 
-    /// Creates and fills the memory file for `world` with `layout`.
-    pub fn with_layout(world: &World, layout: Layout) -> io::Result<Memory> {
-        if world.regions.len() > MEMMAP_MAX_ENTRIES {
+    /// Creates and fills the memory file for `view` with `layout`.
+    pub fn with_layout(view: &SubjectView, layout: Layout) -> io::Result<Memory> {
+        if view.mappings.len() > MEMMAP_MAX_ENTRIES {
             return Err(io::Error::other(format!(
                 "{} regions do not fit the memory map (at most {MEMMAP_MAX_ENTRIES})",
-                world.regions.len()
+                view.mappings.len()
             )));
         }
         let overflow = || io::Error::other("the regions' sizes overflow");
         let (placements, pool, size) = match layout {
             Layout::Hosted => {
-                let (placements, size) = place(world).ok_or_else(overflow)?;
+                let (placements, size) = place(view).ok_or_else(overflow)?;
                 (placements, None, size)
             }
             Layout::Qemu => {
-                let (placements, pool, size) = place_qemu(world).ok_or_else(overflow)?;
+                let (placements, pool, size) = place_qemu(view).ok_or_else(overflow)?;
                 let limit = muen_testbed_abi::qemu::RAM_LIMIT;
                 if size > limit {
                     return Err(io::Error::other(format!(
@@ -198,8 +200,8 @@ impl Memory {
                 libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL,
             )
         })?;
-        file.write_all_at(&memory_map(world, &placements), 0)?;
-        for (r, p) in world.regions.iter().zip(&placements) {
+        file.write_all_at(&memory_map(view, &placements), 0)?;
+        for (r, p) in view.mappings.iter().zip(&placements) {
             if let Content::Fill(byte) = r.content {
                 if byte != 0 {
                     fill(&file, p, byte)?;
@@ -399,12 +401,14 @@ mod tests {
         Ok(out)
     }
 
-    fn echo() -> World {
+    fn echo() -> SubjectView {
         policy::parse(
-            include_str!("../../policy-gen/tests/snapshots/echo.xml"),
+            include_str!("../../policy-gen/tests/snapshots/2026-04/echo.xml"),
             Path::new("echo.xml"),
+            policy::Image::Skip,
         )
         .unwrap()
+        .view
     }
 
     #[test]
@@ -420,11 +424,12 @@ mod tests {
         assert_eq!(size, last.offset + last.size);
         let map = memory_map(&w, &p);
         let parsed = muen_testbed_abi::hosted::MemMap::parse(&map).unwrap();
-        assert_eq!(parsed.entries().len(), w.regions.len());
+        assert_eq!(parsed.entries().len(), w.mappings.len());
         assert_eq!(parsed.header().rip.get(), 0x20_0000);
-        for (e, r) in parsed.entries().iter().zip(&w.regions) {
-            assert_eq!(e.address.get(), r.address);
-            assert_eq!(e.size.get(), r.size);
+        assert_eq!(parsed.header().rsp.get(), 0x43ff_fff8);
+        for (e, r) in parsed.entries().iter().zip(&w.mappings) {
+            assert_eq!(e.address.get(), r.region.address.as_u64());
+            assert_eq!(e.size.get(), r.region.size);
             assert_eq!(e.flags.get() & ENTRY_WRITABLE != 0, r.writable);
         }
     }
@@ -432,13 +437,13 @@ mod tests {
     #[test]
     fn the_file_holds_map_content_and_words() {
         let mut w = echo();
-        let ram = w.region_index("ram").unwrap();
-        w.regions[ram].content = Content::Fill(0x5a);
+        let ram = w.mapping_index("ram").unwrap();
+        w.mappings[ram].content = Content::Fill(0x5a);
         let m = Memory::new(&w).unwrap();
-        let sinfo = w.region_index("sinfo").unwrap();
+        let sinfo = w.mapping_index("sinfo").unwrap();
         m.write_initial(sinfo, 8, b"hello").unwrap();
         assert!(m.write_initial(sinfo, 0x8000 - 2, b"abc").is_err());
-        let timed = w.region_index("timed_event").unwrap();
+        let timed = w.mapping_index("timed_event").unwrap();
         m.word(timed, 8).store(0x1234, Ordering::Relaxed);
         let seen = read_back(&m).unwrap();
         let by_addr = |a: u64| &seen.iter().find(|(addr, _)| *addr == a).unwrap().1;

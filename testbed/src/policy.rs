@@ -1,50 +1,26 @@
-//! Reads a component specification (Muen's `component.xsd`, as `policy-gen` writes it)
-//! into a [`World`].
+//! From a component specification to the subject's [`World`].
 //!
-//! The testbed plays Muen's toolchain here: it adds the resources of the libraries the
-//! component depends on and the toolchain's own pages, and orders everything as the
-//! toolchain does (see [`crate::world`]). What it cannot emulate (devices, memory and
-//! channel arrays, file-backed regions other than the ELF image, unknown libraries) is
-//! an error naming the element, not something silently left out. `subject_binary`
-//! regions are skipped in hosted mode, where Linux loads the executable, and kept in QEMU
-//! mode ([`Image::Include`]), where the testbed loads the ELF's segments.
+//! The specification is a [`ComponentSpec`]: read from XML with `muen-spec` (written by
+//! `policy-gen`, by hand or by Muen's tools, either generation) or built directly from
+//! an app's plan ([`crate::app`]). The testbed plays Muen's toolchain here: `muen-spec`
+//! expands the specification into the subject's view (the libraries' channels, the
+//! toolchain's pages, the toolchain's order), and [`World::new`] finds the devices.
 //!
-//! Errors have the form `FILE:LINE:COLUMN: <element>: problem`.
+//! What the testbed cannot emulate (devices, memory and channel arrays, file-backed
+//! regions other than the ELF image, libraries other than libmudebuglog and libmutime)
+//! is an error naming the element, not something silently left out. `subject_binary`
+//! regions are dropped in hosted mode, where Linux loads the executable, and kept in
+//! QEMU mode ([`Image::Include`]), where the testbed loads the ELF's segments.
+//!
+//! Errors have the form `FILE:LINE:COLUMN: <element>: problem` (without the position
+//! for a specification that was not read from a file).
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use muen_sinfo::MemoryKind;
-use roxmltree::{Document, Node};
+use muen_spec::{ComponentSpec, Content, Library, Place, Places, SpecError};
 
-use crate::world::{self, Content, Library, Number, Origin, Region, Role, World, WorldError};
-
-/// Why a policy cannot be used.
-#[derive(Debug)]
-pub struct PolicyError {
-    file: PathBuf,
-    position: Option<(u32, u32)>,
-    message: String,
-}
-
-impl PolicyError {
-    /// What is wrong, without the file and position.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-}
-
-impl fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some((line, column)) = self.position {
-            write!(f, ":{line}:{column}")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl std::error::Error for PolicyError {}
+use crate::world::World;
 
 /// Whether the world includes the ELF image's `subject_binary` regions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,477 +31,141 @@ pub enum Image {
     Include,
 }
 
-/// Reads the component specification in `path` (hosted mode).
-pub fn load(path: &Path) -> Result<World, PolicyError> {
-    load_with(path, Image::Skip)
-}
-
 /// Reads the component specification in `path`.
-pub fn load_with(path: &Path, image: Image) -> Result<World, PolicyError> {
-    let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
-        file: path.to_path_buf(),
-        position: None,
-        message: format!("cannot read the policy: {e}"),
-    })?;
-    parse_with(&text, path, image)
-}
-
-/// Reads the component specification `text` (hosted mode); `file` names it in errors.
-pub fn parse(text: &str, file: &Path) -> Result<World, PolicyError> {
-    parse_with(text, file, Image::Skip)
+pub fn load(path: &Path, image: Image) -> Result<World, SpecError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SpecError::new(path, format!("cannot read the policy: {e}")))?;
+    parse(&text, path, image)
 }
 
 /// Reads the component specification `text`; `file` names it in errors.
-pub fn parse_with(text: &str, file: &Path, image: Image) -> Result<World, PolicyError> {
-    let doc = Document::parse(text).map_err(|e| {
-        let pos = e.pos();
-        PolicyError {
-            file: file.to_path_buf(),
-            position: Some((pos.row, pos.col)),
-            message: format!("not well-formed XML: {e}"),
-        }
-    })?;
-    Parser {
-        doc: &doc,
-        file,
-        image,
-    }
-    .component()
+pub fn parse(text: &str, file: &Path, image: Image) -> Result<World, SpecError> {
+    let (spec, places) = muen_spec::parse_with_places(text, file)?;
+    world(&spec, Some(&places), file, image)
 }
 
-struct Parser<'a, 'input> {
-    doc: &'a Document<'input>,
-    file: &'a Path,
+/// The world of `spec`. `places` says where its parts are in `file` (`None` for a
+/// specification that was not read from a file; `file` still names it in errors).
+pub fn world(
+    spec: &ComponentSpec,
+    places: Option<&Places>,
+    file: &Path,
     image: Image,
-}
-
-/// What the component declares, before the toolchain's additions.
-#[derive(Default)]
-struct Declared {
-    provided: Vec<Region>,
-    required: Vec<Region>,
-    channels: Vec<(Region, Option<u8>)>,
-    libraries: Vec<Library>,
-    source_events: Vec<Number>,
-    target_vectors: Vec<Number>,
-    registers: (u64, u64),
-    simd_exceptions: bool,
-}
-
-impl<'a, 'input> Parser<'a, 'input> {
-    fn error(&self, node: Node, message: impl Into<String>) -> PolicyError {
-        let pos = self.doc.text_pos_at(node.range().start);
-        let message = message.into();
-        let what = describe(node);
-        PolicyError {
-            file: self.file.to_path_buf(),
-            position: Some((pos.row, pos.col)),
-            message: if what.is_empty() {
-                message
-            } else {
-                format!("{what}: {message}")
-            },
-        }
-    }
-
-    fn component(&self) -> Result<World, PolicyError> {
-        let root = self.doc.root_element();
-        if root.tag_name().name() != "component" {
-            return Err(self.error(
-                root,
-                "expected a <component> specification (as policy-gen writes it)",
+) -> Result<World, SpecError> {
+    let at = |place: Option<&Place>, element: String, message: &str| match place {
+        Some(place) => SpecError::at(file, place, message),
+        None => SpecError::new(file, format!("{element}: {message}")),
+    };
+    let component = || places.map(|p| &p.component);
+    for (i, name) in spec.depends.iter().enumerate() {
+        if Library::from_policy_name(name).is_none() {
+            return Err(at(
+                places.and_then(|p| p.depends.get(i)),
+                format!("<library \"{name}\">"),
+                &format!(
+                    "the testbed does not know library `{name}` (it provides \
+                     libmudebuglog and libmutime)"
+                ),
             ));
         }
-        let name = self.attr(root, "name")?.to_string();
-        let mut d = Declared::default();
-        for child in elements(root) {
-            match child.tag_name().name() {
-                "config" => {}
-                "depends" => self.depends(child, &mut d)?,
-                "requires" => self.requires(child, &mut d)?,
-                "provides" => self.provides(child, &mut d)?,
-                _ => return Err(self.error(child, "unexpected element")),
-            }
-        }
-        self.world(root, name, d)
     }
-
-    /// Orders the declared resources as Muen's toolchain does.
-    fn world(&self, root: Node, name: String, d: Declared) -> Result<World, PolicyError> {
-        let mut regions = d.provided;
-        regions.extend(d.required);
-        let mut events = d.source_events;
-        let mut vectors = d.target_vectors;
-        let mut channel_events = Vec::new();
-        let mut channel_vectors = Vec::new();
-        let library_channels = d.libraries.iter().map(|l| (l.region(), None));
-        for (region, number) in d.channels.into_iter().chain(library_channels) {
-            if let Some(number) = number {
-                let n = Number {
-                    name: region.name.clone(),
-                    number,
-                };
-                match region.role {
-                    Role::Writer => channel_events.push(n),
-                    _ => channel_vectors.push(n),
-                }
-            }
-            regions.push(region);
-        }
-        regions.extend(world::toolchain_regions());
-        events.extend(channel_events);
-        vectors.extend(channel_vectors);
-        let mut world = World::new(name, d.registers, regions, events, vectors)
-            .map_err(|e: WorldError| self.error(root, e.to_string()))?;
-        world.simd_exceptions = d.simd_exceptions;
-        Ok(world)
+    if let Some(a) = spec.memory_arrays.first() {
+        return Err(at(
+            places.and_then(|p| p.memory_arrays.first()),
+            format!("<array \"{}\">", a.logical),
+            "memory arrays are not supported",
+        ));
     }
-
-    fn depends(&self, node: Node, d: &mut Declared) -> Result<(), PolicyError> {
-        for lib in elements(node) {
-            if lib.tag_name().name() != "library" {
-                return Err(self.error(lib, "unexpected element"));
-            }
-            let name = self.attr(lib, "ref")?;
-            let library = Library::from_policy_name(name).ok_or_else(|| {
-                self.error(
-                    lib,
-                    format!(
-                        "the testbed does not know library `{name}` (it provides \
-                         libmudebuglog and libmutime)"
-                    ),
-                )
-            })?;
-            if !d.libraries.contains(&library) {
-                d.libraries.push(library);
-            }
-        }
-        Ok(())
+    if let Some(a) = spec.channel_arrays.first() {
+        return Err(at(
+            places.and_then(|p| p.channel_arrays.first()),
+            format!("<array \"{}\">", a.logical),
+            "channel arrays are not supported",
+        ));
     }
-
-    fn requires(&self, node: Node, d: &mut Declared) -> Result<(), PolicyError> {
-        for child in elements(node) {
-            match child.tag_name().name() {
-                "vcpu" => {
-                    d.registers = self.registers(child)?;
-                    d.simd_exceptions = self.simd_exceptions(child)?;
-                }
-                "memory" => {
-                    for m in elements(child) {
-                        self.expect(m, "memory", "memory arrays are not supported")?;
-                        d.required.push(self.memory(m, MemoryKind::Subject)?);
-                    }
-                }
-                "channels" => {
-                    for c in elements(child) {
-                        d.channels.push(self.channel(c)?);
-                    }
-                }
-                "events" => self.events(child, d)?,
-                "devices" => {
-                    return Err(self.error(child, "the testbed cannot give a subject PCI devices"))
-                }
-                _ => return Err(self.error(child, "unexpected element")),
-            }
-        }
-        Ok(())
+    if let Some(d) = spec.devices.first() {
+        return Err(at(
+            places.and_then(|p| p.devices.first()),
+            format!("<device \"{}\">", d.logical),
+            "the testbed cannot give a subject PCI devices",
+        ));
     }
-
-    fn provides(&self, node: Node, d: &mut Declared) -> Result<(), PolicyError> {
-        for m in elements(node) {
-            self.expect(m, "memory", "unexpected element")?;
-            let kind = match m.attribute("type") {
-                None => MemoryKind::Subject,
-                Some(t) => MemoryKind::from_policy_name(t)
-                    .ok_or_else(|| self.error(m, format!("unknown memory type `{t}`")))?,
-            };
-            let region = self.memory(m, kind)?;
-            if kind == MemoryKind::SubjectBinary {
-                // The ELF image: Linux loads the hosted executable instead; QEMU mode
-                // loads its segments into guest memory.
-                if self.image == Image::Include {
-                    d.provided.push(region);
-                }
-                continue;
+    for (i, m) in spec.provides.iter().enumerate() {
+        let problem = match (&m.content, m.kind) {
+            (Content::File { offset: None, .. }, MemoryKind::SubjectBinary)
+                if image == Image::Include =>
+            {
+                "the testbed loads an image region from its file offset, which is `none`"
             }
-            if region.content == Content::File {
-                return Err(self.error(
-                    m,
-                    "file-backed memory is only supported for the ELF image (subject_binary)",
-                ));
+            (Content::File { .. }, kind) if kind != MemoryKind::SubjectBinary => {
+                "file-backed memory is only supported for the ELF image (subject_binary)"
             }
-            d.provided.push(region);
-        }
-        Ok(())
-    }
-
-    fn registers(&self, vcpu: Node) -> Result<(u64, u64), PolicyError> {
-        let gpr = vcpu.descendants().find(|n| {
-            n.has_tag_name("gpr") && n.parent().is_some_and(|p| p.has_tag_name("registers"))
-        });
-        let mut regs = (0, 0);
-        if let Some(gpr) = gpr {
-            for r in elements(gpr) {
-                let value = || {
-                    let text = r.text().unwrap_or("").trim();
-                    parse_number(text)
-                        .ok_or_else(|| self.error(r, format!("`{text}` is not a number")))
-                };
-                match r.tag_name().name() {
-                    "rip" => regs.0 = value()?,
-                    "rsp" => regs.1 = value()?,
-                    _ => {}
-                }
-            }
-        }
-        Ok(regs)
-    }
-
-    /// `<registers><cr4><OSSupportSIMDExceptions>` of the vCPU, if given.
-    fn simd_exceptions(&self, vcpu: Node) -> Result<bool, PolicyError> {
-        let bit = vcpu.descendants().find(|n| {
-            n.has_tag_name("OSSupportSIMDExceptions")
-                && n.parent().is_some_and(|p| {
-                    p.has_tag_name("cr4") && p.parent().is_some_and(|r| r.has_tag_name("registers"))
-                })
-        });
-        match bit.map(|b| b.text().unwrap_or("").trim()) {
-            None | Some("0") => Ok(false),
-            Some("1") => Ok(true),
-            Some(other) => Err(self.error(bit.unwrap_or(vcpu), format!("`{other}` is not 0 or 1"))),
-        }
-    }
-
-    fn memory(&self, m: Node, kind: MemoryKind) -> Result<Region, PolicyError> {
-        let mut content = Content::Uninitialized;
-        let mut hash = None;
-        for c in elements(m) {
-            match c.tag_name().name() {
-                "fill" => {
-                    let p = self.number(c, "pattern")?;
-                    let p = u8::try_from(p)
-                        .map_err(|_| self.error(c, "fill pattern must be a byte"))?;
-                    content = Content::Fill(p);
-                }
-                "file" if kind == MemoryKind::SubjectBinary => {
-                    content = Content::Image {
-                        offset: self.number(c, "offset")?,
-                    }
-                }
-                "file" => content = Content::File,
-                "hash" => hash = self.hash(c)?,
-                "hashRef" => {}
-                _ => return Err(self.error(c, "unexpected element")),
-            }
-        }
-        Ok(Region {
-            name: self.attr(m, "logical")?.to_string(),
-            address: self.number(m, "virtualAddress")?,
-            size: self.number(m, "size")?,
-            writable: self.boolean(m, "writable")?,
-            executable: self.boolean(m, "executable")?,
-            kind,
-            content,
-            hash,
-            role: Role::Memory,
-            origin: Origin::Component,
-        })
-    }
-
-    fn channel(&self, c: Node) -> Result<(Region, Option<u8>), PolicyError> {
-        let (role, attr) = match c.tag_name().name() {
-            "reader" => (Role::Reader, "vector"),
-            "writer" => (Role::Writer, "event"),
-            "array" => return Err(self.error(c, "channel arrays are not supported")),
-            _ => return Err(self.error(c, "unexpected element")),
+            _ => continue,
         };
-        let region = Region::channel(
-            self.attr(c, "logical")?,
-            self.number(c, "virtualAddress")?,
-            self.number(c, "size")?,
-            role,
-            Origin::Component,
-        );
-        let number = match c.attribute(attr) {
-            None => None,
-            Some(_) => Some(
-                u8::try_from(self.number(c, attr)?)
-                    .map_err(|_| self.error(c, format!("`{attr}` is out of range")))?,
-            ),
-        };
-        Ok((region, number))
+        return Err(at(
+            places.and_then(|p| p.provides.get(i)),
+            format!("<memory \"{}\">", m.logical),
+            problem,
+        ));
     }
-
-    fn events(&self, node: Node, d: &mut Declared) -> Result<(), PolicyError> {
-        for group in elements(node) {
-            match group.tag_name().name() {
-                "source" => {
-                    for e in elements(group) {
-                        self.expect(e, "event", "unexpected element")?;
-                        let id = self.number(e, "id")?;
-                        let number = u8::try_from(id)
-                            .ok()
-                            .filter(|n| *n <= muen_sinfo::EVENT_NUMBER_MAX)
-                            .ok_or_else(|| self.error(e, "vmcall event ids are 0 to 63"))?;
-                        d.source_events.push(Number {
-                            name: self.attr(e, "logical")?.to_string(),
-                            number,
-                        });
-                    }
-                }
-                "target" => {
-                    for e in elements(group) {
-                        self.expect(e, "event", "unexpected element")?;
-                        let name = self.attr(e, "logical")?;
-                        for action in elements(e) {
-                            if action.has_tag_name("inject_interrupt") {
-                                let v = u8::try_from(self.number(action, "vector")?)
-                                    .map_err(|_| self.error(action, "vectors are 0 to 255"))?;
-                                d.target_vectors.push(Number {
-                                    name: name.to_string(),
-                                    number: v,
-                                });
-                            }
-                        }
-                    }
-                }
-                _ => return Err(self.error(group, "unexpected element")),
-            }
-        }
-        Ok(())
+    let whole = |e: &dyn std::fmt::Display| at(component(), "<component>".into(), &e.to_string());
+    let mut view = muen_spec::expand(spec).map_err(|e| whole(&e))?;
+    if image == Image::Skip {
+        // The ELF image: Linux loads the hosted executable instead.
+        view.mappings
+            .retain(|m| m.kind != MemoryKind::SubjectBinary);
     }
-
-    fn expect(&self, node: Node, tag: &str, otherwise: &str) -> Result<(), PolicyError> {
-        if node.tag_name().name() == tag {
-            Ok(())
-        } else {
-            Err(self.error(node, otherwise))
-        }
-    }
-
-    fn attr<'n>(&self, node: Node<'n, 'input>, name: &str) -> Result<&'n str, PolicyError> {
-        node.attribute(name)
-            .ok_or_else(|| self.error(node, format!("attribute `{name}` is missing")))
-    }
-
-    fn number(&self, node: Node, name: &str) -> Result<u64, PolicyError> {
-        let text = self.attr(node, name)?;
-        parse_number(text)
-            .ok_or_else(|| self.error(node, format!("`{name}`: `{text}` is not a number")))
-    }
-
-    fn boolean(&self, node: Node, name: &str) -> Result<bool, PolicyError> {
-        match self.attr(node, name)? {
-            "true" | "1" => Ok(true),
-            "false" | "0" => Ok(false),
-            other => Err(self.error(node, format!("`{name}`: `{other}` is not a boolean"))),
-        }
-    }
-
-    fn hash(&self, node: Node) -> Result<Option<[u8; 32]>, PolicyError> {
-        let text = self.attr(node, "value")?;
-        if text == "none" {
-            return Ok(None);
-        }
-        let hex = text
-            .strip_prefix("16#")
-            .and_then(|t| t.strip_suffix('#'))
-            .map(|t| t.replace('_', ""))
-            .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
-            .ok_or_else(|| self.error(node, "hash must be 16#<64 hex digits># or none"))?;
-        let mut hash = [0u8; 32];
-        for (i, byte) in hash.iter_mut().enumerate() {
-            // Validated above: 64 ASCII hex digits.
-            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0);
-        }
-        Ok(Some(hash))
-    }
-}
-
-/// The element children of `node`.
-fn elements<'a, 'input>(node: Node<'a, 'input>) -> impl Iterator<Item = Node<'a, 'input>> {
-    node.children().filter(|n| n.is_element())
-}
-
-/// `<tag logical="...">`, for error messages.
-fn describe(node: Node) -> String {
-    if !node.is_element() {
-        return String::new();
-    }
-    let tag = node.tag_name().name();
-    match node.attribute("logical").or_else(|| node.attribute("ref")) {
-        Some(name) => format!("<{tag} \"{name}\">"),
-        None => format!("<{tag}>"),
-    }
-}
-
-/// Parses a number as Muen's schemas write them: `16#0010_0000#` (hexadecimal) or
-/// decimal digits, with optional `_` separators.
-pub fn parse_number(text: &str) -> Option<u64> {
-    let (digits, radix) = match text.strip_prefix("16#") {
-        Some(rest) => (rest.strip_suffix('#')?, 16),
-        None => (text, 10),
-    };
-    if digits.is_empty() || digits.starts_with('_') || digits.ends_with('_') {
-        return None;
-    }
-    let clean: String = digits.chars().filter(|c| *c != '_').collect();
-    if !clean.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    u64::from_str_radix(&clean, radix).ok()
+    World::new(view).map_err(|e| whole(&e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use muen_abi::names::Role;
+    use muen_spec::Origin;
 
-    const ECHO: &str = include_str!("../../policy-gen/tests/snapshots/echo.xml");
-    const BLOCKSTORE: &str = include_str!("../../policy-gen/tests/snapshots/blockstore.xml");
-    const ECHO_ELF: &str = include_str!("../../policy-gen/tests/snapshots/echo-with-elf.xml");
+    const ECHO: &str = include_str!("../../policy-gen/tests/snapshots/2026-01/echo.xml");
+    const ECHO_04: &str = include_str!("../../policy-gen/tests/snapshots/2026-04/echo.xml");
+    const BLOCKSTORE: &str =
+        include_str!("../../policy-gen/tests/snapshots/2026-01/blockstore.xml");
+    const ECHO_ELF: &str =
+        include_str!("../../policy-gen/tests/snapshots/2026-04/echo-with-elf.xml");
 
     fn names(w: &World) -> Vec<&str> {
-        w.regions.iter().map(|r| r.name.as_str()).collect()
+        w.view.mappings.iter().map(|m| m.name.as_str()).collect()
     }
 
-    #[test]
-    fn numbers_in_muen_format() {
-        assert_eq!(parse_number("16#0010_0000#"), Some(0x10_0000));
-        assert_eq!(parse_number("16#ff#"), Some(255));
-        assert_eq!(parse_number("42"), Some(42));
-        assert_eq!(parse_number("1_000"), Some(1000));
-        for bad in [
-            "", "16#", "16##", "16#fg#", "0x10", "16#10", "-1", "_1", "1_",
-        ] {
-            assert_eq!(parse_number(bad), None, "{bad}");
-        }
-        assert_eq!(parse_number("16#1_0000_0000_0000_0000#"), None);
+    fn hosted(text: &str, file: &str) -> Result<World, SpecError> {
+        parse(text, Path::new(file), Image::Skip)
     }
 
     #[test]
     fn echo_world_in_toolchain_order() {
-        let w = parse(ECHO, Path::new("echo.xml")).unwrap();
-        assert_eq!(w.name, "echo");
+        let w = hosted(ECHO, "echo.xml").unwrap();
+        assert_eq!(w.name(), "echo");
+        // As mugensinfo orders them (libmutime's reader after the last reader,
+        // libmudebuglog's writer after the last writer).
         assert_eq!(
             names(&w),
             [
                 "ram",
                 "service0|in",
+                "time_info",
                 "service0|out",
                 "debuglog",
-                "time_info",
                 "sinfo",
                 "scheduling_info",
                 "timed_event"
             ]
         );
-        let ev: Vec<_> = w
+        let v = &w.view;
+        let ev: Vec<_> = v
             .events
             .iter()
             .map(|e| (e.name.as_str(), e.number))
             .collect();
         assert_eq!(ev, [("exit", 0), ("timer", 1), ("service0|out", 2)]);
-        let vec: Vec<_> = w
+        let vec: Vec<_> = v
             .vectors
             .iter()
             .map(|e| (e.name.as_str(), e.number))
@@ -534,51 +174,83 @@ mod tests {
         assert_eq!(w.net.len(), 1);
         assert_eq!(w.net[0].output_event, 2);
         assert_eq!(w.net[0].input_vector, Some(33));
-        assert_eq!((w.rip, w.rsp), (0x20_0000, 0x43ff_fff8));
-        let ram = w.region("ram").unwrap();
         assert_eq!(
-            (ram.address, ram.size, ram.kind),
+            (v.registers.rip, v.registers.rsp),
+            (
+                Some(muen_abi::VirtAddr::new(0x20_0000)),
+                Some(muen_abi::VirtAddr::new(0x43ff_fff8))
+            )
+        );
+        let ram = v.mapping("ram").unwrap();
+        assert_eq!(
+            (ram.region.address.as_u64(), ram.region.size, ram.kind),
             (0x4000_0000, 0x400_0000, MemoryKind::Subject)
         );
-        let log = w.region("debuglog").unwrap();
+        let log = v.mapping("debuglog").unwrap();
         assert_eq!(
             (log.role, log.origin),
             (Role::Writer, Origin::Library(Library::Debuglog))
+        );
+        assert!(v.simd_exceptions);
+    }
+
+    #[test]
+    fn both_generations_give_the_same_world() {
+        assert_eq!(
+            hosted(ECHO, "echo.xml").unwrap(),
+            hosted(ECHO_04, "echo.xml").unwrap()
         );
     }
 
     #[test]
     fn blockstore_world_has_its_device() {
-        let w = parse(BLOCKSTORE, Path::new("b.xml")).unwrap();
+        let w = hosted(BLOCKSTORE, "b.xml").unwrap();
         assert_eq!(
-            names(&w)[..5],
+            names(&w)[..6],
             [
                 "ram",
                 "storage|data",
                 "storage|req",
+                "debuglog",
                 "storage|resp",
-                "debuglog"
+                "time_info"
             ]
         );
         let b = &w.block[0];
         assert_eq!(b.name, "storage");
-        assert_eq!(w.regions[b.data].size, 0x100_0000);
+        assert_eq!(w.view.mappings[b.data].region.size, 0x100_0000);
         assert_eq!(b.request_event, 2);
         assert_eq!(b.response_vector, Some(33));
     }
 
     #[test]
-    fn the_elf_image_is_left_to_linux() {
-        let w = parse(ECHO_ELF, Path::new("e.xml")).unwrap();
+    fn the_elf_image_is_left_to_linux_in_hosted_mode_only() {
+        let w = hosted(ECHO_ELF, "e.xml").unwrap();
         assert!(w
-            .regions
+            .view
+            .mappings
             .iter()
-            .all(|r| r.kind != MemoryKind::SubjectBinary));
+            .all(|m| m.kind != MemoryKind::SubjectBinary));
         assert_eq!(names(&w)[0], "ram");
+        let q = parse(ECHO_ELF, Path::new("e.xml"), Image::Include).unwrap();
+        assert_eq!(
+            names(&q)[..6],
+            ["text", "rodata", "data", "data|fill", "bss", "ram"]
+        );
+        let text = q.view.mapping("text").unwrap();
+        assert_eq!(
+            text.content,
+            Content::File {
+                filename: "echo".into(),
+                offset: Some(0x1000)
+            }
+        );
+        // The devices' indices follow the image regions.
+        assert_eq!(q.view.mappings[q.net[0].input].name, "service0|in");
     }
 
     fn error(text: &str) -> String {
-        parse(text, Path::new("p.xml")).unwrap_err().to_string()
+        hosted(text, "p.xml").unwrap_err().to_string()
     }
 
     #[test]
@@ -612,9 +284,12 @@ mod tests {
              size=\"16#1000#\" writable=\"yes\" executable=\"false\"/></memory></requires></component>",
         );
         assert!(e.ends_with("`writable`: `yes` is not a boolean"), "{e}");
-        let e = error("<component name=\"c\"><requires><devices/></requires></component>");
+        let e = error(
+            "<component name=\"c\"><requires><devices><device logical=\"nic\"/></devices>\
+             </requires></component>",
+        );
         assert!(
-            e.contains("<devices>: the testbed cannot give a subject PCI devices"),
+            e.contains("<device \"nic\">: the testbed cannot give a subject PCI devices"),
             "{e}"
         );
         let e = error(
@@ -638,6 +313,55 @@ mod tests {
     }
 
     #[test]
+    fn what_the_testbed_cannot_emulate_is_named() {
+        let e = error(
+            "<component name=\"c\"><requires><memory>\n <array logical=\"bufs\" writable=\"true\" \
+             executable=\"false\" virtualAddressBase=\"16#1000#\" elementSize=\"16#1000#\"/>\
+             </memory></requires></component>",
+        );
+        assert_eq!(
+            e,
+            "p.xml:2:2: <array \"bufs\">: memory arrays are not supported"
+        );
+        let e = error(
+            "<component name=\"c\"><requires><channels><array logical=\"out\" \
+             virtualAddressBase=\"16#1000#\" elementSize=\"16#1000#\"><writer logical=\"o1\"/>\
+             </array></channels></requires></component>",
+        );
+        assert!(
+            e.ends_with("<array \"out\">: channel arrays are not supported"),
+            "{e}"
+        );
+        let e = error(
+            "<component name=\"c\"><provides><memory logical=\"blob\" virtualAddress=\"16#1000#\" \
+             size=\"16#1000#\" writable=\"false\" executable=\"false\"><file filename=\"b\" \
+             offset=\"16#0000#\"/></memory></provides></component>",
+        );
+        assert!(
+            e.ends_with(
+                "<memory \"blob\">: file-backed memory is only supported for the ELF \
+                         image (subject_binary)"
+            ),
+            "{e}"
+        );
+        // A specification built in memory has no positions.
+        let mut spec = muen_spec::parse(ECHO, Path::new("echo.xml")).unwrap();
+        spec.depends.push("libmucontrol".into());
+        let e = world(
+            &spec,
+            None,
+            Path::new("app.toml (generated policy)"),
+            Image::Skip,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "app.toml (generated policy): <library \"libmucontrol\">: the testbed does not \
+             know library `libmucontrol` (it provides libmudebuglog and libmutime)"
+        );
+    }
+
+    #[test]
     fn overlaps_with_the_toolchain_pages_are_reported() {
         let e = error(
             "<component name=\"c\"><requires><memory><memory logical=\"m\" \
@@ -649,18 +373,18 @@ mod tests {
 
     #[test]
     fn fill_and_hash_are_kept() {
-        let w = parse(
+        let w = hosted(
             "<component name=\"c\"><provides><memory logical=\"ram\" virtualAddress=\"16#1000#\" \
              size=\"16#2000#\" writable=\"true\" executable=\"false\" type=\"subject\">\
              <fill pattern=\"16#aa#\"/><hash value=\"16#00010203_04050607_08090a0b_0c0d0e0f_\
              10111213_14151617_18191a1b_1c1d1e1f#\"/></memory></provides></component>",
-            Path::new("p.xml"),
+            "p.xml",
         )
         .unwrap();
-        let ram = w.region("ram").unwrap();
+        let ram = w.view.mapping("ram").unwrap();
         assert_eq!(ram.content, Content::Fill(0xaa));
         let hash = ram.hash.unwrap();
         assert_eq!((hash[0], hash[31]), (0, 0x1f));
-        assert!(!w.has_library(Library::Debuglog));
+        assert!(!w.view.has_library(Library::Debuglog));
     }
 }

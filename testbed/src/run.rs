@@ -1,35 +1,36 @@
 //! One run of a subject: build its memory from the world, start the peers and the
 //! subject, run the kernel until the subject ends, then stop everything and report.
 //!
-//! The subject is a Linux process (hosted mode, `docs/hosted.md`) or its real image in a
-//! QEMU guest (QEMU mode, `docs/qemu.md`); the world, the memory file, the kernel and
-//! the peers are the same, only the layout of the memory file, the link between kernel
-//! and subject (control socket or doorbell) and the process (the subject or QEMU)
-//! differ.
+//! The subject is a Linux process (hosted mode, `docs/hosted.md`, `run::hosted`) or its
+//! real image in a QEMU guest (QEMU mode, `docs/qemu.md`, `run::qemu`). Each mode has its
+//! own path: the layout of the memory file and what goes into it, the link between
+//! kernel and subject (control socket or doorbell) and the process (the subject or
+//! QEMU). What they share is here: the sinfo page, the peers (`Peers::open`) and
+//! serving them while the kernel runs the subject (`serve`).
 //!
 //! Nothing is left behind on any path out: the memory file is a `memfd`; TAP interfaces
 //! the testbed created vanish with their descriptors; the subject (or QEMU) is killed
 //! (and collected) if it is still running when this function returns, and dies with
 //! the testbed if the testbed is killed.
 
+mod hosted;
+mod qemu;
+
 use std::ffi::OsString;
 use std::fmt;
-use std::io::{self, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::io::{self, Stdout, Write};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use muen_channel::protocol::{muenblock, muennet};
 use muen_channel::{epoch_from, Writer};
-
-use muen_testbed_abi::qemu::{BOOT_CONFIG_ADDRESS, BOOT_CONFIG_GO_OFFSET};
+use muen_spec::Library;
 
 use crate::clock::{rdtsc, SubjectClock, TscRate};
-use crate::kernel::{self, End, Injector, Kernel, KernelStats, QemuReport};
-use crate::memory::{Layout, Memory};
-use crate::os::{self, EventFd, SignalFd};
+use crate::kernel::{Injector, Kernel, KernelStats};
+use crate::memory::Memory;
+use crate::os::EventFd;
 use crate::pcap::Pcap;
 use crate::peers::block::{BlockStats, Disk, Server};
 use crate::peers::log::{Formatter, LogSink};
@@ -37,12 +38,9 @@ use crate::peers::net::{Bridge, NetStats};
 use crate::peers::tap::Tap;
 use crate::peers::Stop;
 use crate::qemu::accel::Accel;
-use crate::qemu::boot::{self, BootStage};
-use crate::qemu::image::SubjectImage;
-use crate::qemu::machine::Machine;
 use crate::qemu::qmp::GuestStop;
-use crate::subject::{self, Exit, Status, Subject};
-use crate::world::{Library, World};
+use crate::subject::{self, Exit, Status};
+use crate::world::World;
 
 /// Default length of a minor frame.
 pub const DEFAULT_FRAME: Duration = Duration::from_millis(10);
@@ -316,153 +314,175 @@ pub fn run(options: Options) -> Result<Report, RunError> {
         "--disk",
         "block",
     )?;
+    match &options.target {
+        Target::Hosted { executable, args } => hosted::run(&options, executable, args),
+        Target::Qemu(q) => qemu::run(&options, q),
+    }
+}
 
-    // QEMU mode: the images first, so that a bad one fails before anything is made.
-    let qemu = match &options.target {
-        Target::Hosted { .. } => None,
-        Target::Qemu(q) => Some((
-            q,
-            BootStage::load(&q.boot_stage)
-                .map_err(|e| RunError::BadInput(format!("boot stage: {e}")))?,
-            SubjectImage::load(&q.image).map_err(RunError::BadInput)?,
-        )),
-    };
-
-    let signals = SignalFd::new().map_err(host("blocking signals"))?;
-    let layout = match qemu {
-        None => Layout::Hosted,
-        Some(_) => Layout::Qemu,
-    };
-    let memory = Memory::with_layout(world, layout).map_err(|e| match layout {
-        // Too much guest RAM is the app's problem, not the host's.
-        Layout::Qemu => RunError::BadInput(format!("the memory file: {e}")),
-        Layout::Hosted => RunError::Host(format!("creating the memory file: {e}")),
-    })?;
-    let page = crate::sinfo::page(world, options.tsc)
+/// Writes the sinfo page into `memory`.
+fn write_sinfo(options: &Options, memory: &Memory) -> Result<(), RunError> {
+    let view = &options.world.view;
+    let page = crate::sinfo::page(view, options.tsc)
         .map_err(|e| RunError::BadInput(format!("building the sinfo page: {e}")))?;
-    let sinfo = world.region_index(muen_abi::names::SINFO).unwrap_or(0);
+    let sinfo = view.mapping_index(muen_abi::names::SINFO).unwrap_or(0);
     memory
         .write_initial(sinfo, 0, &page)
-        .map_err(host("writing the sinfo page"))?;
-    if let Some((q, boot, image)) = &qemu {
-        let config = boot::config(world, &memory, q.tick_hz).map_err(RunError::Host)?;
-        boot.install(&memory, &config)
-            .map_err(host("writing the boot stage"))?;
-        image
-            .install(world, &memory)
-            .map_err(|e| RunError::BadInput(format!("{}: {e}", q.image.display())))?;
-    }
-    let clock = SubjectClock::host();
-    let time_info = world
-        .region_index(muen_abi::names::TIME_INFO)
-        .filter(|_| world.has_library(Library::Time));
-    // A QEMU guest's TSC is known only once the boot stage reports it.
-    if let (Some(i), None) = (time_info, &qemu) {
-        kernel::publish_time_info(&memory, i, options.tsc, &clock);
-    }
-    let origin = rdtsc();
-    let epoch = epoch_from(origin);
+        .map_err(host("writing the sinfo page"))
+}
 
-    // Outside resources first, so that a bad --disk or --tap fails before anything
-    // runs; pcap files last, so that a failure leaves none behind.
-    let mut disks = Vec::new();
-    for d in &world.block {
-        disks.push(match find(&options.disks, &d.name) {
-            Some(path) => Some(Disk::open(path).map_err(|e| {
-                RunError::BadInput(format!("--disk {}={}: {e}", d.name, path.display()))
-            })?),
-            None => {
-                eprintln!(
-                    "muen-testbed: block device `{}` has no --disk; it has 0 blocks",
-                    d.name
-                );
-                None
-            }
-        });
-    }
-    let mut taps = Vec::new();
-    for d in &world.net {
-        taps.push(match find(&options.taps, &d.name) {
-            Some(ifname) => Some(
-                Tap::open(ifname)
-                    .map_err(|e| RunError::BadInput(format!("--tap {}={ifname}: {e}", d.name)))?,
-            ),
-            None => None,
-        });
-    }
-    let mut pcaps = Vec::new();
-    for d in &world.net {
-        pcaps.push(match find(&options.pcaps, &d.name) {
-            Some(path) => Some(Pcap::create(path).map_err(|e| {
-                RunError::BadInput(format!("--pcap {}={}: {e}", d.name, path.display()))
-            })?),
-            None => None,
-        });
-    }
+/// The index of the time info page, if the subject maps libmutime's.
+fn time_info(world: &World) -> Option<usize> {
+    world
+        .view
+        .mapping_index(muen_abi::names::TIME_INFO)
+        .filter(|_| world.view.has_library(Library::Time))
+}
 
-    let mut bridges = Vec::new();
-    for ((d, tap), pcap) in world.net.iter().zip(taps).zip(pcaps) {
-        let input = memory
-            .channel_mut(d.input)
-            .map_err(|e| RunError::Host(e.to_string()))?;
-        let input = Writer::init(input, muennet::PROTOCOL, muennet::ELEMENT_SIZE, epoch)
-            .map_err(|e| RunError::BadInput(format!("{}|in: {e}", d.name)))?;
-        let output = memory
-            .channel(d.output)
-            .map_err(|e| RunError::Host(e.to_string()))?;
-        let bridge = Bridge::new(&d.name, input, output, d.input_vector, tap, pcap)
-            .map_err(|e| RunError::BadInput(e.to_string()))?;
-        bridges.push(bridge);
-    }
-    let mut servers = Vec::new();
-    for (d, disk) in world.block.iter().zip(disks) {
-        let responses = memory
-            .channel_mut(d.response)
-            .map_err(|e| RunError::Host(e.to_string()))?;
-        let responses = Writer::init(
-            responses,
-            muenblock::PROTOCOL,
-            muenblock::RESPONSE_SIZE,
-            epoch,
-        )
-        .map_err(|e| RunError::BadInput(format!("{}|resp: {e}", d.name)))?;
-        let server = Server::new(
-            &d.name,
-            &memory,
-            d.request,
-            responses,
-            d.data,
-            d.response_vector,
-            disk,
-        )
-        .map_err(|e| RunError::BadInput(e.to_string()))?;
-        servers.push(server);
-    }
-    let log = match world.region_index(muen_abi::names::DEBUGLOG) {
-        Some(i) if world.has_library(Library::Debuglog) => {
-            let region = memory
-                .channel(i)
+/// The testbed's peers of a subject, ready to run: a network bridge per network
+/// device, a block server per block device and the log sink.
+struct Peers<'m> {
+    bridges: Vec<Bridge<'m>>,
+    servers: Vec<Server<'m>>,
+    log: Option<LogSink<'m, Stdout>>,
+}
+
+impl<'m> Peers<'m> {
+    /// Opens the outside resources (first, so that a bad `--disk` or `--tap` fails
+    /// before anything runs; pcap files last, so that a failure leaves none behind) and
+    /// sets the peers up on their channels in `memory`.
+    fn open(
+        options: &Options,
+        memory: &'m Memory,
+        clock: &'m SubjectClock,
+    ) -> Result<Self, RunError> {
+        let world = &options.world;
+        let origin = rdtsc();
+        let epoch = epoch_from(origin);
+        let mut disks = Vec::new();
+        for d in &world.block {
+            disks.push(match find(&options.disks, &d.name) {
+                Some(path) => Some(Disk::open(path).map_err(|e| {
+                    RunError::BadInput(format!("--disk {}={}: {e}", d.name, path.display()))
+                })?),
+                None => {
+                    eprintln!(
+                        "muen-testbed: block device `{}` has no --disk; it has 0 blocks",
+                        d.name
+                    );
+                    None
+                }
+            });
+        }
+        let mut taps = Vec::new();
+        for d in &world.net {
+            taps.push(match find(&options.taps, &d.name) {
+                Some(ifname) => {
+                    Some(Tap::open(ifname).map_err(|e| {
+                        RunError::BadInput(format!("--tap {}={ifname}: {e}", d.name))
+                    })?)
+                }
+                None => None,
+            });
+        }
+        let mut pcaps = Vec::new();
+        for d in &world.net {
+            pcaps.push(match find(&options.pcaps, &d.name) {
+                Some(path) => Some(Pcap::create(path).map_err(|e| {
+                    RunError::BadInput(format!("--pcap {}={}: {e}", d.name, path.display()))
+                })?),
+                None => None,
+            });
+        }
+
+        let mut bridges = Vec::new();
+        for ((d, tap), pcap) in world.net.iter().zip(taps).zip(pcaps) {
+            let input = memory
+                .channel_mut(d.input)
                 .map_err(|e| RunError::Host(e.to_string()))?;
-            let format = Formatter::new(&world.name, options.tsc, origin);
-            let sink = LogSink::new(region, format, io::stdout()).map_err(host("debuglog"))?;
-            Some(sink.with_clock(&clock))
+            let input = Writer::init(input, muennet::PROTOCOL, muennet::ELEMENT_SIZE, epoch)
+                .map_err(|e| RunError::BadInput(format!("{}|in: {e}", d.name)))?;
+            let output = memory
+                .channel(d.output)
+                .map_err(|e| RunError::Host(e.to_string()))?;
+            let bridge = Bridge::new(&d.name, input, output, d.input_vector, tap, pcap)
+                .map_err(|e| RunError::BadInput(e.to_string()))?;
+            bridges.push(bridge);
         }
-        _ => None,
-    };
-
-    // Hosted: the control socket. QEMU: the doorbell (opened with QEMU, below).
-    let (ours, theirs) = match &qemu {
-        None => {
-            let (ours, theirs) = os::seqpacket_pair().map_err(host("control socket"))?;
-            (Some(ours), Some(theirs))
+        let mut servers = Vec::new();
+        for (d, disk) in world.block.iter().zip(disks) {
+            let responses = memory
+                .channel_mut(d.response)
+                .map_err(|e| RunError::Host(e.to_string()))?;
+            let responses = Writer::init(
+                responses,
+                muenblock::PROTOCOL,
+                muenblock::RESPONSE_SIZE,
+                epoch,
+            )
+            .map_err(|e| RunError::BadInput(format!("{}|resp: {e}", d.name)))?;
+            let server = Server::new(
+                &d.name,
+                memory,
+                d.request,
+                responses,
+                d.data,
+                d.response_vector,
+                disk,
+            )
+            .map_err(|e| RunError::BadInput(e.to_string()))?;
+            servers.push(server);
         }
-        Some(_) => (None, None),
-    };
-    let injector = match &ours {
-        Some(ours) => Injector::new(ours.as_fd()),
-        None => Injector::counting(),
+        let log = match world.view.mapping_index(muen_abi::names::DEBUGLOG) {
+            Some(i) if world.view.has_library(Library::Debuglog) => {
+                let region = memory
+                    .channel(i)
+                    .map_err(|e| RunError::Host(e.to_string()))?;
+                let format = Formatter::new(world.name(), options.tsc, origin);
+                let sink = LogSink::new(region, format, io::stdout()).map_err(host("debuglog"))?;
+                Some(sink.with_clock(clock))
+            }
+            _ => None,
+        };
+        Ok(Peers {
+            bridges,
+            servers,
+            log,
+        })
     }
-    .map_err(host("eventfd"))?;
+}
+
+/// How a mode's subject ended.
+struct Outcome {
+    ending: Ending,
+    /// The end of the subject's process (QEMU mode: QEMU's), with its CPU times.
+    exit: Option<Exit>,
+    /// QEMU mode: what the guest told besides its ending.
+    guest: Option<GuestReport>,
+}
+
+/// What a QEMU run learnt besides its ending.
+#[derive(Debug)]
+struct GuestReport {
+    accel: Accel,
+    boot_text: Vec<String>,
+    registers: Option<String>,
+    boot_time: Option<Duration>,
+}
+
+/// Runs the kernel for the subject of `options` in `memory` with the peers, each peer in
+/// a thread: `subject` starts the subject and runs `kernel` until it ends (or the
+/// deadline passes). Then stops the peers and reports.
+fn serve<'m>(
+    options: &Options,
+    memory: &'m Memory,
+    clock: &'m SubjectClock,
+    injector: &Injector<'_>,
+    peers: Peers<'m>,
+    log_period: Duration,
+    subject: impl FnOnce(&mut Kernel<'_>, Option<Instant>) -> Result<Outcome, RunError>,
+) -> Result<Report, RunError> {
+    let world = &options.world;
     let stop = Stop::new().map_err(host("eventfd"))?;
     let log_wake = EventFd::new().map_err(host("eventfd"))?;
     // One wake-up descriptor per peer, for the event of the channel it reads.
@@ -479,12 +499,12 @@ pub fn run(options: Options) -> Result<Report, RunError> {
         .collect::<io::Result<Vec<_>>>()
         .map_err(host("eventfd"))?;
     let mut kernel = Kernel::new(
-        world,
-        &memory,
+        &world.view,
+        memory,
         options.tsc,
-        &clock,
+        clock,
         options.frame,
-        &injector,
+        injector,
     );
     for (d, wake) in world.net.iter().zip(&net_wakes) {
         kernel.link(d.output_event, wake);
@@ -493,15 +513,11 @@ pub fn run(options: Options) -> Result<Report, RunError> {
         kernel.link(d.request_event, wake);
     }
     kernel.set_log_waker(&log_wake);
-    let log_period = match &qemu {
-        None => LOG_PERIOD,
-        Some(_) => QEMU_LOG_PERIOD,
-    };
 
     let cpu_before = subject::own_cpu_time();
     thread::scope(|scope| -> Result<Report, RunError> {
-        let (injector, stop, log_wake) = (&injector, &stop, &log_wake);
-        let log_thread = log.map(|mut sink| {
+        let (stop, log_wake) = (&stop, &log_wake);
+        let log_thread = peers.log.map(|mut sink| {
             scope.spawn(move || {
                 let result = sink.run(stop, log_wake, log_period);
                 if let Err(e) = &result {
@@ -510,7 +526,8 @@ pub fn run(options: Options) -> Result<Report, RunError> {
                 (sink.messages, sink.last_lines(REPORT_LOG_LINES))
             })
         });
-        let net_threads: Vec<_> = bridges
+        let net_threads: Vec<_> = peers
+            .bridges
             .into_iter()
             .zip(&net_wakes)
             .map(|(mut bridge, wake)| {
@@ -526,7 +543,8 @@ pub fn run(options: Options) -> Result<Report, RunError> {
                 })
             })
             .collect();
-        let block_threads: Vec<_> = servers
+        let block_threads: Vec<_> = peers
+            .servers
             .into_iter()
             .zip(&block_wakes)
             .map(|(mut server, wake)| {
@@ -545,48 +563,11 @@ pub fn run(options: Options) -> Result<Report, RunError> {
 
         let started = Instant::now();
         let deadline = options.timeout.map(|t| started + t);
-        let mut guest = GuestReport::default();
-        let outcome = match (&options.target, &ours, theirs) {
-            (Target::Hosted { executable, args }, Some(ours), Some(theirs)) => run_hosted(
-                &mut kernel,
-                executable,
-                args,
-                &memory,
-                (ours.as_fd(), theirs),
-                &signals,
-                deadline,
-            )
-            .map(|(ending, exit)| (ending, exit, started.elapsed())),
-            (Target::Qemu(q), _, _) => {
-                let go = memory.word_at(BOOT_CONFIG_ADDRESS + BOOT_CONFIG_GO_OFFSET);
-                let mut start = || {
-                    if let Some(i) = time_info {
-                        kernel::publish_time_info(&memory, i, options.tsc, &clock);
-                    }
-                    go.store(1, Ordering::Release);
-                };
-                let rom = qemu.as_ref().map(|(_, boot, _)| boot.rom()).unwrap_or(&[]);
-                run_qemu(
-                    &mut kernel,
-                    q,
-                    rom,
-                    &memory,
-                    &signals,
-                    deadline,
-                    &mut start,
-                    &mut guest,
-                )
-                .map(|(ending, exit)| (ending, exit, started.elapsed()))
+        let outcome = subject(&mut kernel, deadline).map(|mut outcome| {
+            if let Ending::TimedOut(_) = outcome.ending {
+                outcome.ending = Ending::TimedOut(options.timeout.unwrap_or_default());
             }
-            (Target::Hosted { .. }, _, _) => Err(RunError::Host("no control socket".into())),
-        };
-        let outcome = outcome.map(|(ending, exit, wall)| match ending {
-            Ending::TimedOut(_) => (
-                Ending::TimedOut(options.timeout.unwrap_or_default()),
-                exit,
-                wall,
-            ),
-            ending => (ending, exit, wall),
+            (outcome, started.elapsed())
         });
         stop.stop();
         // A peer that failed said so when it stopped; a panic is reported here.
@@ -612,11 +593,15 @@ pub fn run(options: Options) -> Result<Report, RunError> {
             }
         }
         let _ = io::stdout().flush();
-        let (ending, exit, wall) = outcome?;
+        let (outcome, wall) = outcome?;
+        let (accel, boot_text, registers, boot_time) = match outcome.guest {
+            Some(g) => (Some(g.accel), g.boot_text, g.registers, g.boot_time),
+            None => (None, Vec::new(), None, None),
+        };
         Ok(Report {
-            ending,
+            ending: outcome.ending,
             wall,
-            subject_cpu: exit.map_or(Duration::ZERO, |e| e.user + e.system),
+            subject_cpu: outcome.exit.map_or(Duration::ZERO, |e| e.user + e.system),
             testbed_cpu: subject::own_cpu_time().saturating_sub(cpu_before),
             kernel: kernel.stats(),
             vectors: injector.sent(),
@@ -624,129 +609,10 @@ pub fn run(options: Options) -> Result<Report, RunError> {
             block,
             log_messages,
             last_log,
-            accel: match &options.target {
-                Target::Qemu(q) => Some(q.accel),
-                Target::Hosted { .. } => None,
-            },
-            boot_text: guest.boot_text,
-            registers: guest.registers,
-            boot_time: guest.boot_time,
+            accel,
+            boot_text,
+            registers,
+            boot_time,
         })
     })
-}
-
-/// What a QEMU run learnt besides its ending.
-#[derive(Debug, Default)]
-struct GuestReport {
-    boot_text: Vec<String>,
-    registers: Option<String>,
-    boot_time: Option<Duration>,
-}
-
-/// Starts the hosted subject and runs the kernel until it ends.
-fn run_hosted(
-    kernel: &mut Kernel<'_>,
-    executable: &std::path::Path,
-    args: &[OsString],
-    memory: &Memory,
-    (ours, theirs): (BorrowedFd<'_>, OwnedFd),
-    signals: &SignalFd,
-    deadline: Option<Instant>,
-) -> Result<(Ending, Option<Exit>), RunError> {
-    let mut subject = Subject::spawn(executable, args, memory.fd(), theirs.as_fd())
-        .map_err(|e| RunError::BadInput(format!("starting {}: {e}", executable.display())))?;
-    drop(theirs);
-    let end = kernel
-        .run(ours, signals, &mut subject, deadline)
-        .map_err(host("kernel"));
-    let end = match end {
-        Ok(end) => end,
-        Err(e) => {
-            let _ = subject.kill();
-            return Err(e);
-        }
-    };
-    Ok(match end {
-        End::Exited(exit) => (
-            match exit.status {
-                Status::Code(c) => Ending::Exited(c),
-                Status::Signal(s) => Ending::Killed(s),
-            },
-            Some(exit),
-        ),
-        End::TimedOut => (
-            Ending::TimedOut(Duration::ZERO),
-            subject.kill().ok().flatten(),
-        ),
-        End::Interrupted(s) => (Ending::Interrupted(s), subject.kill().ok().flatten()),
-        End::GuestStopped(_) => unreachable!("the hosted kernel loop has no guest"),
-    })
-}
-
-/// Starts QEMU and runs the kernel until it ends, or the guest stops or hangs (then
-/// its registers are read before QEMU is stopped).
-#[allow(clippy::too_many_arguments)]
-fn run_qemu(
-    kernel: &mut Kernel<'_>,
-    q: &QemuTarget,
-    rom: &[u8],
-    memory: &Memory,
-    signals: &SignalFd,
-    deadline: Option<Instant>,
-    start: &mut dyn FnMut(),
-    guest: &mut GuestReport,
-) -> Result<(Ending, Option<Exit>), RunError> {
-    let launched = Instant::now();
-    let mut machine = Machine::start(&q.qemu, q.accel, memory, rom)
-        .map_err(|e| RunError::Host(format!("starting QEMU ({}): {e}", q.qemu.display())))?;
-    let mut report = QemuReport::default();
-    let end = kernel.run_qemu(
-        &mut machine.doorbell,
-        &mut machine.qmp,
-        signals,
-        &mut machine.process,
-        deadline,
-        &mut report,
-        start,
-    );
-    let end = match end {
-        Ok(end) => end,
-        Err(e) => {
-            let _ = machine.process.kill();
-            return Err(RunError::Host(format!("kernel: {e}")));
-        }
-    };
-    let registers = |machine: &mut Machine| match machine.qmp.registers() {
-        Ok(r) => Some(r),
-        Err(e) => Some(format!("(QEMU did not tell: {e})")),
-    };
-    let result = match end {
-        End::Exited(exit) => {
-            let ending = match (report.exit_code, exit.status) {
-                (Some(code), _) => Ending::Exited(i32::from(code)),
-                (None, _) if report.started.is_none() => Ending::BootFailed,
-                (None, status) => Ending::QemuEnded(status),
-            };
-            (ending, Some(exit))
-        }
-        End::TimedOut => {
-            guest.registers = registers(&mut machine);
-            (
-                Ending::TimedOut(Duration::ZERO),
-                machine.process.kill().ok().flatten(),
-            )
-        }
-        End::GuestStopped(how) => {
-            guest.registers = registers(&mut machine);
-            (Ending::Crashed(how), machine.process.kill().ok().flatten())
-        }
-        End::Interrupted(s) => (
-            Ending::Interrupted(s),
-            machine.process.kill().ok().flatten(),
-        ),
-    };
-    machine.flush_stderr();
-    guest.boot_text = report.boot_text;
-    guest.boot_time = report.started_at.map(|t| t - launched);
-    Ok(result)
 }

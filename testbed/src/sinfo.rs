@@ -1,41 +1,41 @@
 //! The subject info page the testbed gives a subject: format v5, written with
-//! `muen-sinfo`'s builder from the [`World`], one resource per region, event and vector
-//! in the world's (the toolchain's) order.
+//! `muen-sinfo`'s builder from the subject's view, one resource per mapping, event and
+//! vector in the view's (the toolchain's) order.
 
 use muen_sinfo::{BuildError, Builder, Content as SinfoContent, Memory, MemoryFlags, Version};
+use muen_spec::{Content, SubjectView};
 
 use crate::clock::TscRate;
-use crate::world::{Content, World};
 
-/// The sinfo page for `world` with TSC rate `tsc`.
-pub fn page(world: &World, tsc: TscRate) -> Result<Vec<u8>, BuildError> {
-    let mut b = Builder::new(Version::V5, &world.name, tsc.khz())?;
-    for r in &world.regions {
+/// The sinfo page for `view` with TSC rate `tsc`.
+pub fn page(view: &SubjectView, tsc: TscRate) -> Result<Vec<u8>, BuildError> {
+    let mut b = Builder::new(Version::V5, &view.name, tsc.khz())?;
+    for m in &view.mappings {
         let mut flags = MemoryFlags::empty();
-        flags.set(MemoryFlags::WRITABLE, r.writable);
-        flags.set(MemoryFlags::EXECUTABLE, r.executable);
-        let (content, pattern) = match r.content {
-            Content::Uninitialized => (SinfoContent::Uninitialized, None),
+        flags.set(MemoryFlags::WRITABLE, m.writable);
+        flags.set(MemoryFlags::EXECUTABLE, m.executable);
+        let (content, pattern) = match m.content {
+            Content::Unspecified => (SinfoContent::Uninitialized, None),
             Content::Fill(byte) => (SinfoContent::Fill, Some(byte)),
-            Content::File | Content::Image { .. } => (SinfoContent::File, None),
+            Content::File { .. } => (SinfoContent::File, None),
         };
         b.memory(
-            &r.name,
+            &m.name,
             Memory {
-                kind: r.kind,
+                kind: m.kind,
                 content,
                 flags,
                 pattern,
-                address: r.address,
-                size: r.size,
-                hash: r.hash,
+                address: m.region.address.as_u64(),
+                size: m.region.size,
+                hash: m.hash,
             },
         )?;
     }
-    for e in &world.events {
+    for e in &view.events {
         b.event(&e.name, e.number)?;
     }
-    for v in &world.vectors {
+    for v in &view.vectors {
         b.vector(&v.name, v.number)?;
     }
     Ok(b.build())
@@ -51,10 +51,12 @@ mod tests {
     #[test]
     fn the_page_names_every_region_event_and_vector_in_order() {
         let w = policy::parse(
-            include_str!("../../policy-gen/tests/snapshots/echo.xml"),
+            include_str!("../../policy-gen/tests/snapshots/2026-04/echo.xml"),
             Path::new("echo.xml"),
+            policy::Image::Skip,
         )
-        .unwrap();
+        .unwrap()
+        .view;
         let bytes = page(&w, TscRate::from_khz(2_000_000).unwrap()).unwrap();
         let info = SubjectInfo::new_checked(&bytes).unwrap();
         assert_eq!(info.version(), Version::V5);
@@ -66,16 +68,16 @@ mod tests {
             .collect();
         assert_eq!(
             got.len(),
-            w.regions.len() + w.events.len() + w.vectors.len()
+            w.mappings.len() + w.events.len() + w.vectors.len()
         );
-        for (r, (name, data)) in w.regions.iter().zip(&got) {
+        for (r, (name, data)) in w.mappings.iter().zip(&got) {
             assert_eq!(&r.name, name);
             let ResourceData::Memory(m) = data else {
                 panic!("{name} is not memory")
             };
             assert_eq!(
                 (m.address, m.size, m.writable()),
-                (r.address, r.size, r.writable)
+                (r.region.address.as_u64(), r.region.size, r.writable)
             );
         }
         let log = info.memory("debuglog").unwrap();

@@ -13,6 +13,9 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::rc::Rc;
 
+use muen_abi::layout::Region;
+use muen_abi::names::Role;
+use muen_abi::VirtAddr;
 use muen_channel::protocol::{muenblock, muennet};
 use muen_channel::{epoch_from, Writer};
 use muen_device_compliance::block::{block_compliance, BlockFault, BlockPeer, BlockRule};
@@ -22,7 +25,8 @@ use muen_device_compliance::random::{assert_random, block_random, net_random, Ra
 use muen_device_compliance::server::{server_compliance, ServerRule};
 use muen_device_compliance::Rule;
 use muen_sim::{memory_at, page, SimSys};
-use muen_sinfo::{MemoryKind, SubjectInfo};
+use muen_sinfo::SubjectInfo;
+use muen_spec::{Mapping, NamedNumber, Origin, Registers, SubjectView};
 use muen_subject::block::MuenBlock;
 use muen_subject::device::FRAME_MAX;
 use muen_subject::net::MuenNet;
@@ -32,7 +36,7 @@ use muen_testbed::os;
 use muen_testbed::peers::block::{Disk, Server};
 use muen_testbed::peers::net::Bridge;
 use muen_testbed::peers::tap::Tap;
-use muen_testbed::world::{Content, Number, Origin, Region, Role, World};
+use muen_testbed::world::World;
 
 /// The muennet channels: 43 frames each.
 const NET_CHANNEL: u64 = 0x1_0000;
@@ -42,10 +46,14 @@ const DATA: u64 = 0x1_0000;
 const BLOCKS: u64 = 4096;
 
 fn world() -> World {
-    let channel = |name: &str, address, size, role| {
-        Region::channel(name, address, size, role, Origin::Component)
+    let region = |address, size| Region {
+        address: VirtAddr::new(address),
+        size,
     };
-    let regions = vec![
+    let channel = |name: &str, address, size, role| {
+        Mapping::channel(name, region(address, size), role, Origin::Component)
+    };
+    let mappings = vec![
         channel("net0|in", 0x1000_0000, NET_CHANNEL, Role::Reader),
         channel("net0|out", 0x1100_0000, NET_CHANNEL, Role::Writer),
         channel(
@@ -60,37 +68,28 @@ fn world() -> World {
             muenblock::RESPONSE_REGION_SIZE as u64,
             Role::Reader,
         ),
-        Region {
-            name: "disk|data".into(),
-            address: 0x1400_0000,
-            size: DATA,
-            writable: true,
-            executable: false,
-            kind: MemoryKind::Subject,
-            content: Content::Uninitialized,
-            hash: None,
-            role: Role::Memory,
-            origin: Origin::Component,
-        },
+        Mapping::memory("disk|data", region(0x1400_0000, DATA), true),
     ];
-    let number = |name: &str, number| Number {
+    let number = |name: &str, number| NamedNumber {
         name: name.into(),
         number,
     };
-    World::new(
-        "compliance".into(),
-        (0, 0),
-        regions,
-        vec![number("net0|out", 2), number("disk|req", 3)],
-        vec![number("net0|in", 33), number("disk|resp", 40)],
-    )
+    World::new(SubjectView {
+        name: "compliance".into(),
+        mappings,
+        events: vec![number("net0|out", 2), number("disk|req", 3)],
+        vectors: vec![number("net0|in", 33), number("disk|resp", 40)],
+        registers: Registers::default(),
+        simd_exceptions: false,
+    })
     .expect("a valid world")
 }
 
 /// The world and the testbed's memory file for it, leaked (peers borrow it).
 fn testbed_memory() -> (&'static World, &'static Memory) {
     let world: &'static World = Box::leak(Box::new(world()));
-    let memory: &'static Memory = Box::leak(Box::new(Memory::new(world).expect("the memory file")));
+    let memory: &'static Memory =
+        Box::leak(Box::new(Memory::new(&world.view).expect("the memory file")));
     (world, memory)
 }
 
@@ -152,15 +151,15 @@ fn serve(server: &mut Server<'_>) {
 /// The subject's sinfo page naming the testbed's mapping of the device regions.
 fn subject_page(world: &World, memory: &Memory) -> SubjectInfo<'static> {
     page("compliance", |b| {
-        for (i, r) in world.regions.iter().enumerate() {
+        for (i, r) in world.view.mappings.iter().enumerate() {
             let (address, size) = memory.range(i, 0).expect("a region");
             b.memory(&r.name, memory_at(address as u64, size, r.kind, r.writable))
                 .expect("a memory record");
         }
-        for e in &world.events {
+        for e in &world.view.events {
             b.event(&e.name, e.number).expect("an event");
         }
-        for v in &world.vectors {
+        for v in &world.view.vectors {
             b.vector(&v.name, v.number).expect("a vector");
         }
     })

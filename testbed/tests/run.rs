@@ -163,7 +163,7 @@ fn an_idle_subject_sleeps_on_its_timed_event() {
 #[test]
 fn a_given_policy_is_used() {
     let policy = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../policy-gen/tests/snapshots/hello.xml");
+        .join("../policy-gen/tests/snapshots/2026-01/hello.xml");
     let out = testbed()
         .args(["run", "--exec", subject(), "--policy"])
         .arg(&policy)

@@ -62,10 +62,12 @@ fn build_then_dump_round_trips() {
         .collect();
     let expected = [
         ("ram", "memory", json!(0x4000_0000u64)),
+        // The libraries' channels where mugensinfo puts them: libmutime's reader after
+        // the last reader, libmudebuglog's writer after the last writer.
         ("service0|in", "memory", json!(0x10_0000_0000u64)),
+        ("time_info", "memory", json!(0xf_ffd0_0000u64)),
         ("service0|out", "memory", json!(0x10_0010_1000u64)),
         ("debuglog", "memory", json!(0xf_fff0_0000u64)),
-        ("time_info", "memory", json!(0xf_ffd0_0000u64)),
         ("sinfo", "memory", json!(0xe_0000_0000u64)),
         ("scheduling_info", "memory", json!(0xe_0000_8000u64)),
         ("timed_event", "memory", json!(0xe_0001_0000u64)),
@@ -79,7 +81,7 @@ fn build_then_dump_round_trips() {
     assert_eq!(summary, expected);
     let resources = v["resources"].as_array().unwrap();
     assert_eq!(
-        resources[3],
+        resources[4],
         json!({
             "name": "debuglog", "kind": "memory", "memory_kind": "subject_channel",
             "content": "uninitialized", "writable": true, "executable": false,
@@ -95,8 +97,8 @@ fn build_then_dump_round_trips() {
 fn the_app_and_its_policy_give_the_same_page() {
     let (a, b) = (temp("a.sinfo"), temp("b.sinfo"));
     let manifest = example("blockstore").join("app.toml");
-    let snapshot =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../policy-gen/tests/snapshots/blockstore.xml");
+    let snapshot = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../policy-gen/tests/snapshots/2026-01/blockstore.xml");
     assert!(
         build(&[manifest.to_str().unwrap(), "--tsc-khz", "1000"], &a)
             .status
@@ -117,8 +119,15 @@ fn the_app_and_its_policy_give_the_same_page() {
         .map(|r| r["name"].as_str().unwrap())
         .collect();
     assert_eq!(
-        &names[..4],
-        ["ram", "storage|data", "storage|req", "storage|resp"]
+        &names[..6],
+        [
+            "ram",
+            "storage|data",
+            "storage|req",
+            "debuglog",
+            "storage|resp",
+            "time_info"
+        ]
     );
     // Without --tsc-khz the host's rate is measured.
     let c = temp("c.sinfo");

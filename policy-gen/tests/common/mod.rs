@@ -14,15 +14,29 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Muen's component schema, beside the repository in `../shared`.
-pub fn component_schema() -> PathBuf {
-    let path = repo_root().join("../shared/muen-schema/component.xsd");
+pub use muen_spec::Generation;
+
+/// The schema folder of Muen's tools of `generation`, beside the repository in
+/// `../shared/muen/<generation>/schema`.
+pub fn schema_dir(generation: Generation) -> PathBuf {
+    let path = repo_root().join(format!("../shared/muen/{generation}/schema"));
     assert!(
-        path.is_file(),
-        "Muen's schema is missing at {}: the tests need ../shared beside the repository",
+        path.join("component.xsd").is_file(),
+        "Muen's schema of generation {generation} is missing at {}: the tests need \
+         ../shared/muen beside the repository",
         path.display()
     );
     path
+}
+
+/// Muen's component schema of `generation`.
+pub fn component_schema(generation: Generation) -> PathBuf {
+    schema_dir(generation).join("component.xsd")
+}
+
+/// The `--muen-tools` arguments for `generation`.
+pub fn tools(generation: Generation) -> [&'static str; 2] {
+    ["--muen-tools", generation.name()]
 }
 
 /// Runs `policy-gen` with `args` in `dir`.

@@ -98,17 +98,17 @@ pub fn world(
     };
     match (policy_file, app) {
         (Some(file), _) => {
-            policy::load_with(file, include).map_err(|e| Failure::BadInput(e.to_string()))
+            policy::load(file, include).map_err(|e| Failure::BadInput(e.to_string()))
         }
         (None, Some(app)) => {
             let paths = app::locate(app).map_err(|e| Failure::BadInput(e.to_string()))?;
-            let xml = match image {
-                None => app::policy(&paths.manifest),
-                Some(elf) => app::policy_with_image(&paths.manifest, elf),
+            let spec = match image {
+                None => app::spec(&paths.manifest),
+                Some(elf) => app::spec_with_image(&paths.manifest, elf),
             }
             .map_err(|e| Failure::BadInput(e.to_string()))?;
             let name = PathBuf::from(format!("{} (generated policy)", paths.manifest.display()));
-            policy::parse_with(&xml, &name, include).map_err(|e| Failure::BadInput(e.to_string()))
+            policy::world(&spec, None, &name, include).map_err(|e| Failure::BadInput(e.to_string()))
         }
         (None, None) => Err(Failure::BadInput(
             "give an APP or --policy FILE to say what to run".into(),
@@ -198,7 +198,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
                 (Some(exe), _) => exe.clone(),
                 (None, Some(app)) => {
                     let paths = app::locate(app).map_err(|e| Failure::BadInput(e.to_string()))?;
-                    app::build(&paths.package, &world.name, args.release, None)
+                    app::build(&paths.package, world.name(), args.release, None)
                         .map_err(|e| Failure::BadInput(e.to_string()))?
                 }
                 (None, None) => {
@@ -210,7 +210,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
             args: args.args.clone(),
         },
     };
-    let name = world.name.clone();
+    let name = world.name().to_string();
     let pairs = |v: &[DevArg]| -> Vec<(String, String)> {
         v.iter().map(|a| (a.dev.clone(), a.value.clone())).collect()
     };

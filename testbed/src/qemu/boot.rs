@@ -12,7 +12,7 @@ use zerocopy::IntoBytes;
 
 use crate::memory::Memory;
 use crate::qemu::elf::Elf;
-use crate::world::World;
+use muen_spec::SubjectView;
 
 /// The 8254 PIT's input clock, Hz.
 pub const PIT_HZ: u64 = 1_193_182;
@@ -81,16 +81,16 @@ impl BootStage {
     }
 }
 
-/// The vector of the periodic tick for `world`: the highest block of 8 vectors (the
+/// The vector of the periodic tick for `view`: the highest block of 8 vectors (the
 /// PIC's base must be a multiple of 8) of which the subject uses none, so that the
 /// tick does not look like one of its own vectors; 248 if every block has one (the
 /// runtime treats any vector as a wake-up only, so a shared one is harmless).
-pub fn tick_vector(world: &World) -> u8 {
+pub fn tick_vector(view: &SubjectView) -> u8 {
     (4..32u8)
         .rev()
         .map(|block| block * 8)
         .find(|&base| {
-            !world
+            !view
                 .vectors
                 .iter()
                 .any(|v| (base..=base + 7).contains(&v.number))
@@ -104,14 +104,14 @@ pub fn tick_divisor(hz: u32) -> u16 {
     u16::try_from(d.clamp(1, u64::from(u16::MAX))).unwrap_or(u16::MAX)
 }
 
-/// The boot configuration for `world` in `memory`, with a tick of `tick_hz` (0: none).
-pub fn config(world: &World, memory: &Memory, tick_hz: u32) -> Result<BootConfig, String> {
+/// The boot configuration for `view` in `memory`, with a tick of `tick_hz` (0: none).
+pub fn config(view: &SubjectView, memory: &Memory, tick_hz: u32) -> Result<BootConfig, String> {
     let pool = memory
         .pool()
         .ok_or("the memory file has no page table pool (not the QEMU layout)")?;
     let (vector, divisor) = match tick_hz {
         0 => (0, 0),
-        hz => (tick_vector(world), tick_divisor(hz)),
+        hz => (tick_vector(view), tick_divisor(hz)),
     };
     Ok(BootConfig {
         magic: BOOT_CONFIG_MAGIC.into(),
@@ -120,7 +120,7 @@ pub fn config(world: &World, memory: &Memory, tick_hz: u32) -> Result<BootConfig
         tick_divisor: divisor.into(),
         pool_start: pool.start.into(),
         pool_end: pool.end.into(),
-        cr4_extra: if world.simd_exceptions {
+        cr4_extra: if view.simd_exceptions {
             CR4_OSXMMEXCPT
         } else {
             0
@@ -134,27 +134,29 @@ pub fn config(world: &World, memory: &Memory, tick_hz: u32) -> Result<BootConfig
 mod tests {
     use super::*;
     use crate::policy;
-    use crate::world::Number;
+    use muen_spec::NamedNumber;
 
-    fn echo() -> World {
+    fn echo() -> SubjectView {
         policy::parse(
-            include_str!("../../../policy-gen/tests/snapshots/echo.xml"),
+            include_str!("../../../policy-gen/tests/snapshots/2026-04/echo.xml"),
             Path::new("echo.xml"),
+            policy::Image::Skip,
         )
         .unwrap()
+        .view
     }
 
     #[test]
     fn the_tick_avoids_the_subjects_vectors() {
         let mut w = echo();
         assert_eq!(tick_vector(&w), 248);
-        w.vectors.push(Number {
+        w.vectors.push(NamedNumber {
             name: "x".into(),
             number: 250,
         });
         assert_eq!(tick_vector(&w), 240);
         w.vectors = (32..=255)
-            .map(|n| Number {
+            .map(|n| NamedNumber {
                 name: format!("v{n}"),
                 number: n,
             })

@@ -16,7 +16,8 @@ use muen_testbed_abi::qemu::{
 
 use crate::memory::Memory;
 use crate::qemu::elf::Elf;
-use crate::world::{Content, World};
+use muen_sinfo::MemoryKind;
+use muen_spec::{Content, Mapping, SubjectView};
 
 /// A subject image: the file and where its stubs are.
 #[derive(Debug)]
@@ -55,16 +56,17 @@ impl SubjectImage {
         })
     }
 
-    /// Fills `world`'s image regions in `memory` from the file and patches the stubs.
-    pub fn install(&self, world: &World, memory: &Memory) -> Result<(), String> {
-        for (i, r) in world.regions.iter().enumerate() {
-            let Content::Image { offset } = r.content else {
+    /// Fills the image regions of `view` in `memory` from the file and patches the
+    /// stubs.
+    pub fn install(&self, view: &SubjectView, memory: &Memory) -> Result<(), String> {
+        for (i, r) in view.mappings.iter().enumerate() {
+            let Some(offset) = image_offset(r) else {
                 continue;
             };
             // Bytes past the end of the file read as zero (Muen pads whole pages).
             let start = usize::try_from(offset).unwrap_or(usize::MAX);
             let available = self.bytes.len().saturating_sub(start);
-            let len = available.min(usize::try_from(r.size).unwrap_or(usize::MAX));
+            let len = available.min(usize::try_from(r.region.size).unwrap_or(usize::MAX));
             if len > 0 {
                 memory
                     .write_initial(i, 0, &self.bytes[start..start + len])
@@ -72,11 +74,12 @@ impl SubjectImage {
             }
         }
         for &(address, name, muen, qemu) in &self.stubs {
-            let place = world.regions.iter().enumerate().find(|(_, r)| {
-                matches!(r.content, Content::Image { .. })
+            let place = view.mappings.iter().enumerate().find(|(_, r)| {
+                let (start, size) = (r.region.address.as_u64(), r.region.size);
+                image_offset(r).is_some()
                     && r.executable
-                    && r.address <= address
-                    && address + STUB_SIZE as u64 <= r.address + r.size
+                    && start <= address
+                    && address + STUB_SIZE as u64 <= start + size
             });
             let Some((i, r)) = place else {
                 return Err(format!(
@@ -84,7 +87,7 @@ impl SubjectImage {
                      of the policy"
                 ));
             };
-            let offset = memory.placement(i).offset + (address - r.address);
+            let offset = memory.placement(i).offset + (address - r.region.address.as_u64());
             let found = memory
                 .read_at(offset, STUB_SIZE)
                 .map_err(|e| format!("reading `{name}`: {e}"))?;
@@ -99,5 +102,14 @@ impl SubjectImage {
                 .map_err(|e| format!("patching `{name}`: {e}"))?;
         }
         Ok(())
+    }
+}
+
+/// Where in the ELF file an image region's bytes start: a `subject_binary` region with
+/// file content (its zero-filled ones have none).
+fn image_offset(m: &Mapping) -> Option<u64> {
+    match m.content {
+        Content::File { offset, .. } if m.kind == MemoryKind::SubjectBinary => offset,
+        _ => None,
     }
 }
