@@ -207,9 +207,18 @@ fn layouts_and_constants_match_solo5s_headers() {
     val!("SOLO5_R_EINVAL", Solo5Result::Einval);
     val!("SOLO5_R_EUNSPEC", Solo5Result::Eunspec);
     size!("struct solo5_start_info", Solo5StartInfo);
-    off!("struct solo5_start_info.cmdline", offset_of!(Solo5StartInfo, cmdline));
-    off!("struct solo5_start_info.heap_start", offset_of!(Solo5StartInfo, heap_start));
-    off!("struct solo5_start_info.heap_size", offset_of!(Solo5StartInfo, heap_size));
+    off!(
+        "struct solo5_start_info.cmdline",
+        offset_of!(Solo5StartInfo, cmdline)
+    );
+    off!(
+        "struct solo5_start_info.heap_start",
+        offset_of!(Solo5StartInfo, heap_start)
+    );
+    off!(
+        "struct solo5_start_info.heap_size",
+        offset_of!(Solo5StartInfo, heap_size)
+    );
     val!("SOLO5_EXIT_SUCCESS", SOLO5_EXIT_SUCCESS);
     val!("SOLO5_EXIT_FAILURE", SOLO5_EXIT_FAILURE);
     val!("SOLO5_EXIT_ABORT", SOLO5_EXIT_ABORT);
@@ -220,11 +229,20 @@ fn layouts_and_constants_match_solo5s_headers() {
     val!("SOLO5_NET_ALEN", SOLO5_NET_ALEN);
     val!("SOLO5_NET_HLEN", SOLO5_NET_HLEN);
     size!("struct solo5_net_info", Solo5NetInfo);
-    off!("struct solo5_net_info.mac_address", offset_of!(Solo5NetInfo, mac_address));
+    off!(
+        "struct solo5_net_info.mac_address",
+        offset_of!(Solo5NetInfo, mac_address)
+    );
     off!("struct solo5_net_info.mtu", offset_of!(Solo5NetInfo, mtu));
     size!("struct solo5_block_info", Solo5BlockInfo);
-    off!("struct solo5_block_info.capacity", offset_of!(Solo5BlockInfo, capacity));
-    off!("struct solo5_block_info.block_size", offset_of!(Solo5BlockInfo, block_size));
+    off!(
+        "struct solo5_block_info.capacity",
+        offset_of!(Solo5BlockInfo, capacity)
+    );
+    off!(
+        "struct solo5_block_info.block_size",
+        offset_of!(Solo5BlockInfo, block_size)
+    );
 
     val!("MFT_VERSION", MFT_VERSION);
     val!("MFT_MAX_ENTRIES", MFT_MAX_ENTRIES);
@@ -283,10 +301,22 @@ fn layouts_and_constants_match_solo5s_headers() {
     val!("sizeof(ABI1_NOTE_NAME)", SOLO5_NOTE_NAME_SIZE);
     size!("struct abi1_nhdr", Solo5NoteHeader);
     size!("struct abi1_info", Abi1Info);
-    off!("struct abi1_info.abi_target", offset_of!(Abi1Info, abi_target));
-    off!("struct abi1_info.abi_version", offset_of!(Abi1Info, abi_version));
-    off!("struct abi1_info.reserved0", offset_of!(Abi1Info, reserved0));
-    off!("struct abi1_info.reserved1", offset_of!(Abi1Info, reserved1));
+    off!(
+        "struct abi1_info.abi_target",
+        offset_of!(Abi1Info, abi_target)
+    );
+    off!(
+        "struct abi1_info.abi_version",
+        offset_of!(Abi1Info, abi_version)
+    );
+    off!(
+        "struct abi1_info.reserved0",
+        offset_of!(Abi1Info, reserved0)
+    );
+    off!(
+        "struct abi1_info.reserved1",
+        offset_of!(Abi1Info, reserved1)
+    );
     size!("struct abi1_note", Abi1Note);
     off!("struct abi1_note.i", offset_of!(Abi1Note, info));
     size!("Elf64_Nhdr", ElfNoteHeader);

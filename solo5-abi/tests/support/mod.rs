@@ -65,7 +65,9 @@ pub fn solo5_build() -> &'static Solo5Build {
             stdout
                 .lines()
                 .find_map(|line| line.strip_prefix(key).map(|v| PathBuf::from(v.trim())))
-                .unwrap_or_else(|| panic!("{} printed no `{key}` line:\n{stdout}", script.display()))
+                .unwrap_or_else(|| {
+                    panic!("{} printed no `{key}` line:\n{stdout}", script.display())
+                })
         };
         Solo5Build {
             tests: field("solo5-tests "),
@@ -104,7 +106,9 @@ pub fn elftool(args: &[&std::ffi::OsStr]) -> (bool, String, String) {
 
 /// A fresh scratch directory for one test.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("solo5-abi").join(name);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("solo5-abi")
+        .join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
