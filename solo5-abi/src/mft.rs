@@ -190,18 +190,13 @@ impl MftEntry {
 
     /// The properties read as a block device's.
     pub fn block_basic(&self) -> MftBlockBasic {
-        MftBlockBasic::read_from_bytes(&self.properties).unwrap_or(MftBlockBasic::new(0, 0))
+        zerocopy::transmute!(self.properties)
     }
 
-    /// The properties read as a network device's.
+    /// The properties read as a network device's (their first 8 bytes).
     pub fn net_basic(&self) -> MftNetBasic {
-        match MftNetBasic::read_from_prefix(&self.properties) {
-            Ok((net, _)) => net,
-            Err(_) => MftNetBasic {
-                mac: [0; 6],
-                mtu: 0,
-            },
-        }
+        let [a, b, c, d, e, f, g, h, ..] = self.properties;
+        zerocopy::transmute!([a, b, c, d, e, f, g, h])
     }
 }
 
