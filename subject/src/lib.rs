@@ -18,19 +18,23 @@
 //! }
 //! ```
 //!
-//! Layers, bottom up (each explained in `docs/runtime.md`):
+//! Layers, bottom up (each explained in `docs/runtime.md`); a module imports only
+//! modules below it (`tests/module_graph.rs` checks that no two import each other):
 //!
+//! - [`log`](mod@crate::log), [`clock`], [`device`]: leaves. The `log` backend on the
+//!   `debuglog` channel; the wall clock from `time_info` (monotonic time is an
+//!   [`Instant`]); the device ABI ([`NetDevice`](device::NetDevice),
+//!   [`BlockDevice`](device::BlockDevice), [`Sys`]) and device acquisition errors.
 //! - [`platform`]: the two platforms behind one interface: `muen` (target
 //!   `x86_64-unknown-none`: `_start`, GDT/IDT, `vmcall`, `rdtsc`, `sti; hlt`) and
 //!   `hosted` (Linux: `docs/hosted.md`, the testbed's memory file and control socket).
-//! - [`entry`](mod@entry): [`entry!`], start-up, exit and the panic handler.
-//! - [`log`](mod@crate::log): the `log` backend on the `debuglog` channel.
-//! - [`clock`]: the wall clock from `time_info` (monotonic time is an [`Instant`]).
-//! - [`Runtime`] and [`Sys`]: the handle given to `main`, and what drivers need from it
-//!   (events, time, sleeping; the idle loop lives here).
-//! - [`device`]: the device ABI ([`NetDevice`](device::NetDevice),
-//!   [`BlockDevice`](device::BlockDevice)) and its drivers [`net`] (muennet) and
-//!   [`block`] (muenblock client); with feature `smoltcp` a `phy::Device` adapter.
+//! - [`exit`]: exit codes, the exit, and the reports of panics and CPU exceptions
+//!   (the Muen platform's exception handler calls it).
+//! - [`net`] (muennet) and [`block`] (muenblock client): the drivers; with feature
+//!   `smoltcp` a `phy::Device` adapter.
+//! - [`Runtime`]: the handle given to `main` (resources, clocks, the idle loop,
+//!   devices).
+//! - [`entry`](mod@entry): [`entry!`] and what `main` may return.
 //!
 //! The runtime uses no heap. Feature `alloc` adds a global allocator over the `ram`
 //! region (module `heap`).
@@ -45,6 +49,7 @@ pub mod block;
 pub mod clock;
 pub mod device;
 pub mod entry;
+pub mod exit;
 #[cfg(feature = "alloc")]
 pub mod heap;
 pub mod log;

@@ -6,7 +6,7 @@ use core::ptr::NonNull;
 
 use muen_abi::names;
 use muen_abi::time::{Duration, Instant, Tsc, TscRate};
-use muen_channel::Event;
+use muen_channel::{Event, Vector};
 use muen_sinfo::{
     Memory, Name, SubjectInfo, TimeInfo, TimeInfoError, TimeInfoRecord, TimedEvent,
     TimedEventRecord,
@@ -15,6 +15,7 @@ use muen_sinfo::{
 use crate::block::MuenBlock;
 use crate::clock;
 use crate::device::{AcquireError, Pollable, Sys};
+use crate::exit;
 use crate::net::MuenNet;
 use crate::platform::{Current, Platform, VectorSet};
 
@@ -39,7 +40,7 @@ pub struct Runtime<P: Platform = Current> {
 struct Timer {
     page: RefCell<TimedEvent<'static>>,
     event: u8,
-    vector: u8,
+    vector: Vector,
 }
 
 /// Why the runtime cannot start.
@@ -122,7 +123,7 @@ impl<P: Platform> Runtime<P> {
         let event = info
             .event(names::TIMER)
             .filter(|&e| Event::new(e).is_some());
-        let vector = info.vector(names::TIMER);
+        let vector = info.vector(names::TIMER).map(Vector);
         let timer = match (page, event, vector) {
             (Some(page), Some(event), Some(vector)) => Some(Timer {
                 // SAFETY: the page is mapped writable (contract), aligned and large
@@ -174,7 +175,7 @@ impl<P: Platform> Runtime<P> {
     }
 
     /// The `timer` vector, if the idle loop uses the timed event.
-    pub fn timer_vector(&self) -> Option<u8> {
+    pub fn timer_vector(&self) -> Option<Vector> {
         self.timer.as_ref().map(|t| t.vector)
     }
 
@@ -256,7 +257,7 @@ impl<P: Platform> Runtime<P> {
     /// Ends the subject: logs the code, triggers the `exit` event if the policy has
     /// one, then halts forever (Muen) or exits the process with `code` (hosted).
     pub fn exit(&self, code: i32) -> ! {
-        crate::entry::finish(&self.platform, self.exit_event, code)
+        exit::finish(&self.platform, self.exit_event, code)
     }
 }
 
@@ -410,13 +411,13 @@ mod tests {
             assert_ne!(trigger, u64::MAX, "armed before the sleep");
             m.tsc.set(m.tsc.get().max(trigger));
             page_mem[0].store(u64::MAX, Ordering::Relaxed);
-            PENDING.set(32);
+            PENDING.set(Vector(32));
         });
         let info = page("idle", |b| with_timer(b, page_mem));
         // SAFETY: the page points at leaked test memory.
         let rt = unsafe { Runtime::new(m, info) }.unwrap();
         assert!(rt.has_timer());
-        assert_eq!(rt.timer_vector(), Some(32));
+        assert_eq!(rt.timer_vector(), Some(Vector(32)));
         let deadline = rt.now() + Duration::from_millis(5);
         let r = rt.poll(deadline, &[]);
         assert!(r.is_empty());
@@ -442,7 +443,7 @@ mod tests {
             let (_, trigger) = timed(page_mem);
             t2.borrow_mut().push(trigger - m.tsc.get());
             m.tsc.set(trigger);
-            PENDING.set(32);
+            PENDING.set(Vector(32));
         });
         let info = page("idle", |b| with_timer(b, page_mem));
         // SAFETY: as above.
@@ -465,7 +466,7 @@ mod tests {
         // The kernel: a peer writes data during the sleep and its vector arrives.
         let m = mock(move |_| {
             f2.set(true);
-            PENDING.set(33);
+            PENDING.set(Vector(33));
         });
         let info = page("idle", |b| with_timer(b, page_mem));
         // SAFETY: as above.
@@ -481,7 +482,7 @@ mod tests {
         assert_eq!(r, Ready(0b10));
         assert_eq!(m.halts.get(), 1);
         assert!(
-            rt.take_vectors().contains(33),
+            rt.take_vectors().contains(Vector(33)),
             "the vector is left for the application"
         );
     }
@@ -577,6 +578,7 @@ mod tests {
     #[test]
     fn exit_triggers_the_exit_event_then_stops_the_platform() {
         let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let _log = crate::log::serial();
         let m = mock(|_| {});
         let info = page("bye", |b| {
             b.event("exit", 0).unwrap();

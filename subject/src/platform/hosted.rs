@@ -10,8 +10,8 @@
 //!   sinfo page must be mapped and must name only regions the map mapped (writable
 //!   where it says so), since the runtime trusts its addresses.
 //! - events: `Event(n)` datagrams; halting: `Halt`, then a blocking `recv`;
-//!   vectors: `Vector(v)` datagrams, drained (non-blocking) into
-//!   [`PENDING`] whenever the runtime looks for vectors.
+//!   vectors: `Vector(v)` datagrams, drained (non-blocking) into the pending bitmap
+//!   whenever the runtime looks for vectors.
 //! - any failure (a missing descriptor, a bad map, a mapping that fails, the testbed
 //!   closing the socket or sending something that is not a message for a subject):
 //!   one line on stderr naming the problem, exit status 125. `main` never runs with
@@ -22,14 +22,14 @@ use core::fmt::{self, Write as _};
 use muen_abi::layout::SINFO;
 use muen_abi::names::Name;
 use muen_abi::time::Tsc;
-use muen_channel::{Event, EventHook};
+use muen_channel::{Event, EventHook, Vector};
 use muen_sinfo::{ResourceData, SubjectInfo};
 use muen_testbed_abi::hosted::{
     MemMap, MemMapError, Message, CONTROL_FD, ENTRY_EXECUTABLE, ENTRY_WRITABLE, MEMMAP_SIZE,
     MEMORY_FD,
 };
 
-use super::{Platform, VectorSet, PENDING};
+use super::machine::{Platform, VectorSet, PENDING};
 
 /// Exit status of a subject whose world is broken (see `docs/hosted.md`).
 pub const EXIT_BROKEN_WORLD: i32 = 125;
@@ -211,7 +211,7 @@ fn errno() -> i32 {
 }
 
 /// Writes `muen-subject: <message>` as one line on stderr and exits with status 125.
-pub fn fatal(message: fmt::Arguments<'_>) -> ! {
+pub(crate) fn fatal(message: fmt::Arguments<'_>) -> ! {
     let mut line = Line::new();
     let _ = write!(line, "muen-subject: {message}");
     line.finish();
@@ -222,7 +222,7 @@ pub fn fatal(message: fmt::Arguments<'_>) -> ! {
 }
 
 /// Writes `message` and a newline to stderr (used for panics, besides the debug log).
-pub fn eprint(message: fmt::Arguments<'_>) {
+pub(crate) fn eprint(message: fmt::Arguments<'_>) {
     let mut line = Line::new();
     let _ = write!(line, "{message}");
     line.finish();
@@ -499,7 +499,7 @@ fn receive(blocking: bool) -> Option<u8> {
 /// Moves every queued `Vector` message into the pending set.
 fn drain() {
     while let Some(v) = receive(false) {
-        PENDING.set(v);
+        PENDING.set(Vector(v));
     }
 }
 
@@ -533,7 +533,7 @@ impl Platform for Hosted {
         }
         send(Message::Halt);
         if let Some(v) = receive(true) {
-            PENDING.set(v);
+            PENDING.set(Vector(v));
         }
         drain();
         true
