@@ -28,16 +28,15 @@ use core::panic::PanicInfo;
 use ::log::Level;
 use muen_sinfo::SubjectInfo;
 
-use crate::exit;
-#[cfg(not(target_os = "linux"))]
-use crate::exit::EXIT_ERROR;
+use crate::exit::{self, EXIT_ERROR};
 use crate::log::LOG;
 use crate::platform::Current;
 use crate::runtime::Runtime;
 
-/// Declares the application's `main`: `fn main(rt: &mut muen_subject::Runtime) -> C`
-/// where `C` is `i32` or `()` (see [`Termination`]). Use it once, at the root of a
-/// `#![no_std] #![no_main]` binary.
+/// Declares the application's `main`: `fn main(rt: &mut muen_subject::Runtime) -> T`
+/// where `T` is `()`, `i32` or `Result<U, E>` with `U` one of these and `E: Display`
+/// (see [`Termination`]). Use it once, at the root of a `#![no_std] #![no_main]`
+/// binary.
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
@@ -76,9 +75,19 @@ macro_rules! entry {
     };
 }
 
-/// What `main` may return.
+/// What `main` may return, and the exit code it stands for.
+///
+/// | `main` returns | exit code |
+/// |---|---|
+/// | `()` | 0 |
+/// | `i32` | that number |
+/// | `Ok(x)` | `x`'s code |
+/// | `Err(e)` | [`EXIT_ERROR`] (1), after logging `ERROR main: <e>` |
+///
+/// So `main` can use `?` on the runtime's errors (they implement `Display` and
+/// `core::error::Error`) and on its own.
 pub trait Termination {
-    /// The exit code.
+    /// Reports the outcome (an error is logged) and gives the exit code.
     fn report(self) -> i32;
 }
 
@@ -94,9 +103,21 @@ impl Termination for () {
     }
 }
 
+impl<T: Termination, E: fmt::Display> Termination for Result<T, E> {
+    fn report(self) -> i32 {
+        match self {
+            Ok(outcome) => outcome.report(),
+            Err(e) => {
+                ::log::error!("main: {e}");
+                EXIT_ERROR
+            }
+        }
+    }
+}
+
 /// Stops with a message before the runtime exists: logs it (if the log is attached
 /// already); hosted, writes it on stderr and exits with 125, on Muen exits with
-/// [`EXIT_ERROR`](crate::exit::EXIT_ERROR).
+/// [`EXIT_ERROR`].
 fn fatal(message: fmt::Arguments<'_>) -> ! {
     LOG.record(Level::Error, message);
     #[cfg(target_os = "linux")]
@@ -166,4 +187,57 @@ pub fn panic(info: &PanicInfo<'_>) -> ! {
         info.message(),
         info.location(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::sync::atomic::AtomicU64;
+    use muen_channel::protocol::debuglog::{self, Element, LogWriter};
+    use muen_channel::{epoch_from, ReadError, Reader, Region, RegionMut};
+
+    #[test]
+    fn what_main_returns_becomes_the_exit_code() {
+        let _log = crate::log::serial();
+        // The `log` crate's logger is the runtime's, on a channel in ordinary memory.
+        let memory: &'static [AtomicU64] =
+            Box::leak((0..0x1000 / 8).map(|_| AtomicU64::new(0)).collect());
+        let stamp: crate::log::Timestamp = || 1;
+        crate::log::install(
+            LogWriter::new(
+                RegionMut::from_atomics(memory).unwrap(),
+                epoch_from(1),
+                stamp,
+            )
+            .unwrap(),
+        );
+        let mut reader = Reader::new(
+            Region::from_atomics(memory).unwrap(),
+            debuglog::PROTOCOL,
+            debuglog::ELEMENT_SIZE,
+        )
+        .unwrap();
+        let mut logged = || {
+            let mut text = String::new();
+            loop {
+                match reader.read::<Element>() {
+                    Ok(e) => text.push_str(core::str::from_utf8(e.text()).unwrap()),
+                    Err(ReadError::EpochChanged) => continue,
+                    Err(ReadError::NoData) => return text,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        };
+
+        assert_eq!(().report(), 0);
+        assert_eq!(7.report(), 7);
+        assert_eq!(Ok::<(), &str>(()).report(), 0);
+        assert_eq!(Ok::<i32, &str>(2).report(), 2);
+        assert_eq!(logged(), "", "success logs nothing");
+        assert_eq!(Err::<(), &str>("no disk").report(), EXIT_ERROR);
+        assert_eq!(logged(), "ERROR main: no disk\n");
+        assert_eq!(Err::<i32, &str>("no disk").report(), 1);
+        assert_eq!(Ok::<Result<i32, &str>, &str>(Err("inner")).report(), 1);
+        assert_eq!(logged(), "ERROR main: no disk\nERROR main: inner\n");
+    }
 }

@@ -3,8 +3,8 @@
 //!
 //! | code | when |
 //! |-----:|------|
-//! | `main`'s | `main` returned an `i32` (`()` is 0) |
-//! | [`EXIT_ERROR`] (1) | the runtime cannot start (Muen; the reason is logged if it can be) |
+//! | `main`'s | `main` returned an `i32` (`()` is 0, `Ok(x)` is `x`'s code) |
+//! | [`EXIT_ERROR`] (1) | `main` returned `Err(e)` (`ERROR main: <e>` is logged), or the runtime cannot start on Muen (the reason is logged if it can be) |
 //! | [`EXIT_PANIC`] (101) | a panic (as Rust's own); message and location are logged |
 //! | [`exit_code_of_exception`] (128 + vector) | a CPU exception (Muen); vector, error code, RIP (and CR2) are logged |
 //! | 125 | the hosted world is broken (`platform::hosted::EXIT_BROKEN_WORLD`, `docs/hosted.md`) |
@@ -27,7 +27,7 @@ use muen_channel::Event;
 use crate::log::LOG;
 use crate::platform::machine::Platform;
 
-/// Exit code when the runtime cannot start (Muen).
+/// Exit code when `main` returns an error, or the runtime cannot start (Muen).
 pub const EXIT_ERROR: i32 = 1;
 
 /// Exit code after a panic.

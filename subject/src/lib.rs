@@ -1,7 +1,8 @@
 //! The runtime of a native Muen subject.
 //!
 //! An application is a `#![no_std] #![no_main]` binary with one function,
-//! `fn main(rt: &mut Runtime) -> i32`, named in [`entry!`]. The runtime starts the CPU
+//! `fn main(rt: &mut Runtime)`, named in [`entry!`]; it returns `()`, an `i32` exit
+//! code, or a `Result` whose error is logged ([`entry::Termination`]). The runtime starts the CPU
 //! (on Muen) or maps the testbed's world (hosted), reads the subject info page, and hands
 //! `main` a [`Runtime`]: the subject's name and resources, a `log` backend on the
 //! `debuglog` channel, monotonic and wall clocks, an idle loop that sleeps until a
@@ -12,9 +13,10 @@
 //! #![no_main]
 //! muen_subject::entry!(main);
 //!
-//! fn main(rt: &mut muen_subject::Runtime) -> i32 {
+//! fn main(rt: &mut muen_subject::Runtime) -> Result<(), muen_subject::device::AcquireError> {
 //!     log::info!("hello from {}", rt.name());
-//!     0
+//!     let _net = rt.net("service0")?;
+//!     Ok(())
 //! }
 //! ```
 //!
@@ -65,5 +67,6 @@ pub use runtime::{Ready, Runtime, StartError, WallClockError, MAX_SLEEP};
 
 // What applications name in their code, re-exported so that they need no direct
 // dependency on the lower crates.
+pub use muen_abi::names::Name;
 pub use muen_channel::{Event, Vector};
 pub use muen_sinfo as sinfo;
