@@ -20,7 +20,7 @@ muen_subject::entry!(main);
 fn main(rt: &mut Runtime) -> Result<(), SetupError> {
     let device = rt.net(DEVICE)?;
     let memory = Memory::take().ok_or(SetupError::MemoryTaken)?;
-    let name = rt.name().as_str().unwrap_or("echo");
+    let name = rt.name().as_str();
     let mut slots = [SocketStorage::EMPTY; SOCKETS];
     // The TSC at start seeds TCP's initial sequence numbers: they differ per boot.
     let now = rt.now();

@@ -19,6 +19,7 @@
 
 use core::fmt::{self, Write as _};
 
+use muen_abi::addr::VirtAddr;
 use muen_abi::layout::SINFO;
 use muen_abi::names::Name;
 use muen_abi::time::Tsc;
@@ -84,7 +85,7 @@ pub enum HostedError {
         /// Entry index.
         index: usize,
         /// Its address.
-        address: u64,
+        address: VirtAddr,
         /// Its size.
         size: u64,
         /// `errno` of `mmap`.
@@ -95,7 +96,7 @@ pub enum HostedError {
         /// Entry index.
         index: usize,
         /// The address asked for.
-        address: u64,
+        address: VirtAddr,
     },
     /// No entry maps the sinfo page at its fixed address.
     NoSinfo,
@@ -107,7 +108,7 @@ pub enum HostedError {
         /// Its logical name.
         name: Name,
         /// Its address.
-        address: u64,
+        address: VirtAddr,
         /// Its size.
         size: u64,
         /// Whether the page says it is writable.
@@ -204,6 +205,8 @@ impl fmt::Display for HostedError {
         }
     }
 }
+
+impl core::error::Error for HostedError {}
 
 fn errno() -> i32 {
     // SAFETY: `__errno_location` returns this thread's errno slot.
@@ -359,7 +362,7 @@ fn map_entries(bytes: &[u8], file_size: u64) -> Result<(), HostedError> {
         if got == libc::MAP_FAILED {
             return Err(HostedError::MapFailed {
                 index,
-                address,
+                address: VirtAddr::new(address),
                 size,
                 errno: errno(),
             });
@@ -367,7 +370,10 @@ fn map_entries(bytes: &[u8], file_size: u64) -> Result<(), HostedError> {
         if got as u64 != address {
             // SAFETY: unmaps what the kernel placed elsewhere; nothing uses it.
             unsafe { libc::munmap(got, size as usize) };
-            return Err(HostedError::MapMoved { index, address });
+            return Err(HostedError::MapMoved {
+                index,
+                address: VirtAddr::new(address),
+            });
         }
     }
     check_sinfo(&map)
@@ -397,7 +403,7 @@ fn check_sinfo(map: &MemMap<'_>) -> Result<(), HostedError> {
                 let _ = write!(name, "{}", r.name);
                 return Err(HostedError::RegionNotMapped {
                     name,
-                    address: m.address,
+                    address: VirtAddr::new(m.address),
                     size: m.size,
                     writable: m.writable(),
                 });
@@ -428,8 +434,8 @@ impl Hosted {
         Hosted(())
     }
 
-    /// Reads the TSC.
-    pub fn rdtsc() -> u64 {
+    /// Reads the TSC (the log's timestamp source; [`Platform::tsc`] gives a [`Tsc`]).
+    pub(crate) fn rdtsc() -> u64 {
         // SAFETY: `rdtsc` is allowed in user mode on Linux and has no side effects.
         #[allow(unused_unsafe)]
         unsafe {

@@ -62,8 +62,8 @@ impl Muen {
         Muen(())
     }
 
-    /// Reads the TSC.
-    pub fn rdtsc() -> u64 {
+    /// Reads the TSC (the log's timestamp source; [`Platform::tsc`] gives a [`Tsc`]).
+    pub(crate) fn rdtsc() -> u64 {
         // SAFETY: `rdtsc` has no side effects; policy-gen disables RDTSC exiting.
         #[allow(unused_unsafe)]
         unsafe {
