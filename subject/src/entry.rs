@@ -19,7 +19,7 @@
 //!
 //! `start` and `panic` are public only for the macro: they are hidden from the
 //! documentation, and `start` is `unsafe` (it sets the CPU up and must run once,
-//! first). Exits, panics and exceptions are reported by [`exit`](crate::exit), which
+//! first). Exits, panics and exceptions are reported by [`exit`](mod@crate::exit), which
 //! also lists the exit codes.
 
 use core::fmt;
