@@ -81,7 +81,8 @@ cargo test --release -p muen-channel --test stress -- --ignored --nocapture
 step "miri: muen-subject (drivers on shared memory, idle loop, log)"
 MIRIFLAGS="-Zmiri-permissive-provenance -Zmiri-ignore-leaks" \
     cargo +nightly miri test -p muen-subject --lib -- net::tests::frames log:: \
-    runtime::tests::poll_sleeps runtime::tests::wall platform::
+    runtime::tests::poll_sleeps runtime::tests::wall runtime::tests::a_device platform:: \
+    exit:: entry::
 
 step "examples for Muen: static ELFs at the entry address, accepted by policy-gen, sizes"
 for app in hello echo blockstore; do

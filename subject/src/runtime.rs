@@ -399,35 +399,34 @@ mod tests {
     };
     use muen_channel::{epoch_from, EventHook, ReadError, Reader, Region, RegionMut, Writer};
     use muen_device::{BlockDevice, NetDevice};
-    use muen_sim::{memory, page, shared, KHZ};
+    use muen_sim::{memory, page, shared, SimSys, KHZ};
     use muen_sinfo::{Builder, MemoryKind};
     use std::rc::Rc;
 
-    /// A simulated CPU and kernel. `pause` advances the TSC by `pause_step`; `halt`
-    /// runs `kernel`, which plays the timed event and the peers.
-    struct Mock {
-        tsc: Cell<u64>,
-        pause_step: u64,
-        pauses: Cell<u64>,
-        halts: Cell<u64>,
-        events: RefCell<Vec<u8>>,
-        #[allow(clippy::type_complexity)]
-        kernel: RefCell<Box<dyn FnMut(&Mock)>>,
-    }
+    /// The runtime's platform on muen-sim's simulated CPU and kernel: `pause` advances
+    /// the TSC, `halt` runs the kernel hook, which plays the timed event and the peers.
+    #[derive(Clone, Copy)]
+    struct Sim(&'static SimSys);
 
-    impl EventHook for Mock {
-        fn trigger(&self, event: Event) {
-            self.events.borrow_mut().push(event.number());
+    impl core::ops::Deref for Sim {
+        type Target = SimSys;
+        fn deref(&self) -> &SimSys {
+            self.0
         }
     }
 
-    impl Platform for Mock {
+    impl EventHook for Sim {
+        fn trigger(&self, event: Event) {
+            Sys::trigger(self.0, event)
+        }
+    }
+
+    impl Platform for Sim {
         fn tsc(&self) -> Tsc {
-            Tsc::from_ticks(self.tsc.get())
+            Sys::tsc(self.0)
         }
         fn pause(&self) {
-            self.pauses.set(self.pauses.get() + 1);
-            self.tsc.set(self.tsc.get() + self.pause_step);
+            self.0.pause()
         }
         fn take_pending(&self) -> VectorSet {
             PENDING.take()
@@ -436,8 +435,7 @@ mod tests {
             if ready() || PENDING.any() {
                 return false;
             }
-            self.halts.set(self.halts.get() + 1);
-            (self.kernel.borrow_mut())(self);
+            self.0.halt();
             true
         }
         fn exit(&self, code: i32) -> ! {
@@ -445,24 +443,11 @@ mod tests {
         }
     }
 
-    impl Mock {
-        fn new() -> Self {
-            Mock {
-                tsc: Cell::new(1_000_000),
-                pause_step: 1_000,
-                pauses: Cell::new(0),
-                halts: Cell::new(0),
-                events: RefCell::new(Vec::new()),
-                kernel: RefCell::new(Box::new(|_| {})),
-            }
-        }
-    }
-
-    fn mock(kernel: impl FnMut(&Mock) + 'static) -> &'static Mock {
-        Box::leak(Box::new(Mock {
-            kernel: RefCell::new(Box::new(kernel)),
-            ..Mock::new()
-        }))
+    /// A simulated platform whose kernel hook is `kernel`.
+    fn mock(kernel: impl FnMut(&SimSys) + 'static) -> Sim {
+        let sim = SimSys::leaked();
+        sim.set_kernel(kernel);
+        Sim(sim)
     }
 
     /// The timed event record in `words` (event number, trigger).
@@ -507,7 +492,7 @@ mod tests {
             let (event, trigger) = timed(page_mem);
             seen2.set((event, trigger));
             assert_ne!(trigger, u64::MAX, "armed before the sleep");
-            m.tsc.set(m.tsc.get().max(trigger));
+            m.set_tsc(Tsc::from_ticks(m.tsc().ticks().max(trigger)));
             page_mem[0].store(u64::MAX, Ordering::Relaxed);
             PENDING.set(Vector(32));
         });
@@ -520,8 +505,8 @@ mod tests {
         let r = rt.poll(deadline, &[]);
         assert!(r.is_empty());
         assert!(rt.now() >= deadline);
-        assert_eq!(m.halts.get(), 1, "one sleep, no spinning");
-        assert_eq!(m.pauses.get(), 0);
+        assert_eq!(m.halts(), 1, "one sleep, no spinning");
+        assert_eq!(m.pauses(), 0);
         let ticks = rt.tsc_rate().tsc_at(deadline).ticks();
         assert_eq!(
             seen.get(),
@@ -539,8 +524,8 @@ mod tests {
         let t2 = triggers.clone();
         let m = mock(move |m| {
             let (_, trigger) = timed(page_mem);
-            t2.borrow_mut().push(trigger - m.tsc.get());
-            m.tsc.set(trigger);
+            t2.borrow_mut().push(trigger - m.tsc().ticks());
+            m.set_tsc(Tsc::from_ticks(trigger));
             PENDING.set(Vector(32));
         });
         let info = page("idle", |b| with_timer(b, page_mem));
@@ -574,11 +559,11 @@ mod tests {
         let r = rt.poll(Instant::MAX, &[&idle, &dev]);
         assert_eq!(r, Ready(0b10));
         assert!(r.contains(1) && !r.contains(0));
-        assert_eq!(m.halts.get(), 0, "data was waiting: no sleep");
+        assert_eq!(m.halts(), 0, "data was waiting: no sleep");
         flag.set(false);
         let r = rt.poll(Instant::MAX, &[&idle, &dev]);
         assert_eq!(r, Ready(0b10));
-        assert_eq!(m.halts.get(), 1);
+        assert_eq!(m.halts(), 1);
         assert!(
             rt.take_vectors().contains(Vector(33)),
             "the vector is left for the application"
@@ -604,7 +589,7 @@ mod tests {
         }
         let late = Late(Cell::new(0));
         assert_eq!(rt.poll(Instant::MAX, &[&late]), Ready(1));
-        assert_eq!(m.halts.get(), 0);
+        assert_eq!(m.halts(), 0);
     }
 
     #[test]
@@ -620,17 +605,15 @@ mod tests {
         assert!(!rt.has_timer());
         let deadline = rt.now() + Duration::from_micros(100);
         assert!(rt.poll(deadline, &[]).is_empty());
-        assert!(m.pauses.get() >= 100);
-        assert_eq!(m.halts.get(), 0);
+        assert!(m.pauses() >= 100);
+        assert_eq!(m.halts(), 0);
     }
 
     #[test]
     fn wall_clock_waits_a_bounded_time_and_validates() {
         let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let m: &Mock = Box::leak(Box::new(Mock {
-            pause_step: 10_000,
-            ..Mock::new()
-        }));
+        let m = mock(|_| {});
+        m.set_pause_step(10_000);
         let time = shared(0x1000);
         let info = page("clock", |b| {
             b.memory("time_info", memory(time, MemoryKind::SubjectChannel, false))
@@ -638,17 +621,17 @@ mod tests {
         });
         // SAFETY: as above.
         let rt = unsafe { Runtime::new(m, info) }.unwrap();
-        let start = m.tsc.get();
+        let start = m.tsc().ticks();
         assert_eq!(
             rt.wall_clock(Duration::from_millis(2)),
             Err(WallClockError::NotPublished)
         );
-        let waited = m.tsc.get() - start;
+        let waited = m.tsc().ticks() - start;
         assert!((2_000_000..2_020_000).contains(&waited), "{waited}");
         // Published: rate then base (base last, as the time subject does).
         time[1].store(u64::from(KHZ) * 1000, Ordering::Relaxed);
         time[0].store(1_700_000_000_000_000, Ordering::Relaxed);
-        let now = m.tsc.get();
+        let now = m.tsc().ticks();
         assert_eq!(
             rt.wall_clock(Duration::ZERO),
             Ok(Duration::from_nanos(1_700_000_000_000_000_000 + now))
@@ -669,7 +652,7 @@ mod tests {
         );
         assert_eq!(
             rt.now(),
-            rt.tsc_rate().instant(Tsc::from_ticks(m.tsc.get()))
+            rt.tsc_rate().instant(Tsc::from_ticks(m.tsc().ticks()))
         );
     }
 
@@ -686,7 +669,7 @@ mod tests {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.exit(7)));
         let message = r.unwrap_err().downcast::<String>().unwrap();
         assert_eq!(*message, "exit 7");
-        assert_eq!(*m.events.borrow(), [0]);
+        assert_eq!(m.events(), [0]);
         let zero = page("bad", |_| {});
         let m2 = mock(|_| {});
         let mut b = Builder::new(muen_sinfo::Version::V5, "x", 0).unwrap();
@@ -741,7 +724,7 @@ mod tests {
         req: &'static [AtomicU64],
         resp: &'static [AtomicU64],
         block_length: Rc<Cell<u64>>,
-    ) -> impl FnMut(&Mock) {
+    ) -> impl FnMut(&SimSys) {
         let mut requests = Reader::new(
             Region::from_atomics(req).unwrap(),
             muenblock::PROTOCOL,
@@ -756,7 +739,7 @@ mod tests {
         )
         .unwrap();
         move |m| loop {
-            m.tsc.set(m.tsc.get() + 1_000);
+            m.set_tsc(Tsc::from_ticks(m.tsc().ticks() + 1_000));
             let request = match requests.read::<Request>() {
                 Ok(request) => request,
                 Err(ReadError::EpochChanged) => continue,
@@ -836,10 +819,7 @@ mod tests {
         let disk = rt.block("disk").unwrap();
         assert_eq!(disk.info().capacity, 64 * 512);
         assert_eq!(rt.block("disk").err(), Some(taken("disk")));
-        assert!(
-            m.halts.get() > 0,
-            "the server answered while the runtime slept"
-        );
+        assert!(m.halts() > 0, "the server answered while the runtime slept");
         // Names that are not devices of the page are still reported missing.
         assert!(matches!(rt.net("net1"), Err(AcquireError::Missing { .. })));
     }
