@@ -236,6 +236,19 @@ fn solo5_unikernels_are_refused_in_hosted_mode_and_when_broken() {
         "{}",
         show(&out)
     );
+    // --disk: Solo5's Muen bindings have no block devices.
+    let out = testbed()
+        .args(["run", "--qemu", "--disk", "storage0=/dev/null"])
+        .arg(muen_image("mft_maxdevices"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("its BLOCK_BASIC device; Solo5's Muen bindings have no block devices"),
+        "{}",
+        show(&out)
+    );
     // A command line that does not fit the boot info page.
     let long = "x".repeat(5000);
     let out = testbed()
