@@ -323,7 +323,7 @@ pub fn run(options: Options) -> Result<Report, RunError> {
 /// Writes the sinfo page into `memory`.
 fn write_sinfo(options: &Options, memory: &Memory) -> Result<(), RunError> {
     let view = &options.world.view;
-    let page = crate::sinfo::page(view, options.tsc)
+    let page = crate::sinfo::page(view, options.tsc, muen_sinfo::Version::V5)
         .map_err(|e| RunError::BadInput(format!("building the sinfo page: {e}")))?;
     let sinfo = view.mapping_index(muen_abi::names::SINFO).unwrap_or(0);
     memory
