@@ -42,6 +42,66 @@ pub fn page(view: &SubjectView, tsc: TscRate, version: Version) -> Result<Vec<u8
     Ok(b.build())
 }
 
+/// Where the page `given` differs from the page `expected` (both whole pages), one
+/// line per difference: the header fields, then each resource (by its place in the
+/// page); empty if they agree byte for byte.
+pub fn differences(given: &[u8], expected: &[u8]) -> Vec<String> {
+    if given == expected {
+        return Vec::new();
+    }
+    let given_info = match muen_sinfo::SubjectInfo::new_checked(given) {
+        Ok(info) => info,
+        Err(e) => return vec![format!("it is not a valid sinfo page: {e:?}")],
+    };
+    let Ok(ours) = muen_sinfo::SubjectInfo::new_checked(expected) else {
+        return vec!["the expected page is not valid (a testbed bug)".into()];
+    };
+    let mut out = Vec::new();
+    let mut field = |what: &str, a: String, b: String| {
+        if a != b {
+            out.push(format!("{what}: the page has {a}, the policy {b}"));
+        }
+    };
+    field(
+        "format",
+        format!("{:?}", given_info.version()),
+        format!("{:?}", ours.version()),
+    );
+    field(
+        "name",
+        given_info.name().to_string(),
+        ours.name().to_string(),
+    );
+    field(
+        "tsc_khz",
+        given_info.tsc_khz().to_string(),
+        ours.tsc_khz().to_string(),
+    );
+    let a: Vec<_> = given_info.resources().collect();
+    let b: Vec<_> = ours.resources().collect();
+    for i in 0..a.len().max(b.len()) {
+        let show = |r: Option<&muen_sinfo::Resource>| {
+            r.map_or_else(
+                || "nothing".to_string(),
+                |r| format!("{} {:?}", r.name, r.data),
+            )
+        };
+        let (x, y) = (a.get(i), b.get(i));
+        if x.map(|r| (r.index, r.name, r.data)) != y.map(|r| (r.index, r.name, r.data)) {
+            out.push(format!(
+                "resource #{i}: the page has {}, the policy {}",
+                show(x),
+                show(y)
+            ));
+        }
+    }
+    if out.is_empty() {
+        // Same fields, other bytes (padding, records past the count).
+        out.push("the pages decode alike but differ in bytes no field covers".into());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
