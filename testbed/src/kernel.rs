@@ -211,6 +211,10 @@ const TIMED_TRIGGER: u64 =
     std::mem::offset_of!(muen_sinfo::TimedEventRecord, tsc_trigger_value) as u64;
 const TIMED_EVENT: u64 = std::mem::offset_of!(muen_sinfo::TimedEventRecord, event) as u64;
 
+/// How long the kernel waits for a log sink to read a subject's lines before it starts
+/// the subject again.
+pub const LOG_READ_WAIT: Duration = Duration::from_millis(500);
+
 /// What the kernel links to each subject: its clock and its vector injector.
 #[derive(Clone, Copy, Debug)]
 pub struct SubjectLink<'a> {
@@ -229,7 +233,7 @@ struct KernelSubject<'a> {
     actions: Vec<Vec<Action>>,
     exit_event: Option<u8>,
     hlt: Option<SourceAction>,
-    log: Vec<&'a EventFd>,
+    log: Vec<(&'a EventFd, &'a EventFd)>,
     log_frame: Option<u64>,
     reset_pending: bool,
     restarts: u32,
@@ -331,9 +335,10 @@ impl<'a> Kernel<'a> {
     }
 
     /// Also wakes a log sink through `waker` when subject `subject` halts or exits, so
-    /// that its last lines appear at once.
-    pub fn set_log_waker(&mut self, subject: usize, waker: &'a EventFd) {
-        self.subjects[subject].log.push(waker);
+    /// that its last lines appear at once; before the subject starts again, the kernel
+    /// waits (briefly) for the sink to say through `done` that it read them.
+    pub fn set_log_waker(&mut self, subject: usize, waker: &'a EventFd, done: &'a EventFd) {
+        self.subjects[subject].log.push((waker, done));
     }
 
     /// The counters so far.
@@ -473,7 +478,7 @@ impl<'a> Kernel<'a> {
         let s = &mut self.subjects[subject];
         if s.log_frame != Some(frame) {
             s.log_frame = Some(frame);
-            for log in &s.log {
+            for (log, _) in &s.log {
                 log.notify();
             }
         }
@@ -486,7 +491,7 @@ impl<'a> Kernel<'a> {
         }
         if self.subjects[subject].exit_event == Some(number) {
             self.stats.exit_event = true;
-            for log in &self.subjects[subject].log {
+            for (log, _) in &self.subjects[subject].log {
                 log.notify();
             }
         }
@@ -642,13 +647,26 @@ impl<'a> Kernel<'a> {
     /// Subject `subject` ended with `exit`: `None` if it is to be started again (its
     /// reset is pending and the limit allows), else how the run ends.
     fn ended(&mut self, subject: usize, exit: Exit, limit: Option<u32>) -> Option<End> {
-        for log in &self.subjects[subject].log {
-            log.notify();
-        }
         if self.subjects[subject].reset_pending && self.may_restart(subject, limit) {
+            self.read_logs(subject);
             return None;
         }
+        for (log, _) in &self.subjects[subject].log {
+            log.notify();
+        }
         Some(End::Exited(subject, exit))
+    }
+
+    /// Has the log sinks of `subject` read what it logged, waiting for each at most
+    /// [`LOG_READ_WAIT`].
+    fn read_logs(&self, subject: usize) {
+        for (log, done) in &self.subjects[subject].log {
+            done.clear();
+            log.notify();
+            let mut fds = [os::pollfd(done.fd(), libc::POLLIN)];
+            let _ = os::poll(&mut fds, Some(LOG_READ_WAIT));
+            done.clear();
+        }
     }
 
     /// Runs the kernel for QEMU guests until one ends for good, stops, a kernel action

@@ -687,6 +687,7 @@ fn serve<'m>(
     let net_wakes = wakes(peers.bridges.len())?;
     let block_wakes = wakes(peers.servers.len())?;
     let log_wakes = wakes(peers.logs.len())?;
+    let log_done = wakes(peers.logs.len())?;
     let mut kernel = Kernel::new(setup, memory, options.tsc, options.frame, links);
     for (p, wake) in peers.bridges.iter().zip(&net_wakes) {
         kernel.link(p.subject, p.event, wake);
@@ -694,8 +695,8 @@ fn serve<'m>(
     for (p, wake) in peers.servers.iter().zip(&block_wakes) {
         kernel.link(p.subject, p.event, wake);
     }
-    for ((subject, _), wake) in peers.logs.iter().zip(&log_wakes) {
-        kernel.set_log_waker(*subject, wake);
+    for (((subject, _), wake), done) in peers.logs.iter().zip(&log_wakes).zip(&log_done) {
+        kernel.set_log_waker(*subject, wake, done);
     }
 
     let cpu_before = subject::own_cpu_time();
@@ -704,10 +705,10 @@ fn serve<'m>(
         let log_threads: Vec<_> = peers
             .logs
             .into_iter()
-            .zip(&log_wakes)
-            .map(|((_, mut sink), wake)| {
+            .zip(log_wakes.iter().zip(&log_done))
+            .map(|((_, mut sink), (wake, done))| {
                 scope.spawn(move || {
-                    let result = sink.run(stop, wake, log_period);
+                    let result = sink.run(stop, wake, done, log_period);
                     if let Err(e) = &result {
                         eprintln!("muen-testbed: the log sink stopped: {e}");
                     }

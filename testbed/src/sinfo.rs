@@ -69,8 +69,8 @@ pub fn differences(given: &[u8], expected: &[u8]) -> Vec<String> {
     );
     field(
         "name",
-        given_info.name().to_string(),
-        ours.name().to_string(),
+        format!("`{}`", given_info.name().as_str().unwrap_or("?")),
+        format!("`{}`", ours.name().as_str().unwrap_or("?")),
     );
     field(
         "tsc_khz",
@@ -80,18 +80,12 @@ pub fn differences(given: &[u8], expected: &[u8]) -> Vec<String> {
     let a: Vec<_> = given_info.resources().collect();
     let b: Vec<_> = ours.resources().collect();
     for i in 0..a.len().max(b.len()) {
-        let show = |r: Option<&muen_sinfo::Resource>| {
-            r.map_or_else(
-                || "nothing".to_string(),
-                |r| format!("{} {:?}", r.name, r.data),
-            )
-        };
         let (x, y) = (a.get(i), b.get(i));
         if x.map(|r| (r.index, r.name, r.data)) != y.map(|r| (r.index, r.name, r.data)) {
             out.push(format!(
                 "resource #{i}: the page has {}, the policy {}",
-                show(x),
-                show(y)
+                describe(x),
+                describe(y)
             ));
         }
     }
@@ -100,6 +94,42 @@ pub fn differences(given: &[u8], expected: &[u8]) -> Vec<String> {
         out.push("the pages decode alike but differ in bytes no field covers".into());
     }
     out
+}
+
+/// A resource in a sentence: `memory \`ram\` subject 0x40000000+0x4000000 rw- uninitialized`.
+fn describe(r: Option<&muen_sinfo::Resource>) -> String {
+    use muen_sinfo::ResourceData;
+    let Some(r) = r else {
+        return "nothing".into();
+    };
+    let name = r.name.as_str().unwrap_or("?");
+    match r.data {
+        ResourceData::Memory(m) => {
+            let kind = m.kind.policy_name().unwrap_or("?");
+            let rights = format!(
+                "r{}{}",
+                if m.writable() { "w" } else { "-" },
+                if m.executable() { "x" } else { "-" }
+            );
+            let content = match (m.content, m.pattern) {
+                (SinfoContent::Fill, Some(p)) => format!("fill {p:#04x}"),
+                (c, _) => format!("{c:?}").to_lowercase(),
+            };
+            let hash = m.hash.map_or(String::new(), |h| {
+                format!(
+                    " hash {}",
+                    h.iter().map(|b| format!("{b:02x}")).collect::<String>()
+                )
+            });
+            format!(
+                "memory `{name}` {kind} {:#x}+{:#x} {rights} {content}{hash}",
+                m.address, m.size
+            )
+        }
+        ResourceData::Event(n) => format!("event `{name}` {n}"),
+        ResourceData::Vector(n) => format!("vector `{name}` {n}"),
+        other => format!("`{name}` {other:?}"),
+    }
 }
 
 #[cfg(test)]

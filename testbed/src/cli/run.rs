@@ -358,6 +358,13 @@ fn system_run(args: &RunArgs, file: &Path) -> Result<(Setup, Target), Failure> {
         .chunks(2)
         .map(|c| (c[0].to_string_lossy().into_owned(), c[1].as_path()))
         .collect();
+    for (i, (name, _)) in pairs.iter().enumerate() {
+        if pairs[..i].iter().any(|(n, _)| n == name) {
+            return Err(Failure::BadInput(format!(
+                "subject `{name}` is given twice"
+            )));
+        }
+    }
     let mut subjects = Vec::new();
     for (name, path) in &pairs {
         let index = system.subject_index(name).map_err(|e| bad(&e))?;

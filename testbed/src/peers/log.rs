@@ -204,7 +204,17 @@ impl<'m, W: Write> LogSink<'m, W> {
     /// Prints messages until `stop`, then prints what is left and ends an open line.
     /// `wake` makes it look at once (the kernel signals it when the subject halts or
     /// exits); otherwise it looks every `period`.
-    pub fn run(&mut self, stop: &Stop, wake: &EventFd, period: Duration) -> io::Result<()> {
+    ///
+    /// After each look that `wake` asked for, it notifies `done` (the kernel waits for
+    /// that before it starts a subject again, whose new epoch would drop the lines the
+    /// sink has not read).
+    pub fn run(
+        &mut self,
+        stop: &Stop,
+        wake: &EventFd,
+        done: &EventFd,
+        period: Duration,
+    ) -> io::Result<()> {
         loop {
             while self.drain()? {}
             let mut fds = [
@@ -214,6 +224,8 @@ impl<'m, W: Write> LogSink<'m, W> {
             os::poll(&mut fds, Some(period))?;
             if os::readable(&fds[1]) {
                 wake.clear();
+                while self.drain()? {}
+                done.notify();
             }
             if os::readable(&fds[0]) {
                 while self.drain()? {}

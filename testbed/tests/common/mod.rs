@@ -5,6 +5,7 @@
 
 pub mod apps;
 pub mod netns;
+pub mod system;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
