@@ -44,6 +44,8 @@ cargo build --target x86_64-unknown-none -p muen-abi
 cargo build --target x86_64-unknown-none -p muen-testbed-abi
 cargo build --target x86_64-unknown-none -p muen-device
 cargo build --target x86_64-unknown-none -p muen-channel
+cargo build --target x86_64-unknown-none -p solo5-abi
+cargo build --target x86_64-unknown-none -p solo5-abi --features elf,builder
 cargo build --target x86_64-unknown-none -p muen-sinfo
 cargo build --target x86_64-unknown-none -p muen-sinfo --features builder
 # The runtime, with and without its optional features (also links its test subject
@@ -81,7 +83,8 @@ cargo test --release -p muen-channel --test stress -- --ignored --nocapture
 step "miri: muen-subject (drivers on shared memory, idle loop, log)"
 MIRIFLAGS="-Zmiri-permissive-provenance -Zmiri-ignore-leaks" \
     cargo +nightly miri test -p muen-subject --lib -- net::tests::frames log:: \
-    runtime::tests::poll_sleeps runtime::tests::wall platform::
+    runtime::tests::poll_sleeps runtime::tests::wall runtime::tests::a_device platform:: \
+    exit:: entry::
 
 step "examples for Muen: static ELFs at the entry address, accepted by policy-gen, sizes"
 for app in hello echo blockstore; do

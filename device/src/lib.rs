@@ -89,6 +89,8 @@ impl fmt::Display for NetError {
     }
 }
 
+impl core::error::Error for NetError {}
+
 /// An Ethernet device that moves whole frames (destination MAC first, no FCS).
 ///
 /// A *frame* is 1..=[`FRAME_MAX`] bytes. The device does not look inside: it moves any
@@ -255,6 +257,8 @@ impl fmt::Display for BlockError {
         }
     }
 }
+
+impl core::error::Error for BlockError {}
 
 /// A block device that moves whole blocks.
 ///

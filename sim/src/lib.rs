@@ -76,16 +76,29 @@ pub fn page(name: &str, f: impl FnOnce(&mut Builder)) -> SubjectInfo<'static> {
     SubjectInfo::new_checked(bytes).expect("the builder writes valid pages")
 }
 
-/// A simulated kernel: a TSC that advances by `step` ticks whenever the driver waits
-/// without its condition being met, a record of triggered events, and a hook that
-/// plays the peer each time the driver waits.
+/// The simulated kernel (and CPU) of the tests.
+///
+/// Two levels use it:
+///
+/// - drivers, through [`Sys`]: the TSC advances by `step` ticks whenever the driver
+///   waits without its condition being met, triggered events are recorded, and a peer
+///   hook plays the other side each time the driver waits;
+/// - the runtime's idle loop, through its `Platform` (which the runtime's tests
+///   implement on this type): [`pause`](SimSys::pause) advances the TSC by
+///   `pause_step`, [`halt`](SimSys::halt) counts the sleep and runs the kernel hook,
+///   which plays the timed event and the peers and may set the clock.
 pub struct SimSys {
     now: Cell<u64>,
     step: Cell<u64>,
+    pause_step: Cell<u64>,
     events: RefCell<Vec<u8>>,
     waits: Cell<u64>,
+    pauses: Cell<u64>,
+    halts: Cell<u64>,
     #[allow(clippy::type_complexity)]
     peer: RefCell<Option<Box<dyn FnMut()>>>,
+    #[allow(clippy::type_complexity)]
+    kernel: RefCell<Option<Box<dyn FnMut(&SimSys)>>>,
 }
 
 impl Default for SimSys {
@@ -95,14 +108,19 @@ impl Default for SimSys {
 }
 
 impl SimSys {
-    /// A clock at 1 ms that advances 100 µs per unsatisfied wait, and no peer.
+    /// A clock at 1 ms that advances 100 µs per unsatisfied wait and 1 µs per pause,
+    /// no peer and no kernel hook.
     pub fn new() -> Self {
         SimSys {
             now: Cell::new(1_000_000),
             step: Cell::new(100_000),
+            pause_step: Cell::new(1_000),
             events: RefCell::new(Vec::new()),
             waits: Cell::new(0),
+            pauses: Cell::new(0),
+            halts: Cell::new(0),
             peer: RefCell::new(None),
+            kernel: RefCell::new(None),
         }
     }
 
@@ -116,9 +134,50 @@ impl SimSys {
         *self.peer.borrow_mut() = Some(Box::new(peer));
     }
 
+    /// Runs `kernel` whenever the CPU halts ([`halt`](SimSys::halt)).
+    pub fn set_kernel(&self, kernel: impl FnMut(&SimSys) + 'static) {
+        *self.kernel.borrow_mut() = Some(Box::new(kernel));
+    }
+
     /// How far the clock advances per unsatisfied wait.
     pub fn set_step(&self, ticks: u64) {
         self.step.set(ticks);
+    }
+
+    /// How far the clock advances per [`pause`](SimSys::pause).
+    pub fn set_pause_step(&self, ticks: u64) {
+        self.pause_step.set(ticks);
+    }
+
+    /// A spin-wait round (`PAUSE`): the clock advances by the pause step.
+    pub fn pause(&self) {
+        self.pauses.set(self.pauses.get() + 1);
+        self.now.set(self.now.get() + self.pause_step.get());
+    }
+
+    /// The CPU sleeps until a vector: counts the sleep and runs the kernel hook (which
+    /// decides what happens meanwhile: time passes, peers write, vectors arrive).
+    pub fn halt(&self) {
+        self.halts.set(self.halts.get() + 1);
+        let hook = self.kernel.borrow_mut().take();
+        if let Some(mut hook) = hook {
+            hook(self);
+            // Put it back unless the hook installed another one.
+            let mut slot = self.kernel.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(hook);
+            }
+        }
+    }
+
+    /// How often [`pause`](SimSys::pause) ran.
+    pub fn pauses(&self) -> u64 {
+        self.pauses.get()
+    }
+
+    /// How often the CPU halted.
+    pub fn halts(&self) -> u64 {
+        self.halts.get()
     }
 
     /// Sets the clock to `tsc`.

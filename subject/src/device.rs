@@ -65,6 +65,12 @@ pub enum AcquireError {
         /// What failed.
         error: BlockError,
     },
+    /// The device was acquired already: a device is taken once, so that its driver is
+    /// the only user of its regions.
+    AlreadyAcquired {
+        /// The device.
+        device: Name,
+    },
     /// The block server answered a geometry question with an unusable value.
     BadGeometry {
         /// The device.
@@ -100,6 +106,9 @@ impl fmt::Display for AcquireError {
             AcquireError::Server { device, error } => {
                 write!(f, "block device `{device}`: {error}")
             }
+            AcquireError::AlreadyAcquired { device } => {
+                write!(f, "device `{device}`: acquired already (a device is taken once)")
+            }
             AcquireError::BadGeometry {
                 device,
                 field,
@@ -111,6 +120,8 @@ impl fmt::Display for AcquireError {
         }
     }
 }
+
+impl core::error::Error for AcquireError {}
 
 /// `s` as a [`Name`], cut to 63 bytes at a character boundary.
 pub(crate) fn name(s: &str) -> Name {

@@ -1,49 +1,42 @@
-//! Start, exit and panics: what [`entry!`](crate::entry!) wires up.
+//! The application's entry: [`entry!`](crate::entry!), what `main` may return
+//! ([`Termination`]), and the two functions the macro's code calls.
 //!
 //! The application names its `main` in `muen_subject::entry!(main)`. The macro emits
 //!
 //! - the platform's entry symbol: `muen_subject_main`, which the runtime's `_start`
 //!   calls on Muen, or the C `main` that the C library's start code calls on Linux;
+//!   both call `start`, which sets the platform up, checks the sinfo page, attaches
+//!   the log, runs `main` and exits with the code of what it returned;
 //! - on Muen, the `#[panic_handler]` (in the application, so that the library itself
-//!   stays testable with `std`).
+//!   stays testable with `std`), which calls `panic`.
 //!
 //! On Linux (hosted) the runtime links `std` and installs a panic *hook* instead, which
 //! reports and exits just like the Muen handler. A `#[panic_handler]` there would break
 //! as soon as anything in the build graph turns on a `std` feature of a shared
-//! dependency (in this workspace: `muen-app/manifest` for the testbed, unified by
-//! Cargo into every member's build), because `std` brings its own.
+//! dependency (in this workspace: `serde`'s `std` for the testbed, `bitflags/std`
+//! through test tools, unified by Cargo into every member's build), because `std`
+//! brings its own.
 //!
-//! and both call into this module. [`start`] sets the platform up, checks the sinfo
-//! page, attaches the log, runs `main` and exits with its code.
-//!
-//! Exit codes: `main`'s, 101 after a panic (as Rust's own), 128 + vector after a CPU
-//! exception (Muen), 125 when the hosted world is broken (`docs/hosted.md`).
+//! `start` and `panic` are public only for the macro: they are hidden from the
+//! documentation, and `start` is `unsafe` (it sets the CPU up and must run once,
+//! first). Exits, panics and exceptions are reported by [`exit`](mod@crate::exit), which
+//! also lists the exit codes.
 
 use core::fmt;
-use core::panic::{Location, PanicInfo};
-use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use core::panic::PanicInfo;
 
 use ::log::Level;
-use muen_abi::names;
-use muen_channel::protocol::debuglog::LogWriter;
-use muen_channel::{epoch_from, Event, RegionMut};
-use muen_sinfo::{MemoryKind, SubjectInfo};
+use muen_sinfo::SubjectInfo;
 
-use crate::log::{Timestamp, LOG};
-use crate::platform::{Current, Platform};
-use crate::Runtime;
+use crate::exit::{self, EXIT_ERROR};
+use crate::log::LOG;
+use crate::platform::Current;
+use crate::runtime::Runtime;
 
-/// Exit code after a panic.
-pub const EXIT_PANIC: i32 = 101;
-
-/// Exit code after CPU exception `vector` (Muen).
-pub const fn exit_code_of_exception(vector: u8) -> i32 {
-    128 + vector as i32
-}
-
-/// Declares the application's `main`: `fn main(rt: &mut muen_subject::Runtime) -> C`
-/// where `C` is `i32` or `()` (see [`Termination`]). Use it once, at the root of a
-/// `#![no_std] #![no_main]` binary.
+/// Declares the application's `main`: `fn main(rt: &mut muen_subject::Runtime) -> T`
+/// where `T` is `()`, `i32` or `Result<U, E>` with `U` one of these and `E: Display`
+/// (see [`Termination`]). Use it once, at the root of a `#![no_std] #![no_main]`
+/// binary.
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
@@ -51,18 +44,25 @@ macro_rules! entry {
         #[cfg(target_os = "none")]
         #[unsafe(no_mangle)]
         extern "C" fn muen_subject_main() -> ! {
-            $crate::entry::start(|rt: &mut $crate::Runtime| {
-                $crate::entry::Termination::code($main(rt))
-            })
+            // SAFETY: `_start` calls this symbol once, before anything else runs.
+            unsafe {
+                $crate::entry::start(|rt: &mut $crate::Runtime| {
+                    $crate::entry::Termination::report($main(rt))
+                })
+            }
         }
 
         /// Called by the C library's start code on Linux (hosted).
         #[cfg(target_os = "linux")]
         #[unsafe(export_name = "main")]
         extern "C" fn __muen_subject_c_main(_argc: i32, _argv: *const *const u8) -> i32 {
-            $crate::entry::start(|rt: &mut $crate::Runtime| {
-                $crate::entry::Termination::code($main(rt))
-            })
+            // SAFETY: the C library's start code calls `main` once, before anything of
+            // the runtime runs.
+            unsafe {
+                $crate::entry::start(|rt: &mut $crate::Runtime| {
+                    $crate::entry::Termination::report($main(rt))
+                })
+            }
         }
 
         // On Linux the runtime links `std`, whose panic machinery the runtime hooks
@@ -75,75 +75,68 @@ macro_rules! entry {
     };
 }
 
-/// What `main` may return.
+/// What `main` may return, and the exit code it stands for.
+///
+/// | `main` returns | exit code |
+/// |---|---|
+/// | `()` | 0 |
+/// | `i32` | that number |
+/// | `Ok(x)` | `x`'s code |
+/// | `Err(e)` | [`EXIT_ERROR`] (1), after logging `ERROR main: <e>` |
+///
+/// So `main` can use `?` on the runtime's errors (they implement `Display` and
+/// `core::error::Error`) and on its own.
 pub trait Termination {
-    /// The exit code.
-    fn code(self) -> i32;
+    /// Reports the outcome (an error is logged) and gives the exit code.
+    fn report(self) -> i32;
 }
 
 impl Termination for i32 {
-    fn code(self) -> i32 {
+    fn report(self) -> i32 {
         self
     }
 }
 
 impl Termination for () {
-    fn code(self) -> i32 {
+    fn report(self) -> i32 {
         0
     }
 }
 
-/// The `exit` event for the panic and exception paths (no runtime handle there);
-/// `NO_EVENT` until [`start`] has read the sinfo page.
-static EXIT_EVENT: AtomicU8 = AtomicU8::new(NO_EVENT);
-const NO_EVENT: u8 = u8::MAX;
-
-fn exit_event() -> Option<Event> {
-    Event::new(EXIT_EVENT.load(Ordering::Relaxed))
+impl<T: Termination, E: fmt::Display> Termination for Result<T, E> {
+    fn report(self) -> i32 {
+        match self {
+            Ok(outcome) => outcome.report(),
+            Err(e) => {
+                ::log::error!("main: {e}");
+                EXIT_ERROR
+            }
+        }
+    }
 }
 
-/// Stops with a message before the runtime exists.
+/// Stops with a message before the runtime exists: logs it (if the log is attached
+/// already); hosted, writes it on stderr and exits with 125, on Muen exits with
+/// [`EXIT_ERROR`].
 fn fatal(message: fmt::Arguments<'_>) -> ! {
+    LOG.record(Level::Error, message);
     #[cfg(target_os = "linux")]
     crate::platform::hosted::fatal(message);
     #[cfg(not(target_os = "linux"))]
-    {
-        // No log channel yet: nothing can be reported. Halt.
-        let _ = message;
-        Current::assume_initialised().exit(1)
-    }
-}
-
-/// Attaches the `debuglog` channel, if the page has a writable one, to the logger.
-///
-/// # Safety
-///
-/// The page's regions are mapped (see [`Runtime::new`]).
-unsafe fn attach_log(info: &SubjectInfo<'static>) {
-    let Some(m) = info.channel(names::DEBUGLOG) else {
-        return;
-    };
-    if !m.writable() || m.kind != MemoryKind::SubjectChannel {
-        return;
-    }
-    let Ok(len) = usize::try_from(m.size) else {
-        return;
-    };
-    // SAFETY: the channel is mapped writable for the rest of the program (contract),
-    // and only the logger uses it.
-    let Ok(region) = (unsafe { RegionMut::new(m.address as usize as *mut u8, len) }) else {
-        return;
-    };
-    let stamp: Timestamp = Current::rdtsc;
-    if let Ok(writer) = LogWriter::new(region, epoch_from(Current::rdtsc()), stamp) {
-        crate::log::install(writer);
-    }
+    exit::finish(&Current::assume_initialised(), None, EXIT_ERROR)
 }
 
 /// Runs the application: platform set-up, sinfo, log, `main`, exit. Called by the
-/// code [`entry!`](crate::entry!) emits, once.
-pub fn start(main: impl FnOnce(&mut Runtime) -> i32) -> ! {
-    // SAFETY: called once, first (the entry symbol is the only caller).
+/// code [`entry!`](crate::entry!) emits.
+///
+/// # Safety
+///
+/// Called once, before anything else of this crate runs, from the platform's entry
+/// symbol: it sets the CPU up (Muen) or maps the world (hosted), and the runtime it
+/// creates is the only user of the subject's channels.
+#[doc(hidden)]
+pub unsafe fn start(main: impl FnOnce(&mut Runtime) -> i32) -> ! {
+    // SAFETY: called once, first (contract).
     let platform = unsafe { Current::init() };
     // SAFETY: Muen's toolchain maps the sinfo page at the fixed address into every
     // subject; the hosted platform mapped it from the memory map above.
@@ -152,21 +145,21 @@ pub fn start(main: impl FnOnce(&mut Runtime) -> i32) -> ! {
         Err(e) => fatal(format_args!("sinfo page: {e}")),
     };
     // SAFETY: the page's regions are mapped (Muen: by policy; hosted: every memory
-    // map entry, and docs/hosted.md makes the sinfo page name exactly those).
+    // map entry, and docs/hosted.md makes the sinfo page name exactly those), and the
+    // logger is the only user of `debuglog`: no device has that name.
+    unsafe { crate::log::attach_debuglog(&info, Current::rdtsc) };
+    // SAFETY: as above; this is the only runtime (contract), and nothing else views
+    // the timed event page.
     let mut rt = match unsafe { Runtime::new(platform, info) } {
         Ok(rt) => rt,
         Err(e) => fatal(format_args!("{e}")),
     };
-    // SAFETY: as above.
-    unsafe { attach_log(rt.info()) };
     #[cfg(feature = "alloc")]
     // SAFETY: as above; the heap is set up once, before `main`.
     unsafe {
         crate::heap::init(rt.info())
     };
-    if let Some(e) = rt.exit_event() {
-        EXIT_EVENT.store(e.number(), Ordering::Relaxed);
-    }
+    exit::set_exit_event(rt.exit_event());
     #[cfg(target_os = "linux")]
     std::panic::set_hook(std::boxed::Box::new(|info| {
         let payload = info.payload();
@@ -179,72 +172,72 @@ pub fn start(main: impl FnOnce(&mut Runtime) -> i32) -> ! {
                     .map(|s| s.as_str())
             })
             .unwrap_or("(a non-text payload)");
-        report_panic(message, info.location())
+        exit::panic(&Current::assume_initialised(), message, info.location())
     }));
     let code = main(&mut rt);
     rt.exit(code)
 }
 
-/// Logs the exit, triggers `exit_event` and ends the subject through `platform`.
-pub fn finish<P: Platform>(platform: &P, exit_event: Option<Event>, code: i32) -> ! {
-    LOG.record(Level::Info, format_args!("exit {code}"));
-    if let Some(e) = exit_event {
-        platform.trigger(e);
-    }
-    platform.exit(code)
-}
-
-/// The panic handler: logs message and location, exits with [`EXIT_PANIC`].
+/// The panic handler (Muen): logs message and location, exits with
+/// [`EXIT_PANIC`](crate::exit::EXIT_PANIC).
+#[doc(hidden)]
 pub fn panic(info: &PanicInfo<'_>) -> ! {
-    report_panic(info.message(), info.location())
-}
-
-/// Logs a panic's message and location (and on hosted, prints them on stderr), then
-/// exits with [`EXIT_PANIC`].
-pub fn report_panic(message: impl fmt::Display, location: Option<&Location<'_>>) -> ! {
-    static PANICKING: AtomicBool = AtomicBool::new(false);
-    // A panic while reporting a panic goes straight to the exit.
-    if !PANICKING.swap(true, Ordering::Relaxed) {
-        let (file, line) = location.map_or(("?", 0), |l| (l.file(), l.line()));
-        LOG.record(
-            Level::Error,
-            format_args!("panic at {file}:{line}: {message}"),
-        );
-        #[cfg(target_os = "linux")]
-        crate::platform::hosted::eprint(format_args!(
-            "muen-subject: panic at {file}:{line}: {message}"
-        ));
-    }
-    finish(&Current::assume_initialised(), exit_event(), EXIT_PANIC)
-}
-
-/// Short names of the CPU exceptions.
-const EXCEPTIONS: [&str; 32] = [
-    "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "#CSO", "#TS", "#NP", "#SS",
-    "#GP", "#PF", "#15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP", "#22", "#23", "#24", "#25",
-    "#26", "#27", "#HV", "#VC", "#SX", "#31",
-];
-
-/// Reports CPU exception `vector` and exits with [`exit_code_of_exception`]; called by
-/// the Muen platform's exception stub.
-#[cfg_attr(not(target_os = "none"), allow(dead_code))]
-pub(crate) fn exception(vector: u8, error: u64, rip: u64, cr2: Option<u64>) -> ! {
-    let name = EXCEPTIONS.get(usize::from(vector)).copied().unwrap_or("?");
-    match cr2 {
-        Some(cr2) => LOG.record(
-            Level::Error,
-            format_args!(
-                "exception {name} vector {vector} error {error:#x} rip {rip:#x} cr2 {cr2:#x}"
-            ),
-        ),
-        None => LOG.record(
-            Level::Error,
-            format_args!("exception {name} vector {vector} error {error:#x} rip {rip:#x}"),
-        ),
-    }
-    finish(
+    exit::panic(
         &Current::assume_initialised(),
-        exit_event(),
-        exit_code_of_exception(vector),
+        info.message(),
+        info.location(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::sync::atomic::AtomicU64;
+    use muen_channel::protocol::debuglog::{self, Element, LogWriter};
+    use muen_channel::{epoch_from, ReadError, Reader, Region, RegionMut};
+
+    #[test]
+    fn what_main_returns_becomes_the_exit_code() {
+        let _log = crate::log::serial();
+        // The `log` crate's logger is the runtime's, on a channel in ordinary memory.
+        let memory: &'static [AtomicU64] =
+            Box::leak((0..0x1000 / 8).map(|_| AtomicU64::new(0)).collect());
+        let stamp: crate::log::Timestamp = || 1;
+        crate::log::install(
+            LogWriter::new(
+                RegionMut::from_atomics(memory).unwrap(),
+                epoch_from(1),
+                stamp,
+            )
+            .unwrap(),
+        );
+        let mut reader = Reader::new(
+            Region::from_atomics(memory).unwrap(),
+            debuglog::PROTOCOL,
+            debuglog::ELEMENT_SIZE,
+        )
+        .unwrap();
+        let mut logged = || {
+            let mut text = String::new();
+            loop {
+                match reader.read::<Element>() {
+                    Ok(e) => text.push_str(core::str::from_utf8(e.text()).unwrap()),
+                    Err(ReadError::EpochChanged) => continue,
+                    Err(ReadError::NoData) => return text,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        };
+
+        assert_eq!(().report(), 0);
+        assert_eq!(7.report(), 7);
+        assert_eq!(Ok::<(), &str>(()).report(), 0);
+        assert_eq!(Ok::<i32, &str>(2).report(), 2);
+        assert_eq!(logged(), "", "success logs nothing");
+        assert_eq!(Err::<(), &str>("no disk").report(), EXIT_ERROR);
+        assert_eq!(logged(), "ERROR main: no disk\n");
+        assert_eq!(Err::<i32, &str>("no disk").report(), 1);
+        assert_eq!(Ok::<Result<i32, &str>, &str>(Err("inner")).report(), 1);
+        assert_eq!(logged(), "ERROR main: no disk\nERROR main: inner\n");
+    }
 }

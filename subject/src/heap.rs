@@ -24,7 +24,7 @@ static HEAP: LockedHeap = LockedHeap::empty();
 
 /// The heap's range in `ram`: start and size, or `None` if `ram` is missing or not
 /// larger than the stack reserve.
-pub fn heap_range(ram: Option<Memory>) -> Option<(u64, u64)> {
+pub(crate) fn heap_range(ram: Option<Memory>) -> Option<(u64, u64)> {
     let ram = ram?;
     let size = ram.size.checked_sub(STACK_RESERVE).filter(|&s| s > 0)?;
     ram.end()?;

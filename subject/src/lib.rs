@@ -1,7 +1,8 @@
 //! The runtime of a native Muen subject.
 //!
 //! An application is a `#![no_std] #![no_main]` binary with one function,
-//! `fn main(rt: &mut Runtime) -> i32`, named in [`entry!`]. The runtime starts the CPU
+//! `fn main(rt: &mut Runtime)`, named in [`entry!`]; it returns `()`, an `i32` exit
+//! code, or a `Result` whose error is logged ([`entry::Termination`]). The runtime starts the CPU
 //! (on Muen) or maps the testbed's world (hosted), reads the subject info page, and hands
 //! `main` a [`Runtime`]: the subject's name and resources, a `log` backend on the
 //! `debuglog` channel, monotonic and wall clocks, an idle loop that sleeps until a
@@ -12,25 +13,30 @@
 //! #![no_main]
 //! muen_subject::entry!(main);
 //!
-//! fn main(rt: &mut muen_subject::Runtime) -> i32 {
+//! fn main(rt: &mut muen_subject::Runtime) -> Result<(), muen_subject::device::AcquireError> {
 //!     log::info!("hello from {}", rt.name());
-//!     0
+//!     let _net = rt.net("service0")?;
+//!     Ok(())
 //! }
 //! ```
 //!
-//! Layers, bottom up (each explained in `docs/runtime.md`):
+//! Layers, bottom up (each explained in `docs/runtime.md`); a module imports only
+//! modules below it (`tests/module_graph.rs` checks that no two import each other):
 //!
+//! - [`log`](mod@crate::log), [`clock`], [`device`]: leaves. The `log` backend on the
+//!   `debuglog` channel; the wall clock from `time_info` (monotonic time is an
+//!   [`Instant`]); the device ABI ([`NetDevice`](device::NetDevice),
+//!   [`BlockDevice`](device::BlockDevice), [`Sys`]) and device acquisition errors.
 //! - [`platform`]: the two platforms behind one interface: `muen` (target
 //!   `x86_64-unknown-none`: `_start`, GDT/IDT, `vmcall`, `rdtsc`, `sti; hlt`) and
 //!   `hosted` (Linux: `docs/hosted.md`, the testbed's memory file and control socket).
-//! - [`entry`](mod@entry): [`entry!`], start-up, exit and the panic handler.
-//! - [`log`](mod@crate::log): the `log` backend on the `debuglog` channel.
-//! - [`clock`]: the wall clock from `time_info` (monotonic time is an [`Instant`]).
-//! - [`Runtime`] and [`Sys`]: the handle given to `main`, and what drivers need from it
-//!   (events, time, sleeping; the idle loop lives here).
-//! - [`device`]: the device ABI ([`NetDevice`](device::NetDevice),
-//!   [`BlockDevice`](device::BlockDevice)) and its drivers [`net`] (muennet) and
-//!   [`block`] (muenblock client); with feature `smoltcp` a `phy::Device` adapter.
+//! - [`exit`]: exit codes, the exit, and the reports of panics and CPU exceptions
+//!   (the Muen platform's exception handler calls it).
+//! - [`net`] (muennet) and [`block`] (muenblock client): the drivers; with feature
+//!   `smoltcp` a `phy::Device` adapter.
+//! - [`Runtime`]: the handle given to `main` (resources, clocks, the idle loop,
+//!   devices).
+//! - [`entry`](mod@entry): [`entry!`] and what `main` may return.
 //!
 //! The runtime uses no heap. Feature `alloc` adds a global allocator over the `ram`
 //! region (module `heap`).
@@ -45,6 +51,7 @@ pub mod block;
 pub mod clock;
 pub mod device;
 pub mod entry;
+pub mod exit;
 #[cfg(feature = "alloc")]
 pub mod heap;
 pub mod log;
@@ -60,5 +67,6 @@ pub use runtime::{Ready, Runtime, StartError, WallClockError, MAX_SLEEP};
 
 // What applications name in their code, re-exported so that they need no direct
 // dependency on the lower crates.
+pub use muen_abi::names::Name;
 pub use muen_channel::{Event, Vector};
 pub use muen_sinfo as sinfo;

@@ -15,7 +15,10 @@
 use core::fmt::{self, Write as _};
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use muen_abi::names;
 use muen_channel::protocol::debuglog::LogWriter;
+use muen_channel::{epoch_from, RegionMut};
+use muen_sinfo::{MemoryKind, SubjectInfo};
 
 /// The timestamp source of log messages (the platform's `rdtsc`).
 pub type Timestamp = fn() -> u64;
@@ -97,6 +100,42 @@ pub fn install(writer: LogWriter<'static, Timestamp>) {
     if ::log::set_logger(&LOG).is_ok() {
         ::log::set_max_level(::log::LevelFilter::Info);
     }
+}
+
+/// Attaches the `debuglog` channel of the page, if it has a writable one, to [`LOG`]
+/// and installs it (see [`install`]); messages are stamped with `stamp`, and the
+/// channel's epoch comes from it too.
+///
+/// # Safety
+///
+/// The page's regions are mapped with their rights for the rest of the program, and
+/// nothing else uses the `debuglog` channel.
+pub(crate) unsafe fn attach_debuglog(info: &SubjectInfo<'static>, stamp: Timestamp) {
+    let Some(m) = info.channel(names::DEBUGLOG) else {
+        return;
+    };
+    if !m.writable() || m.kind != MemoryKind::SubjectChannel {
+        return;
+    }
+    let Ok(len) = usize::try_from(m.size) else {
+        return;
+    };
+    // SAFETY: the channel is mapped writable for the rest of the program, and only the
+    // logger uses it (contract).
+    let Ok(region) = (unsafe { RegionMut::new(m.address as usize as *mut u8, len) }) else {
+        return;
+    };
+    if let Ok(writer) = LogWriter::new(region, epoch_from(stamp()), stamp) {
+        install(writer);
+    }
+}
+
+/// Unit tests that write to [`LOG`] hold this lock: a record written while another
+/// test holds the logger's lock would be dropped (see the module documentation).
+#[cfg(test)]
+pub(crate) fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

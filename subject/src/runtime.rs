@@ -1,20 +1,21 @@
 //! The handle given to the application: resources, clocks, the idle loop, devices.
 
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 use core::fmt;
 use core::ptr::NonNull;
 
-use muen_abi::names;
+use muen_abi::names::{self, DeviceKind, Endpoint, Name};
 use muen_abi::time::{Duration, Instant, Tsc, TscRate};
-use muen_channel::Event;
+use muen_channel::{Event, Vector};
 use muen_sinfo::{
-    Memory, Name, SubjectInfo, TimeInfo, TimeInfoError, TimeInfoRecord, TimedEvent,
+    Memory, ResourceKind, SubjectInfo, TimeInfo, TimeInfoError, TimeInfoRecord, TimedEvent,
     TimedEventRecord,
 };
 
 use crate::block::MuenBlock;
 use crate::clock;
-use crate::device::{AcquireError, Pollable, Sys};
+use crate::device::{self, AcquireError, Pollable, Sys};
+use crate::exit;
 use crate::net::MuenNet;
 use crate::platform::{Current, Platform, VectorSet};
 
@@ -30,16 +31,41 @@ pub const MAX_SLEEP: Duration = Duration::from_secs(1);
 pub struct Runtime<P: Platform = Current> {
     platform: P,
     info: SubjectInfo<'static>,
+    name: Name,
     tsc_rate: TscRate,
     timer: Option<Timer>,
     exit_event: Option<Event>,
+    /// The memory regions handed to device drivers.
+    taken: Cell<ResourceSet>,
 }
 
 /// The timed event page and the `timer` event and vector, when the policy has all three.
 struct Timer {
     page: RefCell<TimedEvent<'static>>,
     event: u8,
-    vector: u8,
+    vector: Vector,
+}
+
+/// A set of sinfo resources, by record index (a page has at most 255 records).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct ResourceSet([u64; 4]);
+
+impl ResourceSet {
+    fn insert(&mut self, index: usize) {
+        if let Some(word) = self.0.get_mut(index / 64) {
+            *word |= 1 << (index % 64);
+        }
+    }
+
+    fn contains(&self, index: usize) -> bool {
+        self.0
+            .get(index / 64)
+            .is_some_and(|w| w & (1 << (index % 64)) != 0)
+    }
+
+    fn union(self, other: ResourceSet) -> ResourceSet {
+        ResourceSet(core::array::from_fn(|i| self.0[i] | other.0[i]))
+    }
 }
 
 /// Why the runtime cannot start.
@@ -47,15 +73,20 @@ struct Timer {
 pub enum StartError {
     /// The sinfo page gives a TSC rate of 0 kHz.
     NoTscRate,
+    /// The subject's name in the sinfo page is not UTF-8 (Muen's policy writes ASCII).
+    NameNotUtf8,
 }
 
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::NoTscRate => f.write_str("sinfo: tsc_khz is 0"),
+            StartError::NameNotUtf8 => f.write_str("sinfo: the subject name is not UTF-8"),
         }
     }
 }
+
+impl core::error::Error for StartError {}
 
 /// Why [`Runtime::wall_clock`] has no time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,9 +109,12 @@ impl fmt::Display for WallClockError {
     }
 }
 
-/// Which of the devices passed to [`Runtime::poll`] have data (bit `i` = device `i`).
+impl core::error::Error for WallClockError {}
+
+/// Which of the devices passed to [`Runtime::poll`] have data, by their index in the
+/// slice given to it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Ready(pub u64);
+pub struct Ready(u64);
 
 impl Ready {
     /// Whether device `index` has data.
@@ -91,6 +125,16 @@ impl Ready {
     /// Whether no device has data (the deadline passed).
     pub const fn is_empty(&self) -> bool {
         self.0 == 0
+    }
+
+    /// The set as a bitmap: bit `i` is device `i`.
+    pub const fn bits(&self) -> u64 {
+        self.0
+    }
+
+    /// The indices of the devices that have data, in ascending order.
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..64).filter(|&i| self.contains(i))
     }
 }
 
@@ -114,15 +158,24 @@ impl<P: Platform> Runtime<P> {
     ///
     /// Every memory region `info` names is mapped at its address with its rights for
     /// the rest of the program (Muen and the hosted platform guarantee it for the
-    /// subject's own sinfo page), and nothing else in this program creates a view of
-    /// the timed event page.
+    /// subject's own sinfo page), nothing else in this program creates a view of the
+    /// timed event page, and no other runtime for these regions exists: the devices
+    /// that [`net`](Runtime::net) and [`block`](Runtime::block) hand out, once each,
+    /// are then the only users of their regions.
     pub unsafe fn new(platform: P, info: SubjectInfo<'static>) -> Result<Self, StartError> {
         let tsc_rate = TscRate::from_khz(info.tsc_khz()).ok_or(StartError::NoTscRate)?;
+        // At most 63 bytes (the page was validated), so it always fits.
+        let name = info
+            .name()
+            .as_str()
+            .ok()
+            .and_then(|s| Name::try_from(s).ok())
+            .ok_or(StartError::NameNotUtf8)?;
         let page = record_at::<TimedEventRecord>(info.memory(names::TIMED_EVENT), true);
         let event = info
             .event(names::TIMER)
             .filter(|&e| Event::new(e).is_some());
-        let vector = info.vector(names::TIMER);
+        let vector = info.vector(names::TIMER).map(Vector);
         let timer = match (page, event, vector) {
             (Some(page), Some(event), Some(vector)) => Some(Timer {
                 // SAFETY: the page is mapped writable (contract), aligned and large
@@ -137,15 +190,17 @@ impl<P: Platform> Runtime<P> {
         Ok(Runtime {
             platform,
             info,
+            name,
             tsc_rate,
             timer,
             exit_event,
+            taken: Cell::new(ResourceSet::default()),
         })
     }
 
-    /// The subject's name.
-    pub fn name(&self) -> Name<'static> {
-        self.info.name()
+    /// The subject's name (from the sinfo page).
+    pub fn name(&self) -> &Name {
+        &self.name
     }
 
     /// The subject info page.
@@ -174,7 +229,7 @@ impl<P: Platform> Runtime<P> {
     }
 
     /// The `timer` vector, if the idle loop uses the timed event.
-    pub fn timer_vector(&self) -> Option<u8> {
+    pub fn timer_vector(&self) -> Option<Vector> {
         self.timer.as_ref().map(|t| t.vector)
     }
 
@@ -241,22 +296,61 @@ impl<P: Platform> Runtime<P> {
     }
 
     /// Acquires the network device `name` (channels `name|in` and `name|out`).
+    ///
+    /// A device is taken once: asking again for a device that was acquired (or for
+    /// one whose regions another device of this runtime uses) is
+    /// [`AcquireError::AlreadyAcquired`]. A failed acquisition takes nothing.
     pub fn net(&self, name: &str) -> Result<MuenNet<'_, Self>, AcquireError> {
-        // SAFETY: every region of the page is mapped (`new`'s contract).
-        unsafe { MuenNet::acquire(self, &self.info, name) }
+        let regions = self.untaken(name, DeviceKind::Net)?;
+        // SAFETY: every region of the page is mapped (`new`'s contract), and nothing
+        // else uses the device's regions: this runtime never handed them out
+        // (`untaken`), no other runtime exists (`new`'s contract), and the runtime's
+        // own regions (`debuglog`, `timed_event`) have no `|` in their names.
+        let net = unsafe { MuenNet::acquire(self, &self.info, name) }?;
+        self.take(regions);
+        Ok(net)
     }
 
     /// Acquires the block device `name` (`name|req`, `name|resp`, `name|data`), asking
-    /// the server for its geometry.
+    /// the server for its geometry. Taken once, as [`Runtime::net`].
     pub fn block(&self, name: &str) -> Result<MuenBlock<'_, Self>, AcquireError> {
-        // SAFETY: every region of the page is mapped (`new`'s contract).
-        unsafe { MuenBlock::acquire(self, &self.info, name) }
+        let regions = self.untaken(name, DeviceKind::Block)?;
+        // SAFETY: as in `net`.
+        let block = unsafe { MuenBlock::acquire(self, &self.info, name) }?;
+        self.take(regions);
+        Ok(block)
+    }
+
+    /// The memory regions of device `name` of `kind` that the page has, if none of
+    /// them was handed out.
+    fn untaken(&self, name: &str, kind: DeviceKind) -> Result<ResourceSet, AcquireError> {
+        device::check_name(name)?;
+        let taken = self.taken.get();
+        let mut regions = ResourceSet::default();
+        for &endpoint in Endpoint::of(kind) {
+            let region = device::endpoint(name, endpoint);
+            let Some(r) = self.info.resource(&region, ResourceKind::Memory) else {
+                continue; // the driver reports it missing
+            };
+            if taken.contains(r.index) {
+                return Err(AcquireError::AlreadyAcquired {
+                    device: device::name(name),
+                });
+            }
+            regions.insert(r.index);
+        }
+        Ok(regions)
+    }
+
+    /// Marks `regions` handed out.
+    fn take(&self, regions: ResourceSet) {
+        self.taken.set(self.taken.get().union(regions));
     }
 
     /// Ends the subject: logs the code, triggers the `exit` event if the policy has
     /// one, then halts forever (Muen) or exits the process with `code` (hosted).
     pub fn exit(&self, code: i32) -> ! {
-        crate::entry::finish(&self.platform, self.exit_event, code)
+        exit::finish(&self.platform, self.exit_event, code)
     }
 }
 
@@ -299,36 +393,40 @@ mod tests {
     use crate::platform::PENDING;
     use core::cell::Cell;
     use core::sync::atomic::{AtomicU64, Ordering};
-    use muen_channel::EventHook;
-    use muen_sim::{memory, page, shared, KHZ};
+    use muen_channel::protocol::muenblock::{
+        self, Request, RequestKind, Response, REQUEST_REGION_SIZE, REQUEST_SIZE,
+        RESPONSE_REGION_SIZE, RESPONSE_SIZE,
+    };
+    use muen_channel::{epoch_from, EventHook, ReadError, Reader, Region, RegionMut, Writer};
+    use muen_device::{BlockDevice, NetDevice};
+    use muen_sim::{memory, page, shared, SimSys, KHZ};
     use muen_sinfo::{Builder, MemoryKind};
     use std::rc::Rc;
 
-    /// A simulated CPU and kernel. `pause` advances the TSC by `pause_step`; `halt`
-    /// runs `kernel`, which plays the timed event and the peers.
-    struct Mock {
-        tsc: Cell<u64>,
-        pause_step: u64,
-        pauses: Cell<u64>,
-        halts: Cell<u64>,
-        events: RefCell<Vec<u8>>,
-        #[allow(clippy::type_complexity)]
-        kernel: RefCell<Box<dyn FnMut(&Mock)>>,
-    }
+    /// The runtime's platform on muen-sim's simulated CPU and kernel: `pause` advances
+    /// the TSC, `halt` runs the kernel hook, which plays the timed event and the peers.
+    #[derive(Clone, Copy)]
+    struct Sim(&'static SimSys);
 
-    impl EventHook for Mock {
-        fn trigger(&self, event: Event) {
-            self.events.borrow_mut().push(event.number());
+    impl core::ops::Deref for Sim {
+        type Target = SimSys;
+        fn deref(&self) -> &SimSys {
+            self.0
         }
     }
 
-    impl Platform for Mock {
+    impl EventHook for Sim {
+        fn trigger(&self, event: Event) {
+            Sys::trigger(self.0, event)
+        }
+    }
+
+    impl Platform for Sim {
         fn tsc(&self) -> Tsc {
-            Tsc::from_ticks(self.tsc.get())
+            Sys::tsc(self.0)
         }
         fn pause(&self) {
-            self.pauses.set(self.pauses.get() + 1);
-            self.tsc.set(self.tsc.get() + self.pause_step);
+            self.0.pause()
         }
         fn take_pending(&self) -> VectorSet {
             PENDING.take()
@@ -337,8 +435,7 @@ mod tests {
             if ready() || PENDING.any() {
                 return false;
             }
-            self.halts.set(self.halts.get() + 1);
-            (self.kernel.borrow_mut())(self);
+            self.0.halt();
             true
         }
         fn exit(&self, code: i32) -> ! {
@@ -346,24 +443,11 @@ mod tests {
         }
     }
 
-    impl Mock {
-        fn new() -> Self {
-            Mock {
-                tsc: Cell::new(1_000_000),
-                pause_step: 1_000,
-                pauses: Cell::new(0),
-                halts: Cell::new(0),
-                events: RefCell::new(Vec::new()),
-                kernel: RefCell::new(Box::new(|_| {})),
-            }
-        }
-    }
-
-    fn mock(kernel: impl FnMut(&Mock) + 'static) -> &'static Mock {
-        Box::leak(Box::new(Mock {
-            kernel: RefCell::new(Box::new(kernel)),
-            ..Mock::new()
-        }))
+    /// A simulated platform whose kernel hook is `kernel`.
+    fn mock(kernel: impl FnMut(&SimSys) + 'static) -> Sim {
+        let sim = SimSys::leaked();
+        sim.set_kernel(kernel);
+        Sim(sim)
     }
 
     /// The timed event record in `words` (event number, trigger).
@@ -408,21 +492,21 @@ mod tests {
             let (event, trigger) = timed(page_mem);
             seen2.set((event, trigger));
             assert_ne!(trigger, u64::MAX, "armed before the sleep");
-            m.tsc.set(m.tsc.get().max(trigger));
+            m.set_tsc(Tsc::from_ticks(m.tsc().ticks().max(trigger)));
             page_mem[0].store(u64::MAX, Ordering::Relaxed);
-            PENDING.set(32);
+            PENDING.set(Vector(32));
         });
         let info = page("idle", |b| with_timer(b, page_mem));
         // SAFETY: the page points at leaked test memory.
         let rt = unsafe { Runtime::new(m, info) }.unwrap();
         assert!(rt.has_timer());
-        assert_eq!(rt.timer_vector(), Some(32));
+        assert_eq!(rt.timer_vector(), Some(Vector(32)));
         let deadline = rt.now() + Duration::from_millis(5);
         let r = rt.poll(deadline, &[]);
         assert!(r.is_empty());
         assert!(rt.now() >= deadline);
-        assert_eq!(m.halts.get(), 1, "one sleep, no spinning");
-        assert_eq!(m.pauses.get(), 0);
+        assert_eq!(m.halts(), 1, "one sleep, no spinning");
+        assert_eq!(m.pauses(), 0);
         let ticks = rt.tsc_rate().tsc_at(deadline).ticks();
         assert_eq!(
             seen.get(),
@@ -440,9 +524,9 @@ mod tests {
         let t2 = triggers.clone();
         let m = mock(move |m| {
             let (_, trigger) = timed(page_mem);
-            t2.borrow_mut().push(trigger - m.tsc.get());
-            m.tsc.set(trigger);
-            PENDING.set(32);
+            t2.borrow_mut().push(trigger - m.tsc().ticks());
+            m.set_tsc(Tsc::from_ticks(trigger));
+            PENDING.set(Vector(32));
         });
         let info = page("idle", |b| with_timer(b, page_mem));
         // SAFETY: as above.
@@ -465,7 +549,7 @@ mod tests {
         // The kernel: a peer writes data during the sleep and its vector arrives.
         let m = mock(move |_| {
             f2.set(true);
-            PENDING.set(33);
+            PENDING.set(Vector(33));
         });
         let info = page("idle", |b| with_timer(b, page_mem));
         // SAFETY: as above.
@@ -475,13 +559,13 @@ mod tests {
         let r = rt.poll(Instant::MAX, &[&idle, &dev]);
         assert_eq!(r, Ready(0b10));
         assert!(r.contains(1) && !r.contains(0));
-        assert_eq!(m.halts.get(), 0, "data was waiting: no sleep");
+        assert_eq!(m.halts(), 0, "data was waiting: no sleep");
         flag.set(false);
         let r = rt.poll(Instant::MAX, &[&idle, &dev]);
         assert_eq!(r, Ready(0b10));
-        assert_eq!(m.halts.get(), 1);
+        assert_eq!(m.halts(), 1);
         assert!(
-            rt.take_vectors().contains(33),
+            rt.take_vectors().contains(Vector(33)),
             "the vector is left for the application"
         );
     }
@@ -505,7 +589,7 @@ mod tests {
         }
         let late = Late(Cell::new(0));
         assert_eq!(rt.poll(Instant::MAX, &[&late]), Ready(1));
-        assert_eq!(m.halts.get(), 0);
+        assert_eq!(m.halts(), 0);
     }
 
     #[test]
@@ -521,17 +605,15 @@ mod tests {
         assert!(!rt.has_timer());
         let deadline = rt.now() + Duration::from_micros(100);
         assert!(rt.poll(deadline, &[]).is_empty());
-        assert!(m.pauses.get() >= 100);
-        assert_eq!(m.halts.get(), 0);
+        assert!(m.pauses() >= 100);
+        assert_eq!(m.halts(), 0);
     }
 
     #[test]
     fn wall_clock_waits_a_bounded_time_and_validates() {
         let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let m: &Mock = Box::leak(Box::new(Mock {
-            pause_step: 10_000,
-            ..Mock::new()
-        }));
+        let m = mock(|_| {});
+        m.set_pause_step(10_000);
         let time = shared(0x1000);
         let info = page("clock", |b| {
             b.memory("time_info", memory(time, MemoryKind::SubjectChannel, false))
@@ -539,17 +621,17 @@ mod tests {
         });
         // SAFETY: as above.
         let rt = unsafe { Runtime::new(m, info) }.unwrap();
-        let start = m.tsc.get();
+        let start = m.tsc().ticks();
         assert_eq!(
             rt.wall_clock(Duration::from_millis(2)),
             Err(WallClockError::NotPublished)
         );
-        let waited = m.tsc.get() - start;
+        let waited = m.tsc().ticks() - start;
         assert!((2_000_000..2_020_000).contains(&waited), "{waited}");
         // Published: rate then base (base last, as the time subject does).
         time[1].store(u64::from(KHZ) * 1000, Ordering::Relaxed);
         time[0].store(1_700_000_000_000_000, Ordering::Relaxed);
-        let now = m.tsc.get();
+        let now = m.tsc().ticks();
         assert_eq!(
             rt.wall_clock(Duration::ZERO),
             Ok(Duration::from_nanos(1_700_000_000_000_000_000 + now))
@@ -570,13 +652,14 @@ mod tests {
         );
         assert_eq!(
             rt.now(),
-            rt.tsc_rate().instant(Tsc::from_ticks(m.tsc.get()))
+            rt.tsc_rate().instant(Tsc::from_ticks(m.tsc().ticks()))
         );
     }
 
     #[test]
     fn exit_triggers_the_exit_event_then_stops_the_platform() {
         let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let _log = crate::log::serial();
         let m = mock(|_| {});
         let info = page("bye", |b| {
             b.event("exit", 0).unwrap();
@@ -586,7 +669,7 @@ mod tests {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.exit(7)));
         let message = r.unwrap_err().downcast::<String>().unwrap();
         assert_eq!(*message, "exit 7");
-        assert_eq!(*m.events.borrow(), [0]);
+        assert_eq!(m.events(), [0]);
         let zero = page("bad", |_| {});
         let m2 = mock(|_| {});
         let mut b = Builder::new(muen_sinfo::Version::V5, "x", 0).unwrap();
@@ -598,5 +681,146 @@ mod tests {
         // SAFETY: as above.
         let rt = unsafe { Runtime::new(m2, zero) }.unwrap();
         assert_eq!(rt.exit_event(), None);
+    }
+
+    #[test]
+    fn the_name_is_the_pages_and_must_be_utf8() {
+        let m = mock(|_| {});
+        let info = page("idle-timer", |_| {});
+        // SAFETY: the page names no memory.
+        let rt = unsafe { Runtime::new(m, info) }.unwrap();
+        assert_eq!(rt.name(), "idle-timer");
+        assert_eq!(rt.name().len(), 10);
+        let name = [b'a'; 63];
+        let bytes: &'static [u8] = Box::leak(
+            Builder::new(muen_sinfo::Version::V5, name, KHZ)
+                .unwrap()
+                .build()
+                .into_boxed_slice(),
+        );
+        // SAFETY: as above.
+        let rt = unsafe { Runtime::new(m, SubjectInfo::new_checked(bytes).unwrap()) }.unwrap();
+        assert_eq!(rt.name().as_bytes(), name, "the longest name fits");
+        let bytes: &'static [u8] = Box::leak(
+            Builder::new(muen_sinfo::Version::V5, b"caf\xe9", KHZ)
+                .unwrap()
+                .build()
+                .into_boxed_slice(),
+        );
+        // SAFETY: as above.
+        let r = unsafe { Runtime::new(m, SubjectInfo::new_checked(bytes).unwrap()) };
+        assert_eq!(r.err(), Some(StartError::NameNotUtf8));
+        assert_eq!(
+            StartError::NameNotUtf8.to_string(),
+            "sinfo: the subject name is not UTF-8"
+        );
+    }
+
+    /// A muenblock server that answers `Reset` and the geometry questions (not
+    /// `Max_Requests`, as Muen's AHCI driver), with the block length `block_length`
+    /// holds; played by the simulated kernel whenever the runtime halts, which also
+    /// lets 1 µs pass (so a new acquisition starts a new epoch).
+    fn geometry_server(
+        req: &'static [AtomicU64],
+        resp: &'static [AtomicU64],
+        block_length: Rc<Cell<u64>>,
+    ) -> impl FnMut(&SimSys) {
+        let mut requests = Reader::new(
+            Region::from_atomics(req).unwrap(),
+            muenblock::PROTOCOL,
+            REQUEST_SIZE,
+        )
+        .unwrap();
+        let mut responses = Writer::init(
+            RegionMut::from_atomics(resp).unwrap(),
+            muenblock::PROTOCOL,
+            RESPONSE_SIZE,
+            epoch_from(1),
+        )
+        .unwrap();
+        move |m| loop {
+            m.set_tsc(Tsc::from_ticks(m.tsc().ticks() + 1_000));
+            let request = match requests.read::<Request>() {
+                Ok(request) => request,
+                Err(ReadError::EpochChanged) => continue,
+                Err(_) => return,
+            };
+            let answer = match request.kind() {
+                Ok(RequestKind::Reset) => 0,
+                Ok(RequestKind::MaxDevices) => 1,
+                Ok(RequestKind::MediaBlocks) => 64,
+                Ok(RequestKind::BlockLength) => block_length.get(),
+                Ok(RequestKind::MaxBlocksCount) => 8,
+                _ => continue,
+            };
+            responses.write(&Response::to(&request, answer)).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_device_is_taken_once_and_a_failed_acquisition_takes_nothing() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let timed_page = shared(0x1000);
+        let (net_in, net_out) = (shared(0x4000), shared(0x4000));
+        let req = shared(REQUEST_REGION_SIZE);
+        let resp = shared(RESPONSE_REGION_SIZE);
+        let data = shared(0x1_0000);
+        let block_length = Rc::new(Cell::new(1000));
+        let m = mock(geometry_server(req, resp, block_length.clone()));
+        let info = page("devices", |b| {
+            with_timer(b, timed_page);
+            b.memory("net0|in", memory(net_in, MemoryKind::SubjectChannel, false))
+                .unwrap()
+                .memory(
+                    "net0|out",
+                    memory(net_out, MemoryKind::SubjectChannel, true),
+                )
+                .unwrap()
+                .memory("disk|req", memory(req, MemoryKind::SubjectChannel, true))
+                .unwrap()
+                .memory("disk|resp", memory(resp, MemoryKind::SubjectChannel, false))
+                .unwrap()
+                .memory("disk|data", memory(data, MemoryKind::SubjectDevice, true))
+                .unwrap();
+        });
+        // SAFETY: the page points at leaked test memory; this is its only runtime.
+        let rt = unsafe { Runtime::new(m, info) }.unwrap();
+        let taken = |device: &str| AcquireError::AlreadyAcquired {
+            device: Name::try_from(device).unwrap(),
+        };
+
+        {
+            let mut net = rt.net("net0").unwrap();
+            assert_eq!(rt.net("net0").err(), Some(taken("net0")));
+            assert_eq!(
+                taken("net0").to_string(),
+                "device `net0`: acquired already (a device is taken once)"
+            );
+            // The first handle still works.
+            net.transmit(&[0x42; 60]).unwrap();
+            assert_eq!(net.stats().tx_frames, 1);
+        }
+        // Its end does not give the device back.
+        assert_eq!(rt.net("net0").err(), Some(taken("net0")));
+        // A bad name is reported as such, taken or not.
+        assert!(matches!(rt.net("net|0"), Err(AcquireError::BadName { .. })));
+
+        // The server answers an unusable block length first: that acquisition fails
+        // and takes nothing, so the next one (with a usable answer) succeeds.
+        assert!(matches!(
+            rt.block("disk"),
+            Err(AcquireError::BadGeometry {
+                field: "Block_Length",
+                value: 1000,
+                ..
+            })
+        ));
+        block_length.set(512);
+        let disk = rt.block("disk").unwrap();
+        assert_eq!(disk.info().capacity, 64 * 512);
+        assert_eq!(rt.block("disk").err(), Some(taken("disk")));
+        assert!(m.halts() > 0, "the server answered while the runtime slept");
+        // Names that are not devices of the page are still reported missing.
+        assert!(matches!(rt.net("net1"), Err(AcquireError::Missing { .. })));
     }
 }

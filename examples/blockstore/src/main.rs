@@ -3,8 +3,9 @@
 //! library, `src/lib.rs`, for the format and the rules).
 //!
 //! Exit status: 0 when this boot's record was written; 2 when it was not (the log is
-//! full, or has a hole that needs repair); 1 when the device or the disk failed (for
-//! a disk that is not a blockstore disk, nothing is written).
+//! full, or has a hole that needs repair); 1 when the device or the disk failed
+//! (`main` returns the [`BootError`], which the runtime logs as `ERROR main: ...`; for a
+//! disk that is not a blockstore disk, nothing is written).
 //!
 //! Run it in the testbed on an image: `truncate -s 1M store.img` then
 //! `muen-testbed run examples/blockstore --disk storage=store.img`.
@@ -13,9 +14,9 @@
 #![no_main]
 
 use blockstore::format::{SectorError, PAYLOAD_MAX};
-use blockstore::{Appended, Found, Tail, DEVICE};
+use blockstore::{Appended, BootError, Found, Tail, DEVICE};
 use core::fmt::Write as _;
-use log::{error, info, warn};
+use log::{info, warn};
 use muen_subject::device::BlockDevice;
 use muen_subject::{Duration, Runtime};
 
@@ -39,14 +40,8 @@ impl core::fmt::Write for Payload<'_> {
     }
 }
 
-fn main(rt: &mut Runtime) -> i32 {
-    let mut dev = match rt.block(DEVICE) {
-        Ok(dev) => dev,
-        Err(e) => {
-            error!("{DEVICE}: {e}");
-            return 1;
-        }
-    };
+fn main(rt: &mut Runtime) -> Result<i32, BootError> {
+    let mut dev = rt.block(DEVICE)?;
     let geometry = dev.info();
     info!(
         "{DEVICE}: {} bytes, blocks of {}",
@@ -61,14 +56,7 @@ fn main(rt: &mut Runtime) -> i32 {
             None => write!(p, "boot {boot}"),
         };
         p.len
-    });
-    let report = match report {
-        Ok(r) => r,
-        Err(e) => {
-            error!("{e}");
-            return 1;
-        }
-    };
+    })?;
     match report.found {
         Found::Blank => info!("blank disk: formatted, {} slots", report.log_slots),
         Found::Copy {
@@ -100,7 +88,7 @@ fn main(rt: &mut Runtime) -> i32 {
         warn!("{} damaged slots after the tail", report.damaged);
     }
     info!("boot count: {}", report.boot_count);
-    match report.appended {
+    Ok(match report.appended {
         Appended::Yes { sequence } => {
             info!("appended record {sequence}");
             0
@@ -113,5 +101,5 @@ fn main(rt: &mut Runtime) -> i32 {
             warn!("hole in the log: no record appended");
             2
         }
-    }
+    })
 }

@@ -20,8 +20,9 @@
 //! only these two declarations, and would add an allocator that a subject with a fixed
 //! set of sockets does not need.)
 //!
-//! The binary (`src/main.rs`) only acquires the device and runs [`Server`]; the
-//! modules here are tested on the host (`cargo test -p echo`).
+//! The binary (`src/main.rs`) only acquires the device and runs [`Server`] (returning
+//! a [`SetupError`] if it cannot); the modules here are tested on the host
+//! (`cargo test -p echo`).
 
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
@@ -35,6 +36,9 @@ pub use server::{
     SOCKETS, UDP_BUFFER, UDP_PACKETS, UDP_PAYLOAD_MAX,
 };
 
+use core::fmt;
+
+use muen_subject::device::AcquireError;
 use smoltcp::wire::Ipv4Address;
 
 /// The subject's address on `service0`.
@@ -47,3 +51,50 @@ pub const UDP_PORT: u16 = 7;
 pub const HTTP_PORT: u16 = 80;
 /// The network device the subject uses (named in `app.toml`).
 pub const DEVICE: &str = "service0";
+
+/// Why `main` cannot start serving (logged by the runtime as `ERROR main: ...`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SetupError {
+    /// The network device [`DEVICE`] cannot be acquired.
+    Device(AcquireError),
+    /// The socket buffers were handed out already ([`Memory::take`] gives them once).
+    MemoryTaken,
+}
+
+impl From<AcquireError> for SetupError {
+    fn from(e: AcquireError) -> Self {
+        SetupError::Device(e)
+    }
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetupError::Device(e) => write!(f, "{DEVICE}: {e}"),
+            SetupError::MemoryTaken => f.write_str("socket buffers already taken"),
+        }
+    }
+}
+
+impl core::error::Error for SetupError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use muen_subject::Name;
+
+    #[test]
+    fn setup_errors_name_the_device_or_the_buffers() {
+        let missing = AcquireError::Missing {
+            region: Name::try_from("service0|in").unwrap(),
+        };
+        assert_eq!(
+            SetupError::from(missing).to_string(),
+            "service0: region `service0|in`: not in the subject info page"
+        );
+        assert_eq!(
+            SetupError::MemoryTaken.to_string(),
+            "socket buffers already taken"
+        );
+    }
+}

@@ -8,27 +8,19 @@
 #![no_std]
 #![no_main]
 
-use echo::{Memory, Server, ADDRESS, DEVICE, HTTP_PORT, PREFIX_LEN, SOCKETS, UDP_PORT};
-use log::{error, info};
+use echo::{Memory, Server, SetupError, ADDRESS, DEVICE, HTTP_PORT, PREFIX_LEN, SOCKETS, UDP_PORT};
+use log::info;
 use muen_subject::device::NetDevice;
 use muen_subject::Runtime;
 use smoltcp::iface::SocketStorage;
 
 muen_subject::entry!(main);
 
-fn main(rt: &mut Runtime) -> i32 {
-    let device = match rt.net(DEVICE) {
-        Ok(device) => device,
-        Err(e) => {
-            error!("{DEVICE}: {e}");
-            return 1;
-        }
-    };
-    let Some(memory) = Memory::take() else {
-        error!("socket buffers already taken");
-        return 1;
-    };
-    let name = rt.name().as_str().unwrap_or("echo");
+/// Serves forever; an error (exit code 1, logged) only if it cannot start.
+fn main(rt: &mut Runtime) -> Result<(), SetupError> {
+    let device = rt.net(DEVICE)?;
+    let memory = Memory::take().ok_or(SetupError::MemoryTaken)?;
+    let name = rt.name().as_str();
     let mut slots = [SocketStorage::EMPTY; SOCKETS];
     // The TSC at start seeds TCP's initial sequence numbers: they differ per boot.
     let now = rt.now();

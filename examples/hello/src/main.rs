@@ -16,7 +16,7 @@ muen_subject::entry!(main);
 /// How long to wait for the time subject to publish the wall clock.
 const WALL_CLOCK_WAIT: Duration = Duration::from_millis(100);
 
-fn main(rt: &mut Runtime) -> i32 {
+fn main(rt: &mut Runtime) {
     info!("hello from {}", rt.name());
     info!("monotonic {}", rt.now());
     match rt.wall_clock(WALL_CLOCK_WAIT) {
@@ -40,5 +40,4 @@ fn main(rt: &mut Runtime) -> i32 {
             _ => info!("resource {}", r.name),
         }
     }
-    0
 }

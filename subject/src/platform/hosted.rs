@@ -10,8 +10,8 @@
 //!   sinfo page must be mapped and must name only regions the map mapped (writable
 //!   where it says so), since the runtime trusts its addresses.
 //! - events: `Event(n)` datagrams; halting: `Halt`, then a blocking `recv`;
-//!   vectors: `Vector(v)` datagrams, drained (non-blocking) into
-//!   [`PENDING`] whenever the runtime looks for vectors.
+//!   vectors: `Vector(v)` datagrams, drained (non-blocking) into the pending bitmap
+//!   whenever the runtime looks for vectors.
 //! - any failure (a missing descriptor, a bad map, a mapping that fails, the testbed
 //!   closing the socket or sending something that is not a message for a subject):
 //!   one line on stderr naming the problem, exit status 125. `main` never runs with
@@ -19,17 +19,18 @@
 
 use core::fmt::{self, Write as _};
 
+use muen_abi::addr::VirtAddr;
 use muen_abi::layout::SINFO;
 use muen_abi::names::Name;
 use muen_abi::time::Tsc;
-use muen_channel::{Event, EventHook};
+use muen_channel::{Event, EventHook, Vector};
 use muen_sinfo::{ResourceData, SubjectInfo};
 use muen_testbed_abi::hosted::{
     MemMap, MemMapError, Message, CONTROL_FD, ENTRY_EXECUTABLE, ENTRY_WRITABLE, MEMMAP_SIZE,
     MEMORY_FD,
 };
 
-use super::{Platform, VectorSet, PENDING};
+use super::machine::{Platform, VectorSet, PENDING};
 
 /// Exit status of a subject whose world is broken (see `docs/hosted.md`).
 pub const EXIT_BROKEN_WORLD: i32 = 125;
@@ -84,7 +85,7 @@ pub enum HostedError {
         /// Entry index.
         index: usize,
         /// Its address.
-        address: u64,
+        address: VirtAddr,
         /// Its size.
         size: u64,
         /// `errno` of `mmap`.
@@ -95,7 +96,7 @@ pub enum HostedError {
         /// Entry index.
         index: usize,
         /// The address asked for.
-        address: u64,
+        address: VirtAddr,
     },
     /// No entry maps the sinfo page at its fixed address.
     NoSinfo,
@@ -107,7 +108,7 @@ pub enum HostedError {
         /// Its logical name.
         name: Name,
         /// Its address.
-        address: u64,
+        address: VirtAddr,
         /// Its size.
         size: u64,
         /// Whether the page says it is writable.
@@ -205,13 +206,15 @@ impl fmt::Display for HostedError {
     }
 }
 
+impl core::error::Error for HostedError {}
+
 fn errno() -> i32 {
     // SAFETY: `__errno_location` returns this thread's errno slot.
     unsafe { *libc::__errno_location() }
 }
 
 /// Writes `muen-subject: <message>` as one line on stderr and exits with status 125.
-pub fn fatal(message: fmt::Arguments<'_>) -> ! {
+pub(crate) fn fatal(message: fmt::Arguments<'_>) -> ! {
     let mut line = Line::new();
     let _ = write!(line, "muen-subject: {message}");
     line.finish();
@@ -222,7 +225,7 @@ pub fn fatal(message: fmt::Arguments<'_>) -> ! {
 }
 
 /// Writes `message` and a newline to stderr (used for panics, besides the debug log).
-pub fn eprint(message: fmt::Arguments<'_>) {
+pub(crate) fn eprint(message: fmt::Arguments<'_>) {
     let mut line = Line::new();
     let _ = write!(line, "{message}");
     line.finish();
@@ -359,7 +362,7 @@ fn map_entries(bytes: &[u8], file_size: u64) -> Result<(), HostedError> {
         if got == libc::MAP_FAILED {
             return Err(HostedError::MapFailed {
                 index,
-                address,
+                address: VirtAddr::new(address),
                 size,
                 errno: errno(),
             });
@@ -367,7 +370,10 @@ fn map_entries(bytes: &[u8], file_size: u64) -> Result<(), HostedError> {
         if got as u64 != address {
             // SAFETY: unmaps what the kernel placed elsewhere; nothing uses it.
             unsafe { libc::munmap(got, size as usize) };
-            return Err(HostedError::MapMoved { index, address });
+            return Err(HostedError::MapMoved {
+                index,
+                address: VirtAddr::new(address),
+            });
         }
     }
     check_sinfo(&map)
@@ -397,7 +403,7 @@ fn check_sinfo(map: &MemMap<'_>) -> Result<(), HostedError> {
                 let _ = write!(name, "{}", r.name);
                 return Err(HostedError::RegionNotMapped {
                     name,
-                    address: m.address,
+                    address: VirtAddr::new(m.address),
                     size: m.size,
                     writable: m.writable(),
                 });
@@ -428,8 +434,8 @@ impl Hosted {
         Hosted(())
     }
 
-    /// Reads the TSC.
-    pub fn rdtsc() -> u64 {
+    /// Reads the TSC (the log's timestamp source; [`Platform::tsc`] gives a [`Tsc`]).
+    pub(crate) fn rdtsc() -> u64 {
         // SAFETY: `rdtsc` is allowed in user mode on Linux and has no side effects.
         #[allow(unused_unsafe)]
         unsafe {
@@ -499,7 +505,7 @@ fn receive(blocking: bool) -> Option<u8> {
 /// Moves every queued `Vector` message into the pending set.
 fn drain() {
     while let Some(v) = receive(false) {
-        PENDING.set(v);
+        PENDING.set(Vector(v));
     }
 }
 
@@ -533,7 +539,7 @@ impl Platform for Hosted {
         }
         send(Message::Halt);
         if let Some(v) = receive(true) {
-            PENDING.set(v);
+            PENDING.set(Vector(v));
         }
         drain();
         true

@@ -1,16 +1,17 @@
-//! The CPU tables of a Muen subject: `_start`, GDT, TSS, IDT and the interrupt stubs,
-//! and the two hypervisor stubs (event and exit).
+//! The CPU tables of a Muen subject: `_start`, GDT, TSS, IDT and the interrupt stubs.
 //!
 //! The stubs are one table of 256 `call` instructions (5 bytes each), so that the IDT
 //! needs no table of addresses: gate `v` points to `muen_subject_stubs + 5 * v`. The
 //! common code behind them finds the vector from the return address the `call`
-//! pushed. Vectors 0..=31 go to [`exception`], which never returns; vectors 32..=255
-//! set bit `v` of [`PENDING`] with `lock bts` and return with `iretq`.
+//! pushed. Vectors 0..=31 go to [`exception`], which reports through
+//! [`exit`](crate::exit) and never returns; vectors 32..=255 set bit `v` of
+//! [`PENDING`] with `lock bts` and return with `iretq`.
 
 use core::arch::{asm, global_asm};
 use core::mem::{offset_of, size_of};
 
-use crate::platform::PENDING;
+use super::kernel::Muen;
+use crate::platform::machine::PENDING;
 
 global_asm!(
     // The entry, placed first in the image by the linker script.
@@ -33,32 +34,6 @@ global_asm!(
     "    xor ebp, ebp",
     "    call muen_subject_main",
     "    ud2",
-    "",
-    // The two places where the subject talks to its kernel, each a 16-byte stub in
-    // its own section (`muen_testbed_abi::qemu`: the testbed's QEMU mode replaces exactly these
-    // bytes before boot, after checking them; on Muen they run as they are).
-    // Event: number in RAX; RAX is clobbered, everything else preserved.
-    ".section .text.muen_subject_hypercall, \"ax\", @progbits",
-    ".balign 16",
-    ".global muen_subject_hypercall",
-    ".type muen_subject_hypercall, @function",
-    "muen_subject_hypercall:",
-    "    vmcall",
-    "    ret",
-    "    .fill 12, 1, 0xcc",
-    ".size muen_subject_hypercall, 16",
-    "",
-    // Exit: code in EDI (unused on Muen, where nobody collects it); never returns.
-    ".section .text.muen_subject_exit, \"ax\", @progbits",
-    ".balign 16",
-    ".global muen_subject_exit",
-    ".type muen_subject_exit, @function",
-    "muen_subject_exit:",
-    "    cli",
-    "2:  hlt",
-    "    jmp 2b",
-    "    .fill 12, 1, 0xcc",
-    ".size muen_subject_exit, 16",
     "",
     ".section .text.muen_subject_stubs, \"ax\", @progbits",
     ".balign 16",
@@ -109,10 +84,6 @@ global_asm!(
 extern "C" {
     /// The first of the 256 five-byte stubs (defined in the assembly above).
     static muen_subject_stubs: u8;
-    /// Triggers the event in RAX (`vmcall` on Muen); clobbers RAX only.
-    pub(super) fn muen_subject_hypercall();
-    /// Ends the subject with the code in EDI (`cli; hlt` forever on Muen).
-    pub(super) fn muen_subject_exit() -> !;
 }
 
 /// Size of one stub (`call rel32`).
@@ -328,5 +299,5 @@ extern "sysv64" fn exception(vector: u64, frame: *const u64) -> ! {
     } else {
         None
     };
-    crate::entry::exception(vector, error, rip, cr2)
+    crate::exit::exception(&Muen::assume_initialised(), vector, error, rip, cr2)
 }

@@ -30,23 +30,25 @@
 //! which calls [`Muen::init`]: a GDT with the selectors Muen's profile uses (code 0x08,
 //! data 0x10, TSS 0x18), a TSS whose IST stacks take page faults and double faults (so
 //! that a stack overflow is still reported), and an IDT: vectors 0..=31 log the
-//! exception and exit, vectors 32..=255 set their bit in [`PENDING`] and return.
-//! Interrupts stay disabled except for the `sti; hlt` pair in
-//! [`Platform::halt_unless`], so vector handlers never run in the middle of
-//! application code.
-
-use core::arch::asm;
-
-use muen_abi::time::Tsc;
-use muen_channel::{Event, EventHook};
-
-use super::{Platform, VectorSet, PENDING};
+//! exception and exit (through [`exit`](crate::exit)), vectors 32..=255 set their bit in
+//! the pending bitmap and return. Interrupts stay disabled except for the `sti; hlt`
+//! pair in [`Platform::halt_unless`](super::Platform::halt_unless), so vector handlers
+//! never run in the middle of application code.
+//!
+//! # Modules
+//!
+//! - `kernel`: the [`Muen`] handle and its [`Platform`](super::Platform) implementation:
+//!   the two stubs through which the subject talks to its kernel (event, exit),
+//!   `rdtsc`, `sti; hlt`. It imports nothing of this platform.
+//! - `cpu`: `_start`, the GDT, TSS and IDT, the vector stubs, and the exception
+//!   handler, which reports through the handle of `kernel`.
+//!
+//! This module declares them and sets the CPU up in [`Muen::init`].
 
 mod cpu;
+mod kernel;
 
-/// The Muen platform (a zero-sized handle).
-#[derive(Clone, Copy, Debug)]
-pub struct Muen(());
+pub use kernel::Muen;
 
 impl Muen {
     /// Loads the runtime's GDT, TSS and IDT and returns the platform handle.
@@ -58,86 +60,6 @@ impl Muen {
     pub unsafe fn init() -> Self {
         // SAFETY: forwarded contract.
         unsafe { cpu::init() };
-        Muen(())
-    }
-
-    /// The handle, for code that runs after [`Muen::init`] without access to the
-    /// runtime (the panic handler).
-    pub(crate) const fn assume_initialised() -> Self {
-        Muen(())
-    }
-
-    /// Reads the TSC.
-    pub fn rdtsc() -> u64 {
-        // SAFETY: `rdtsc` has no side effects; policy-gen disables RDTSC exiting.
-        #[allow(unused_unsafe)]
-        unsafe {
-            core::arch::x86_64::_rdtsc()
-        }
-    }
-}
-
-impl EventHook for Muen {
-    fn trigger(&self, event: Event) {
-        // SAFETY: `muen_subject_hypercall` (cpu.rs) is `vmcall; ret` on Muen, where this
-        // image runs as a subject at CPL 0: the kernel handles (or ignores) the event in
-        // RAX and resumes us after the `vmcall`. The testbed's QEMU mode replaces the
-        // body with `out 0xe9, al; nop; ret` (muen_testbed_abi::qemu::HYPERCALL_QEMU), which
-        // has the same contract. Either way only RAX and the flags change; the `call`
-        // pushes a return address below RSP, which is safe because the target has no
-        // red zone. Memory may be read or written as far as the compiler knows (no
-        // `nomem`), so channel stores issued before the event are not moved past it.
-        unsafe {
-            asm!(
-                "call {hypercall}",
-                hypercall = sym cpu::muen_subject_hypercall,
-                inout("rax") u64::from(event.number()) => _,
-            );
-        }
-    }
-}
-
-impl Platform for Muen {
-    fn tsc(&self) -> Tsc {
-        Tsc::from_ticks(Muen::rdtsc())
-    }
-
-    fn pause(&self) {
-        core::hint::spin_loop()
-    }
-
-    fn take_pending(&self) -> VectorSet {
-        PENDING.take()
-    }
-
-    fn halt_unless(&self, ready: &mut dyn FnMut() -> bool) -> bool {
-        // Interrupts are disabled here (always, outside this function), so a vector
-        // that arrives from now on waits in the kernel until `sti`, and the `hlt` in
-        // the STI shadow then ends at once.
-        if ready() || PENDING.any() {
-            return false;
-        }
-        // SAFETY: enables interrupts for exactly the `hlt`: the IDT is loaded, and the
-        // vector stubs only set a bit in PENDING and `iretq`. The target has no red
-        // zone, so the interrupt frame pushed below RSP overwrites nothing. Memory is
-        // clobbered (no `nomem`): PENDING changes behind the compiler's back.
-        unsafe { asm!("sti", "hlt", "cli") };
-        true
-    }
-
-    fn exit(&self, code: i32) -> ! {
-        // SAFETY: `muen_subject_exit` (cpu.rs) is `cli; 1: hlt; jmp 1b` on Muen: it
-        // stops this vCPU for good (with IF = 0 only an NMI, handled by Muen, could
-        // resume it, and the loop halts again). In the testbed's QEMU mode its body
-        // reports the code in EDI and ends QEMU (muen_testbed_abi::qemu::EXIT_QEMU), then
-        // halts the same way. It never returns, and it touches no memory.
-        unsafe {
-            asm!(
-                "call {exit}",
-                exit = sym cpu::muen_subject_exit,
-                in("edi") code,
-                options(noreturn),
-            )
-        }
+        Muen::assume_initialised()
     }
 }
