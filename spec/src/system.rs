@@ -932,13 +932,13 @@ impl System {
                     .iter()
                     .find(|c| c.cpu == cpu)
                     .map_or(&[][..], |c| &c.minor_frames[..]);
-                let mut start = 0;
+                let mut start: u64 = 0;
                 let mut own = Vec::new();
                 for f in frames {
                     if Some(f.partition) == partition {
                         own.push((start, f.ticks));
                     }
-                    start += f.ticks;
+                    start = start.saturating_add(f.ticks);
                 }
                 (start, own)
             })

@@ -11,123 +11,15 @@ use muen_spec::model::{Content, Gpr, SourceAction, TargetAction};
 use muen_spec::system::{self, EventMode, Sharer, SystemError};
 use muen_spec::{Generation, Library, Origin};
 
-/// Two subjects: `app` (writes `chan`, reads `back`, exits to a reset, a timer) and
-/// `peer` (reads `chan`, writes `back`), in one partition of two scheduling groups.
+/// The policy of `fixtures/system_b.xml` (a hand-written policy B in the 2026-04
+/// format: two subjects, `app` (writes `chan`, reads `back`, exits to a reset, a timer)
+/// and `peer` (reads `chan`, writes `back`), in two partitions) with `processor` as its
+/// processor.
 fn policy(processor: &str) -> String {
-    format!(
-        "\u{feff}<?xml version=\"1.0\" encoding=\"utf-8\"?>
-<system>
- <config/>
- <hardware>
-  {processor}
- </hardware>
- <memory>
-  <memory alignment=\"16#1000#\" caching=\"WB\" name=\"kernel_text\" physicalAddress=\"16#0010_0000#\" size=\"16#1000#\" type=\"kernel_binary\"/>
-  <memory caching=\"WB\" name=\"app|ram\" physicalAddress=\"16#0100_0000#\" size=\"16#0010_0000#\" type=\"subject\"/>
-  <memory caching=\"WB\" name=\"chan\" physicalAddress=\"16#0200_0000#\" size=\"16#2000#\" type=\"subject_channel\">
-   <fill pattern=\"16#00#\"/>
-   <hash value=\"16#000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f#\"/>
-  </memory>
-  <memory caching=\"WB\" name=\"back\" physicalAddress=\"16#0200_2000#\" size=\"16#1000#\" type=\"subject_channel\">
-   <fill pattern=\"16#00#\"/>
-   <hashRef memory=\"chan\"/>
-  </memory>
-  <memory caching=\"WB\" name=\"app|sinfo\" physicalAddress=\"16#0300_0000#\" size=\"16#8000#\" type=\"subject_info\">
-   <file filename=\"app_sinfo\" offset=\"none\"/>
-  </memory>
-  <memory caching=\"WB\" name=\"app|text\" physicalAddress=\"16#0400_0000#\" size=\"16#1000#\" type=\"subject_binary\">
-   <file filename=\"app\" offset=\"16#1000#\" size=\"16#2000#\"/>
-  </memory>
- </memory>
- <events>
-  <event mode=\"self\" name=\"app_exit\"/>
-  <event mode=\"self\" name=\"app_timer\"/>
-  <event mode=\"async\" name=\"chan\"/>
-  <event mode=\"async\" name=\"back\"/>
-  <event mode=\"kernel\" name=\"subject_sleep\"/>
-  <event mode=\"kernel\" name=\"system_panic\"/>
- </events>
- <subjects>
-  <subject cpu=\"0\" globalId=\"0\" localId=\"0\" name=\"app\" schedGroupId=\"1\">
-   <vcpu>VCPU</vcpu>
-   <bootparams/>
-   <memory>
-    <memory executable=\"true\" logical=\"text\" physical=\"app|text\" virtualAddress=\"16#0020_0000#\" writable=\"false\"/>
-    <memory executable=\"false\" logical=\"ram\" physical=\"app|ram\" virtualAddress=\"16#4000_0000#\" writable=\"true\"/>
-    <memory executable=\"false\" logical=\"dev|out\" physical=\"chan\" virtualAddress=\"16#0010_0000_0000#\" writable=\"true\"/>
-    <memory executable=\"false\" logical=\"debuglog\" physical=\"back\" virtualAddress=\"16#000f_fff0_0000#\" writable=\"false\"/>
-    <memory executable=\"false\" logical=\"sinfo\" physical=\"app|sinfo\" virtualAddress=\"16#000e_0000_0000#\" writable=\"false\"/>
-   </memory>
-   <devices/>
-   <events>
-    <source>
-     <group name=\"vmx_exit\">
-      <event id=\"0\" logical=\"default_event_0\" physical=\"system_panic\"><system_panic/></event>
-      <event id=\"12\" logical=\"hlt\" physical=\"subject_sleep\"><subject_sleep/></event>
-     </group>
-     <group name=\"vmcall\">
-      <event id=\"0\" logical=\"exit\" physical=\"app_exit\"/>
-      <event id=\"1\" logical=\"timer\" physical=\"app_timer\"/>
-      <event id=\"5\" logical=\"dev|out\" physical=\"chan\"/>
-     </group>
-    </source>
-    <target>
-     <event id=\"0\" logical=\"restart\" physical=\"app_exit\"><reset/></event>
-     <event id=\"1\" logical=\"timer\" physical=\"app_timer\"><inject_interrupt vector=\"32\"/></event>
-     <event id=\"2\" logical=\"debuglog\" physical=\"back\"><inject_interrupt vector=\"40\"/></event>
-    </target>
-   </events>
-  </subject>
-  <subject cpu=\"0\" globalId=\"1\" localId=\"1\" name=\"peer\" schedGroupId=\"3\">
-   <vcpu/>
-   <bootparams/>
-   <memory>
-    <memory executable=\"false\" logical=\"from_app\" physical=\"chan\" virtualAddress=\"16#0001_0000_0000#\" writable=\"false\"/>
-    <memory executable=\"false\" logical=\"to_app\" physical=\"back\" virtualAddress=\"16#0001_0010_0000#\" writable=\"true\"/>
-   </memory>
-   <devices/>
-   <events>
-    <source>
-     <group name=\"vmcall\">
-      <event id=\"16\" logical=\"to_app\" physical=\"back\"/>
-     </group>
-    </source>
-    <target>
-     <event id=\"0\" logical=\"from_app\" physical=\"chan\"><inject_interrupt vector=\"64\"/></event>
-    </target>
-   </events>
-  </subject>
- </subjects>
- <scheduling tickRate=\"1000\">
-  <partitions>
-   <partition cpu=\"0\" id=\"1\" name=\"first\"><group id=\"3\"><subject name=\"peer\"/></group></partition>
-   <partition cpu=\"0\" id=\"2\" name=\"apps\">
-    <group id=\"1\"><subject name=\"app\"/></group>
-   </partition>
-  </partitions>
-  <majorFrame>
-   <cpu id=\"0\">
-    <minorFrame barrier=\"none\" partition=\"first\" ticks=\"10\"/>
-    <minorFrame barrier=\"none\" partition=\"apps\" ticks=\"20\"/>
-    <minorFrame barrier=\"none\" partition=\"first\" ticks=\"5\"/>
-    <minorFrame barrier=\"none\" partition=\"apps\" ticks=\"15\"/>
-   </cpu>
-   <barriers/>
-  </majorFrame>
-  <majorFrame>
-   <cpu id=\"0\"><minorFrame barrier=\"none\" partition=\"apps\" ticks=\"7\"/></cpu>
-  </majorFrame>
- </scheduling>
-</system>
-"
-    )
-    .replace(
-        "VCPU",
-        "<registers><gpr><rip>16#0020_0000#</rip><rsp>16#4000_fff8#</rsp><rax>16#0000#</rax>\
-         <rdi>16#0007#</rdi></gpr><cr4><OSSupportSIMDExceptions>1</OSSupportSIMDExceptions>\
-         </cr4></registers>",
-    )
+    FIXTURE.replace(NEW_PROCESSOR, processor)
 }
+
+const FIXTURE: &str = include_str!("fixtures/system_b.xml");
 
 const OLD_PROCESSOR: &str = "<processor cpuCores=\"2\" speed=\"2111994\" vmxTimerRate=\"5\"/>";
 const NEW_PROCESSOR: &str = "<processor cpuCores=\"2\"><x86_64 bspApicId=\"0\" tscFrequency=\"2111994\" vmxTimerRate=\"5\"/></processor>";
