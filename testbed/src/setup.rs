@@ -589,3 +589,103 @@ pub fn first_mismatch(app: &SubjectView, policy: &SubjectView) -> Option<String>
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy;
+    use std::path::Path;
+
+    fn echo() -> SubjectView {
+        policy::parse(
+            include_str!("../../policy-gen/tests/snapshots/2026-04/echo.xml"),
+            Path::new("echo.xml"),
+            policy::Image::Skip,
+        )
+        .unwrap()
+        .view
+    }
+
+    #[test]
+    fn the_first_mismatch_names_the_place_and_both_sides() {
+        let app = echo();
+        assert_eq!(first_mismatch(&app, &app), None);
+        // Contents are the policy's business (Muen fills its channels).
+        let mut filled = app.clone();
+        filled.mappings[1].content = muen_spec::Content::Fill(0);
+        assert_eq!(first_mismatch(&app, &filled), None);
+        let mut policy = app.clone();
+        policy.mappings[1].region.size = 0x8_0000;
+        assert_eq!(
+            first_mismatch(&app, &policy).unwrap(),
+            "memory #1: the app has `service0|in` at 0x1000000000, 0x100000 bytes, \
+             read-only, subject_channel, the policy `service0|in` at 0x1000000000, \
+             0x80000 bytes, read-only, subject_channel"
+        );
+        let mut shorter = app.clone();
+        shorter.mappings.pop();
+        assert!(first_mismatch(&app, &shorter)
+            .unwrap()
+            .ends_with("subject_timed_event, the policy nothing"));
+        let mut events = app.clone();
+        events.events[2].number = 5;
+        assert_eq!(
+            first_mismatch(&app, &events).unwrap(),
+            "event #2: the app has `service0|out` = 2, the policy `service0|out` = 5"
+        );
+        let mut vectors = app.clone();
+        vectors.vectors.pop();
+        assert_eq!(
+            first_mismatch(&app, &vectors).unwrap(),
+            "vector #1: the app has `service0|in` = 33, the policy nothing"
+        );
+        let mut entry = app.clone();
+        entry.registers.rip = Some(muen_abi::VirtAddr::new(0x30_0000));
+        assert_eq!(
+            first_mismatch(&app, &entry).unwrap(),
+            "RIP: the app has 0x200000, the policy 0x300000"
+        );
+    }
+
+    #[test]
+    fn protocols_follow_the_names_of_either_end() {
+        assert_eq!(
+            protocol(&["to_service0_in", "service0|in"]),
+            "muennet (by the name `service0|in`)"
+        );
+        assert_eq!(
+            protocol(&["storage|req"]),
+            "muenblock (by the name `storage|req`)"
+        );
+        assert_eq!(protocol(&["debuglog"]), "debuglog (by the name `debuglog`)");
+        assert!(protocol(&["a", "b"]).starts_with("unknown"));
+    }
+
+    #[test]
+    fn a_single_subject_is_its_own_system() {
+        let view = echo();
+        let setup = Setup::single(World::new(view.clone()).unwrap(), Version::V5);
+        assert_eq!(setup.regions.len(), view.mappings.len());
+        assert_eq!(setup.regions[0].name, "echo|ram");
+        let s = &setup.subjects[0];
+        assert_eq!(s.regions, (0..view.mappings.len()).collect::<Vec<_>>());
+        // `timer` is a self event, `exit` only counted, channel events go to peers.
+        assert_eq!(
+            s.deliveries[1],
+            [Delivery::Inject {
+                subject: 0,
+                vector: 32
+            }]
+        );
+        assert!(s.deliveries[0].is_empty() && s.deliveries[2].is_empty());
+        assert_eq!(s.exit_event, Some(0));
+        assert_eq!(
+            setup.logs,
+            [LogLink {
+                region: 4,
+                subject: 0
+            }]
+        );
+        assert_eq!(setup.time_info, [2]);
+    }
+}
