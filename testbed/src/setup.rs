@@ -182,10 +182,10 @@ impl Setup {
 pub struct Chosen {
     /// Its name in the policy.
     pub name: String,
-    /// Its image regions, if the run maps them itself (QEMU mode loads the ELF; the
-    /// policy's `subject_binary` regions are used if it has them, else these from the
-    /// app's ELF are added). `None`: hosted mode, where Linux loads the executable
-    /// and no image region is mapped.
+    /// QEMU mode: the image regions of the app's ELF, which the guest loads (the
+    /// policy's `subject_binary` regions are used if it has them, else these are
+    /// added). `None`: hosted mode, where Linux loads the executable; the policy's
+    /// image regions are mapped, zeroed, for the page's sake.
     pub image: Option<Vec<Mapping>>,
     /// mugensinfo's page to give it instead of the testbed's (`--sinfo`).
     pub page: Option<Vec<u8>>,
@@ -308,30 +308,20 @@ pub fn from_system(
         let policy_view = system.view(index)?;
         let wiring = system.wiring(index);
         let s = &system.subjects[index];
-        // The run's view: the policy's, with the image regions as the mode has them.
+        // The run's view: the policy's, in QEMU mode with the app's image regions if
+        // the policy maps none. In hosted mode the policy's image regions stay mapped
+        // (zeroed: Linux runs the host executable), because the runtime checks that
+        // every region its page names is mapped.
         let mut view = policy_view.clone();
         let mut links: Vec<Option<usize>> = wiring.regions.iter().map(|l| Some(l.region)).collect();
-        match &c.image {
-            None => {
-                let keep: Vec<bool> = view
-                    .mappings
-                    .iter()
-                    .map(|m| m.kind != MemoryKind::SubjectBinary)
-                    .collect();
-                let mut k = keep.iter();
-                view.mappings.retain(|_| *k.next().unwrap_or(&true));
-                let mut k = keep.iter();
-                links.retain(|_| *k.next().unwrap_or(&true));
-            }
-            Some(image) => {
-                if !view
-                    .mappings
-                    .iter()
-                    .any(|m| m.kind == MemoryKind::SubjectBinary)
-                {
-                    view.mappings.splice(0..0, image.iter().cloned());
-                    links.splice(0..0, image.iter().map(|_| None));
-                }
+        if let Some(image) = &c.image {
+            if !view
+                .mappings
+                .iter()
+                .any(|m| m.kind == MemoryKind::SubjectBinary)
+            {
+                view.mappings.splice(0..0, image.iter().cloned());
+                links.splice(0..0, image.iter().map(|_| None));
             }
         }
         // Who is at the other end of each mapping: for a reader the writer, for a

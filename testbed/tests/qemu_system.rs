@@ -10,8 +10,11 @@
 //! root only: ping, curl, ab), `blockstore` booted three times by its policy's reset;
 //! and two guests side by side.
 //!
-//! The tests need a usable `/dev/kvm` (`qemu_kvm` in their names) and fail saying so
-//! without one; `scripts/test.sh` skips them visibly there.
+//! One hosted run on the same system shows that a hosted subject runs on a policy that
+//! maps its image too (the image regions mapped, zeroed, for the page's sake).
+//!
+//! The QEMU tests need a usable `/dev/kvm` (`qemu_kvm` in their names) and fail saying
+//! so without one; `scripts/test.sh` skips them visibly there.
 
 mod common;
 
@@ -94,6 +97,29 @@ fn netns_qemu_kvm_system_echo_on_mugensinfos_hashed_page_answers_ping_curl_and_a
         policy: &policy,
         sinfo: Some(&sinfo),
     });
+}
+
+#[test]
+fn netns_system_hosted_echo_on_a_policy_with_images_and_mugensinfos_hashed_page() {
+    require_root("netns_system_hosted_echo_on_a_policy_with_images_and_mugensinfos_hashed_page");
+    let (policy, sinfo) = pages(true);
+    let source = Source::System {
+        policy: &policy,
+        sinfo: Some(&sinfo),
+    };
+    let (ns, run) = echo_from(Mode::Hosted, source, &[], Duration::from_secs(60));
+    let out = in_ns(
+        &ns,
+        "ping",
+        &["-c", "5", "-i", "0.05", "-W", "2", SUBJECT_IP],
+    );
+    assert!(
+        text(&out).contains("5 packets transmitted, 5 received"),
+        "{}",
+        show(&out)
+    );
+    assert!(status_page(&ns, "10").starts_with("subject: echo\n"));
+    run.stop_cleanly();
 }
 
 fn blockstore_boots_three_times(hashed_page: Option<bool>, image: &str) {
