@@ -38,51 +38,6 @@ fn root(xml: &str) -> &str {
     &xml[start..start + end]
 }
 
-/// A schema for fragments of a source-format system policy: Muen's own type
-/// definitions, with `subject`, `events`, `channels` and `memory` as root elements.
-fn fragment_schema(dir: &TempDir, generation: Generation) -> std::path::PathBuf {
-    let muen = schema_dir(generation).canonicalize().unwrap();
-    let files = [
-        "types.xsd",
-        "config.xsd",
-        "hardware.xsd",
-        "devices.xsd",
-        "events.xsd",
-        "memory.xsd",
-        "hash.xsd",
-        "vcpu.xsd",
-        "subject.xsd",
-        "system_src/memory.xsd",
-        "system_src/devices.xsd",
-        "system_src/events.xsd",
-        "system_src/hardware_misc.xsd",
-        "system_src/components.xsd",
-        "system_src/vcpu.xsd",
-        "system_src/channels.xsd",
-        "system_src/subject.xsd",
-    ];
-    let mut xsd = String::from(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-         <xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" elementFormDefault=\"qualified\">\n",
-    );
-    for f in files {
-        let path = muen.join(f);
-        assert!(path.is_file(), "{}", path.display());
-        xsd.push_str(&format!(
-            " <xs:include schemaLocation=\"file://{}\"/>\n",
-            path.display()
-        ));
-    }
-    xsd.push_str(
-        " <xs:element name=\"subject\" type=\"subjectType\"/>\n\
-          <xs:element name=\"events\" type=\"eventsType\"/>\n\
-          <xs:element name=\"channels\" type=\"channelsType\"/>\n\
-          <xs:element name=\"memory\" type=\"memRegionsType\"/>\n\
-         </xs:schema>\n",
-    );
-    dir.write(&format!("fragments-{generation}.xsd"), xsd)
-}
-
 fn spec_of(example: &str, generation: Generation) -> String {
     let manifest = repo_root().join("examples").join(example).join("app.toml");
     let mut args = tools(generation).to_vec();
