@@ -50,10 +50,16 @@ impl Kit {
     /// The kit beside the repository at `repo_root` (`<repo_root>/../shared/muen`);
     /// panics naming what is missing.
     pub fn beside(repo_root: &Path) -> Kit {
+        Kit::find(repo_root).unwrap_or_else(|message| panic!("{message}"))
+    }
+
+    /// The kit beside the repository at `repo_root`, or the message [`Kit::beside`]
+    /// fails with.
+    pub fn find(repo_root: &Path) -> Result<Kit, String> {
         let root = repo_root.join("../shared/muen");
         let root = root.canonicalize().unwrap_or(root);
-        Kit::check(&root).unwrap_or_else(|problem| {
-            panic!(
+        Kit::check(&root).map_err(|problem| {
+            format!(
                 "Muen's policy tool chain is not usable: {problem}. The tests run Muen's \
                  tools from ../shared/muen beside the repository (see its README.md; \
                  scripts/setup.sh installs the Debian packages they need)"
@@ -168,17 +174,25 @@ impl Outcome {
             && self.console.contains("Successfully validated")
     }
 
-    /// Panics with the tools' messages unless every step passed.
+    /// Why the run failed, with the tools' messages; `None` if every step passed.
+    pub fn failure(&self) -> Option<String> {
+        (!self.passed()).then(|| {
+            format!(
+                "Muen's tool chain rejects it: {} ended with status {:?}. What the tools \
+                 said (full logs in {}/logs):\n{}",
+                self.command,
+                self.status,
+                self.out.display(),
+                self.console
+            )
+        })
+    }
+
+    /// Panics with [`Outcome::failure`]'s message unless every step passed.
     pub fn assert_passed(&self) {
-        assert!(
-            self.passed(),
-            "Muen's tool chain rejects it: {} ended with status {:?}. What the tools \
-             said (full logs in {}/logs):\n{}",
-            self.command,
-            self.status,
-            self.out.display(),
-            self.console
-        );
+        if let Some(message) = self.failure() {
+            panic!("{message}");
+        }
     }
 
     /// A file of the output folder.
