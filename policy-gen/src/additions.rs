@@ -393,7 +393,7 @@ impl AppAdditions {
                 physical: name,
                 notified: has_event,
             });
-            replaces.push(replacement(&c.logical));
+            push_once(&mut replaces, replacement(&c.logical));
         }
         let mut peer_memory = Vec::new();
         for m in &spec.memory {
@@ -405,7 +405,7 @@ impl AppAdditions {
             });
             maps.push(map(&m.logical, &name));
             peer_memory.push(map(&m.logical.replace('|', "_"), &name));
-            replaces.push(replacement(&m.logical));
+            push_once(&mut replaces, replacement(&m.logical));
         }
 
         for source in &spec.events.source {
@@ -462,7 +462,6 @@ impl AppAdditions {
         } else {
             let name = format!("{app}_peer");
             check_length("peer subject name", &name)?;
-            replaces.dedup();
             Some(Peer {
                 name,
                 memory: peer_memory,
@@ -479,6 +478,12 @@ impl AppAdditions {
             peer,
             dbgserver_log,
         })
+    }
+}
+
+fn push_once(list: &mut Vec<String>, item: String) {
+    if !list.contains(&item) {
+        list.push(item);
     }
 }
 
@@ -896,6 +901,24 @@ mod tests {
 
     #[test]
     fn stand_ins_say_what_replaces_them() {
+        // One line per device, however its channels and memory interleave.
+        let manifest = "name = \"two\"\n[block.a]\n[block.b]\n[net.c]\n";
+        let dir = std::env::temp_dir().join(format!("additions-two-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("app.toml");
+        std::fs::write(&path, manifest).unwrap();
+        let spec = crate::component_spec(&path, None, None).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let peer = AppAdditions::new(&spec).unwrap().peer.unwrap();
+        let devices: Vec<&str> = peer
+            .replaces
+            .iter()
+            .map(|r| r.split('`').nth(1).unwrap())
+            .collect();
+        assert_eq!(devices.len(), 3, "{:?}", peer.replaces);
+        for d in ["a", "b", "c"] {
+            assert!(devices.contains(&d), "{devices:?}");
+        }
         assert!(replacement("service0|in").starts_with("network device `service0`"));
         assert!(replacement("storage|data").starts_with("block device `storage`"));
         assert_eq!(replacement("other"), "`other`: the subject that serves it");
