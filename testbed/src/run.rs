@@ -105,6 +105,8 @@ pub struct Options {
     pub frame: Duration,
     /// TSC rate to state in the sinfo page (the host's, normally).
     pub tsc: TscRate,
+    /// The sinfo page's format (Muen's tools write 4, Solo5's current bindings read 5).
+    pub sinfo_version: muen_sinfo::Version,
 }
 
 /// Why a run could not start.
@@ -323,7 +325,7 @@ pub fn run(options: Options) -> Result<Report, RunError> {
 /// Writes the sinfo page into `memory`.
 fn write_sinfo(options: &Options, memory: &Memory) -> Result<(), RunError> {
     let view = &options.world.view;
-    let page = crate::sinfo::page(view, options.tsc)
+    let page = crate::sinfo::page(view, options.tsc, options.sinfo_version)
         .map_err(|e| RunError::BadInput(format!("building the sinfo page: {e}")))?;
     let sinfo = view.mapping_index(muen_abi::names::SINFO).unwrap_or(0);
     memory

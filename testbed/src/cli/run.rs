@@ -80,6 +80,10 @@ pub struct RunArgs {
     /// the policy still comes from APP or --policy). QEMU mode: the ELF image.
     #[arg(long, value_name = "PATH", hide = true)]
     exec: Option<PathBuf>,
+    /// The subject info page's format: 4 (what Muen's mugensinfo writes, both tool
+    /// generations) or 5 (what Solo5's current Muen bindings read).
+    #[arg(long, value_name = "FORMAT", default_value_t)]
+    sinfo_format: super::SinfoFormat,
     /// Arguments for the subject (the testbed's test subject takes some).
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<OsString>,
@@ -228,6 +232,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         timeout,
         frame: DEFAULT_FRAME,
         tsc: muen_testbed::clock::host_tsc_rate(),
+        sinfo_version: args.sinfo_format.version(),
     };
     let report = run::run(options).map_err(|e| match e {
         RunError::BadInput(m) => Failure::BadInput(m),
