@@ -10,7 +10,7 @@
 //!   in the order Muen's toolchain maps them) and the devices the peers serve in it;
 //! - [`memory`]: the shared memory file (`memfd`) with the memory map, and the testbed's
 //!   own mapping of it;
-//! - [`sinfo`]: the subject info page (format v5) naming the view;
+//! - [`sinfo`]: the subject info page (format 4, as Muen's tools write it, or 5) naming the view;
 //! - [`kernel`]: the control socket, events and vectors, minor frames, timed events and
 //!   the time info page;
 //! - [`peers`]: the log sink, the network bridge and the block server;

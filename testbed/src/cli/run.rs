@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use muen_sinfo::{MemoryKind, Version};
+use muen_sinfo::MemoryKind;
 use muen_spec::system::System;
 use muen_spec::{Content, Mapping, SubjectView};
 use muen_testbed::qemu::accel::{self, Accel, AccelChoice};
@@ -112,6 +112,10 @@ pub struct RunArgs {
     /// own tests, whose test subject takes some; in order, repeatable).
     #[arg(long, value_name = "NAME=ARG", value_parser = dev_arg, hide = true)]
     subject_arg: Vec<DevArg>,
+    /// The subject info page's format: 4 (what Muen's mugensinfo writes, both tool
+    /// generations) or 5 (what Solo5's current Muen bindings read).
+    #[arg(long, value_name = "FORMAT", default_value_t)]
+    sinfo_format: super::SinfoFormat,
     /// Arguments for the subject (the testbed's test subject takes some).
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<OsString>,
@@ -253,7 +257,7 @@ fn single(args: &RunArgs) -> Result<(Setup, Target), Failure> {
             args: args.args.clone(),
         }]),
     };
-    Ok((Setup::single(world, Version::V5), target))
+    Ok((Setup::single(world, args.sinfo_format.version()), target))
 }
 
 /// What runs one subject of a system: an app, or a prebuilt executable (image).
@@ -387,8 +391,9 @@ fn system_run(args: &RunArgs, file: &Path) -> Result<(Setup, Target), Failure> {
             Some(path) => {
                 let page = given_page(&system, file, *index, path, several)?;
                 let view = system.view(*index).map_err(|e| bad(&e))?;
-                let ours = muen_testbed::sinfo::page(&view, system.tsc, Version::V4)
-                    .map_err(|e| bad(&format!("subject `{name}`: {e}")))?;
+                let ours =
+                    muen_testbed::sinfo::page(&view, system.tsc, system.generation.sinfo_version())
+                        .map_err(|e| bad(&format!("subject `{name}`: {e}")))?;
                 let differences = muen_testbed::sinfo::differences(&page, &ours);
                 if !differences.is_empty() {
                     return Err(Failure::BadInput(format!(
@@ -493,7 +498,8 @@ fn system_run(args: &RunArgs, file: &Path) -> Result<(Setup, Target), Failure> {
             });
         }
     }
-    let setup = setup::from_system(&system, &chosen, Version::V4).map_err(|e| bad(&e))?;
+    let setup =
+        setup::from_system(&system, &chosen, args.sinfo_format.version()).map_err(|e| bad(&e))?;
     let target = if args.qemu {
         let (accel, qemu, boot_stage) = qemu_machine(args)?;
         Target::Qemu(QemuTarget {

@@ -4,6 +4,8 @@
 #![allow(dead_code)] // each test file uses a part
 
 pub mod apps;
+#[path = "../../../policy-gen/tests/common/muen_kit.rs"]
+pub mod muen_kit;
 pub mod netns;
 pub mod system;
 

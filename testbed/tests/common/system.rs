@@ -4,15 +4,16 @@
 //! and kind of specification.
 //!
 //! The system additions (the subjects, their channels, events, peers and place in the
-//! scheduling plan) are pipeline.sh's derived ones (`helpers/make-additions.py`):
-//! [`additions`] is the one place that says so.
+//! scheduling plan) are policy-gen's (`--system-additions`): [`additions`] is the one
+//! place that says so. Muen's kit is found and run with policy-gen's tests' `muen_kit`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 
 use muen_spec::Generation;
+
+use super::muen_kit::{Kit, Run};
 
 /// The examples the systems hold, each as a subject of its name.
 pub const APPS: [&str; 3] = ["hello", "echo", "blockstore"];
@@ -59,30 +60,20 @@ impl System {
     }
 }
 
-/// Muen's tool kit beside the checkout; fails naming what is missing.
-pub fn kit() -> PathBuf {
-    let kit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/muen");
-    let script = kit.join("pipeline.sh");
-    let ok = std::fs::metadata(&script).is_ok_and(|m| {
-        use std::os::unix::fs::PermissionsExt;
-        m.is_file() && m.permissions().mode() & 0o111 != 0
-    });
-    assert!(
-        ok,
-        "{} is missing or not executable: the --system tests make their systems with \
-         Muen's tool chain in ../shared/muen (see its README.md; scripts/setup.sh \
-         installs the Debian packages it needs)",
-        script.display()
-    );
-    kit
-}
-
-/// pipeline.sh's arguments for the system additions of `specs` (`--additions FILE`),
-/// none for the additions pipeline.sh derives itself. To use policy-gen's
-/// system-additions mode instead, write its output for `specs` to a file in `dir` and
-/// return `["--additions", that file]`.
-pub fn additions(_specs: &[PathBuf], _dir: &Path) -> Vec<String> {
-    Vec::new()
+/// The system additions for the examples, written into `dir`: policy-gen's
+/// (`policy-gen --system-additions`), passed to pipeline.sh as `--additions`. (`None`
+/// would leave them to pipeline.sh, which derives its own with
+/// `helpers/make-additions.py`.)
+pub fn additions(dir: &Path) -> Option<PathBuf> {
+    let manifests: Vec<PathBuf> = APPS
+        .iter()
+        .map(|app| super::example(app).join("app.toml"))
+        .collect();
+    let file = dir.join("additions.xml");
+    let xml = policy_gen::system_additions(&manifests, None)
+        .unwrap_or_else(|e| panic!("policy-gen's system additions: {e}"));
+    std::fs::write(&file, xml).unwrap();
+    Some(file)
 }
 
 /// The system of `generation`'s tools with the examples described as `specs`: made
@@ -102,7 +93,7 @@ pub fn system(generation: Generation, specs: Specs) -> &'static System {
 }
 
 fn make(generation: Generation, specs: Specs) -> System {
-    let kit = kit();
+    let kit = Kit::beside(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
     let tag = match &specs {
         Specs::WithoutImage => "noimage",
         Specs::Elf(_) => "elf",
@@ -135,31 +126,24 @@ fn make(generation: Generation, specs: Specs) -> System {
         std::fs::write(&file, policy_gen::document(&spec, generation)).unwrap();
         files.push(file);
     }
-    let out = dir.join("out");
-    let mut command = Command::new(kit.join("pipeline.sh"));
-    command
-        .args(["--tools", generation.name(), "--out"])
-        .arg(&out)
-        .args(additions(&files, &dir));
-    if let Specs::Elf(elfs) = &specs {
-        command.arg("--files").arg(elfs);
-    }
-    let started = std::time::Instant::now();
-    let output = command.args(&files).output().unwrap();
-    let console = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success() && console.contains("Successfully validated"),
-        "Muen's pipeline ({generation}, {tag}) failed with {:?}:\n{console}",
-        output.status
-    );
+    let outcome = kit.run(&Run {
+        generation: generation.name(),
+        out: dir.join("out"),
+        additions: additions(&dir),
+        files: match &specs {
+            Specs::WithoutImage => None,
+            Specs::Elf(elfs) => Some(elfs.clone()),
+        },
+        specs: files,
+    });
+    outcome.assert_passed();
     eprintln!(
         "pipeline.sh --tools {generation} ({tag}): {:.1} s, outputs in {}",
-        started.elapsed().as_secs_f64(),
-        out.display()
+        outcome.elapsed.as_secs_f64(),
+        outcome.out.display()
     );
-    System { out, specs }
+    System {
+        out: outcome.out,
+        specs,
+    }
 }

@@ -165,6 +165,7 @@ fn world(p: &mut Platform) -> i32 {
         "timer latency {} us",
         (woke - deadline) * 1_000_000 / tsc_hz(p)
     );
+    log!("sinfo format {}", p.info.version().number());
     if failures == 0 {
         log!("world ok");
         0
