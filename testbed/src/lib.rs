@@ -19,7 +19,10 @@
 //! - [`qemu`]: QEMU mode, the real image in a QEMU guest (boot stage, doorbell,
 //!   monitor);
 //! - [`app`]: building an app with cargo and making its specification with `policy-gen`;
-//! - [`run`]: one run of a subject, from policy to exit status;
+//! - [`setup`]: what a run sets up: the physical regions, the subjects with their
+//!   worlds and the links between them, from one specification or from a Muen system
+//!   policy (`muen_spec::system`);
+//! - [`run`]: one run of its subjects, from setup to exit status;
 //! - [`clock`], [`os`]: the TSC and the few Linux calls the rest needs.
 
 pub mod app;
@@ -32,6 +35,7 @@ pub mod peers;
 pub mod policy;
 pub mod qemu;
 pub mod run;
+pub mod setup;
 pub mod sinfo;
 pub mod subject;
 pub mod world;

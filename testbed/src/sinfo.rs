@@ -44,6 +44,96 @@ pub fn page(view: &SubjectView, tsc: TscRate, version: Version) -> Result<Vec<u8
     Ok(b.build())
 }
 
+/// Where the page `given` differs from the page `expected` (both whole pages), one
+/// line per difference: the header fields, then each resource (by its place in the
+/// page); empty if they agree byte for byte.
+pub fn differences(given: &[u8], expected: &[u8]) -> Vec<String> {
+    if given == expected {
+        return Vec::new();
+    }
+    let given_info = match muen_sinfo::SubjectInfo::new_checked(given) {
+        Ok(info) => info,
+        Err(e) => return vec![format!("it is not a valid sinfo page: {e:?}")],
+    };
+    let Ok(ours) = muen_sinfo::SubjectInfo::new_checked(expected) else {
+        return vec!["the expected page is not valid (a testbed bug)".into()];
+    };
+    let mut out = Vec::new();
+    let mut field = |what: &str, a: String, b: String| {
+        if a != b {
+            out.push(format!("{what}: the page has {a}, the policy {b}"));
+        }
+    };
+    field(
+        "format",
+        format!("{:?}", given_info.version()),
+        format!("{:?}", ours.version()),
+    );
+    field(
+        "name",
+        format!("`{}`", given_info.name().as_str().unwrap_or("?")),
+        format!("`{}`", ours.name().as_str().unwrap_or("?")),
+    );
+    field(
+        "tsc_khz",
+        given_info.tsc_khz().to_string(),
+        ours.tsc_khz().to_string(),
+    );
+    let a: Vec<_> = given_info.resources().collect();
+    let b: Vec<_> = ours.resources().collect();
+    for i in 0..a.len().max(b.len()) {
+        let (x, y) = (a.get(i), b.get(i));
+        if x.map(|r| (r.index, r.name, r.data)) != y.map(|r| (r.index, r.name, r.data)) {
+            out.push(format!(
+                "resource #{i}: the page has {}, the policy {}",
+                describe(x),
+                describe(y)
+            ));
+        }
+    }
+    if out.is_empty() {
+        // Same fields, other bytes (padding, records past the count).
+        out.push("the pages decode alike but differ in bytes no field covers".into());
+    }
+    out
+}
+
+/// A resource in a sentence: `memory \`ram\` subject 0x40000000+0x4000000 rw- uninitialized`.
+fn describe(r: Option<&muen_sinfo::Resource>) -> String {
+    use muen_sinfo::ResourceData;
+    let Some(r) = r else {
+        return "nothing".into();
+    };
+    let name = r.name.as_str().unwrap_or("?");
+    match r.data {
+        ResourceData::Memory(m) => {
+            let kind = m.kind.policy_name().unwrap_or("?");
+            let rights = format!(
+                "r{}{}",
+                if m.writable() { "w" } else { "-" },
+                if m.executable() { "x" } else { "-" }
+            );
+            let content = match (m.content, m.pattern) {
+                (SinfoContent::Fill, Some(p)) => format!("fill {p:#04x}"),
+                (c, _) => format!("{c:?}").to_lowercase(),
+            };
+            let hash = m.hash.map_or(String::new(), |h| {
+                format!(
+                    " hash {}",
+                    h.iter().map(|b| format!("{b:02x}")).collect::<String>()
+                )
+            });
+            format!(
+                "memory `{name}` {kind} {:#x}+{:#x} {rights} {content}{hash}",
+                m.address, m.size
+            )
+        }
+        ResourceData::Event(n) => format!("event `{name}` {n}"),
+        ResourceData::Vector(n) => format!("vector `{name}` {n}"),
+        other => format!("`{name}` {other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,8 +22,6 @@
 //! Run with `--nocapture` (scripts/test.sh does) to see every step of every run.
 
 mod common;
-#[path = "../../policy-gen/tests/common/muen_kit.rs"]
-mod muen_kit;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,8 +33,8 @@ use muen_spec::{ChannelEnd, ComponentSpec, Content, Generation, Library};
 use muen_testbed::clock::TscRate;
 use muen_testbed::policy::{self, Image};
 
+use common::muen_kit::{Kit, Outcome, Run};
 use common::{example, show, testbed};
-use muen_kit::{Kit, Outcome, Run};
 
 const APPS: [&str; 3] = ["hello", "echo", "blockstore"];
 
