@@ -43,8 +43,20 @@ if ! [ -c /dev/kvm ] || ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
     echo "SKIPPED: muen-testbed's qemu_kvm tests (/dev/kvm is missing or not usable)"
     skip+=(--skip qemu_kvm)
 fi
-# The Solo5 acceptance table runs in its own step below, where its output is shown.
-cargo test --workspace -- "${skip[@]}" --skip netns_solo5_
+# The Solo5 acceptance table and the tests that run Muen's tool chain (names with
+# `muens_tool_chain`) run in their own steps below, where their output is shown.
+cargo test --workspace -- "${skip[@]}" --skip muens_tool_chain --skip netns_solo5_
+
+# Muen's own policy tools (../shared/muen, both generations): every step of every
+# pipeline.sh run is printed, with "Successfully validated" from mucfgvalidate. A
+# missing or unusable ../shared/muen fails these tests, naming what is missing.
+step "Muen's tool chain: the examples with policy-gen's system additions (with and without ELFs), mugensinfo's pages against the specifications and the testbed's pages"
+cargo test -p muen-testbed --test muen_pipeline -- --nocapture muens_tool_chain
+step "Muen's tool chain: every system snippet of docs/muen.md"
+cargo test -p policy-gen --test system_snippet -- --nocapture muens_tool_chain
+step "Muen's tool chain: Solo5 unikernels' specifications (both generations; solo5-check, mugensolo5), the testbed's boot info and page against Muen's"
+cargo test -p policy-gen --test solo5 -- --nocapture muens_tool_chain
+cargo test -p muen-testbed --test solo5 -- --nocapture muens_tool_chain
 
 # Solo5's own test programs in QEMU mode (TCG), judged by Solo5's tests.bats: the test
 # prints a table of every program with its result (docs/solo5.md). The network ones

@@ -5,6 +5,9 @@
 //! [--bootparams TEXT] [--muen-tools GEN]`: the same for a Solo5 unikernel, from its ELF
 //! notes alone.
 //!
+//! `policy-gen --system-additions [--name NAME] [--muen-tools GEN] MANIFEST...`: prints
+//! what a Muen system policy needs to run the apps as subjects.
+//!
 //! On any error it prints one message to stderr, exits with status 1 and prints nothing
 //! to stdout.
 
@@ -47,6 +50,14 @@ struct Args {
     /// The manifest: an app.toml, or a Solo5 manifest (*.json, from
     /// `solo5-elftool query-manifest`). Leave it out for a Solo5 unikernel (--elf).
     manifest: Option<PathBuf>,
+    /// Print, instead of the specification, the system additions for the apps of all
+    /// MANIFESTs: what a Muen system policy needs to run them as subjects (the same
+    /// for both tool generations; docs/muen.md).
+    #[arg(long, conflicts_with = "elf", requires = "manifest")]
+    system_additions: bool,
+    /// More manifests (only with --system-additions).
+    #[arg(value_name = "MANIFEST", requires = "system_additions")]
+    more_manifests: Vec<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -79,13 +90,26 @@ fn main() -> ExitCode {
                     return fail(format_args!("--name: {problem}"));
                 }
             }
-            policy_gen::generate(
-                manifest,
-                args.name.as_deref(),
-                args.elf.as_deref(),
-                generation,
-            )
-            .map_err(|e| e.to_string())
+            if args.system_additions {
+                let mut manifests = vec![manifest.clone()];
+                manifests.extend(args.more_manifests.iter().cloned());
+                if args.name.is_some() && manifests.len() > 1 {
+                    return fail(format_args!(
+                        "--name: names the component of one manifest; {} were given",
+                        manifests.len()
+                    ));
+                }
+                policy_gen::system_additions(&manifests, args.name.as_deref())
+                    .map_err(|e| e.to_string())
+            } else {
+                policy_gen::generate(
+                    manifest,
+                    args.name.as_deref(),
+                    args.elf.as_deref(),
+                    generation,
+                )
+                .map_err(|e| e.to_string())
+            }
         }
         None => {
             // clap requires --elf or MANIFEST.

@@ -5,8 +5,9 @@
 //! Each real image gives a specification that both generations of Muen's schema accept
 //! and that says what Solo5's Muen bindings need (checked against the ELF's symbols and
 //! `solo5-elftool`'s reading of the manifest, not against policy-gen's own reading);
-//! Muen's tool chain (`../shared/muen/pipeline.sh`, both generations) accepts them,
-//! including `solo5-check.py` and `mugensolo5`. Every broken note is a one-line error,
+//! Muen's tool chain (`../shared/muen/pipeline.sh`, both generations; the
+//! `muens_tool_chain` tests, which `scripts/test.sh` runs with their output shown)
+//! accepts them, including `solo5-check.py` and `mugensolo5`. Every broken note is a one-line error,
 //! status 1, nothing on stdout.
 
 mod common;
@@ -14,6 +15,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::muen_kit::{Kit, Run};
 use common::solo5::{self as s5, Image, ABI1, MFT1};
 use common::*;
 use muen_spec::model::{ChannelEnd, Gpr, MsrMode};
@@ -442,12 +444,7 @@ fn mutated_notes_never_panic() {
 /// say but that the kit writes sinfo format 4 where these images read format 5, and
 /// `mugensolo5` writes each boot info.
 fn pipeline_accepts_solo5_specs(generation: Generation) {
-    let kit = repo_root().join("../shared/muen/pipeline.sh");
-    assert!(
-        kit.is_file(),
-        "Muen's tool chain is missing: no {} (../shared/muen beside the repository)",
-        kit.display()
-    );
+    let kit = Kit::beside(&repo_root());
     let dir = TempDir::new("solo5-pipeline");
     let files = dir.path().join("files");
     std::fs::create_dir(&files).unwrap();
@@ -468,28 +465,21 @@ fn pipeline_accepts_solo5_specs(generation: Generation) {
         );
         specs.push(dir.write(&format!("{name}.xml"), xml));
     }
-    let out_dir = dir.path().join("out");
-    let out = Command::new("bash")
-        .arg(&kit)
-        .args(["--tools", generation.name(), "--out"])
-        .arg(&out_dir)
-        .arg("--files")
-        .arg(&files)
-        .args(&specs)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "pipeline.sh --tools {generation}:\n{text}"
-    );
-    assert!(text.contains("ALL STEPS PASSED"), "{text}");
-    let warnings: Vec<&str> = text
+    let outcome = kit.run(&Run {
+        generation: generation.name(),
+        out: dir.path().join("out"),
+        additions: None,
+        files: Some(files),
+        specs,
+    });
+    outcome.print();
+    outcome.assert_passed();
+    let warnings: Vec<&str> = outcome
+        .console
         .lines()
         .filter(|l| l.contains("solo5-check: warning:"))
         .collect();
-    assert_eq!(warnings.len(), 2, "{text}");
+    assert_eq!(warnings.len(), 2, "{}", outcome.console);
     for w in warnings {
         assert!(
             w.contains("Solo5 ABI muen version 4; its Muen bindings expect sinfo format 5, the kit writes format 4"),
@@ -497,18 +487,18 @@ fn pipeline_accepts_solo5_specs(generation: Generation) {
         );
     }
     for (name, cmdline) in [("test_hello", "Hello_Solo5"), ("test_net_2if", "limit")] {
-        let bi = std::fs::read(out_dir.join(format!("solo5/{name}_bi"))).unwrap();
+        let bi = std::fs::read(outcome.file(&format!("solo5/{name}_bi"))).unwrap();
         assert_eq!(bi.len(), 41 + cmdline.len());
         assert_eq!(&bi[40..bi.len() - 1], cmdline.as_bytes());
     }
 }
 
 #[test]
-fn pipeline_2026_01_accepts_solo5_specs() {
+fn muens_tool_chain_2026_01_accepts_solo5_specs() {
     pipeline_accepts_solo5_specs(Generation::V2026_01);
 }
 
 #[test]
-fn pipeline_2026_04_accepts_solo5_specs() {
+fn muens_tool_chain_2026_04_accepts_solo5_specs() {
     pipeline_accepts_solo5_specs(Generation::V2026_04);
 }

@@ -8,7 +8,9 @@
 //! table with each result; a program either passes as tests.bats expects, or the test
 //! asserts exactly how and why Solo5's Muen bindings (or Muen itself) make it differ.
 //! `scripts/test.sh` runs it with `--nocapture`. The other tests need no root; the
-//! `qemu_kvm_` one needs a usable `/dev/kvm` and fails saying so without one.
+//! `qemu_kvm_` one needs a usable `/dev/kvm` and fails saying so without one; the
+//! `muens_tool_chain` one runs Muen's tools (`../shared/muen`), and `scripts/test.sh`
+//! runs it with theirs.
 
 mod common;
 #[path = "../../policy-gen/tests/common/solo5.rs"]
@@ -19,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::muen_kit::{self, Kit};
 use common::netns::Netns;
 use common::{log_lines, require_kvm, require_root, show, testbed};
 use muen_sinfo::{ResourceData, SubjectInfo, Version};
@@ -283,13 +286,8 @@ fn qemu_tcg_solo5_abi_3_gets_sinfo_format_4() {
 /// Muen's own tools: `pipeline.sh` (2026-04) on the same specification writes the boot
 /// info with `mugensolo5` and the page with `mugensinfo`.
 #[test]
-fn solo5_boot_info_and_sinfo_are_muens() {
-    let kit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/muen/pipeline.sh");
-    assert!(
-        kit.is_file(),
-        "Muen's tool chain is missing: no {} (../shared/muen beside the repository)",
-        kit.display()
-    );
+fn muens_tool_chain_gives_solo5_the_testbeds_boot_info_and_sinfo() {
+    let kit = Kit::beside(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
     let path = muen_image("net_2if");
     let image = policy_gen::solo5::load(&path).unwrap();
     let options = policy_gen::solo5::Solo5Options {
@@ -305,15 +303,16 @@ fn solo5_boot_info_and_sinfo_are_muens() {
         policy_gen::document(&spec, muen_spec::Generation::V2026_04),
     )
     .unwrap();
-    let out_dir = dir.join("out");
-    let out = Command::new("bash")
-        .arg(&kit)
-        .args(["--tools", "2026-04", "--out"])
-        .arg(&out_dir)
-        .arg(&xml)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "pipeline.sh: {}", show(&out));
+    let outcome = kit.run(&muen_kit::Run {
+        generation: "2026-04",
+        out: dir.join("out"),
+        additions: None,
+        files: None,
+        specs: vec![xml],
+    });
+    outcome.print();
+    outcome.assert_passed();
+    let out_dir = outcome.out.clone();
 
     let view = muen_spec::expand(&spec).unwrap();
     let (_, ours) = muen_testbed::qemu::solo5::boot_info(&view, "limit --x=1").unwrap();

@@ -10,7 +10,7 @@ use muen_testbed_abi::qemu::{
 };
 use zerocopy::IntoBytes;
 
-use crate::memory::Memory;
+use crate::memory::{GuestMemory, Memory};
 use crate::qemu::elf::Elf;
 use muen_spec::model::Gpr;
 use muen_spec::SubjectView;
@@ -73,7 +73,7 @@ impl BootStage {
         &self.rom
     }
 
-    /// Writes the RAM part and `config` into guest memory.
+    /// Writes the RAM part and `config` into a guest's low memory.
     pub fn install(&self, memory: &Memory, config: &BootConfig) -> std::io::Result<()> {
         for (paddr, bytes) in &self.ram {
             memory.write_at(*paddr, bytes)?;
@@ -105,36 +105,29 @@ pub fn tick_divisor(hz: u32) -> u16 {
     u16::try_from(d.clamp(1, u64::from(u16::MAX))).unwrap_or(u16::MAX)
 }
 
-/// The subject's initial RDI: the policy's (0 if it gives none). The boot stage sets
-/// no other general-purpose register from the policy (RAX carries the subject's CR3
-/// into the handover, `docs/qemu.md`), so a policy that sets one is refused.
-pub fn initial_rdi(view: &SubjectView) -> Result<u64, String> {
-    let mut rdi = 0;
-    for (&register, &value) in &view.registers.others {
-        if register == Gpr::Rdi {
-            rdi = value;
-        } else {
-            return Err(format!(
-                "the policy sets {} to {value:#x}; QEMU mode sets RIP, RSP and RDI from the \
-                 policy and starts every other general-purpose register at 0 (RAX holds the \
-                 page tables' address)",
-                register.policy_name()
-            ));
-        }
+/// Checks that `view` sets no general-purpose register the boot stage cannot give the
+/// subject: it sets RIP, RSP and RDI from the policy ([`BootConfig::rdi`]) and starts
+/// every other at 0 (RAX carries the subject's CR3 into the handover, `docs/qemu.md`).
+pub fn check_registers(view: &SubjectView) -> Result<(), String> {
+    match view.registers.others.iter().find(|(&r, _)| r != Gpr::Rdi) {
+        Some((register, value)) => Err(format!(
+            "the policy sets {} to {value:#x}; QEMU mode sets RIP, RSP and RDI from the \
+             policy and starts every other general-purpose register at 0 (RAX holds the \
+             page tables' address)",
+            register.policy_name()
+        )),
+        None => Ok(()),
     }
-    Ok(rdi)
 }
 
-/// The boot configuration for `view` in `memory`, with a tick of `tick_hz` (0: none).
-pub fn config(view: &SubjectView, memory: &Memory, tick_hz: u32) -> Result<BootConfig, String> {
-    let pool = memory
-        .pool()
-        .ok_or("the memory file has no page table pool (not the QEMU layout)")?;
+/// The boot configuration for `view` in `guest`, with a tick of `tick_hz` (0: none).
+pub fn config(view: &SubjectView, guest: &GuestMemory, tick_hz: u32) -> BootConfig {
+    let pool = guest.pool.clone();
     let (vector, divisor) = match tick_hz {
         0 => (0, 0),
         hz => (tick_vector(view), tick_divisor(hz)),
     };
-    Ok(BootConfig {
+    BootConfig {
         magic: BOOT_CONFIG_MAGIC.into(),
         version: BOOT_CONFIG_VERSION.into(),
         tick_vector: u16::from(vector).into(),
@@ -148,8 +141,14 @@ pub fn config(view: &SubjectView, memory: &Memory, tick_hz: u32) -> Result<BootC
         }
         .into(),
         go: 0.into(),
-        rdi: initial_rdi(view)?.into(),
-    })
+        rdi: view
+            .registers
+            .others
+            .get(&Gpr::Rdi)
+            .copied()
+            .unwrap_or(0)
+            .into(),
+    }
 }
 
 #[cfg(test)]
@@ -192,26 +191,32 @@ mod tests {
     #[test]
     fn a_config_names_the_pool_and_the_policy_cr4() {
         let w = echo();
-        let m = Memory::with_layout(&w, crate::memory::Layout::Qemu).unwrap();
-        let c = config(&w, &m, 1000).unwrap();
-        let pool = m.pool().unwrap();
+        let shared = Memory::with_regions(
+            &crate::memory::Backing::of_view(&w),
+            crate::memory::Layout::Guest,
+        )
+        .unwrap();
+        let offsets: Vec<u64> = (0..w.mappings.len())
+            .map(|i| shared.placement(i).offset)
+            .collect();
+        let g = GuestMemory::new(&w, &offsets, &shared).unwrap();
+        let c = config(&w, &g, 1000);
         assert_eq!(
             (c.pool_start.get(), c.pool_end.get()),
-            (pool.start, pool.end)
+            (g.pool.start, g.pool.end)
         );
-        assert_eq!(c.pool_end.get() as usize, m.len());
+        assert_eq!(c.pool_end.get(), g.ram);
         assert_eq!(c.cr4_extra.get(), CR4_OSXMMEXCPT);
         assert_eq!((c.tick_vector.get(), c.tick_divisor.get()), (248, 1193));
-        assert_eq!(config(&w, &m, 0).unwrap().tick_divisor.get(), 0);
+        assert_eq!(config(&w, &g, 0).tick_divisor.get(), 0);
         assert_eq!(c.rdi.get(), 0);
         let mut solo5 = w.clone();
         solo5.registers.others.insert(Gpr::Rdi, 0x1000);
-        assert_eq!(config(&solo5, &m, 0).unwrap().rdi.get(), 0x1000);
+        assert_eq!(config(&solo5, &g, 0).rdi.get(), 0x1000);
+        assert!(check_registers(&solo5).is_ok());
         solo5.registers.others.insert(Gpr::Rbx, 1);
-        let e = config(&solo5, &m, 0).unwrap_err();
+        let e = check_registers(&solo5).unwrap_err();
         assert!(e.starts_with("the policy sets rbx to 0x1"), "{e}");
-        let hosted = Memory::new(&w).unwrap();
-        assert!(config(&w, &hosted, 1000).is_err());
     }
 
     #[test]

@@ -1,13 +1,19 @@
 //! The QEMU process: its command line and its start.
 //!
-//! QEMU gets four descriptors (as fds 3 to 6, through [`Subject::spawn_command`]):
+//! QEMU gets six descriptors (as fds 3 to 8, through [`Subject::spawn_command`]):
 //!
 //! | fd | what | QEMU option |
 //! |---:|------|-------------|
-//! | 3 | the memory file, the guest's RAM | `-object memory-backend-file,mem-path=/proc/self/fd/3,share=on` |
+//! | 3 | the guest's low memory (memory map, boot stage) | `-object memory-backend-file,id=low,mem-path=/proc/self/fd/3,share=on` |
 //! | 4 | the boot stage ROM (a memfd) | `-bios /proc/self/fd/4` |
 //! | 5 | the doorbell socket | `-chardev socket,fd=5` for `isa-debugcon` on port 0xe9 |
 //! | 6 | the monitor socket (QMP) | `-chardev socket,fd=6` for `-mon mode=control` |
+//! | 7 | the run's memory file (every region, shared with the other guests) | `id=shared`, `/proc/self/fd/7` |
+//! | 8 | the guest's page table pool | `id=pool`, `/proc/self/fd/8` |
+//!
+//! The three memories are the guest's RAM in this order (`crate::memory::GuestMemory`):
+//! QEMU lays the memory of NUMA nodes one after another, so each is a node
+//! (`-numa node,memdev=…`).
 //!
 //! The machine is `microvm` (no PCI, no firmware tables: the quickest to start) with
 //! its 8259 PIC and 8254 PIT for the tick, and nothing else: no serial port, no RTC, no
@@ -25,7 +31,7 @@ use std::time::Duration;
 
 use muen_testbed_abi::qemu::{DOORBELL_PORT, EXIT_PORT};
 
-use crate::memory::Memory;
+use crate::memory::{GuestMemory, Memory};
 use crate::os::cvt;
 use crate::qemu::accel::Accel;
 use crate::qemu::qmp::Qmp;
@@ -37,16 +43,16 @@ pub const DEFAULT_QEMU: &str = "qemu-system-x86_64";
 /// How long QEMU may take to open its monitor.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// QEMU's arguments for a guest with `ram` bytes of RAM.
-pub fn arguments(accel: Accel, ram: u64) -> Vec<String> {
+/// QEMU's arguments for a guest whose RAM is `low`, `shared` and `pool` bytes (the
+/// three parts of [`GuestMemory`]).
+pub fn arguments(accel: Accel, low: u64, shared: u64, pool: u64) -> Vec<String> {
     let mut args: Vec<String> = [
         "-nodefaults",
         "-no-user-config",
         "-display",
         "none",
         "-machine",
-        "microvm,x-option-roms=off,isa-serial=off,rtc=off,acpi=off,pit=on,pic=on,\
-         memory-backend=ram",
+        "microvm,x-option-roms=off,isa-serial=off,rtc=off,acpi=off,pit=on,pic=on",
         "-accel",
         accel.qemu_name(),
         "-cpu",
@@ -61,9 +67,17 @@ pub fn arguments(accel: Accel, ram: u64) -> Vec<String> {
     .into_iter()
     .map(String::from)
     .collect();
+    for (id, fd, size) in [("low", 3, low), ("shared", 7, shared), ("pool", 8, pool)] {
+        args.extend([
+            "-object".into(),
+            format!("memory-backend-file,id={id},mem-path=/proc/self/fd/{fd},size={size},share=on"),
+            "-numa".into(),
+            format!("node,memdev={id}"),
+        ]);
+    }
     args.extend([
-        "-object".into(),
-        format!("memory-backend-file,id=ram,mem-path=/proc/self/fd/3,size={ram},share=on"),
+        "-m".into(),
+        format!("{}B", low + shared + pool),
         "-bios".into(),
         "/proc/self/fd/4".into(),
         "-chardev".into(),
@@ -112,22 +126,35 @@ pub struct Machine {
 }
 
 impl Machine {
-    /// Starts `qemu` with `accel` on `memory` and the boot stage `rom`, and connects to
-    /// its monitor.
-    pub fn start(qemu: &Path, accel: Accel, memory: &Memory, rom: &[u8]) -> io::Result<Self> {
+    /// Starts `qemu` with `accel` on `guest` (its own memory) and `memory` (the run's)
+    /// with the boot stage `rom`, and connects to its monitor.
+    pub fn start(
+        qemu: &Path,
+        accel: Accel,
+        guest: &GuestMemory,
+        memory: &Memory,
+        rom: &[u8],
+    ) -> io::Result<Self> {
         let rom = memfd(c"muen-testbed-rom", rom)?;
         let (doorbell, doorbell_qemu) = UnixStream::pair()?;
         let (monitor, monitor_qemu) = UnixStream::pair()?;
         let mut command = Command::new(qemu);
         command
-            .args(arguments(accel, memory.len() as u64))
+            .args(arguments(
+                accel,
+                guest.low.len() as u64,
+                memory.len() as u64,
+                guest.pool.end - guest.pool.start,
+            ))
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let fds = [
-            memory.fd(),
+            guest.low.fd(),
             rom.as_fd(),
             doorbell_qemu.as_fd(),
             monitor_qemu.as_fd(),
+            memory.fd(),
+            guest.pool_fd(),
         ];
         let (process, stderr) = Subject::spawn_command(command, &fds)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", qemu.display())))?;
