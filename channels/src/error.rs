@@ -99,8 +99,13 @@ pub enum Misbehaviour {
         /// The `elements` value found.
         elements: u64,
     },
-    /// The write counter is below the read counter without a new epoch. The reader
-    /// continues from the writer's counter (`rc := wc`).
+    /// The write counter is below the read counter without a new epoch. Reported
+    /// once; the reader keeps its read counter (it never goes back within an epoch,
+    /// so no slot is delivered twice), reads return `NoData` and no data is pending
+    /// until the write counter passes it. A writer that restarts is followed when the
+    /// reader sees the channel inactive or a new epoch, or when the application
+    /// calls [`Reader::drain`](crate::Reader::drain), which re-bases the reader on
+    /// the writer's counter.
     WriteCounterBehind {
         /// Write counter found.
         wc: u64,

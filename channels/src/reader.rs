@@ -35,9 +35,11 @@ pub(crate) enum Step {
 /// `NoData` and `Inactive` mean wait, `EpochChanged` means read again (the writer
 /// restarted and this reader now follows the new epoch), `Overrun` means elements were
 /// lost and the reader has skipped ahead, `Incompatible` and `Misbehaviour` describe a
-/// peer this reader will not follow. No error leaves the reader stuck: every call
-/// re-examines the channel, and after an overrun or a counter error the read counter
-/// moves to the writer's, so [`Reader::has_pending_data`] turns false.
+/// peer this reader will not follow. No error leaves the reader stuck or repeats
+/// forever: every call re-examines the channel; after an overrun the read counter
+/// moves forward to the writer's; a write counter that went back is reported once and
+/// then waited for (the read counter never goes back within an epoch, so no element
+/// is delivered twice); [`Reader::has_pending_data`] turns false after each report.
 ///
 /// # Synchronisation
 ///
@@ -60,8 +62,12 @@ pub struct Reader<'a> {
     rc: u64,
     /// `rc % elements`, kept incrementally to avoid a division per element.
     slot: usize,
-    /// An epoch whose header was refused (0 = none): no pending data for it.
+    /// An epoch whose header was refused (0 = none): no pending data for it unless
+    /// the writer repairs the header in place.
     refused_epoch: u64,
+    /// `WriteCounterBehind` was reported and the write counter has not passed the read
+    /// counter since: later reads say `NoData` until it does.
+    behind_reported: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -94,6 +100,7 @@ impl<'a> Reader<'a> {
             rc: 0,
             slot: 0,
             refused_epoch: 0,
+            behind_reported: false,
         })
     }
 
@@ -166,13 +173,19 @@ impl<'a> Reader<'a> {
             return Err(ReadError::NoData);
         }
         if wc < rc {
+            // The read counter never goes back within an epoch: the slots below it
+            // hold elements this reader has delivered (or skipped) already.
+            if self.behind_reported {
+                return Err(ReadError::NoData);
+            }
             self.confirm_epoch(epoch)?;
-            self.set_rc(wc);
+            self.behind_reported = true;
             return Err(ReadError::Misbehaviour(Misbehaviour::WriteCounterBehind {
                 wc,
                 rc,
             }));
         }
+        self.behind_reported = false;
         if wc - rc > self.elements {
             self.confirm_epoch(epoch)?;
             self.set_rc(wc);
@@ -245,6 +258,7 @@ impl<'a> Reader<'a> {
                 self.rc = 0;
                 self.slot = 0;
                 self.refused_epoch = 0;
+                self.behind_reported = false;
                 Ok(())
             }
             Err(e) => {
@@ -312,6 +326,12 @@ impl<'a> Reader<'a> {
     /// Discards every element currently in the channel (`rc := wc`) and returns how
     /// many were discarded. Synchronises first if needed (so that a drain at start-up
     /// discards what an earlier incarnation of this subject left unread).
+    ///
+    /// This is also how an application follows a writer whose counter went back
+    /// without a new epoch (a restart with a constant epoch that the reader did not
+    /// see as inactive): `read` reports that once as `WriteCounterBehind` and never
+    /// goes back by itself; `drain` re-bases the reader on the writer's counter, and
+    /// returns the same error to say it went back.
     pub fn drain(&mut self) -> Result<u64, ReadError> {
         let r = self.region;
         let epoch = r.load_with(Field::Epoch, Ordering::Acquire);
@@ -327,6 +347,7 @@ impl<'a> Reader<'a> {
         self.confirm_epoch(epoch)?;
         let rc = self.rc;
         self.set_rc(wc);
+        self.behind_reported = false;
         match wc.checked_sub(rc) {
             Some(n) => Ok(n),
             None => Err(ReadError::Misbehaviour(Misbehaviour::WriteCounterBehind {
@@ -337,22 +358,35 @@ impl<'a> Reader<'a> {
     }
 
     /// Whether [`Reader::read`] would report something now: an element, an overrun
-    /// or a counter error, or a new epoch to synchronise to.
+    /// or a counter error not reported yet, or a new epoch to synchronise to.
     ///
     /// A pure check (it changes no reader state and does not synchronise): false
-    /// while the channel is inactive, false for an epoch whose header this reader
-    /// refused (so that a poll loop over a broken peer does not spin), true for any
-    /// other epoch this reader is not synchronised to, else whether the write counter
-    /// differs from the read counter. A hint for sleeping; `read` decides.
+    /// while the channel is inactive; for an epoch whose header this reader refused,
+    /// whether the header is acceptable now (the writer repaired it in place; a
+    /// broken header keeps a poll loop asleep instead of spinning); true for any other
+    /// epoch this reader is not synchronised to; else whether the write counter is
+    /// ahead of the read counter, or behind it and not reported yet. A hint for
+    /// sleeping; `read` decides.
     pub fn has_pending_data(&self) -> bool {
-        let epoch = self.region.load_with(Field::Epoch, Ordering::Acquire);
+        let r = self.region;
+        let epoch = r.load_with(Field::Epoch, Ordering::Acquire);
         if epoch == 0 {
             return false;
         }
         if epoch != self.epoch {
-            return epoch != self.refused_epoch;
+            if epoch != self.refused_epoch {
+                return true;
+            }
+            let transport = r.load_with(Field::Transport, Ordering::Relaxed);
+            let protocol = r.load_with(Field::Protocol, Ordering::Relaxed);
+            let size = r.load_with(Field::Size, Ordering::Relaxed);
+            let elements = r.load_with(Field::Elements, Ordering::Relaxed);
+            return self
+                .check_header(transport, protocol, size, elements)
+                .is_ok();
         }
-        self.region.load_with(Field::Wc, Ordering::Relaxed) != self.rc
+        let wc = r.load_with(Field::Wc, Ordering::Relaxed);
+        wc > self.rc || (wc < self.rc && !self.behind_reported)
     }
 
     /// The epoch this reader is synchronised to, if any.

@@ -291,6 +291,42 @@ fn wrong_transport_or_protocol_is_incompatible_and_retried() {
     assert_eq!(r.epoch(), Some(epoch(7)));
 }
 
+/// A header refused in an epoch and then repaired in place (same epoch) is pending
+/// data again: a poller that sleeps while `has_pending_data` is false must not sleep
+/// through a channel that `read` would now accept.
+#[test]
+fn a_refused_header_repaired_in_place_is_pending_again() {
+    type Breakage = fn(&mut Header);
+    let breakages: [(Breakage, Field); 5] = [
+        (|h| h.transport = 0.into(), Field::Transport),
+        (|h| h.protocol = (PROTO + 1).into(), Field::Protocol),
+        (|h| h.size = (SIZE as u64 + 4).into(), Field::Size),
+        (|h| h.elements = 0.into(), Field::Elements),
+        (|h| h.elements = (E + 1).into(), Field::Elements),
+    ];
+    for (i, (breakage, field)) in breakages.into_iter().enumerate() {
+        let m = memory(LEN);
+        let mut r = reader(&m);
+        hostile_header(&m, breakage);
+        assert!(r.read::<Elem>().is_err());
+        assert!(
+            !r.has_pending_data(),
+            "case {i}: refused, so nothing pending"
+        );
+        assert_eq!(r.epoch(), None);
+        // Repaired without a new epoch, and an element published.
+        let p = peer(&m);
+        p.store(field, field.get(&Header::new(5, PROTO, SIZE as u64, E)));
+        p.store(Field::Wsc, 1);
+        p.write_bytes(64, &elem(9)).unwrap();
+        p.store(Field::Wc, 1);
+        assert!(r.has_pending_data(), "case {i}: repaired in place");
+        assert_eq!(r.read::<Elem>(), Err(ReadError::EpochChanged));
+        assert_eq!(r.read::<Elem>(), Ok(elem(9)));
+        assert!(!r.has_pending_data());
+    }
+}
+
 #[test]
 fn element_size_other_than_the_protocols_is_refused() {
     let m = memory(LEN);
@@ -470,47 +506,97 @@ fn write_counter_jumping_ahead_is_an_overrun_and_the_reader_recovers() {
 }
 
 #[test]
-fn write_counter_behind_the_read_counter_is_misbehaviour_and_recovers() {
+fn a_write_counter_that_goes_back_is_reported_once_and_never_followed() {
+    let m = memory(LEN);
+    let (mut w, mut r) = pair(&m);
+    for n in 0..6 {
+        w.write(&elem(n)).unwrap();
+        assert_eq!(r.read::<Elem>(), Ok(elem(n)));
+    }
+    let p = peer(&m);
+    // Back without a new epoch (and without passing through epoch 0).
+    p.store(Field::Wc, 2);
+    assert!(r.has_pending_data(), "the read has something to report");
+    assert_eq!(
+        r.read::<Elem>(),
+        Err(ReadError::Misbehaviour(Misbehaviour::WriteCounterBehind {
+            wc: 2,
+            rc: 6
+        }))
+    );
+    // Reported once; nothing to do until the writer passes the read counter.
+    assert!(!r.has_pending_data());
+    assert_eq!(r.read::<Elem>(), Err(ReadError::NoData));
+    assert_eq!(r.read_count(), 6);
+    p.store(Field::Wc, 4);
+    assert!(!r.has_pending_data());
+    assert_eq!(r.read::<Elem>(), Err(ReadError::NoData));
+    // The writer restores its counter: slots 2..6 hold elements this reader has
+    // delivered already, and they are not delivered again.
+    p.store(Field::Wc, 6);
+    assert!(!r.has_pending_data());
+    assert_eq!(r.read::<Elem>(), Err(ReadError::NoData));
+    // New elements flow again.
+    w.write(&elem(6)).unwrap();
+    assert!(r.has_pending_data());
+    assert_eq!(r.read::<Elem>(), Ok(elem(6)));
+    // Going back again later is reported again.
+    p.store(Field::Wc, 1);
+    assert_eq!(
+        r.read::<Elem>(),
+        Err(ReadError::Misbehaviour(Misbehaviour::WriteCounterBehind {
+            wc: 1,
+            rc: 7
+        }))
+    );
+    assert_eq!(r.read::<Elem>(), Err(ReadError::NoData));
+}
+
+#[test]
+fn a_restart_with_a_constant_epoch_is_followed_when_seen_or_drained() {
     let m = memory(LEN);
     let (mut w, mut r) = pair(&m);
     for n in 0..5 {
         w.write(&elem(n)).unwrap();
         r.read::<Elem>().unwrap();
     }
-    peer(&m).store(Field::Wc, 2);
-    assert!(r.has_pending_data());
+    // Seen: the reader looks while the re-initialising writer is inactive.
+    let region = w.deactivate();
+    assert_eq!(r.read::<Elem>(), Err(ReadError::Inactive));
+    let mut w = Writer::init(region, PROTO, SIZE, epoch(77)).unwrap();
+    w.write(&elem(100)).unwrap();
+    assert_eq!(r.read::<Elem>(), Err(ReadError::EpochChanged));
+    assert_eq!(r.read::<Elem>(), Ok(elem(100)));
+
+    // Not seen: the counters say the writer went back, which the reader reports and
+    // does not follow by itself ...
+    for n in 101..105 {
+        w.write(&elem(n)).unwrap();
+        r.read::<Elem>().unwrap();
+    }
+    w.reset(epoch(77));
+    w.write(&elem(200)).unwrap();
+    w.write(&elem(201)).unwrap();
     assert_eq!(
         r.read::<Elem>(),
+        Err(ReadError::Misbehaviour(Misbehaviour::WriteCounterBehind {
+            wc: 2,
+            rc: 5
+        }))
+    );
+    assert_eq!(r.read::<Elem>(), Err(ReadError::NoData));
+    // ... until the application decides to follow it: `drain` re-bases the reader on
+    // the writer's counter (and says once more that it went back).
+    assert_eq!(
+        r.drain(),
         Err(ReadError::Misbehaviour(Misbehaviour::WriteCounterBehind {
             wc: 2,
             rc: 5
         }))
     );
     assert_eq!(r.read_count(), 2);
-    assert!(!r.has_pending_data());
-    assert_eq!(r.read::<Elem>(), Err(ReadError::NoData));
-}
-
-#[test]
-fn restart_with_a_constant_epoch_is_caught_by_the_counters() {
-    let m = memory(LEN);
-    let (mut w, mut r) = pair(&m);
-    for n in 0..5 {
-        w.write(&elem(n)).unwrap();
-        r.read::<Elem>().unwrap();
-    }
-    w.reset(epoch(77));
-    w.write(&elem(100)).unwrap();
-    w.write(&elem(101)).unwrap();
-    assert_eq!(
-        r.read::<Elem>(),
-        Err(ReadError::Misbehaviour(Misbehaviour::WriteCounterBehind {
-            wc: 2,
-            rc: 5
-        }))
-    );
-    w.write(&elem(102)).unwrap();
-    assert_eq!(r.read::<Elem>(), Ok(elem(102)));
+    w.write(&elem(202)).unwrap();
+    assert_eq!(r.read::<Elem>(), Ok(elem(202)));
 }
 
 #[test]
