@@ -10,7 +10,7 @@ use core::mem::{size_of, MaybeUninit};
 use core::num::NonZeroU64;
 use core::sync::atomic::{fence, Ordering};
 
-use zerocopy::FromBytes;
+use zerocopy::{FromBytes, IntoBytes};
 
 use crate::error::{ConfigError, Incompatible, Misbehaviour, ReadError};
 use crate::header::{Field, HEADER_SIZE, TRANSPORT_MARKER};
@@ -23,7 +23,7 @@ pub(crate) enum Step {
     EpochLoaded,
     /// Synchronisation loaded the header fields, before the epoch re-check.
     Synchronising,
-    /// The element was copied, before the counters and epoch are re-checked.
+    /// The elements were copied, before the counters and epoch are re-checked.
     Copied,
 }
 
@@ -118,8 +118,8 @@ impl<'a> Reader<'a> {
             });
         }
         let mut element = MaybeUninit::<T>::uninit();
-        // SAFETY: `element` is `size` bytes of private memory.
-        unsafe { self.read_raw(element.as_mut_ptr().cast::<u8>(), |_| {})? };
+        // SAFETY: `element` is `size` bytes of private memory, room for one element.
+        unsafe { self.read_raw(element.as_mut_ptr().cast::<u8>(), 1, |_| {})? };
         // SAFETY: the read initialised all `size_of::<T>()` bytes, and `T: FromBytes`
         // accepts every byte pattern.
         Ok(unsafe { element.assume_init() })
@@ -135,22 +135,65 @@ impl<'a> Reader<'a> {
                 found: element.len(),
             });
         }
-        // SAFETY: `element` is `size` bytes of private memory.
-        unsafe { self.read_raw(element.as_mut_ptr(), |_| {}) }
+        // SAFETY: `element` is `size` bytes of private memory, room for one element.
+        unsafe { self.read_raw(element.as_mut_ptr(), 1, |_| {}) }.map(|_| ())
     }
 
-    /// The read algorithm; `hook` runs at the [`Step`]s (tests simulate a concurrent
-    /// writer there; elsewhere it is empty and compiles away).
+    /// Reads as many of the next elements as are available and fit into `elements`
+    /// (one after the other; its length must be a non-zero multiple of the element
+    /// size) and returns how many it read (at least one).
+    ///
+    /// The elements are checked together, like one element by [`Reader::read`]: one
+    /// load of the write counter before the copies, one check of `wsc` and the epoch
+    /// after them. If the writer started overwriting any of them during the copies,
+    /// all are discarded (`Overrun`). The results are those of `read` otherwise. On
+    /// error the contents of `elements` are unspecified.
+    #[inline]
+    pub fn read_batch_bytes(&mut self, elements: &mut [u8]) -> Result<usize, ReadError> {
+        if elements.is_empty() || elements.len() % self.size != 0 {
+            return Err(ReadError::WrongLength {
+                element_size: self.size,
+                found: elements.len(),
+            });
+        }
+        let capacity = (elements.len() / self.size) as u64;
+        // SAFETY: `elements` is `capacity * size` bytes of private memory.
+        unsafe { self.read_raw(elements.as_mut_ptr(), capacity, |_| {}) }.map(|n| n as usize)
+    }
+
+    /// [`Reader::read_batch_bytes`] into a slice of `T`s (`size_of::<T>()` must be the
+    /// element size and `elements` not empty); returns how many were read. The
+    /// elements after those are left as they were; on error all are unspecified (but
+    /// valid `T`s).
+    #[inline]
+    pub fn read_batch<T: FromBytes + IntoBytes>(
+        &mut self,
+        elements: &mut [T],
+    ) -> Result<usize, ReadError> {
+        if size_of::<T>() != self.size {
+            return Err(ReadError::WrongLength {
+                element_size: self.size,
+                found: size_of::<T>(),
+            });
+        }
+        self.read_batch_bytes(elements.as_mut_bytes())
+    }
+
+    /// The read algorithm, for up to `capacity` elements; `hook` runs at the [`Step`]s
+    /// (tests simulate a concurrent writer there; elsewhere it is empty and compiles
+    /// away). Returns how many elements it read (between 1 and `capacity`).
     ///
     /// # Safety
     ///
-    /// `dst` is valid for writing `self.size` bytes of private memory.
+    /// `capacity >= 1`, and `dst` is valid for writing `capacity * self.size` bytes of
+    /// private memory.
     #[inline(always)]
     pub(crate) unsafe fn read_raw(
         &mut self,
         dst: *mut u8,
+        capacity: u64,
         mut hook: impl FnMut(Step),
-    ) -> Result<(), ReadError> {
+    ) -> Result<u64, ReadError> {
         let r = self.region;
         // Acquire: if the epoch is the one we synchronised to, the header and counters
         // we read next are at least as new as its publication.
@@ -186,18 +229,37 @@ impl<'a> Reader<'a> {
             }));
         }
         self.behind_reported = false;
-        if wc - rc > self.elements {
+        let available = wc - rc;
+        if available > self.elements {
             self.confirm_epoch(epoch)?;
             self.set_rc(wc);
-            return Err(ReadError::Overrun { lost: wc - rc });
+            return Err(ReadError::Overrun { lost: available });
         }
-        // SAFETY: `slot < elements` and `64 + size * elements <= region.len()` were
-        // established when this epoch was synchronised (and are private copies since),
-        // so the slot lies inside the region; `dst` is `size` private bytes (caller).
-        unsafe { r.load_unchecked(HEADER_SIZE + self.slot * self.size, dst, self.size) };
+        // 1 <= n <= elements.
+        let n = available.min(capacity);
+        let elements = self.elements as usize;
+        let mut slot = self.slot;
+        for i in 0..n as usize {
+            // SAFETY: `slot < elements` and `64 + size * elements <= region.len()` were
+            // established when this epoch was synchronised (and are private copies
+            // since), so the slot lies inside the region; `dst` has room for
+            // `capacity >= n` elements (caller). One copy per element: a writer copies
+            // element by element too, so racing copies have the same length.
+            unsafe {
+                r.load_unchecked(
+                    HEADER_SIZE + slot * self.size,
+                    dst.add(i * self.size),
+                    self.size,
+                )
+            };
+            slot += 1;
+            if slot == elements {
+                slot = 0;
+            }
+        }
         hook(Step::Copied);
-        // Acquire fence: if the copy saw any byte of a later write of this slot (or of
-        // a re-initialisation), the loads below see the `wsc` (or epoch) store that
+        // Acquire fence: if a copy saw any byte of a later write of its slot (or of a
+        // re-initialisation), the loads below see the `wsc` (or epoch) store that
         // preceded it.
         fence(Ordering::Acquire);
         let wsc = r.load_with(Field::Wsc, Ordering::Relaxed);
@@ -205,16 +267,18 @@ impl<'a> Reader<'a> {
             self.epoch = 0;
             return Err(ReadError::EpochChanged);
         }
-        if wsc <= rc {
-            // An honest writer has `wsc >= wc > rc`.
+        // No overflow: `rc + n <= wc`.
+        let end = rc + n;
+        if wsc < end {
+            // An honest writer has `wsc >= wc >= rc + n`.
             self.set_rc(wc);
             return Err(ReadError::Misbehaviour(
                 Misbehaviour::CountersInconsistent { wsc, rc },
             ));
         }
         if wsc - rc > self.elements {
-            // The writer started element `rc + elements` (same slot) during the copy.
-            // Skip to the newest complete element.
+            // The writer started element `rc + elements` (the slot of our oldest copy)
+            // during the copies. Skip to the newest complete element.
             let now = r.load_with(Field::Wc, Ordering::Relaxed);
             self.set_rc(now.max(wc));
             if now <= rc {
@@ -224,12 +288,9 @@ impl<'a> Reader<'a> {
             }
             return Err(ReadError::Overrun { lost: self.rc - rc });
         }
-        self.rc = rc + 1;
-        self.slot += 1;
-        if self.slot as u64 == self.elements {
-            self.slot = 0;
-        }
-        Ok(())
+        self.rc = end;
+        self.slot = slot;
+        Ok(n)
     }
 
     /// Validates the header of `epoch` and, if it is acceptable, synchronises to it

@@ -66,7 +66,7 @@ fn pair(m: &[AtomicU64]) -> (Writer<'_>, Reader<'_>) {
 fn read_hooked(r: &mut Reader<'_>, hook: impl FnMut(Step)) -> Result<Elem, ReadError> {
     let mut e = [0u8; SIZE];
     // SAFETY: `e` is SIZE private bytes.
-    unsafe { r.read_raw(e.as_mut_ptr(), hook) }.map(|()| e)
+    unsafe { r.read_raw(e.as_mut_ptr(), 1, hook) }.map(|_| e)
 }
 
 /// A hostile header on `m`: valid except for what `f` changes.
@@ -227,6 +227,169 @@ fn batches_are_published_together() {
     );
     w.write(&elem(99)).unwrap();
     assert_eq!(r.read::<Elem>(), Ok(elem(99)));
+}
+
+fn read_batch_hooked(
+    r: &mut Reader<'_>,
+    capacity: usize,
+    hook: impl FnMut(Step),
+) -> Result<Vec<Elem>, ReadError> {
+    let mut buf = std::vec![[0u8; SIZE]; capacity];
+    // SAFETY: `buf` is `capacity` elements of private memory.
+    let n = unsafe { r.read_raw(buf.as_mut_ptr().cast(), capacity as u64, hook) }?;
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+#[test]
+fn batch_reads_return_what_is_there_up_to_the_buffer() {
+    let m = memory(LEN);
+    let (mut w, mut r) = pair(&m);
+    let mut buf = [[0u8; SIZE]; 3];
+    assert_eq!(r.read_batch(&mut buf), Err(ReadError::NoData));
+    for n in 0..5 {
+        w.write(&elem(n)).unwrap();
+    }
+    assert_eq!(r.read_batch(&mut buf), Ok(3));
+    assert_eq!(buf, [elem(0), elem(1), elem(2)]);
+    let mut big = [[0xeeu8; SIZE]; 10];
+    assert_eq!(r.read_batch(&mut big), Ok(2));
+    assert_eq!(&big[..2], &[elem(3), elem(4)]);
+    assert_eq!(
+        big[2], [0xee; SIZE],
+        "elements after the ones read are untouched"
+    );
+    assert_eq!(r.read_batch(&mut big), Err(ReadError::NoData));
+    assert_eq!(r.read_count(), 5);
+    // Across the end of the ring (slots 5, 6, 7, 0, 1), as bytes.
+    for n in 5..10 {
+        w.write(&elem(n)).unwrap();
+    }
+    let mut bytes = [0u8; 8 * SIZE];
+    assert_eq!(r.read_batch_bytes(&mut bytes), Ok(5));
+    for (i, e) in bytes.chunks(SIZE).take(5).enumerate() {
+        assert_eq!(e, elem(5 + i as u64));
+    }
+    // A full ring at once, and one more is an overrun as for single reads.
+    let batch: Vec<Elem> = (10..10 + E).map(elem).collect();
+    w.write_batch(&batch).unwrap();
+    assert_eq!(r.read_batch(&mut big), Ok(E as usize));
+    assert_eq!(&big[..E as usize], &batch[..]);
+    for n in 0..=E {
+        w.write(&elem(100 + n)).unwrap();
+    }
+    assert_eq!(
+        r.read_batch(&mut big),
+        Err(ReadError::Overrun { lost: E + 1 })
+    );
+    w.write(&elem(200)).unwrap();
+    assert_eq!(r.read_batch(&mut big), Ok(1));
+    assert_eq!(big[0], elem(200));
+}
+
+#[test]
+fn batch_reads_refuse_wrong_lengths() {
+    let m = memory(LEN);
+    let (mut w, mut r) = pair(&m);
+    w.write(&elem(0)).unwrap();
+    for len in [0, 1, SIZE - 1, SIZE + 1, 3 * SIZE - 1] {
+        let mut buf = std::vec![0u8; len];
+        assert_eq!(
+            r.read_batch_bytes(&mut buf),
+            Err(ReadError::WrongLength {
+                element_size: SIZE,
+                found: len
+            })
+        );
+    }
+    let mut empty: [Elem; 0] = [];
+    assert_eq!(
+        r.read_batch(&mut empty),
+        Err(ReadError::WrongLength {
+            element_size: SIZE,
+            found: 0
+        })
+    );
+    assert_eq!(
+        r.read_batch(&mut [0u64; 4]),
+        Err(ReadError::WrongLength {
+            element_size: SIZE,
+            found: 8
+        })
+    );
+    assert_eq!(r.read_count(), 0);
+    assert_eq!(r.read::<Elem>(), Ok(elem(0)));
+}
+
+#[test]
+fn a_batch_is_checked_as_one_copy() {
+    // The writer laps the oldest element of the batch during the copies: all of it is
+    // discarded, and the reader skips to the newest complete element.
+    let m = memory(LEN);
+    let (mut w, mut r) = pair(&m);
+    for n in 0..4 {
+        w.write(&elem(n)).unwrap();
+    }
+    let mut n = 4;
+    let got = read_batch_hooked(&mut r, 4, |step| {
+        if step == Step::Copied {
+            while n <= E {
+                w.write(&elem(n)).unwrap();
+                n += 1;
+            }
+        }
+    });
+    assert_eq!(got, Err(ReadError::Overrun { lost: E + 1 }));
+    assert_eq!(r.read_count(), E + 1);
+
+    // `wsc` up to `rc + elements` touches only slots after the batch's: accepted.
+    let m = memory(LEN);
+    let (mut w, mut r) = pair(&m);
+    for n in 0..4 {
+        w.write(&elem(n)).unwrap();
+    }
+    let p = peer(&m);
+    let got = read_batch_hooked(&mut r, 4, |step| {
+        if step == Step::Copied {
+            p.store(Field::Wsc, E);
+        }
+    });
+    assert_eq!(got, Ok((0..4).map(elem).collect()));
+
+    // `wsc` below the end of the batch: the writer never started its last element.
+    let m = memory(LEN);
+    let (mut w, mut r) = pair(&m);
+    for n in 0..4 {
+        w.write(&elem(n)).unwrap();
+    }
+    let p = peer(&m);
+    let got = read_batch_hooked(&mut r, 4, |step| {
+        if step == Step::Copied {
+            p.store(Field::Wsc, 3);
+        }
+    });
+    assert_eq!(
+        got,
+        Err(ReadError::Misbehaviour(
+            Misbehaviour::CountersInconsistent { wsc: 3, rc: 0 }
+        ))
+    );
+    assert_eq!(r.read_count(), 4);
+
+    // A restart during the copies.
+    let m = memory(LEN);
+    let (mut w, mut r) = pair(&m);
+    for n in 0..4 {
+        w.write(&elem(n)).unwrap();
+    }
+    let mut writer = Some(w);
+    let got = read_batch_hooked(&mut r, 4, |step| {
+        if step == Step::Copied {
+            writer.as_mut().unwrap().reset(epoch(1000));
+        }
+    });
+    assert_eq!(got, Err(ReadError::EpochChanged));
+    assert_eq!(r.epoch(), None);
 }
 
 // ---- channel states ------------------------------------------------------------
@@ -873,6 +1036,49 @@ mod random {
     }
 
     proptest! {
+        /// Honest writes (single and batched) and reads (single and batched) in any
+        /// order deliver exactly the model's elements: every element in order, and an
+        /// overrun of the right size whenever the writer is more than a ring ahead.
+        #[test]
+        fn honest_traffic_matches_the_model(
+            ops in proptest::collection::vec((any::<bool>(), 1usize..12), 1..60),
+        ) {
+            let m = memory(LEN);
+            let (mut w, mut r) = pair(&m);
+            let mut written = 0u64;
+            let mut expected = 0u64;
+            for (write, k) in ops {
+                if write {
+                    let batch: Vec<Elem> = (written..written + k as u64).map(elem).collect();
+                    if k % 2 == 0 {
+                        w.write_batch(&batch).unwrap();
+                    } else {
+                        for e in &batch {
+                            w.write(e).unwrap();
+                        }
+                    }
+                    written += k as u64;
+                    continue;
+                }
+                let mut buf = std::vec![[0u8; SIZE]; k];
+                let got = r.read_batch(&mut buf);
+                if written == expected {
+                    prop_assert_eq!(got, Err(ReadError::NoData));
+                } else if written - expected > E {
+                    prop_assert_eq!(got, Err(ReadError::Overrun { lost: written - expected }));
+                    expected = written;
+                } else {
+                    let n = (written - expected).min(k as u64);
+                    prop_assert_eq!(got, Ok(n as usize));
+                    for (i, e) in buf.iter().take(n as usize).enumerate() {
+                        prop_assert_eq!(*e, elem(expected + i as u64));
+                    }
+                    expected += n;
+                }
+                prop_assert_eq!(r.read_count(), expected);
+            }
+        }
+
         /// Whatever the header says, the reader neither panics nor returns an element
         /// from a geometry it should have refused, and stays within its counters.
         #[test]
