@@ -16,16 +16,27 @@ use crate::error::{ConfigError, Incompatible, Misbehaviour, ReadError};
 use crate::header::{Field, HEADER_SIZE, TRANSPORT_MARKER};
 use crate::region::Region;
 
-/// Points inside a read where tests inject concurrent writer actions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Step {
-    /// The epoch matched the synchronised one, before the write counter is loaded.
-    EpochLoaded,
-    /// Synchronisation loaded the header fields, before the epoch re-check.
-    Synchronising,
-    /// The elements were copied, before the counters and epoch are re-checked.
-    Copied,
+macro_rules! define_step {
+    ($vis:vis) => {
+        /// Points inside a read where tests (and, built with `--cfg fuzzing`, the fuzz
+        /// target in `channels/fuzz`) inject concurrent writer actions.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        $vis enum Step {
+            /// The epoch matched the synchronised one, before the write counter is
+            /// loaded.
+            EpochLoaded,
+            /// Synchronisation loaded the header fields, before the epoch re-check.
+            Synchronising,
+            /// The elements were copied, before the counters and epoch are re-checked.
+            Copied,
+        }
+    };
 }
+
+#[cfg(not(fuzzing))]
+define_step!(pub(crate));
+#[cfg(fuzzing)]
+define_step!(pub);
 
 /// The reader of a channel.
 ///
@@ -482,5 +493,43 @@ impl<'a> Reader<'a> {
     /// The region this reader reads.
     pub const fn region(&self) -> Region<'a> {
         self.region
+    }
+}
+
+/// Access for the fuzz target (`channels/fuzz`), which plays a writer that acts in the
+/// middle of a read and checks the reader's state against a model. Only in builds
+/// with `--cfg fuzzing` (cargo-fuzz sets it).
+#[cfg(fuzzing)]
+impl Reader<'_> {
+    /// [`Reader::read_batch_bytes`] with `hook` run at the [`Step`]s.
+    #[doc(hidden)]
+    pub fn read_batch_bytes_hooked(
+        &mut self,
+        elements: &mut [u8],
+        hook: impl FnMut(Step),
+    ) -> Result<usize, ReadError> {
+        if elements.is_empty() || elements.len() % self.size != 0 {
+            return Err(ReadError::WrongLength {
+                element_size: self.size,
+                found: elements.len(),
+            });
+        }
+        let capacity = (elements.len() / self.size) as u64;
+        // SAFETY: `elements` is `capacity * size` bytes of private memory.
+        unsafe { self.read_raw(elements.as_mut_ptr(), capacity, hook) }.map(|n| n as usize)
+    }
+
+    /// The private state: epoch, elements, read counter, slot, refused epoch,
+    /// whether a counter behind was reported.
+    #[doc(hidden)]
+    pub fn fuzz_state(&self) -> (u64, u64, u64, usize, u64, bool) {
+        (
+            self.epoch,
+            self.elements,
+            self.rc,
+            self.slot,
+            self.refused_epoch,
+            self.behind_reported,
+        )
     }
 }
