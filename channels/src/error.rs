@@ -136,10 +136,11 @@ pub enum ReadError {
     Inactive,
     /// The channel is active but speaks another transport, protocol or element size.
     Incompatible(Incompatible),
-    /// The reader (re)synchronised with a new epoch, or the epoch changed during this
-    /// call. Nothing was returned; read again. Every new epoch is reported (twice if
-    /// it appeared in the middle of a read: once for the discarded copy, once when the
-    /// reader synchronises).
+    /// The reader (re)synchronised with a new epoch, or the epoch changed since the
+    /// reader last checked it (during this call, or while elements it knew to be
+    /// published were left unread). Nothing was returned; read again. Every new epoch
+    /// is reported, twice in the second case: once for the discarded copy, once when
+    /// the reader synchronises.
     EpochChanged,
     /// No new element.
     NoData,

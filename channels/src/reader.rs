@@ -71,6 +71,9 @@ pub struct Reader<'a> {
     elements: u64,
     /// Read counter: the next element to read.
     rc: u64,
+    /// The write counter last loaded in `epoch` (acquire) and found at most `elements`
+    /// ahead of `rc`: elements `rc..known_wc` are known to be published.
+    known_wc: u64,
     /// `rc % elements`, kept incrementally to avoid a division per element.
     slot: usize,
     /// An epoch whose header was refused (0 = none): no pending data for it unless
@@ -109,6 +112,7 @@ impl<'a> Reader<'a> {
             epoch: 0,
             elements: 0,
             rc: 0,
+            known_wc: 0,
             slot: 0,
             refused_epoch: 0,
             behind_reported: false,
@@ -206,46 +210,22 @@ impl<'a> Reader<'a> {
         mut hook: impl FnMut(Step),
     ) -> Result<u64, ReadError> {
         let r = self.region;
-        // Acquire: if the epoch is the one we synchronised to, the header and counters
-        // we read next are at least as new as its publication.
-        let epoch = r.load_with(Field::Epoch, Ordering::Acquire);
-        if epoch == 0 {
-            self.epoch = 0;
-            self.refused_epoch = 0;
-            return Err(ReadError::Inactive);
-        }
-        if epoch != self.epoch {
-            self.synchronise(epoch, &mut hook)?;
-            return Err(ReadError::EpochChanged);
-        }
-        hook(Step::EpochLoaded);
-        // Acquire: pairs with the writer's release store of `wc`, so the elements
-        // below `wc` are complete in our view.
-        let wc = r.load_with(Field::Wc, Ordering::Acquire);
         let rc = self.rc;
-        if wc == rc {
-            return Err(ReadError::NoData);
-        }
-        if wc < rc {
-            // The read counter never goes back within an epoch: the slots below it
-            // hold elements this reader has delivered (or skipped) already.
-            if self.behind_reported {
-                return Err(ReadError::NoData);
-            }
-            self.confirm_epoch(epoch)?;
-            self.behind_reported = true;
-            return Err(ReadError::Misbehaviour(Misbehaviour::WriteCounterBehind {
-                wc,
-                rc,
-            }));
-        }
-        self.behind_reported = false;
+        let known = rc
+            .checked_add(capacity)
+            .is_some_and(|end| end <= self.known_wc);
+        let (epoch, wc) = if self.epoch != 0 && known {
+            // Enough elements to fill the buffer were complete when `known_wc` was
+            // loaded (acquire) in this epoch, and `known_wc - rc <= elements` was
+            // checked then: no header access is needed before the copies. The checks
+            // after them (epoch, `wsc`) decide as always.
+            (self.epoch, self.known_wc)
+        } else {
+            self.published(&mut hook)?
+        };
+        // 1 <= wc - rc <= elements.
         let available = wc - rc;
-        if available > self.elements {
-            self.confirm_epoch(epoch)?;
-            self.set_rc(wc);
-            return Err(ReadError::Overrun { lost: available });
-        }
+        debug_assert!((1..=self.elements).contains(&available));
         // 1 <= n <= elements.
         let n = available.min(capacity);
         let elements = self.elements as usize;
@@ -304,6 +284,55 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
+    /// The header checks before the copies: the epoch (synchronising to a new one)
+    /// and the write counter, which is remembered in `known_wc`. Returns the epoch and
+    /// a write counter with `1 <= wc - rc <= elements`, or the error to report.
+    #[inline(always)]
+    fn published(&mut self, hook: &mut impl FnMut(Step)) -> Result<(u64, u64), ReadError> {
+        let r = self.region;
+        // Acquire: if the epoch is the one we synchronised to, the header and counters
+        // we read next are at least as new as its publication.
+        let epoch = r.load_with(Field::Epoch, Ordering::Acquire);
+        if epoch == 0 {
+            self.epoch = 0;
+            self.refused_epoch = 0;
+            return Err(ReadError::Inactive);
+        }
+        if epoch != self.epoch {
+            self.synchronise(epoch, hook)?;
+            return Err(ReadError::EpochChanged);
+        }
+        hook(Step::EpochLoaded);
+        // Acquire: pairs with the writer's release store of `wc`, so the elements
+        // below `wc` are complete in our view.
+        let wc = r.load_with(Field::Wc, Ordering::Acquire);
+        let rc = self.rc;
+        if wc == rc {
+            return Err(ReadError::NoData);
+        }
+        if wc < rc {
+            // The read counter never goes back within an epoch: the slots below it
+            // hold elements this reader has delivered (or skipped) already.
+            if self.behind_reported {
+                return Err(ReadError::NoData);
+            }
+            self.confirm_epoch(epoch)?;
+            self.behind_reported = true;
+            return Err(ReadError::Misbehaviour(Misbehaviour::WriteCounterBehind {
+                wc,
+                rc,
+            }));
+        }
+        self.behind_reported = false;
+        if wc - rc > self.elements {
+            self.confirm_epoch(epoch)?;
+            self.set_rc(wc);
+            return Err(ReadError::Overrun { lost: wc - rc });
+        }
+        self.known_wc = wc;
+        Ok((epoch, wc))
+    }
+
     /// Validates the header of `epoch` and, if it is acceptable, synchronises to it
     /// (read counter 0). `Ok` means synchronised.
     #[cold]
@@ -328,6 +357,7 @@ impl<'a> Reader<'a> {
                 self.epoch = epoch;
                 self.elements = elements;
                 self.rc = 0;
+                self.known_wc = 0;
                 self.slot = 0;
                 self.refused_epoch = 0;
                 self.behind_reported = false;
@@ -389,8 +419,11 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
+    /// Re-bases the read counter (overrun, counter errors, drain); no element is known
+    /// to be published after it until `wc` is loaded again.
     fn set_rc(&mut self, rc: u64) {
         self.rc = rc;
+        self.known_wc = rc;
         // `elements >= 1` while synchronised, the only state that calls this.
         self.slot = (rc % self.elements) as usize;
     }
@@ -519,14 +552,15 @@ impl Reader<'_> {
         unsafe { self.read_raw(elements.as_mut_ptr(), capacity, hook) }.map(|n| n as usize)
     }
 
-    /// The private state: epoch, elements, read counter, slot, refused epoch,
-    /// whether a counter behind was reported.
+    /// The private state: epoch, elements, read counter, known write counter, slot,
+    /// refused epoch, whether a counter behind was reported.
     #[doc(hidden)]
-    pub fn fuzz_state(&self) -> (u64, u64, u64, usize, u64, bool) {
+    pub fn fuzz_state(&self) -> (u64, u64, u64, u64, usize, u64, bool) {
         (
             self.epoch,
             self.elements,
             self.rc,
+            self.known_wc,
             self.slot,
             self.refused_epoch,
             self.behind_reported,

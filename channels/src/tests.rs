@@ -855,6 +855,22 @@ fn wsc_that_never_started_the_element_is_misbehaviour() {
 
 #[test]
 fn epoch_change_between_reads_resynchronises() {
+    // Nothing left unread: the next read sees the new epoch and synchronises.
+    let m = memory(LEN);
+    let (mut w, mut r) = pair(&m);
+    w.write(&elem(0)).unwrap();
+    assert_eq!(r.read::<Elem>(), Ok(elem(0)));
+    w.reset(epoch(78));
+    w.write(&elem(10)).unwrap();
+    assert!(r.has_pending_data());
+    assert_eq!(r.read::<Elem>(), Err(ReadError::EpochChanged));
+    assert_eq!((r.epoch(), r.read_count()), (Some(epoch(78)), 0));
+    assert_eq!(r.read::<Elem>(), Ok(elem(10)));
+    assert_eq!(r.read::<Elem>(), Err(ReadError::NoData));
+
+    // Elements the reader knew to be published were left: the next read copies one
+    // without looking at the header first, and the check after the copy sees the new
+    // epoch (the copy is discarded); the read after that synchronises.
     let m = memory(LEN);
     let (mut w, mut r) = pair(&m);
     for n in 0..4 {
@@ -865,9 +881,72 @@ fn epoch_change_between_reads_resynchronises() {
     w.write(&elem(10)).unwrap();
     assert!(r.has_pending_data());
     assert_eq!(r.read::<Elem>(), Err(ReadError::EpochChanged));
+    assert_eq!(r.epoch(), None);
+    assert_eq!(r.read::<Elem>(), Err(ReadError::EpochChanged));
     assert_eq!((r.epoch(), r.read_count()), (Some(epoch(78)), 0));
     assert_eq!(r.read::<Elem>(), Ok(elem(10)));
     assert_eq!(r.read::<Elem>(), Err(ReadError::NoData));
+}
+
+/// A reader with elements it knew to be published reads them without loading the
+/// header first; whatever the writer did meanwhile, the checks after the copy decide.
+#[test]
+fn known_elements_are_still_checked_after_the_copy() {
+    // Deactivated: the copy is discarded, then the channel is inactive.
+    let m = memory(LEN);
+    let (mut w, mut r) = pair(&m);
+    for n in 0..3 {
+        w.write(&elem(n)).unwrap();
+    }
+    assert_eq!(r.read::<Elem>(), Ok(elem(0)));
+    let region = w.deactivate();
+    assert_eq!(r.read::<Elem>(), Err(ReadError::EpochChanged));
+    assert_eq!(r.read::<Elem>(), Err(ReadError::Inactive));
+
+    // Re-initialised with the same epoch: `wsc` starts again below the element.
+    let mut w = Writer::init(region, PROTO, SIZE, epoch(77)).unwrap();
+    let mut r = reader(&m);
+    assert_eq!(r.read::<Elem>(), Err(ReadError::EpochChanged));
+    for n in 0..4 {
+        w.write(&elem(n)).unwrap();
+    }
+    assert_eq!(r.read::<Elem>(), Ok(elem(0)));
+    w.reset(epoch(77));
+    w.write(&elem(50)).unwrap();
+    assert_eq!(
+        r.read::<Elem>(),
+        Err(ReadError::Misbehaviour(
+            Misbehaviour::CountersInconsistent { wsc: 1, rc: 1 }
+        ))
+    );
+    // The read counter moved forward to the write counter known before (never back);
+    // now the counters say the writer went back.
+    assert_eq!(r.read_count(), 4);
+    assert_eq!(
+        r.read::<Elem>(),
+        Err(ReadError::Misbehaviour(Misbehaviour::WriteCounterBehind {
+            wc: 1,
+            rc: 4
+        }))
+    );
+
+    // Lapped: an overrun as if the write counter had been loaded.
+    let m = memory(LEN);
+    let (mut w, mut r) = pair(&m);
+    for n in 0..4 {
+        w.write(&elem(n)).unwrap();
+    }
+    assert_eq!(r.read::<Elem>(), Ok(elem(0)));
+    for n in 4..4 + 2 * E {
+        w.write(&elem(n)).unwrap();
+    }
+    assert_eq!(
+        r.read::<Elem>(),
+        Err(ReadError::Overrun { lost: 3 + 2 * E })
+    );
+    assert_eq!(r.read_count(), 4 + 2 * E);
+    w.write(&elem(99)).unwrap();
+    assert_eq!(r.read::<Elem>(), Ok(elem(99)));
 }
 
 #[test]

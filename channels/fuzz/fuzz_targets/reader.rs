@@ -62,8 +62,21 @@ enum Value {
     Small(u8),
     /// The current value plus this.
     Near(i8),
+    /// A value at the edge of the counters' range (see `EDGES`).
+    Edge(u8),
     Any(u64),
 }
+
+const EDGES: [u64; 8] = [
+    u64::MAX,
+    u64::MAX - 1,
+    u64::MAX - 40,
+    1 << 63,
+    (1 << 63) - 1,
+    1 << 32,
+    u32::MAX as u64,
+    0,
+];
 
 #[derive(Arbitrary, Debug, Clone)]
 enum Action {
@@ -77,6 +90,11 @@ enum Action {
 enum Op {
     Writer(Action),
     Read,
+    /// Several reads in a row (single or batch), as a poll loop does.
+    Reads {
+        count: u8,
+        capacity: u8,
+    },
     ReadTyped,
     ReadBatch {
         capacity: u8,
@@ -150,6 +168,7 @@ impl World<'_> {
                     Value::Honest => self.honest(field),
                     Value::Small(v) => u64::from(v),
                     Value::Near(d) => self.mem.load(field).wrapping_add(d as i64 as u64),
+                    Value::Edge(i) => EDGES[i as usize % EDGES.len()],
                     Value::Any(v) => v,
                 };
                 self.mem.store(field, v);
@@ -209,13 +228,15 @@ struct Model {
     epoch: u64,
     elements: u64,
     rc: u64,
+    /// The last write counter loaded and accepted: elements below it are published.
+    known_wc: u64,
     refused: u64,
     behind: bool,
 }
 
 impl Model {
     fn of(r: &Reader<'_>) -> Model {
-        let (epoch, elements, rc, slot, refused, behind) = r.fuzz_state();
+        let (epoch, elements, rc, known_wc, slot, refused, behind) = r.fuzz_state();
         if elements != 0 {
             assert_eq!(slot as u64, rc % elements, "slot bookkeeping");
         }
@@ -223,9 +244,15 @@ impl Model {
             epoch,
             elements,
             rc,
+            known_wc,
             refused,
             behind,
         }
+    }
+
+    fn set_rc(&mut self, rc: u64) {
+        self.rc = rc;
+        self.known_wc = rc;
     }
 
     fn check(h: &Header, size: usize, len: usize) -> Result<(), ReadError> {
@@ -266,6 +293,7 @@ impl Model {
                     epoch: h.epoch.get(),
                     elements: h.elements.get(),
                     rc: 0,
+                    known_wc: 0,
                     refused: 0,
                     behind: false,
                 };
@@ -282,49 +310,71 @@ impl Model {
     /// bytes of the elements read.
     fn read(&mut self, w: &World<'_>, capacity: u64) -> Result<Vec<u8>, ReadError> {
         let h = w.mem.header();
-        let epoch = h.epoch.get();
-        if epoch == 0 {
-            self.epoch = 0;
-            self.refused = 0;
-            return Err(ReadError::Inactive);
-        }
-        if epoch != self.epoch {
-            self.synchronise(&h, w.size, w.mem.len())?;
-            return Err(ReadError::EpochChanged);
-        }
-        let (wc, rc) = (h.wc.get(), self.rc);
-        if wc == rc {
-            return Err(ReadError::NoData);
-        }
-        if wc < rc {
-            if self.behind {
+        let rc = self.rc;
+        // Enough elements known to be published for the whole buffer: no header check
+        // before the copies.
+        let known = rc
+            .checked_add(capacity)
+            .is_some_and(|end| end <= self.known_wc);
+        let (epoch, wc) = if self.epoch != 0 && known {
+            (self.epoch, self.known_wc)
+        } else {
+            let epoch = h.epoch.get();
+            if epoch == 0 {
+                self.epoch = 0;
+                self.refused = 0;
+                return Err(ReadError::Inactive);
+            }
+            if epoch != self.epoch {
+                self.synchronise(&h, w.size, w.mem.len())?;
+                return Err(ReadError::EpochChanged);
+            }
+            let wc = h.wc.get();
+            if wc == rc {
                 return Err(ReadError::NoData);
             }
-            self.behind = true;
-            return Err(ReadError::Misbehaviour(Misbehaviour::WriteCounterBehind {
-                wc,
-                rc,
-            }));
-        }
-        self.behind = false;
-        if wc - rc > self.elements {
-            self.rc = wc;
-            return Err(ReadError::Overrun { lost: wc - rc });
-        }
+            if wc < rc {
+                if self.behind {
+                    return Err(ReadError::NoData);
+                }
+                self.behind = true;
+                return Err(ReadError::Misbehaviour(Misbehaviour::WriteCounterBehind {
+                    wc,
+                    rc,
+                }));
+            }
+            self.behind = false;
+            if wc - rc > self.elements {
+                self.set_rc(wc);
+                return Err(ReadError::Overrun { lost: wc - rc });
+            }
+            self.known_wc = wc;
+            (epoch, wc)
+        };
         let n = (wc - rc).min(capacity);
         let bytes: Vec<u8> = (rc..rc + n)
             .flat_map(|i| w.slot_bytes(self.elements, i))
             .collect();
+        if h.epoch.get() != epoch {
+            self.epoch = 0;
+            return Err(ReadError::EpochChanged);
+        }
         let wsc = h.wsc.get();
         if wsc < rc + n {
-            self.rc = wc;
+            self.set_rc(wc);
             return Err(ReadError::Misbehaviour(
                 Misbehaviour::CountersInconsistent { wsc, rc },
             ));
         }
         if wsc - rc > self.elements {
-            self.rc = wc;
-            return Err(ReadError::Overrun { lost: wc - rc });
+            let now = h.wc.get();
+            self.set_rc(now.max(wc));
+            if now <= rc {
+                return Err(ReadError::Misbehaviour(
+                    Misbehaviour::CountersInconsistent { wsc, rc },
+                ));
+            }
+            return Err(ReadError::Overrun { lost: self.rc - rc });
         }
         self.rc = rc + n;
         Ok(bytes)
@@ -342,7 +392,7 @@ impl Model {
             self.synchronise(&h, w.size, w.mem.len())?;
         }
         let (wc, rc) = (h.wc.get(), self.rc);
-        self.rc = wc;
+        self.set_rc(wc);
         self.behind = false;
         wc.checked_sub(rc)
             .ok_or(ReadError::Misbehaviour(Misbehaviour::WriteCounterBehind {
@@ -427,32 +477,18 @@ fn run(input: &Input) {
     for op in input.ops.iter().take(200) {
         match op {
             Op::Writer(action) => w.act(action),
-            Op::Read | Op::ReadTyped | Op::ReadBatch { .. } => {
-                let capacity = match op {
-                    Op::ReadBatch { capacity } => 1 + *capacity as usize % (MAX_SLOTS + 2),
-                    _ => 1,
-                };
-                let before = model;
-                let expected = model.read(&w, capacity as u64);
-                let mut buf = buffer(capacity, size);
-                let got = match op {
-                    Op::Read => r.read_bytes(&mut buf[..size]).map(|()| size),
-                    Op::ReadTyped => read_typed(&mut r, &mut buf[..size]),
-                    _ => r
-                        .read_batch_bytes(&mut buf[..capacity * size])
-                        .map(|n| n * size),
-                };
-                sentinel_intact(&buf, capacity * size);
-                match (&expected, got) {
-                    (Ok(bytes), Ok(n)) => {
-                        assert_eq!(&buf[..n], &bytes[..], "element bytes");
-                        delivered.deliver(before.rc, (n / size) as u64);
-                    }
-                    (Err(e), Err(g)) => assert_eq!(*e, g),
-                    (e, g) => panic!("model {e:?}, reader {g:?}"),
+            Op::Read => checked_read(&mut r, &mut model, &w, &mut delivered, None),
+            Op::ReadTyped => checked_read(&mut r, &mut model, &w, &mut delivered, Some(0)),
+            Op::ReadBatch { capacity } => {
+                let capacity = 1 + *capacity as usize % (MAX_SLOTS + 2);
+                checked_read(&mut r, &mut model, &w, &mut delivered, Some(capacity));
+            }
+            Op::Reads { count, capacity } => {
+                let capacity = *capacity as usize % (MAX_SLOTS + 2);
+                for _ in 0..count % 64 {
+                    let kind = (capacity > 0).then_some(capacity);
+                    checked_read(&mut r, &mut model, &w, &mut delivered, kind);
                 }
-                assert_eq!(Model::of(&r), model, "state after {op:?}");
-                delivered.follow(before, model);
             }
             Op::Drain => {
                 let expected = model.drain(&w);
@@ -503,6 +539,40 @@ fn run(input: &Input) {
             }
         }
     }
+}
+
+/// One read of an unchanging channel, checked against the model: `None` reads with
+/// `read_bytes`, `Some(0)` with `read::<[u8; N]>`, `Some(capacity)` a batch.
+fn checked_read(
+    r: &mut Reader<'_>,
+    model: &mut Model,
+    w: &World<'_>,
+    delivered: &mut Delivered,
+    kind: Option<usize>,
+) {
+    let size = w.size;
+    let capacity = kind.unwrap_or(1).max(1);
+    let before = *model;
+    let expected = model.read(w, capacity as u64);
+    let mut buf = buffer(capacity, size);
+    let got = match kind {
+        None => r.read_bytes(&mut buf[..size]).map(|()| size),
+        Some(0) => read_typed(r, &mut buf[..size]),
+        Some(_) => r
+            .read_batch_bytes(&mut buf[..capacity * size])
+            .map(|n| n * size),
+    };
+    sentinel_intact(&buf, capacity * size);
+    match (&expected, got) {
+        (Ok(bytes), Ok(n)) => {
+            assert_eq!(&buf[..n], &bytes[..], "element bytes");
+            delivered.deliver(before.rc, (n / size) as u64);
+        }
+        (Err(e), Err(g)) => assert_eq!(*e, g),
+        (e, g) => panic!("model {e:?}, reader {g:?}"),
+    }
+    assert_eq!(Model::of(r), *model, "state after a read ({kind:?})");
+    delivered.follow(before, *model);
 }
 
 /// Reads one element as a `[u8; N]` of the channel's size.
