@@ -21,19 +21,25 @@
 //! side that goes first alternates); 20 repetitions, medians, million elements per
 //! second.
 //!
+//! The development machine is shared, so a sample (a few milliseconds) counts only if
+//! no thread of it lost its CPU meanwhile: the threads' context switches
+//! (`getrusage(RUSAGE_THREAD)`) are compared before and after, and a sample with a
+//! switch is taken again (up to 100 times; the table says how many preempted samples
+//! it had to use all the same). `nice -n -20` makes clean samples come sooner.
+//!
 //! Two-thread figures depend on how far apart the two vCPUs are: on the 2-vCPU
 //! development machine the core-to-core latency is either about 25 ns or 60-100 ns,
 //! and it changes between runs. Each two-thread sample is therefore bracketed by a
 //! ping-pong measurement (one-way latency of a cache line bouncing between the two
-//! pinned threads), and the table also shows the two sides per latency mode, so that
-//! a comparison is made within one mode: `near` (below 45 ns), `far` (45-250 ns),
-//! `busy` (above 250 ns: another process had one of the CPUs; such samples say
-//! little) and `mixed` (the mode changed during the sample; no ratio).
+//! pinned threads, itself taken without a context switch), and the table also shows
+//! the two sides per latency mode, so that a comparison is made within one mode:
+//! `near` (below 45 ns), `far` (45 ns and more) and `mixed` (the mode changed during
+//! the sample; no ratio).
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::hint::black_box;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use muen_channel::{epoch_from, ReadError, Region, RegionMut};
@@ -44,9 +50,8 @@ const PROTOCOL: u64 = 0xbe7c_0000_0000_0002;
 const REPETITIONS: usize = 20;
 /// One-way core-to-core latency below this is the "near" mode.
 const NEAR_NS: f64 = 45.0;
-/// Above this the other thread was not running all the time: the CPUs were shared
-/// with other work ("busy"; such samples say little about either side).
-const BUSY_NS: f64 = 250.0;
+/// Attempts at a sample without a context switch.
+const ATTEMPTS: usize = 100;
 const READER_CPU: usize = 0;
 const WRITER_CPU: usize = 1;
 
@@ -228,102 +233,148 @@ fn expect_element(got: Got, n: u64) {
     }
 }
 
-/// Seconds per element: a ring's worth written, then read, repeatedly.
-fn batch<S: Side>(side: &S, c: &Config) -> f64 {
+/// A measurement: seconds per element, and whether a thread of it lost its CPU.
+#[derive(Clone, Copy, Debug)]
+struct Timing {
+    per_element: f64,
+    preempted: bool,
+}
+
+/// Context switches of the calling thread so far (voluntary ones too: a `sched_yield`
+/// that lets another process run is one).
+fn switches() -> i64 {
+    // SAFETY: `usage` is a plain struct the call fills in.
+    unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut usage), 0);
+        usage.ru_nvcsw + usage.ru_nivcsw
+    }
+}
+
+/// Times `f`, which handles `elements` elements on this thread.
+fn timed(elements: u64, f: impl FnOnce()) -> Timing {
+    let before = switches();
+    let t = Instant::now();
+    f();
+    let dt = t.elapsed().as_secs_f64();
+    Timing {
+        per_element: dt / elements as f64,
+        preempted: switches() != before,
+    }
+}
+
+/// Takes samples until one ran without a context switch (at most `ATTEMPTS`).
+fn clean<T>(mut sample: impl FnMut() -> (T, bool)) -> (T, bool) {
+    let mut last = sample();
+    for _ in 1..ATTEMPTS {
+        if !last.1 {
+            break;
+        }
+        last = sample();
+    }
+    last
+}
+
+/// A ring's worth written, then read, repeatedly.
+fn batch<S: Side>(side: &S, c: &Config) -> Timing {
     let memory = Memory::new(c.region);
     let (mut w, mut r) = side.open(&memory, c.size);
     let ring = c.ring();
     let rounds = c.n.div_ceil(ring);
     let mut src = vec![0xa5u8; c.size];
     let mut dst = vec![0u8; c.size];
-    let t = Instant::now();
-    let mut next = 0;
-    for _ in 0..rounds {
-        for n in next..next + ring {
-            stamp(&mut src, n);
-            w.write(black_box(&src));
+    let t = timed(rounds * ring, || {
+        let mut next = 0;
+        for _ in 0..rounds {
+            for n in next..next + ring {
+                stamp(&mut src, n);
+                w.write(black_box(&src));
+            }
+            for n in next..next + ring {
+                expect_element(r.read(&mut dst), n);
+                check(black_box(&dst), n);
+            }
+            next += ring;
         }
-        for n in next..next + ring {
-            expect_element(r.read(&mut dst), n);
-            check(black_box(&dst), n);
-        }
-        next += ring;
-    }
-    let dt = t.elapsed().as_secs_f64();
+    });
     assert_eq!(r.read(&mut dst), Got::NoData);
-    dt / (rounds * ring) as f64
+    t
 }
 
-/// Seconds per element: write one, read it.
-fn one_one<S: Side>(side: &S, c: &Config) -> f64 {
+/// Write one, read it.
+fn one_one<S: Side>(side: &S, c: &Config) -> Timing {
     let memory = Memory::new(c.region);
     let (mut w, mut r) = side.open(&memory, c.size);
     let mut src = vec![0xa5u8; c.size];
     let mut dst = vec![0u8; c.size];
-    let t = Instant::now();
-    for n in 0..c.n {
-        stamp(&mut src, n);
-        w.write(black_box(&src));
-        expect_element(r.read(&mut dst), n);
-        check(black_box(&dst), n);
-    }
-    let dt = t.elapsed().as_secs_f64();
+    let t = timed(c.n, || {
+        for n in 0..c.n {
+            stamp(&mut src, n);
+            w.write(black_box(&src));
+            expect_element(r.read(&mut dst), n);
+            check(black_box(&dst), n);
+        }
+    });
     assert_eq!(r.read(&mut dst), Got::NoData);
-    dt / c.n as f64
+    t
 }
 
-/// Seconds per element: writer thread on `WRITER_CPU`, reader on this thread (pinned
-/// to `READER_CPU`).
-fn two_threads<S: Side>(side: &S, c: &Config) -> f64 {
+/// Writer thread on `WRITER_CPU`, reader on this thread (pinned to `READER_CPU`).
+fn two_threads<S: Side>(side: &S, c: &Config) -> Timing {
     let memory = Memory::new(c.region);
     let (mut w, mut r) = side.open(&memory, c.size);
     let ring = c.ring();
     let total = c.n_threads;
     let progress = AtomicU64::new(0);
-    let t = Instant::now();
+    let go = AtomicBool::new(false);
     std::thread::scope(|s| {
-        s.spawn(|| {
+        let writer = s.spawn(|| {
             pin(WRITER_CPU);
             let mut src = vec![0xa5u8; c.size];
+            while !go.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+            let before = switches();
             // Reader progress as last seen; reloaded only when the ring looks full.
             let mut seen = 0;
             for n in 0..total {
-                let mut spins = 0;
                 while n - seen >= ring {
-                    backoff(&mut spins);
+                    backoff();
                     seen = progress.load(Ordering::Acquire);
                 }
                 stamp(&mut src, n);
                 w.write(&src);
             }
+            switches() != before
         });
         let mut dst = vec![0u8; c.size];
-        let mut n = 0;
-        let mut spins = 0;
-        while n < total {
-            match r.read(&mut dst) {
-                Got::Element => {
-                    check(&dst, n);
-                    n += 1;
-                    spins = 0;
-                    progress.store(n, Ordering::Release);
+        go.store(true, Ordering::Release);
+        let t = timed(total, || {
+            let mut n = 0;
+            while n < total {
+                match r.read(&mut dst) {
+                    Got::Element => {
+                        check(&dst, n);
+                        n += 1;
+                        progress.store(n, Ordering::Release);
+                    }
+                    Got::NoData => backoff(),
+                    Got::Other(e) => panic!("flow-controlled channel, element {n}: {e}"),
                 }
-                Got::NoData => backoff(&mut spins),
-                Got::Other(e) => panic!("flow-controlled channel, element {n}: {e}"),
             }
+        });
+        let writer_preempted = writer.join().unwrap();
+        Timing {
+            per_element: t.per_element,
+            preempted: t.preempted || writer_preempted,
         }
-    });
-    t.elapsed().as_secs_f64() / total as f64
+    })
 }
 
-/// Spins briefly, then yields: on a busy machine the other thread may need this CPU.
-fn backoff(spins: &mut u32) {
-    if *spins < 1000 {
-        *spins += 1;
-        std::hint::spin_loop();
-    } else {
-        std::thread::yield_now();
-    }
+/// Waits for the other thread: spins (both threads have a CPU of their own; a yield
+/// would hand the CPU to another process and spoil the sample).
+fn backoff() {
+    std::hint::spin_loop();
 }
 
 fn pin(cpu: usize) {
@@ -341,30 +392,42 @@ fn pin(cpu: usize) {
 }
 
 /// One-way core-to-core latency in ns: a counter bounced between this thread
-/// (`READER_CPU`) and one on `WRITER_CPU`.
+/// (`READER_CPU`) and one on `WRITER_CPU`, taken again until neither thread had a
+/// context switch meanwhile.
 fn ping_pong() -> f64 {
-    const ROUND_TRIPS: u64 = 20_000;
-    let ball = AtomicU64::new(0);
-    let t = std::thread::scope(|s| {
-        s.spawn(|| {
-            pin(WRITER_CPU);
-            for i in 0..ROUND_TRIPS {
-                while ball.load(Ordering::Acquire) != 2 * i + 1 {
-                    std::hint::spin_loop();
+    const ROUND_TRIPS: u64 = 2_000;
+    clean(|| {
+        let ball = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            let other = s.spawn(|| {
+                pin(WRITER_CPU);
+                let before = switches();
+                for i in 0..ROUND_TRIPS {
+                    while ball.load(Ordering::Acquire) != 2 * i + 1 {
+                        std::hint::spin_loop();
+                    }
+                    ball.store(2 * i + 2, Ordering::Release);
                 }
-                ball.store(2 * i + 2, Ordering::Release);
-            }
-        });
-        let t = Instant::now();
-        for i in 0..ROUND_TRIPS {
-            ball.store(2 * i + 1, Ordering::Release);
-            while ball.load(Ordering::Acquire) != 2 * i + 2 {
+                switches() != before
+            });
+            // The first round trip waits for the other thread to start: not timed.
+            ball.store(1, Ordering::Release);
+            while ball.load(Ordering::Acquire) != 2 {
                 std::hint::spin_loop();
             }
-        }
-        t.elapsed()
-    });
-    t.as_secs_f64() * 1e9 / (2 * ROUND_TRIPS) as f64
+            let t = timed(2 * (ROUND_TRIPS - 1), || {
+                for i in 1..ROUND_TRIPS {
+                    ball.store(2 * i + 1, Ordering::Release);
+                    while ball.load(Ordering::Acquire) != 2 * i + 2 {
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+            let other_preempted = other.join().unwrap();
+            (t.per_element * 1e9, t.preempted || other_preempted)
+        })
+    })
+    .0
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -382,46 +445,48 @@ fn median(v: &[f64]) -> f64 {
 enum Mode {
     Near,
     Far,
-    Busy,
     /// The latency before and after the sample fell into different modes.
     Mixed,
 }
 
 fn mode(before: f64, after: f64) -> Mode {
-    let one = |ns: f64| {
-        if ns < NEAR_NS {
-            Mode::Near
-        } else if ns < BUSY_NS {
-            Mode::Far
-        } else {
-            Mode::Busy
-        }
-    };
-    let (b, a) = (one(before), one(after));
-    if b == a {
-        b
-    } else {
-        Mode::Mixed
+    match (before < NEAR_NS, after < NEAR_NS) {
+        (true, true) => Mode::Near,
+        (false, false) => Mode::Far,
+        _ => Mode::Mixed,
     }
 }
 
-/// A two-thread sample: seconds per element and the ping-pong latency around it.
+/// A two-thread sample: its timing and the ping-pong latency around it.
 #[derive(Clone, Copy)]
 struct Sample {
-    per_element: f64,
+    timing: Timing,
     latency: f64,
     mode: Mode,
 }
 
-fn sampled(run: impl FnOnce() -> f64) -> Sample {
+fn sampled(run: impl Fn() -> Timing) -> Sample {
     let before = ping_pong();
-    let per_element = run();
+    let timing = clean(|| {
+        let t = run();
+        (t, t.preempted)
+    })
+    .0;
     let after = ping_pong();
     Sample {
-        per_element,
+        timing,
         latency: (before + after) / 2.0,
         mode: mode(before, after),
     }
+}
+
+/// A single-thread sample without a context switch (if one came in `ATTEMPTS`).
+fn single_sample(run: impl Fn() -> Timing) -> Timing {
+    clean(|| {
+        let t = run();
+        (t, t.preempted)
+    })
+    .0
 }
 
 fn melem(per_element: f64) -> f64 {
@@ -471,20 +536,21 @@ fn main() {
         }
     };
     let c = C(solo5);
+    // Samples of about 2-3 ms on the development machine.
     let configs = [
         Config {
             name: "64 B / 128 KiB",
             size: 64,
             region: 0x2_0000,
-            n: 2_000_000,
-            n_threads: 1_000_000,
+            n: 200_000,
+            n_threads: 30_000,
         },
         Config {
             name: "1516 B / 1 MiB",
             size: 1516,
             region: 0x10_0000,
-            n: 400_000,
-            n_threads: 300_000,
+            n: 40_000,
+            n_threads: 10_000,
         },
     ];
     pin(READER_CPU);
@@ -495,70 +561,98 @@ fn main() {
     }
     println!(
         "{} repetitions, medians; million elements/s; two threads: writer on CPU \
-         {WRITER_CPU}, reader on CPU {READER_CPU}; ping-pong = one-way core-to-core latency",
+         {WRITER_CPU}, reader on CPU {READER_CPU}; ping-pong: one-way core-to-core latency \
+         in ns, C / ours; preempted: samples used with a context switch, C / ours",
         options.repetitions
     );
     for cfg in configs.iter().filter(|c| options.sizes.contains(&c.size)) {
-        type Single<S> = fn(&S, &Config) -> f64;
+        type Single<S> = fn(&S, &Config) -> Timing;
         let rows: [(&str, Single<C>, Single<Rust>); 2] = [
             ("batch", batch::<C>, batch::<Rust>),
             ("one/one", one_one::<C>, one_one::<Rust>),
         ];
-        let mut single = vec![(Vec::new(), Vec::new()); rows.len()];
+        let mut single: Vec<(Vec<Timing>, Vec<Timing>)> =
+            vec![(Vec::new(), Vec::new()); rows.len()];
         let mut threads: (Vec<Sample>, Vec<Sample>) = (Vec::new(), Vec::new());
-        for rep in 0..options.repetitions {
+        // Repetition 0 warms up (caches, page tables, CPU frequency) and is not kept.
+        for rep in 0..=options.repetitions {
+            let keep = rep > 0;
             let c_first = rep % 2 == 0;
             for ((_, fc, fr), (tc, tr)) in rows.iter().zip(single.iter_mut()) {
-                if c_first {
-                    tc.push(fc(&c, cfg));
-                    tr.push(fr(&Rust, cfg));
+                let (a, b) = if c_first {
+                    let a = single_sample(|| fc(&c, cfg));
+                    (a, single_sample(|| fr(&Rust, cfg)))
                 } else {
-                    tr.push(fr(&Rust, cfg));
-                    tc.push(fc(&c, cfg));
+                    let b = single_sample(|| fr(&Rust, cfg));
+                    (single_sample(|| fc(&c, cfg)), b)
+                };
+                if keep {
+                    tc.push(a);
+                    tr.push(b);
                 }
             }
             if !options.two_threads {
                 continue;
             }
-            if c_first {
-                threads.0.push(sampled(|| two_threads(&c, cfg)));
-                threads.1.push(sampled(|| two_threads(&Rust, cfg)));
+            let (a, b) = if c_first {
+                let a = sampled(|| two_threads(&c, cfg));
+                (a, sampled(|| two_threads(&Rust, cfg)))
             } else {
-                threads.1.push(sampled(|| two_threads(&Rust, cfg)));
-                threads.0.push(sampled(|| two_threads(&c, cfg)));
+                let b = sampled(|| two_threads(&Rust, cfg));
+                (sampled(|| two_threads(&c, cfg)), b)
+            };
+            if keep {
+                threads.0.push(a);
+                threads.1.push(b);
             }
         }
         println!("\n{} ({} elements in the ring)", cfg.name, cfg.ring());
         println!(
-            "{:<26} {:>10} {:>13} {:>8} {:>16}",
+            "{:<22} {:>10} {:>13} {:>7} {:>15} {:>10}",
             "",
             C::NAME,
             Rust::NAME,
             "ratio",
-            "ping-pong ns"
+            "ping-pong",
+            "preempted"
         );
+        let preempted = |t: &[Timing]| t.iter().filter(|t| t.preempted).count();
         for ((name, _, _), (tc, tr)) in rows.iter().zip(&single) {
-            let (mc, mr) = (melem(median(tc)), melem(median(tr)));
-            println!("{:<26} {:>10.1} {:>13.1} {:>8.2}", name, mc, mr, mr / mc);
+            let per = |t: &[Timing]| median(&t.iter().map(|t| t.per_element).collect::<Vec<_>>());
+            let (mc, mr) = (melem(per(tc)), melem(per(tr)));
+            println!(
+                "{:<22} {:>10.1} {:>13.1} {:>7.2} {:>15} {:>10}",
+                name,
+                mc,
+                mr,
+                mr / mc,
+                "",
+                format!("{} / {}", preempted(tc), preempted(tr))
+            );
         }
-        let all = |s: &[Sample]| {
-            let per: Vec<f64> = s.iter().map(|s| s.per_element).collect();
-            let lat: Vec<f64> = s.iter().map(|s| s.latency).collect();
-            (melem(median(&per)), median(&lat))
-        };
         if !options.two_threads {
             continue;
         }
+        let all = |s: &[Sample]| {
+            let per: Vec<f64> = s.iter().map(|s| s.timing.per_element).collect();
+            let lat: Vec<f64> = s.iter().map(|s| s.latency).collect();
+            (melem(median(&per)), median(&lat))
+        };
+        let timings = |s: &[Sample]| s.iter().map(|s| s.timing).collect::<Vec<_>>();
         let (mc, lc) = all(&threads.0);
         let (mr, lr) = all(&threads.1);
         println!(
-            "{:<26} {:>10.1} {:>13.1} {:>8.2} {:>7.0} / {:<7.0}",
+            "{:<22} {:>10.1} {:>13.1} {:>7.2} {:>15} {:>10}",
             "two threads (all)",
             mc,
             mr,
             mr / mc,
-            lc,
-            lr
+            format!("{lc:.0} / {lr:.0}"),
+            format!(
+                "{} / {}",
+                preempted(&timings(&threads.0)),
+                preempted(&timings(&threads.1))
+            )
         );
         for (m, label) in [
             (Mode::Near, "near"),
@@ -587,15 +681,13 @@ fn main() {
                 format!("{:.2}", all(&sr).0 / all(&sc).0)
             };
             println!(
-                "{:<26} {:>10} {:>13} {:>8} {:>7} / {:<7} (samples {} / {})",
+                "{:<22} {:>10} {:>13} {:>7} {:>15} {:>10}",
                 format!("two threads ({label})"),
                 vc,
                 vr,
                 ratio,
-                lc,
-                lr,
-                sc.len(),
-                sr.len()
+                format!("{lc} / {lr}"),
+                format!("n = {} / {}", sc.len(), sr.len())
             );
         }
     }
