@@ -24,7 +24,7 @@
 //! The development machine is shared, so a sample (a few milliseconds) counts only if
 //! no thread of it lost its CPU meanwhile: the threads' context switches
 //! (`getrusage(RUSAGE_THREAD)`) are compared before and after, and a sample with a
-//! switch is taken again (up to 100 times; the table says how many preempted samples
+//! switch is taken again (up to 20 times; the table says how many preempted samples
 //! it had to use all the same). `nice -n -20` makes clean samples come sooner.
 //!
 //! Two-thread figures depend on how far apart the two vCPUs are: on the 2-vCPU
@@ -51,7 +51,7 @@ const REPETITIONS: usize = 20;
 /// One-way core-to-core latency below this is the "near" mode.
 const NEAR_NS: f64 = 45.0;
 /// Attempts at a sample without a context switch.
-const ATTEMPTS: usize = 100;
+const ATTEMPTS: usize = 20;
 const READER_CPU: usize = 0;
 const WRITER_CPU: usize = 1;
 
