@@ -158,9 +158,10 @@ impl<'a> Reader<'a> {
     /// (one after the other; its length must be a non-zero multiple of the element
     /// size) and returns how many it read (at least one).
     ///
-    /// The elements are checked together, like one element by [`Reader::read`]: one
-    /// load of the write counter before the copies, one check of `wsc` and the epoch
-    /// after them. If the writer started overwriting any of them during the copies,
+    /// The elements are checked together, like one element by [`Reader::read`]: at
+    /// most one load of the epoch and the write counter before the copies (none while
+    /// the reader knows enough elements to be published), one check of `wsc` and the
+    /// epoch after them. If the writer started overwriting any of them during the copies,
     /// all are discarded (`Overrun`). The results are those of `read` otherwise. On
     /// error the contents of `elements` are unspecified.
     #[inline]
