@@ -17,6 +17,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "rustdoc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
+# Solo5's test programs (its tenders, elftool and the `muen` images), built from the
+# pinned tree ../shared/solo5 in a copy under target/solo5 (cached by a stamp of the
+# source): solo5-abi, policy-gen and muen-testbed test against them.
+step "Solo5: build its test programs (scripts/solo5-build.sh)"
+./scripts/solo5-build.sh
+
 step "host tests"
 # policy-gen's tests validate every generated policy with xmllint (from setup.sh); they
 # fail, never skip, without it.
@@ -37,9 +43,9 @@ if ! [ -c /dev/kvm ] || ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
     echo "SKIPPED: muen-testbed's qemu_kvm tests (/dev/kvm is missing or not usable)"
     skip+=(--skip qemu_kvm)
 fi
-# The tests that run Muen's tool chain (names with `muens_tool_chain`) run in their
-# own step below, where their output is shown.
-cargo test --workspace -- "${skip[@]}" --skip muens_tool_chain
+# The Solo5 acceptance table and the tests that run Muen's tool chain (names with
+# `muens_tool_chain`) run in their own steps below, where their output is shown.
+cargo test --workspace -- "${skip[@]}" --skip muens_tool_chain --skip netns_solo5_
 
 # Muen's own policy tools (../shared/muen, both generations): every step of every
 # pipeline.sh run is printed, with "Successfully validated" from mucfgvalidate. A
@@ -48,6 +54,19 @@ step "Muen's tool chain: the examples with policy-gen's system additions (with a
 cargo test -p muen-testbed --test muen_pipeline -- --nocapture muens_tool_chain
 step "Muen's tool chain: every system snippet of docs/muen.md"
 cargo test -p policy-gen --test system_snippet -- --nocapture muens_tool_chain
+step "Muen's tool chain: Solo5 unikernels' specifications (both generations; solo5-check, mugensolo5), the testbed's boot info and page against Muen's"
+cargo test -p policy-gen --test solo5 -- --nocapture muens_tool_chain
+cargo test -p muen-testbed --test solo5 -- --nocapture muens_tool_chain
+
+# Solo5's own test programs in QEMU mode (TCG), judged by Solo5's tests.bats: the test
+# prints a table of every program with its result (docs/solo5.md). The network ones
+# run in a private namespace, so the test needs root.
+step "Solo5's test programs on the testbed (QEMU, TCG): the acceptance table"
+if [ "$(id -u)" -eq 0 ]; then
+    cargo test -p muen-testbed --test solo5 netns_solo5_qemu_tcg_acceptance_table -- --nocapture
+else
+    echo "SKIPPED: the Solo5 acceptance table (its network tests need root)"
+fi
 
 step "no_std builds for x86_64-unknown-none"
 cargo build --target x86_64-unknown-none -p muen-abi
