@@ -37,9 +37,9 @@ exports=(
     solo5_block_acquire solo5_block_read solo5_block_write
 )
 
-cargo rustc -q -p solo5-muen --release --target x86_64-unknown-none "${features[@]}" \
+cargo rustc -q -p solo5-muen --profile solo5 --target x86_64-unknown-none "${features[@]}" \
     --crate-type staticlib
-lib="$target_dir/x86_64-unknown-none/release/libsolo5_muen.a"
+lib="$target_dir/x86_64-unknown-none/solo5/libsolo5_muen.a"
 [ -f "$lib" ] || { echo "solo5-muen-build: $lib was not built" >&2; exit 1; }
 
 mkdir -p "$(dirname "$out")"
