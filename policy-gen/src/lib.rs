@@ -9,12 +9,15 @@
 //! - [`elf`]: the ELF's loadable segments as named, page-aligned regions.
 //! - [`spec`]: the plan (and image) as a [`muen_spec::ComponentSpec`], which
 //!   `muen_spec::write` writes and the testbed runs.
+//! - [`solo5`]: a Solo5 unikernel's specification from its ELF notes alone (no
+//!   manifest), as Solo5's Muen bindings expect it.
 //!
 //! Usage and the manifest reference are in `docs/policy-gen.md`.
 
 #![deny(unsafe_code)]
 
 pub mod elf;
+pub mod solo5;
 pub mod spec;
 
 use std::fmt;
