@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `_start` first in `.text` | assembly in section `.text.solo5_muen_start`, which `link/solo5_muen-r.lds` puts first in the object's `.text` |
 //! | `.interp` (24 bytes, `/nonexistent/solo5/`) | [`INTERP`] |
-//! | `.note.solo5.abi` | [`ABI1_NOTE`] ([`crate::ABI`]) |
+//! | `.note.solo5.abi` | [`ABI1_NOTE`] ([`crate::ABI`]), then [`BINDINGS_NOTE`] (`muen_abi::solo5`) |
 //! | `.note.solo5.not_openbsd` | [`OPENBSD_NOTE`] |
 //! | `__stack_chk_guard`, `__stack_chk_fail` | here; the guard is set before the application runs |
 //! | `solo5_*` | here, each a thin wrapper of [`Bindings`] |
@@ -153,6 +153,16 @@ static INTERP: Interp = Interp(*b"/nonexistent/solo5/\0\0\0\0\0");
 #[used]
 #[unsafe(link_section = ".note.solo5.abi")]
 static ABI1_NOTE: Abi1Note = Abi1Note::new(crate::ABI);
+
+/// The note that says these are this project's bindings (`muen_abi::solo5`), in the
+/// `ABI1` note's segment after it: `policy-gen --elf` writes the runtime's resources
+/// into the policy when it finds it.
+#[repr(C, align(4))]
+struct BindingsNote([u8; muen_abi::solo5::NOTE_SIZE]);
+
+#[used]
+#[unsafe(link_section = ".note.solo5.abi.muen_subject")]
+static BINDINGS_NOTE: BindingsNote = BindingsNote(muen_abi::solo5::note_bytes());
 
 /// The note that makes OpenBSD's loader take the image for one of its own (and refuse
 /// it for `.interp`), which Solo5's linker script puts in the first `PT_NOTE`.
