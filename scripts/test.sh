@@ -17,6 +17,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "rustdoc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
+# Solo5's test programs (its tenders, elftool and the `muen` images), built from the
+# pinned tree ../shared/solo5 in a copy under target/solo5 (cached by a stamp of the
+# source): solo5-abi, policy-gen and muen-testbed test against them.
+step "Solo5: build its test programs (scripts/solo5-build.sh)"
+./scripts/solo5-build.sh
+
 step "host tests"
 # policy-gen's tests validate every generated policy with xmllint (from setup.sh); they
 # fail, never skip, without it.
@@ -37,13 +43,26 @@ if ! [ -c /dev/kvm ] || ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
     echo "SKIPPED: muen-testbed's qemu_kvm tests (/dev/kvm is missing or not usable)"
     skip+=(--skip qemu_kvm)
 fi
-cargo test --workspace -- "${skip[@]}"
+# The Solo5 acceptance table runs in its own step below, where its output is shown.
+cargo test --workspace -- "${skip[@]}" --skip netns_solo5_
+
+# Solo5's own test programs in QEMU mode (TCG), judged by Solo5's tests.bats: the test
+# prints a table of every program with its result (docs/solo5.md). The network ones
+# run in a private namespace, so the test needs root.
+step "Solo5's test programs on the testbed (QEMU, TCG): the acceptance table"
+if [ "$(id -u)" -eq 0 ]; then
+    cargo test -p muen-testbed --test solo5 netns_solo5_qemu_tcg_acceptance_table -- --nocapture
+else
+    echo "SKIPPED: the Solo5 acceptance table (its network tests need root)"
+fi
 
 step "no_std builds for x86_64-unknown-none"
 cargo build --target x86_64-unknown-none -p muen-abi
 cargo build --target x86_64-unknown-none -p muen-testbed-abi
 cargo build --target x86_64-unknown-none -p muen-device
 cargo build --target x86_64-unknown-none -p muen-channel
+cargo build --target x86_64-unknown-none -p solo5-abi
+cargo build --target x86_64-unknown-none -p solo5-abi --features elf,builder
 cargo build --target x86_64-unknown-none -p muen-sinfo
 cargo build --target x86_64-unknown-none -p muen-sinfo --features builder
 # The runtime, with and without its optional features (also links its test subject

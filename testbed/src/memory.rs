@@ -64,19 +64,23 @@ pub fn place(view: &SubjectView) -> Option<(Vec<Placement>, u64)> {
 }
 
 /// Places the regions in guest RAM (`muen_testbed_abi::qemu`): from `REGIONS_BASE` on, above the
-/// boot stage and the legacy hole, a region of at least 2 MiB at a 2 MiB-aligned
-/// address at a 2 MiB-aligned offset too (so that the boot stage maps it with large
-/// pages); then the page table pool, as large as the boot stage may need for these
-/// regions. Returns the placements, the pool and the file size, or `None` if the sizes
-/// overflow.
+/// boot stage and the legacy hole, a region of at least 2 MiB at an offset congruent
+/// to its address modulo 2 MiB (so that the boot stage maps its 2 MiB-aligned part
+/// with large pages: a Solo5 unikernel's RAM starts right after its image, e.g. at
+/// 0x20d000, and in 4 KiB pages its 512 MiB would need 131 072 page table entries,
+/// which a hypervisor that emulates the boot stage writes slowly); then the page table
+/// pool, as large as the boot stage may need for these regions. Returns the
+/// placements, the pool and the file size, or `None` if the sizes overflow.
 pub fn place_qemu(view: &SubjectView) -> Option<(Vec<Placement>, Range<u64>, u64)> {
     const LARGE: u64 = muen_qemu_boot::paging::LARGE_PAGE_SIZE;
     let mut offset = muen_testbed_abi::qemu::REGIONS_BASE;
     let mut placements = Vec::with_capacity(view.mappings.len());
     for m in &view.mappings {
         let r = m.region;
-        if r.size >= LARGE && r.address.is_aligned(LARGE) {
-            offset = offset.checked_next_multiple_of(LARGE)?;
+        if r.size >= LARGE {
+            // The first offset from here with offset ≡ address (mod 2 MiB).
+            let gap = (r.address.as_u64() % LARGE + LARGE - offset % LARGE) % LARGE;
+            offset = offset.checked_add(gap)?;
         }
         placements.push(Placement {
             offset,
@@ -432,6 +436,36 @@ mod tests {
             assert_eq!(e.size.get(), r.region.size);
             assert_eq!(e.flags.get() & ENTRY_WRITABLE != 0, r.writable);
         }
+    }
+
+    #[test]
+    fn large_regions_lie_congruent_to_their_address_for_large_pages() {
+        const LARGE: u64 = muen_qemu_boot::paging::LARGE_PAGE_SIZE;
+        let mut w = echo();
+        // RAM right after an image, as Solo5's: not 2 MiB-aligned.
+        let ram = w.mapping_index("ram").unwrap();
+        w.mappings[ram].region.address = muen_abi::VirtAddr::new(0x20_d000);
+        w.mappings[ram].region.size = 0x2000_0000;
+        let (p, pool, _) = place_qemu(&w).unwrap();
+        for (m, p) in w.mappings.iter().zip(&p) {
+            assert!(p.offset >= muen_testbed_abi::qemu::REGIONS_BASE);
+            if m.region.size >= LARGE {
+                assert_eq!(
+                    p.offset % LARGE,
+                    m.region.address.as_u64() % LARGE,
+                    "{}",
+                    m.name
+                );
+            }
+        }
+        for (a, b) in p.iter().zip(&p[1..]) {
+            assert!(a.offset + a.size <= b.offset);
+        }
+        // 4 KiB pages up to 0x40_0000, then 2 MiB ones: a few tables, not 256.
+        let frames =
+            muen_qemu_boot::paging::frames_needed([(0x20_d000, p[ram].offset, 0x2000_0000)]);
+        assert!(frames < 8, "{frames} frames");
+        assert!(pool.end - pool.start < 64 * PAGE_SIZE);
     }
 
     #[test]

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use muen_channel::protocol::{muenblock, muennet};
 use muen_channel::{epoch_from, Writer};
+use muen_sinfo::Version;
 use muen_spec::Library;
 
 use crate::clock::{rdtsc, SubjectClock, TscRate};
@@ -39,6 +40,7 @@ use crate::peers::tap::Tap;
 use crate::peers::Stop;
 use crate::qemu::accel::Accel;
 use crate::qemu::qmp::GuestStop;
+use crate::qemu::solo5::Solo5Guest;
 use crate::subject::{self, Exit, Status};
 use crate::world::World;
 
@@ -84,6 +86,8 @@ pub struct QemuTarget {
     pub accel: Accel,
     /// The tick's rate in Hz (0: none).
     pub tick_hz: u32,
+    /// The image is a Solo5 unikernel: what it needs besides (`crate::qemu::solo5`).
+    pub solo5: Option<Solo5Guest>,
 }
 
 /// What to run and how.
@@ -320,10 +324,10 @@ pub fn run(options: Options) -> Result<Report, RunError> {
     }
 }
 
-/// Writes the sinfo page into `memory`.
-fn write_sinfo(options: &Options, memory: &Memory) -> Result<(), RunError> {
+/// Writes the sinfo page (format `version`) into `memory`.
+fn write_sinfo(options: &Options, memory: &Memory, version: Version) -> Result<(), RunError> {
     let view = &options.world.view;
-    let page = crate::sinfo::page(view, options.tsc)
+    let page = crate::sinfo::page(view, options.tsc, version)
         .map_err(|e| RunError::BadInput(format!("building the sinfo page: {e}")))?;
     let sinfo = view.mapping_index(muen_abi::names::SINFO).unwrap_or(0);
     memory
@@ -407,7 +411,10 @@ impl<'m> Peers<'m> {
                 .map_err(|e| RunError::Host(e.to_string()))?;
             let bridge = Bridge::new(&d.name, input, output, d.input_vector, tap, pcap)
                 .map_err(|e| RunError::BadInput(e.to_string()))?;
-            bridges.push(bridge);
+            bridges.push(match d.output_event {
+                Some(_) => bridge,
+                None => bridge.polling_output(crate::peers::net::OutputPolling::SOLO5),
+            });
         }
         let mut servers = Vec::new();
         for (d, disk) in world.block.iter().zip(disks) {
@@ -507,7 +514,9 @@ fn serve<'m>(
         injector,
     );
     for (d, wake) in world.net.iter().zip(&net_wakes) {
-        kernel.link(d.output_event, wake);
+        if let Some(event) = d.output_event {
+            kernel.link(event, wake);
+        }
     }
     for (d, wake) in world.block.iter().zip(&block_wakes) {
         kernel.link(d.request_event, wake);

@@ -1,15 +1,16 @@
-//! The subject info page the testbed gives a subject: format v5, written with
-//! `muen-sinfo`'s builder from the subject's view, one resource per mapping, event and
-//! vector in the view's (the toolchain's) order.
+//! The subject info page the testbed gives a subject: format v5 (or the format a Solo5
+//! unikernel's bindings read), written with `muen-sinfo`'s builder from the subject's
+//! view, one resource per mapping, event and vector in the view's (the toolchain's)
+//! order.
 
 use muen_sinfo::{BuildError, Builder, Content as SinfoContent, Memory, MemoryFlags, Version};
 use muen_spec::{Content, SubjectView};
 
 use crate::clock::TscRate;
 
-/// The sinfo page for `view` with TSC rate `tsc`.
-pub fn page(view: &SubjectView, tsc: TscRate) -> Result<Vec<u8>, BuildError> {
-    let mut b = Builder::new(Version::V5, &view.name, tsc.khz())?;
+/// The sinfo page for `view` with TSC rate `tsc`, in format `version`.
+pub fn page(view: &SubjectView, tsc: TscRate, version: Version) -> Result<Vec<u8>, BuildError> {
+    let mut b = Builder::new(version, &view.name, tsc.khz())?;
     for m in &view.mappings {
         let mut flags = MemoryFlags::empty();
         flags.set(MemoryFlags::WRITABLE, m.writable);
@@ -57,7 +58,7 @@ mod tests {
         )
         .unwrap()
         .view;
-        let bytes = page(&w, TscRate::from_khz(2_000_000).unwrap()).unwrap();
+        let bytes = page(&w, TscRate::from_khz(2_000_000).unwrap(), Version::V5).unwrap();
         let info = SubjectInfo::new_checked(&bytes).unwrap();
         assert_eq!(info.version(), Version::V5);
         assert_eq!(info.name().as_bytes(), b"echo");

@@ -10,10 +10,12 @@ use clap::Args;
 use muen_testbed::qemu::accel::{self, AccelChoice};
 use muen_testbed::qemu::machine::DEFAULT_QEMU;
 use muen_testbed::qemu::qmp::{self, GuestStop};
+use muen_testbed::qemu::solo5::{self, Solo5Guest};
 use muen_testbed::run::{self, Ending, Options, QemuTarget, RunError, Target, DEFAULT_FRAME};
 use muen_testbed::subject::Status;
 use muen_testbed::world::World;
 use muen_testbed::{app, os, policy};
+use policy_gen::solo5::{Solo5Image, Solo5Options};
 
 use super::Failure;
 
@@ -42,7 +44,8 @@ own messages go to stderr. Exit status: the subject's exit code; 128 + N if sign
 killed it (or stopped the testbed, which then stops the subject); 124 if it was stopped \
 at --timeout; 2 for bad input, 1 for other errors of the testbed.")]
 pub struct RunArgs {
-    /// The app: a directory with Cargo.toml and app.toml, or its app.toml.
+    /// The app: a directory with Cargo.toml and app.toml, or its app.toml; or a Solo5
+    /// unikernel built for Muen (`*.muen`, QEMU mode only; recognised by its Solo5 notes).
     app: Option<PathBuf>,
     /// Run with this component specification instead of generating one from the app.
     #[arg(long, value_name = "FILE")]
@@ -80,7 +83,8 @@ pub struct RunArgs {
     /// the policy still comes from APP or --policy). QEMU mode: the ELF image.
     #[arg(long, value_name = "PATH", hide = true)]
     exec: Option<PathBuf>,
-    /// Arguments for the subject (the testbed's test subject takes some).
+    /// Arguments for the subject (the testbed's test subject takes some); a Solo5
+    /// unikernel's command line (joined with spaces; default: its policy's `bootparams`).
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<OsString>,
 }
@@ -135,18 +139,26 @@ fn boot_stage() -> Result<PathBuf, Failure> {
         .map_err(|e| Failure::Other(format!("building the boot stage: {e}")))
 }
 
-/// The QEMU target of a run: the image (`--exec` or APP built for Muen), the boot
-/// stage, the accelerator.
-fn qemu_target(args: &RunArgs) -> Result<QemuTarget, Failure> {
-    let image = match (&args.exec, &args.app) {
-        (Some(elf), _) => elf.clone(),
-        (None, Some(app)) => {
+/// The QEMU target of a run: the image (`--exec` or APP built for Muen, or the Solo5
+/// unikernel), the boot stage, the accelerator.
+fn qemu_target(
+    args: &RunArgs,
+    solo5: Option<(PathBuf, Solo5Guest)>,
+) -> Result<QemuTarget, Failure> {
+    let (solo5_image, solo5) = match solo5 {
+        Some((path, guest)) => (Some(path), Some(guest)),
+        None => (None, None),
+    };
+    let image = match (solo5_image, &args.exec, &args.app) {
+        (Some(unikernel), _, _) => unikernel,
+        (None, Some(elf), _) => elf.clone(),
+        (None, None, Some(app)) => {
             let paths = app::locate(app).map_err(|e| Failure::BadInput(e.to_string()))?;
             let name = app::name(&paths.manifest).map_err(|e| Failure::BadInput(e.to_string()))?;
             app::build(&paths.package, &name, args.release, Some(app::MUEN_TARGET))
                 .map_err(|e| Failure::BadInput(e.to_string()))?
         }
-        (None, None) => {
+        (None, None, None) => {
             return Err(Failure::BadInput(
                 "--policy alone does not say what to run: give the APP to build".into(),
             ))
@@ -162,7 +174,69 @@ fn qemu_target(args: &RunArgs) -> Result<QemuTarget, Failure> {
         qemu,
         accel,
         tick_hz: args.tick.unwrap_or(DEFAULT_TICK_HZ),
+        solo5,
     })
+}
+
+/// A run of the Solo5 unikernel at `path` (`image`): its world (from `--policy`, else
+/// made as `policy-gen --elf` makes it, with the command line as `bootparams`) and what
+/// the guest needs besides. The command line is ARGS joined with spaces, else the
+/// policy's `bootparams` (on Muen: the subject's `<bootparams>`).
+fn solo5_run(
+    args: &RunArgs,
+    path: &Path,
+    image: &Solo5Image,
+) -> Result<(World, Solo5Guest), Failure> {
+    let bad = |e: String| Failure::BadInput(e);
+    let given = args
+        .args
+        .iter()
+        .map(|a| {
+            a.to_str().map(str::to_string).ok_or_else(|| {
+                bad(format!(
+                    "{}: the command line must be UTF-8 text, not {a:?}",
+                    path.display()
+                ))
+            })
+        })
+        .collect::<Result<Vec<String>, Failure>>()?;
+    let cmdline = (!given.is_empty()).then(|| given.join(" "));
+    let (spec, places, source) = match &args.policy {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| bad(format!("{}: cannot read the policy: {e}", file.display())))?;
+            let (spec, places) =
+                muen_spec::parse_with_places(&text, file).map_err(|e| bad(e.to_string()))?;
+            (spec, Some(places), file.clone())
+        }
+        None => {
+            let options = Solo5Options {
+                bootparams: cmdline.clone().unwrap_or_default(),
+                ..Solo5Options::default()
+            };
+            let spec = policy_gen::solo5::component_spec(image, path, &options)
+                .map_err(|e| bad(format!("{}: {e}", path.display())))?;
+            let source = PathBuf::from(format!("{} (generated policy)", path.display()));
+            (spec, None, source)
+        }
+    };
+    let cmdline = cmdline.unwrap_or_else(|| {
+        spec.config
+            .strings
+            .iter()
+            .find(|c| c.name == policy_gen::solo5::CONFIG_BOOTPARAMS)
+            .map(|c| c.value.clone())
+            .unwrap_or_default()
+    });
+    let world = policy::world(&spec, places.as_ref(), &source, policy::Image::Include)
+        .map_err(|e| bad(e.to_string()))?;
+    Ok((
+        world,
+        Solo5Guest {
+            abi: image.abi,
+            cmdline,
+        },
+    ))
 }
 
 /// The default rate of the guest's tick in QEMU mode: 1 kHz bounds the delay of a
@@ -171,17 +245,36 @@ pub const DEFAULT_TICK_HZ: u32 = 1000;
 
 /// Runs `run`; returns the exit status.
 pub fn run(args: RunArgs) -> Result<u8, Failure> {
-    // QEMU mode builds the image first: its policy comes from the ELF.
-    let qemu = if args.qemu {
-        Some(qemu_target(&args)?)
-    } else {
-        None
+    // A Solo5 unikernel (APP or --exec) is recognised by its notes.
+    let mut solo5 = None;
+    if let Some(path) = args.exec.as_ref().or(args.app.as_ref()) {
+        if let Some(image) = solo5::detect(path).map_err(Failure::BadInput)? {
+            if !args.qemu {
+                return Err(Failure::BadInput(solo5::hosted_refusal(path)));
+            }
+            solo5 = Some((path.clone(), image));
+        }
+    }
+    let (world, qemu) = match solo5 {
+        Some((path, image)) => {
+            let (world, guest) = solo5_run(&args, &path, &image)?;
+            (world, Some(qemu_target(&args, Some((path, guest)))?))
+        }
+        None => {
+            // QEMU mode builds the image first: its policy comes from the ELF.
+            let qemu = if args.qemu {
+                Some(qemu_target(&args, None)?)
+            } else {
+                None
+            };
+            let world = world(
+                args.app.as_deref(),
+                args.policy.as_deref(),
+                qemu.as_ref().map(|q| q.image.as_path()),
+            )?;
+            (world, qemu)
+        }
     };
-    let world = world(
-        args.app.as_deref(),
-        args.policy.as_deref(),
-        qemu.as_ref().map(|q| q.image.as_path()),
-    )?;
     let timeout = match args.timeout {
         None => None,
         Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Some(Duration::from_secs_f64(s)),

@@ -34,7 +34,7 @@ pub fn build(args: &BuildArgs) -> Result<(), Failure> {
         Some(khz) => TscRate::from_khz(khz)
             .ok_or_else(|| Failure::BadInput("--tsc-khz must not be 0".into()))?,
     };
-    let page = muen_testbed::sinfo::page(&world.view, tsc)
+    let page = muen_testbed::sinfo::page(&world.view, tsc, muen_sinfo::Version::V5)
         .map_err(|e| Failure::BadInput(format!("building the page: {e}")))?;
     // Written to a temporary file and renamed, so that a failure leaves no partial page.
     let out = &args.output;

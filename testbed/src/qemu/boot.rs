@@ -12,6 +12,7 @@ use zerocopy::IntoBytes;
 
 use crate::memory::Memory;
 use crate::qemu::elf::Elf;
+use muen_spec::model::Gpr;
 use muen_spec::SubjectView;
 
 /// The 8254 PIT's input clock, Hz.
@@ -104,6 +105,26 @@ pub fn tick_divisor(hz: u32) -> u16 {
     u16::try_from(d.clamp(1, u64::from(u16::MAX))).unwrap_or(u16::MAX)
 }
 
+/// The subject's initial RDI: the policy's (0 if it gives none). The boot stage sets
+/// no other general-purpose register from the policy (RAX carries the subject's CR3
+/// into the handover, `docs/qemu.md`), so a policy that sets one is refused.
+pub fn initial_rdi(view: &SubjectView) -> Result<u64, String> {
+    let mut rdi = 0;
+    for (&register, &value) in &view.registers.others {
+        if register == Gpr::Rdi {
+            rdi = value;
+        } else {
+            return Err(format!(
+                "the policy sets {} to {value:#x}; QEMU mode sets RIP, RSP and RDI from the \
+                 policy and starts every other general-purpose register at 0 (RAX holds the \
+                 page tables' address)",
+                register.policy_name()
+            ));
+        }
+    }
+    Ok(rdi)
+}
+
 /// The boot configuration for `view` in `memory`, with a tick of `tick_hz` (0: none).
 pub fn config(view: &SubjectView, memory: &Memory, tick_hz: u32) -> Result<BootConfig, String> {
     let pool = memory
@@ -127,6 +148,7 @@ pub fn config(view: &SubjectView, memory: &Memory, tick_hz: u32) -> Result<BootC
         }
         .into(),
         go: 0.into(),
+        rdi: initial_rdi(view)?.into(),
     })
 }
 
@@ -181,6 +203,13 @@ mod tests {
         assert_eq!(c.cr4_extra.get(), CR4_OSXMMEXCPT);
         assert_eq!((c.tick_vector.get(), c.tick_divisor.get()), (248, 1193));
         assert_eq!(config(&w, &m, 0).unwrap().tick_divisor.get(), 0);
+        assert_eq!(c.rdi.get(), 0);
+        let mut solo5 = w.clone();
+        solo5.registers.others.insert(Gpr::Rdi, 0x1000);
+        assert_eq!(config(&solo5, &m, 0).unwrap().rdi.get(), 0x1000);
+        solo5.registers.others.insert(Gpr::Rbx, 1);
+        let e = config(&solo5, &m, 0).unwrap_err();
+        assert!(e.starts_with("the policy sets rbx to 0x1"), "{e}");
         let hosted = Memory::new(&w).unwrap();
         assert!(config(&w, &hosted, 1000).is_err());
     }

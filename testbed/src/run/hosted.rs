@@ -24,7 +24,7 @@ pub(super) fn run(
     let signals = SignalFd::new().map_err(host("blocking signals"))?;
     let memory = Memory::with_layout(view, Layout::Hosted)
         .map_err(|e| RunError::Host(format!("creating the memory file: {e}")))?;
-    write_sinfo(options, &memory)?;
+    write_sinfo(options, &memory, muen_sinfo::Version::V5)?;
     let clock = SubjectClock::host();
     if let Some(i) = time_info(&options.world) {
         kernel::publish_time_info(&memory, i, options.tsc, &clock);

@@ -5,6 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use muen_sinfo::Version;
 use muen_testbed_abi::qemu::{BOOT_CONFIG_ADDRESS, BOOT_CONFIG_GO_OFFSET};
 
 use super::{
@@ -18,6 +19,7 @@ use crate::os::SignalFd;
 use crate::qemu::boot::{self, BootStage};
 use crate::qemu::image::SubjectImage;
 use crate::qemu::machine::Machine;
+use crate::qemu::solo5::{self, Solo5Guest};
 use crate::run::QEMU_LOG_PERIOD;
 
 /// Runs the subject of `options` in the QEMU guest of `q`.
@@ -26,18 +28,39 @@ pub(super) fn run(options: &Options, q: &QemuTarget) -> Result<Report, RunError>
     // The images first, so that a bad one fails before anything is made.
     let boot = BootStage::load(&q.boot_stage)
         .map_err(|e| RunError::BadInput(format!("boot stage: {e}")))?;
-    let image = SubjectImage::load(&q.image).map_err(RunError::BadInput)?;
+    let image = match &q.solo5 {
+        None => SubjectImage::load(&q.image),
+        Some(_) => SubjectImage::load_solo5(&q.image),
+    }
+    .map_err(RunError::BadInput)?;
+    boot::initial_rdi(view).map_err(RunError::BadInput)?;
+    // A Solo5 unikernel's boot info, checked before anything is made.
+    let boot_info = q
+        .solo5
+        .as_ref()
+        .map(|s| solo5::boot_info(view, &s.cmdline))
+        .transpose()
+        .map_err(|e| RunError::BadInput(format!("Solo5 boot info: {e}")))?;
     let signals = SignalFd::new().map_err(host("blocking signals"))?;
     // Too much guest RAM is the app's problem, not the host's.
     let memory = Memory::with_layout(view, Layout::Qemu)
         .map_err(|e| RunError::BadInput(format!("the memory file: {e}")))?;
-    write_sinfo(options, &memory)?;
+    let version = q
+        .solo5
+        .as_ref()
+        .map_or(Version::V5, Solo5Guest::sinfo_version);
+    write_sinfo(options, &memory, version)?;
     let config = boot::config(view, &memory, q.tick_hz).map_err(RunError::Host)?;
     boot.install(&memory, &config)
         .map_err(host("writing the boot stage"))?;
     image
         .install(view, &memory)
         .map_err(|e| RunError::BadInput(format!("{}: {e}", q.image.display())))?;
+    if let Some((index, bytes)) = &boot_info {
+        memory
+            .write_initial(*index, 0, bytes)
+            .map_err(host("writing the Solo5 boot info"))?;
+    }
     let clock = SubjectClock::host();
     let peers = Peers::open(options, &memory, &clock)?;
     // The guest gets no vectors: its tick wakes it (`Injector::counting`).

@@ -1,0 +1,815 @@
+//! Unmodified Solo5 unikernels on the testbed (`docs/solo5.md`): Solo5's own test
+//! programs, built for Muen by `scripts/solo5-build.sh` from the pinned tree beside the
+//! repository, run in QEMU mode and judged by what Solo5's `tests/tests.bats` expects of
+//! them on hvt.
+//!
+//! `netns_solo5_qemu_tcg_acceptance_table` runs every test program tests.bats names
+//! (the network ones in a private network namespace, so it needs root) and prints a
+//! table with each result; a program either passes as tests.bats expects, or the test
+//! asserts exactly how and why Solo5's Muen bindings (or Muen itself) make it differ.
+//! `scripts/test.sh` runs it with `--nocapture`. The other tests need no root; the
+//! `qemu_kvm_` one needs a usable `/dev/kvm` and fails saying so without one.
+
+mod common;
+#[path = "../../policy-gen/tests/common/solo5.rs"]
+mod solo5;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::netns::Netns;
+use common::{log_lines, require_kvm, require_root, show, testbed};
+use muen_sinfo::{ResourceData, SubjectInfo, Version};
+use solo5::{muen_image, solo5_tests, Image, MFT1};
+
+/// Where the testbed builds its boot stage: the target directory of the QEMU tests,
+/// not the one the cargo running these tests holds locked.
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu-target")
+}
+
+/// What a run of a unikernel gave.
+struct Run {
+    /// The testbed's exit status.
+    status: Option<i32>,
+    /// The unikernel's console lines (the log text after the subject's name).
+    lines: Vec<String>,
+    /// The testbed's stderr.
+    stderr: String,
+    /// The whole output, for messages.
+    shown: String,
+    /// Wall time of the testbed.
+    time: Duration,
+}
+
+impl Run {
+    fn has(&self, text: &str) -> bool {
+        self.lines.iter().any(|l| l.contains(text))
+    }
+
+    /// How many console lines contain `text`.
+    fn count(&self, text: &str) -> usize {
+        self.lines.iter().filter(|l| l.contains(text)).count()
+    }
+}
+
+/// The testbed command for the unikernel `image` with `accel`, in `ns` if given.
+fn command(
+    ns: Option<&Netns>,
+    image: &Path,
+    accel: &str,
+    extra: &[&str],
+    args: &[&str],
+) -> Command {
+    let exe = env!("CARGO_BIN_EXE_muen-testbed");
+    let mut c = match ns {
+        Some(ns) => ns.command(exe),
+        None => Command::new(exe),
+    };
+    c.env("CARGO_TARGET_DIR", target_dir())
+        .env("CARGO_NET_OFFLINE", "true")
+        .args([
+            "run",
+            "--qemu",
+            "--accel",
+            accel,
+            "--timeout",
+            "150",
+            "--stats",
+        ])
+        .args(extra)
+        .arg(image);
+    if !args.is_empty() {
+        c.arg("--").args(args);
+    }
+    c
+}
+
+/// The subject name the testbed gives `image` (its file name without `.muen`).
+fn subject_name(image: &Path) -> String {
+    policy_gen::solo5::default_name(image)
+}
+
+fn finish(image: &Path, out: std::process::Output, time: Duration) -> Run {
+    Run {
+        status: out.status.code(),
+        lines: log_lines(&out.stdout, &subject_name(image)),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        shown: show(&out),
+        time,
+    }
+}
+
+/// Runs `image` with `accel` and the command line `args`.
+fn run(image: &Path, accel: &str, extra: &[&str], args: &[&str]) -> Run {
+    let started = Instant::now();
+    let out = command(None, image, accel, extra, args).output().unwrap();
+    finish(image, out, started.elapsed())
+}
+
+/// The boot stage, built before any run is timed (cargo's output goes to stderr).
+fn build_boot_stage() {
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--offline",
+            "-p",
+            "muen-qemu-boot",
+        ])
+        .args(["--target", "x86_64-unknown-none"])
+        .arg("--manifest-path")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"))
+        .env("CARGO_TARGET_DIR", target_dir())
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the boot stage failed");
+}
+
+/// `test_hello` as `muen-testbed run --qemu test_hello.muen -- Hello_Solo5`: Solo5's
+/// banner, the greeting, the command line from ARGS, SUCCESS, status 0. Without ARGS
+/// the command line is empty and test_hello does not print SUCCESS (by its design);
+/// with `--policy` from `policy-gen --bootparams`, the policy's command line counts.
+fn hello_runs(accel: &str) -> Run {
+    let hello = muen_image("hello");
+    let r = run(&hello, accel, &[], &["Hello_Solo5"]);
+    assert_eq!(r.status, Some(0), "{}", r.shown);
+    for line in [
+        "|      ___|",
+        "Solo5: Bindings version v0.12.1",
+        "Solo5: Clock source: Muen PV clock",
+        "Hello, World",
+        "Command line is: 'Hello_Solo5'",
+        "SUCCESS",
+        "Solo5: solo5_exit(0) called",
+    ] {
+        assert!(r.has(line), "no `{line}` in {}", r.shown);
+    }
+    // Solo5's memory map: RAM from the end of the image (0x20d000) up to the boot
+    // info's mem_size (the default 512 MiB of RAM).
+    assert!(
+        r.has("heap >= 0x20d000 < stack < 0x2020d000"),
+        "{}",
+        r.shown
+    );
+    r
+}
+
+#[test]
+fn qemu_tcg_solo5_hello_prints_its_banner_and_command_line() {
+    build_boot_stage();
+    hello_runs("tcg");
+    let hello = muen_image("hello");
+    let r = run(&hello, "tcg", &[], &[]);
+    assert_eq!(r.status, Some(0), "{}", r.shown);
+    assert!(
+        r.has("Command line is: ''") && !r.has("SUCCESS"),
+        "{}",
+        r.shown
+    );
+    // Several ARGS are one command line, joined by spaces.
+    let r = run(&hello, "tcg", &[], &["a", "b c"]);
+    assert!(r.has("Command line is: 'a b c'"), "{}", r.shown);
+    // A policy from policy-gen: its bootparams are the command line.
+    let dir = common::temp("solo5-hello-policy");
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("hello.xml");
+    let image = policy_gen::solo5::load(&hello).unwrap();
+    let options = policy_gen::solo5::Solo5Options {
+        bootparams: "Hello_Solo5".into(),
+        ram: 8 << 20,
+        ..Default::default()
+    };
+    let spec = policy_gen::solo5::component_spec(&image, &hello, &options).unwrap();
+    std::fs::write(
+        &policy,
+        policy_gen::document(&spec, muen_spec::Generation::V2026_01),
+    )
+    .unwrap();
+    let r = run(&hello, "tcg", &["--policy", policy.to_str().unwrap()], &[]);
+    assert_eq!(r.status, Some(0), "{}", r.shown);
+    assert!(
+        r.has("Command line is: 'Hello_Solo5'") && r.has("SUCCESS"),
+        "{}",
+        r.shown
+    );
+    assert!(r.has("heap >= 0x20d000 < stack < 0xa0d000"), "{}", r.shown);
+}
+
+#[test]
+fn qemu_kvm_solo5_hello_and_a_crash_report() {
+    require_kvm("qemu_kvm_solo5_hello_and_a_crash_report");
+    build_boot_stage();
+    let r = hello_runs("kvm");
+    assert!(r.stderr.contains("qemu_accel=kvm"), "{}", r.stderr);
+    let r = run(&muen_image("exception"), "kvm", &[], &[]);
+    assert_eq!(r.status, Some(255), "{}", r.shown);
+    assert!(
+        r.has("Solo5: trap: cr2=0x400000000") && r.has("Solo5: ABORT"),
+        "{}",
+        r.shown
+    );
+}
+
+#[test]
+fn solo5_unikernels_are_refused_in_hosted_mode_and_when_broken() {
+    let hello = muen_image("hello");
+    let out = testbed().arg("run").arg(&hello).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("a Solo5 unikernel (a static ELF linked with Solo5's Muen bindings) cannot run in hosted mode")
+            && err.contains("muen-testbed run --qemu"),
+        "{err}"
+    );
+    // A broken manifest is named before QEMU starts.
+    let mut image = Image::real("mft_maxdevices");
+    image.set_u32(MFT1, solo5::MANIFEST_ENTRY_COUNT, 65);
+    let path = common::temp("too_many.muen");
+    image.write(&path);
+    let out = testbed()
+        .args(["run", "--qemu"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("too many entries: 65, at most 64"),
+        "{}",
+        show(&out)
+    );
+    // A command line that does not fit the boot info page.
+    let long = "x".repeat(5000);
+    let out = testbed()
+        .args(["run", "--qemu"])
+        .arg(&hello)
+        .args(["--", &long])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--bootparams: 5000 bytes"));
+}
+
+/// The testbed's boot info and (format 4) sinfo page for a unikernel are those of
+/// Muen's own tools: `pipeline.sh` (2026-04) on the same specification writes the boot
+/// info with `mugensolo5` and the page with `mugensinfo`.
+#[test]
+fn solo5_boot_info_and_sinfo_are_muens() {
+    let kit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/muen/pipeline.sh");
+    assert!(
+        kit.is_file(),
+        "Muen's tool chain is missing: no {} (../shared/muen beside the repository)",
+        kit.display()
+    );
+    let path = muen_image("net_2if");
+    let image = policy_gen::solo5::load(&path).unwrap();
+    let options = policy_gen::solo5::Solo5Options {
+        bootparams: "limit --x=1".into(),
+        ..Default::default()
+    };
+    let spec = policy_gen::solo5::component_spec(&image, &path, &options).unwrap();
+    let dir = common::temp("solo5-pipeline");
+    std::fs::create_dir_all(&dir).unwrap();
+    let xml = dir.join("spec.xml");
+    std::fs::write(
+        &xml,
+        policy_gen::document(&spec, muen_spec::Generation::V2026_04),
+    )
+    .unwrap();
+    let out_dir = dir.join("out");
+    let out = Command::new("bash")
+        .arg(&kit)
+        .args(["--tools", "2026-04", "--out"])
+        .arg(&out_dir)
+        .arg(&xml)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pipeline.sh: {}", show(&out));
+
+    let view = muen_spec::expand(&spec).unwrap();
+    let (_, ours) = muen_testbed::qemu::solo5::boot_info(&view, "limit --x=1").unwrap();
+    let muens = std::fs::read(out_dir.join("solo5/test_net_2if_bi")).unwrap();
+    assert_eq!(ours, muens, "boot info: testbed vs mugensolo5");
+
+    // The page the testbed gives an ABI 3 image (format 4) names what mugensinfo's
+    // names, in the same order, with the same addresses, sizes and rights.
+    let tsc = muen_testbed::clock::TscRate::from_khz(2_000_000).unwrap();
+    let ours = muen_testbed::sinfo::page(&view, tsc, Version::V4).unwrap();
+    let muens = std::fs::read(out_dir.join("sinfo/test_net_2if_sinfo")).unwrap();
+    let resources = |bytes: &[u8]| -> Vec<String> {
+        let info = SubjectInfo::new_checked(bytes).unwrap();
+        assert_eq!(info.version(), Version::V4);
+        info.resources()
+            .map(|r| match r.data {
+                ResourceData::Memory(m) => format!(
+                    "memory {} {:#x} {:#x} w={} x={} {:?}",
+                    r.name,
+                    m.address,
+                    m.size,
+                    m.writable(),
+                    m.executable(),
+                    m.kind
+                ),
+                ResourceData::Event(n) => format!("event {} {n}", r.name),
+                ResourceData::Vector(n) => format!("vector {} {n}", r.name),
+                other => format!("{} {other:?}", r.name),
+            })
+            .collect()
+    };
+    assert_eq!(resources(&ours), resources(&muens));
+}
+
+// ---------------------------------------------------------------------------------
+// The acceptance table.
+
+/// How a program's result compares with tests.bats.
+enum Verdict {
+    /// As tests.bats expects on hvt.
+    Passes,
+    /// Differs, for this reason; the run showed exactly this.
+    Differs(&'static str),
+}
+
+/// One row of the table.
+struct Row {
+    test: &'static str,
+    /// What tests.bats expects on hvt.
+    bats: &'static str,
+    /// What happened here.
+    seen: String,
+    time: Option<Duration>,
+    verdict: Verdict,
+    /// Problems: what was expected and did not happen.
+    problems: Vec<String>,
+}
+
+impl Row {
+    fn new(test: &'static str, bats: &'static str, verdict: Verdict) -> Row {
+        Row {
+            test,
+            bats,
+            seen: String::new(),
+            time: None,
+            verdict,
+            problems: Vec::new(),
+        }
+    }
+
+    /// Records `run`'s status and markers and checks the status and `lines`.
+    fn check(mut self, run: &Run, status: i32, lines: &[&str]) -> Row {
+        let markers: Vec<&str> = ["SUCCESS", "FAILURE", "ABORT"]
+            .into_iter()
+            .filter(|m| run.has(m))
+            .collect();
+        self.seen = format!(
+            "status {}{}",
+            run.status.map_or("none".into(), |s| s.to_string()),
+            if markers.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", markers.join(", "))
+            }
+        );
+        self.time = Some(run.time);
+        if run.status != Some(status) {
+            self.problems
+                .push(format!("status {:?}, expected {status}", run.status));
+        }
+        for line in lines {
+            if !run.has(line) {
+                self.problems.push(format!("no `{line}`"));
+            }
+        }
+        if !self.problems.is_empty() {
+            self.problems.push(run.shown.clone());
+        }
+        self
+    }
+
+    fn expect(&mut self, ok: bool, problem: impl Into<String>) {
+        if !ok {
+            self.problems.push(problem.into());
+        }
+    }
+}
+
+/// A program that tests.bats expects to succeed: status 0 and `SUCCESS`.
+fn success(test: &'static str, args: &[&str]) -> Row {
+    let r = run(&muen_image(test), "tcg", &[], args);
+    Row::new(test, "status 0, SUCCESS", Verdict::Passes).check(&r, 0, &["SUCCESS"])
+}
+
+/// A program that tests.bats expects to abort: status 255 and `ABORT`, here with the
+/// crash report `trap` (if given) of Solo5's trap handler.
+fn abort(test: &'static str, bats: &'static str, verdict: Verdict, trap: &[&str]) -> Row {
+    let r = run(&muen_image(test), "tcg", &[], &[]);
+    let mut lines = vec!["ABORT"];
+    lines.extend_from_slice(trap);
+    Row::new(test, bats, verdict).check(&r, 255, &lines)
+}
+
+/// A network program in a namespace: TAP `tap10N` per device `serviceN`, host
+/// 10.N.0.1/24, the unikernel 10.N.0.2, `count` flood pings to each at once, then
+/// status 0 and SUCCESS (`test_net* limit` stops after its count of echo replies).
+fn network(test: &'static str, bats: &'static str, devices: usize, count: u32) -> Row {
+    let ns = Netns::new();
+    let image = muen_image(test);
+    let taps: Vec<String> = (0..devices)
+        .map(|i| format!("--tap=service{i}=tap10{i}"))
+        .collect();
+    let taps: Vec<&str> = taps.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    let mut child = command(Some(&ns), &image, "tcg", &taps, &["limit"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The unikernel says when it serves (after the testbed made the TAP interfaces).
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("Serving ping on") {
+                let _ = tx.send(());
+            }
+            all.extend_from_slice(line.as_bytes());
+            all.push(b'\n');
+        }
+        all
+    });
+    let mut row = Row::new(test, bats, Verdict::Passes);
+    for _ in 0..devices {
+        row.expect(
+            rx.recv_timeout(Duration::from_secs(60)).is_ok(),
+            "the unikernel did not say `Serving ping on`",
+        );
+    }
+    let pings: Vec<_> = (0..devices)
+        .map(|i| {
+            let tap = format!("tap10{i}");
+            ns.exec(&["ip", "addr", "add", &format!("10.{i}.0.1/24"), "dev", &tap]);
+            ns.exec(&["ip", "link", "set", &tap, "up"]);
+            ns.command("ping")
+                .args(["-fq", "-c", &count.to_string(), "-w", "120"])
+                .arg(format!("10.{i}.0.2"))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut summaries = Vec::new();
+    for ping in pings {
+        let out = ping.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        row.expect(
+            text.contains(&format!("{count} packets transmitted, {count} received")),
+            format!("ping: {}", show(&out)),
+        );
+        summaries.push(
+            text.lines()
+                .find(|l| l.starts_with("rtt"))
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    let status = child.wait().unwrap();
+    let stdout = reader.join().unwrap();
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    let out = std::process::Output {
+        status,
+        stdout,
+        stderr: stderr.into_bytes(),
+    };
+    let r = finish(&image, out, started.elapsed());
+    let mut row = {
+        let problems = std::mem::take(&mut row.problems);
+        let mut checked = row.check(&r, 0, &["SUCCESS"]);
+        checked.problems.splice(0..0, problems);
+        checked
+    };
+    row.seen = format!(
+        "{}; {count} flood pings{} answered",
+        row.seen,
+        if devices > 1 { " on each" } else { "" }
+    );
+    for s in summaries {
+        eprintln!("{test}: ping {s}");
+    }
+    row
+}
+
+#[test]
+fn netns_solo5_qemu_tcg_acceptance_table() {
+    require_root("netns_solo5_qemu_tcg_acceptance_table");
+    build_boot_stage();
+    let tests = solo5_tests();
+    let mut rows = Vec::new();
+
+    let r = hello_runs("tcg");
+    rows.push(
+        Row::new(
+            "hello",
+            "status 0, SUCCESS (command line `Hello_Solo5`)",
+            Verdict::Passes,
+        )
+        .check(
+            &r,
+            0,
+            &["Hello, World", "Command line is: 'Hello_Solo5'", "SUCCESS"],
+        ),
+    );
+    for test in ["globals", "fpu", "tls", "time"] {
+        rows.push(success(test, &[]));
+    }
+    rows.push(abort(
+        "ssp",
+        "status 255, ABORT",
+        Verdict::Passes,
+        &["Solo5: ABORT: Stack corruption detected"],
+    ));
+    // FS base 0: `mov %fs:0x28` reads page 0, which nothing maps.
+    rows.push(abort(
+        "notls",
+        "status 255, ABORT",
+        Verdict::Passes,
+        &["Solo5: trap: type=#PF ec=0x0", "Solo5: trap: cr2=0x28"],
+    ));
+
+    // --solo5:quiet: Solo5's Muen console logs its channel before the command line is
+    // parsed, so one `Solo5:` line is always there (on Muen also `Solo5: Halted` at the
+    // end, which the testbed's exit patch skips).
+    let r = run(&muen_image("quiet"), "tcg", &[], &["--solo5:quiet"]);
+    let mut row = Row::new(
+        "quiet",
+        "status 0, SUCCESS, no `Solo5:` line (command line `--solo5:quiet`)",
+        Verdict::Differs(
+            "Solo5's Muen console prints `Solo5: Console: Muen Channel @ ...` before it \
+             reads --solo5:quiet (bindings/muen/start.c: console_init before cmdline_parse)",
+        ),
+    )
+    .check(
+        &r,
+        0,
+        &["SUCCESS", "Solo5: Console: Muen Channel @ 0xffff00000"],
+    );
+    row.expect(
+        r.count("Solo5:") == 1,
+        format!("not exactly one `Solo5:` line: {:?}", r.lines),
+    );
+    row.seen = format!("{}, one `Solo5:` line", row.seen);
+    rows.push(row);
+
+    // There is no test_abort in Solo5's tree.
+    let mut row = Row::new(
+        "abort",
+        "(no such test)",
+        Verdict::Differs("Solo5's tests/ has no test_abort"),
+    );
+    row.seen = "not in the tree".into();
+    row.expect(
+        !tests.join("test_abort").exists(),
+        "tests/test_abort exists after all: add it to this table",
+    );
+    rows.push(row);
+
+    rows.push(abort(
+        "exception",
+        "status 255, ABORT",
+        Verdict::Passes,
+        &[
+            "Solo5: trap: type=#PF ec=0x2",
+            "Solo5: trap: cr2=0x400000000",
+            "Solo5: ABORT: cpu_x86_64.c:182: Fatal trap",
+        ],
+    ));
+    rows.push(abort(
+        "zeropage",
+        "status 255, ABORT",
+        Verdict::Passes,
+        &["Solo5: trap: type=#PF ec=0x2", "Solo5: trap: cr2=0x8"],
+    ));
+    // Memory protection: the testbed maps each segment with its ELF rights in the
+    // subject's own page tables (CR0.WP, EFER.NXE), as Muen does from the policy; a
+    // violation is a page fault inside the unikernel, which Solo5 reports and aborts.
+    // hvt instead catches it in the host (EPT) and the tender exits with status 1.
+    rows.push(abort(
+        "xnow",
+        "Linux, OpenBSD: status 1, `host/guest translation fault` (hvt's tender)",
+        Verdict::Differs(
+            "the write to .text faults in the unikernel's own page tables (#PF ec=0x3), \
+             as on Muen: Solo5's crash report and ABORT, status 255",
+        ),
+        &["Solo5: trap: type=#PF ec=0x3"],
+    ));
+    rows.push(abort(
+        "wnox",
+        "OpenBSD only: status 1, `host/guest translation fault`",
+        Verdict::Differs(
+            "the jump into .data faults in the unikernel's page tables (NX, #PF \
+             ec=0x11), as on Muen: ABORT, status 255",
+        ),
+        &["Solo5: trap: type=#PF ec=0x11"],
+    ));
+    let r = run(&muen_image("rnox"), "tcg", &[], &[]);
+    rows.push(
+        Row::new(
+            "rnox",
+            "OpenBSD only: status 1, `host/guest translation fault`",
+            Verdict::Differs(
+                "test_rnox puts code in .rodata, so the linker makes that segment R+X; \
+                 its region is executable (from the segment's flags, as solo5-gencspec.py \
+                 does on Muen): the call runs, FAILURE, status 1, no fault",
+            ),
+        )
+        .check(&r, 1, &["FAILURE"]),
+    );
+
+    rows.push(network(
+        "net",
+        "root: status 0, SUCCESS after 100000 flood pings (`limit`)",
+        1,
+        100_000,
+    ));
+    rows.push(network(
+        "net_2if",
+        "root: status 0, SUCCESS after 50000 flood pings on each interface",
+        2,
+        50_000,
+    ));
+
+    // test_blk: Solo5 builds no test_blk.muen. Linked here from Solo5's own object
+    // with its Muen bindings, it shows what they answer: solo5_block_acquire fails
+    // (SOLO5_R_EUNSPEC, bindings/muen/muen-block.c).
+    let mut row = Row::new(
+        "blk",
+        "status 0, SUCCESS (with --block:storage=IMAGE)",
+        Verdict::Differs(
+            "not built for muen (tests/test_blk/GNUmakefile: CONFIG_MUEN empty); Solo5's \
+             Muen bindings answer every solo5_block_* with SOLO5_R_EUNSPEC: linked here \
+             from test_blk.o, it cannot acquire `storage` and exits 99",
+        ),
+    );
+    row.expect(
+        !tests.join("test_blk/test_blk.muen").exists(),
+        "Solo5 builds test_blk.muen after all",
+    );
+    let blk = link_test_blk();
+    let r = run(&blk, "tcg", &[], &[]);
+    let mut row = {
+        let problems = std::mem::take(&mut row.problems);
+        let mut checked = row.check(&r, 99, &["Could not acquire 'storage' block device"]);
+        checked.problems.splice(0..0, problems);
+        checked
+    };
+    row.seen = format!("not built; linked: {}", row.seen);
+    rows.push(row);
+
+    let r = run(&muen_image("mft_maxdevices"), "tcg", &[], &[]);
+    rows.push(
+        Row::new(
+            "mft_maxdevices",
+            "status 0, SUCCESS (63 --block: devices)",
+            Verdict::Differs(
+                "its 64-entry manifest is valid, but solo5_block_acquire(\"storage0\") \
+                 answers SOLO5_R_EUNSPEC on Muen: FAILURE, status 1",
+            ),
+        )
+        .check(&r, 1, &["FAILURE"]),
+    );
+
+    // test_too_many_entries: an elftool test (its manifest has 64 devices); no image.
+    let elftool = tests.join("../elftool/solo5-elftool");
+    let out = Command::new(&elftool)
+        .args(["gen-manifest"])
+        .arg(tests.join("test_too_many_entries/manifest.json"))
+        .arg(common::temp("too_many_entries.c"))
+        .output()
+        .unwrap();
+    let mut row = Row::new(
+        "too_many_entries",
+        "solo5-elftool gen-manifest: status 1, `too many entries, maximum 63`",
+        Verdict::Passes,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    row.seen = format!(
+        "elftool status {}{}",
+        out.status.code().unwrap_or(-1),
+        if stderr.contains("too many entries, maximum 63") {
+            ", `too many entries, maximum 63`"
+        } else {
+            ""
+        }
+    );
+    row.expect(
+        out.status.code() == Some(1) && stderr.contains("too many entries, maximum 63"),
+        show(&out),
+    );
+    rows.push(row);
+
+    // The table.
+    let cells: Vec<[String; 5]> = rows
+        .iter()
+        .map(|row| {
+            let result = match (&row.verdict, row.problems.is_empty()) {
+                (_, false) => "UNEXPECTED",
+                (Verdict::Passes, true) => "pass",
+                (Verdict::Differs(_), true) => "differs",
+            };
+            [
+                row.test.to_string(),
+                result.to_string(),
+                row.time
+                    .map_or("-".into(), |t| format!("{:.1} s", t.as_secs_f64())),
+                row.seen.clone(),
+                row.bats.to_string(),
+            ]
+        })
+        .collect();
+    let header = [
+        "test",
+        "result",
+        "time",
+        "seen here",
+        "tests.bats expects (hvt)",
+    ]
+    .map(String::from);
+    let widths: Vec<usize> = (0..5)
+        .map(|i| {
+            cells
+                .iter()
+                .chain([&header])
+                .map(|c| c[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String; 5]| {
+        let cols: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, &w)| format!(" {c:<w$} "))
+            .collect();
+        format!("|{}|", cols.join("|"))
+    };
+    println!();
+    println!("Solo5's test programs on the testbed (QEMU, TCG), judged by tests/tests.bats:");
+    println!("{}", line(&header));
+    let rule: Vec<String> = widths.iter().map(|&w| "-".repeat(w + 2)).collect();
+    println!("|{}|", rule.join("|"));
+    for c in &cells {
+        println!("{}", line(c));
+    }
+    let mut failed = Vec::new();
+    let mut notes = Vec::new();
+    for row in &rows {
+        if let Verdict::Differs(why) = row.verdict {
+            notes.push(format!("{}: {why}", row.test));
+        }
+        if !row.problems.is_empty() {
+            failed.push(format!("{}:\n{}", row.test, row.problems.join("\n")));
+        }
+    }
+    println!("\nWhy the others differ on Muen:");
+    for n in notes {
+        println!("- {n}");
+    }
+    assert!(
+        failed.is_empty(),
+        "unexpected results:\n{}",
+        failed.join("\n\n")
+    );
+}
+
+/// `test_blk.muen`, linked from Solo5's own `test_blk.o` and `manifest.o` with its
+/// Muen bindings by Solo5's tool chain wrapper (Solo5's build links it for every other
+/// target but not for muen), in a scratch directory.
+fn link_test_blk() -> PathBuf {
+    let tests = solo5_tests();
+    let cc = tests.join("../toolchain/bin/x86_64-solo5-none-static-cc");
+    let out_dir = common::temp("blk");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let image = out_dir.join("test_blk.muen");
+    let out = Command::new(&cc)
+        .args(["-z", "solo5-abi=muen"])
+        .arg(tests.join("test_blk/test_blk.o"))
+        .arg(tests.join("test_blk/manifest.o"))
+        .arg("-o")
+        .arg(&image)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", cc.display()));
+    assert!(
+        out.status.success(),
+        "linking test_blk.muen: {}",
+        show(&out)
+    );
+    image
+}
