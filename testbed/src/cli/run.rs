@@ -234,6 +234,7 @@ fn solo5_run(
         world,
         Solo5Guest {
             abi: image.abi,
+            bindings: image.bindings,
             cmdline,
         },
     ))

@@ -21,6 +21,7 @@ use crate::qemu::image::SubjectImage;
 use crate::qemu::machine::Machine;
 use crate::qemu::solo5::{self, Solo5Guest};
 use crate::run::QEMU_LOG_PERIOD;
+use policy_gen::solo5::Bindings;
 
 /// Runs the subject of `options` in the QEMU guest of `q`.
 pub(super) fn run(options: &Options, q: &QemuTarget) -> Result<Report, RunError> {
@@ -28,9 +29,11 @@ pub(super) fn run(options: &Options, q: &QemuTarget) -> Result<Report, RunError>
     // The images first, so that a bad one fails before anything is made.
     let boot = BootStage::load(&q.boot_stage)
         .map_err(|e| RunError::BadInput(format!("boot stage: {e}")))?;
-    let image = match &q.solo5 {
-        None => SubjectImage::load(&q.image),
-        Some(_) => SubjectImage::load_solo5(&q.image),
+    // Solo5's C bindings exit through `platform_exit`; solo5-muen uses the runtime's
+    // stubs, as the project's own images do.
+    let image = match q.solo5.as_ref().map(|s| s.bindings) {
+        None | Some(Bindings::MuenSubject) => SubjectImage::load(&q.image),
+        Some(Bindings::Solo5) => SubjectImage::load_solo5(&q.image),
     }
     .map_err(RunError::BadInput)?;
     boot::initial_rdi(view).map_err(RunError::BadInput)?;
