@@ -171,6 +171,7 @@ mod tests {
     fn view() -> SubjectView {
         let image = Solo5Image {
             abi: Abi::MUEN,
+            bindings: Bindings::Solo5,
             devices: Vec::new(),
             image: policy_gen::elf::Image {
                 entry: muen_abi::VirtAddr::new(0x20_0020),
