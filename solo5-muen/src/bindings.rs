@@ -39,7 +39,7 @@
 use core::cell::RefCell;
 
 use muen_channel::Event;
-use muen_device::{BlockDevice, BlockError, NetDevice, NetError, Pollable};
+use muen_device::{BlockDevice, BlockError, NetDevice, NetError, Pollable, FRAME_MAX};
 use muen_subject::block::MuenBlock;
 use muen_subject::net::MuenNet;
 use muen_subject::platform::Platform;
@@ -58,12 +58,24 @@ pub const EXIT_EVENT: &str = "solo5_exit";
 /// Number of device slots: one per manifest entry (the handle is the entry index).
 const SLOTS: usize = MFT_MAX_ENTRIES as usize;
 
+/// An acquired network device and the frame `solo5_yield` took out of it to be sure
+/// it has one (see [`Bindings::yield_until`]).
+struct NetSlot<'rt, P: Platform> {
+    device: MuenNet<'rt, Runtime<P>>,
+    /// Length of the frame in `frame`; 0: none.
+    len: usize,
+    frame: [u8; FRAME_MAX],
+}
+
 /// An acquired device.
+// The slots are one fixed table (Solo5's 64 manifest entries, no heap), so every slot
+// has the size of the largest variant whatever the variants are.
+#[allow(clippy::large_enum_variant)]
 enum Slot<'rt, P: Platform> {
     /// Not acquired (or not a device).
     Free,
     /// A network device.
-    Net(MuenNet<'rt, Runtime<P>>),
+    Net(NetSlot<'rt, P>),
     /// A block device.
     Block(MuenBlock<'rt, Runtime<P>>),
 }
@@ -186,7 +198,14 @@ impl<'rt, P: Platform> Bindings<'rt, P> {
             m[5],
             info.mtu
         );
-        self.store(handle, Slot::Net(net))?;
+        self.store(
+            handle,
+            Slot::Net(NetSlot {
+                device: net,
+                len: 0,
+                frame: [0; FRAME_MAX],
+            }),
+        )?;
         log!(
             self.console,
             Info,
@@ -210,7 +229,16 @@ impl<'rt, P: Platform> Bindings<'rt, P> {
         let Some(Slot::Net(net)) = slots.get_mut(handle.0 as usize) else {
             return Err(Solo5Result::Einval);
         };
-        net.receive(buf).map_err(|e| match e {
+        if buf.len() < FRAME_MAX {
+            return Err(Solo5Result::Einval);
+        }
+        if net.len > 0 {
+            // The frame solo5_yield took out first: frames stay in order.
+            let len = core::mem::take(&mut net.len);
+            buf[..len].copy_from_slice(&net.frame[..len]);
+            return Ok(len);
+        }
+        net.device.receive(buf).map_err(|e| match e {
             NetError::Again => Solo5Result::Again,
             _ => Solo5Result::Einval,
         })
@@ -225,7 +253,7 @@ impl<'rt, P: Platform> Bindings<'rt, P> {
         let Some(Slot::Net(net)) = slots.get_mut(handle.0 as usize) else {
             return Err(Solo5Result::Einval);
         };
-        net.transmit(frame).map_err(|_| Solo5Result::Einval)
+        net.device.transmit(frame).map_err(|_| Solo5Result::Einval)
     }
 
     /// `solo5_block_acquire`: the block device the manifest declares as `name`; asks
@@ -322,28 +350,67 @@ impl<'rt, P: Platform> Bindings<'rt, P> {
     /// `solo5_yield`: waits until a network device has input or monotonic time reaches
     /// `deadline`, and returns the handles with input (empty: the deadline passed). A
     /// deadline in the past checks the devices once.
+    ///
+    /// A handle in the set has a frame: the next `solo5_net_read` on it returns one
+    /// (Solo5's programs treat `SOLO5_R_AGAIN` after a wake-up as an error). The
+    /// runtime's idle loop wakes for any change of a channel, also one that holds no
+    /// frame for the reader (a new epoch of the peer, elements the driver drops), so
+    /// for each device it reports the bindings take the next frame out of the
+    /// channel and keep it for `solo5_net_read`; a device that yields none is not
+    /// ready, and the wait goes on.
     pub fn yield_until(&self, deadline: Solo5Time) -> Solo5HandleSet {
+        let deadline = Instant::from_nanos(deadline.0);
+        loop {
+            let (waiting, woken) = self.poll_devices(deadline);
+            if !waiting.is_empty() {
+                return waiting;
+            }
+            let Ok(mut slots) = self.slots.try_borrow_mut() else {
+                return Solo5HandleSet::EMPTY;
+            };
+            let mut ready = Solo5HandleSet::EMPTY;
+            for handle in woken.iter() {
+                if let Some(Slot::Net(net)) = slots.get_mut(handle.0 as usize) {
+                    if let Ok(len) = net.device.receive(&mut net.frame) {
+                        net.len = len;
+                        ready.insert(handle);
+                    }
+                }
+            }
+            if !ready.is_empty() || woken.is_empty() || self.rt.now() >= deadline {
+                return ready;
+            }
+        }
+    }
+
+    /// The devices holding a frame already (if any, at once), else the runtime's poll
+    /// of all network devices until `deadline`: which of them woke it.
+    fn poll_devices(&self, deadline: Instant) -> (Solo5HandleSet, Solo5HandleSet) {
         let Ok(slots) = self.slots.try_borrow() else {
-            return Solo5HandleSet::EMPTY;
+            return (Solo5HandleSet::EMPTY, Solo5HandleSet::EMPTY);
         };
+        let mut waiting = Solo5HandleSet::EMPTY;
         let mut devices: [&dyn Pollable; SLOTS] = [&Never; SLOTS];
         let mut handles = [0u64; SLOTS];
         let mut count = 0;
         for (handle, slot) in (0u64..).zip(slots.iter()) {
             if let Slot::Net(net) = slot {
-                devices[count] = net;
+                if net.len > 0 {
+                    waiting.insert(Solo5Handle(handle));
+                }
+                devices[count] = &net.device;
                 handles[count] = handle;
                 count += 1;
             }
         }
-        let ready = self
-            .rt
-            .poll(Instant::from_nanos(deadline.0), &devices[..count]);
-        let mut set = Solo5HandleSet::EMPTY;
-        for i in ready.iter() {
-            set.insert(Solo5Handle(handles[i]));
+        if !waiting.is_empty() {
+            return (waiting, Solo5HandleSet::EMPTY);
         }
-        set
+        let mut woken = Solo5HandleSet::EMPTY;
+        for i in self.rt.poll(deadline, &devices[..count]).iter() {
+            woken.insert(Solo5Handle(handles[i]));
+        }
+        (Solo5HandleSet::EMPTY, woken)
     }
 
     /// `solo5_clock_monotonic`: nanoseconds since the TSC was 0.

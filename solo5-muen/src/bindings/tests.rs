@@ -421,13 +421,11 @@ fn yield_with_the_timer_halts_until_the_deadline_or_input() {
     let b = w.bindings;
     let (h, _) = b.net_acquire(b"service0").unwrap();
     let timed = w.timed.unwrap();
-    // The peer's channel is new to the reader: the first look reports it (a yield
-    // would return at once, as for data), the first read synchronises.
-    assert!(b.yield_until(Solo5Time(0)).contains(h));
     let mut buf = [0u8; 1514];
-    assert_eq!(b.net_read(h, &mut buf), Err(Solo5Result::Again));
 
-    // Nothing arrives: one sleep, armed for the deadline, then the empty set.
+    // Nothing arrives: sleeps armed for the deadline, then the empty set. (The peer's
+    // channel is new to the reader, which wakes the first poll at once: no frame, so
+    // the wait goes on, without a spurious `ready`.)
     let start = b.monotonic();
     let deadline = Solo5Time(start.0 + 5_000_000);
     assert!(b.yield_until(deadline).is_empty());
@@ -465,8 +463,27 @@ fn yield_with_the_timer_halts_until_the_deadline_or_input() {
 
     // A deadline in the past looks once and returns.
     assert_eq!(b.net_read(h, &mut buf), Ok(60));
+    assert_eq!(&buf[..60], &[2; 60]);
     assert!(b.yield_until(Solo5Time(0)).is_empty());
     assert_eq!(w.sim.halts(), 2);
+    assert_eq!(b.net_read(h, &mut buf), Err(Solo5Result::Again));
+
+    // Elements the driver drops wake the poll but make nobody ready; frames that
+    // follow keep their order behind the one yield took out.
+    w.net.borrow_mut().send_length_field(0);
+    assert!(
+        b.yield_until(Solo5Time(0)).is_empty(),
+        "no frame, not ready"
+    );
+    w.net.borrow_mut().send(&[3; 60]);
+    w.net.borrow_mut().send(&[4; 61]);
+    assert!(b.yield_until(Solo5Time(0)).contains(h));
+    assert!(b.yield_until(Solo5Time(0)).contains(h), "still holding it");
+    assert_eq!(b.net_read(h, &mut buf[..1513]), Err(Solo5Result::Einval));
+    assert_eq!(b.net_read(h, &mut buf), Ok(60));
+    assert_eq!(&buf[..60], &[3; 60]);
+    assert_eq!(b.net_read(h, &mut buf), Ok(61));
+    assert_eq!(b.net_read(h, &mut buf), Err(Solo5Result::Again));
 }
 
 #[test]
