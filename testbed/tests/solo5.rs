@@ -984,6 +984,57 @@ fn mft_maxdevices_solo5_muen(bats: &'static str) -> Row {
     row
 }
 
+/// A policy for the relinked `test_<name>` whose specification lacks every device of
+/// its manifest (as a hand-written or stale policy might).
+fn policy_without_devices(name: &str) -> (PathBuf, PathBuf) {
+    let image = relinked(name);
+    let mut unikernel = policy_gen::solo5::load(&image).unwrap();
+    assert_eq!(
+        unikernel.bindings,
+        policy_gen::solo5::Bindings::MuenSubject,
+        "{} is linked with solo5-muen",
+        image.display()
+    );
+    unikernel.devices.clear();
+    let spec = policy_gen::solo5::component_spec(&unikernel, &image, &Default::default()).unwrap();
+    let policy = common::temp(&format!("{name}-without-devices.xml"));
+    std::fs::write(
+        &policy,
+        policy_gen::document(&spec, muen_spec::Generation::default()),
+    )
+    .unwrap();
+    (image, policy)
+}
+
+/// Bad input that solo5-muen survives where Solo5's C bindings would not check: a
+/// device of the manifest whose channels the subject info page lacks. Acquiring it is
+/// SOLO5_R_EUNSPEC with a line naming the device, and the program ends as it decides;
+/// nothing faults.
+#[test]
+fn qemu_tcg_solo5_muen_devices_missing_from_the_policy() {
+    build_boot_stage();
+    let (net, policy) = policy_without_devices("net");
+    let r = run(&net, "tcg", &["--policy", policy.to_str().unwrap()], &[]);
+    assert_eq!(r.status, Some(1), "{}", r.shown);
+    assert!(
+        r.has("Solo5: Net: 'service0': not acquired: ")
+            && r.has("service0|in")
+            && r.has("Could not acquire 'service0' network"),
+        "{}",
+        r.shown
+    );
+    assert!(!r.has("trap"), "{}", r.shown);
+    let (blk, policy) = policy_without_devices("blk");
+    let r = run(&blk, "tcg", &["--policy", policy.to_str().unwrap()], &[]);
+    assert_eq!(r.status, Some(99), "{}", r.shown);
+    assert!(
+        r.has("Solo5: Block: 'storage': not acquired: ")
+            && r.has("Could not acquire 'storage' block device"),
+        "{}",
+        r.shown
+    );
+}
+
 #[test]
 fn netns_solo5_qemu_tcg_acceptance_table() {
     require_root("netns_solo5_qemu_tcg_acceptance_table");
