@@ -86,7 +86,7 @@ IFS=$'\t' read -r r_rtt r_flood r_cpu < <(net r1 "$images/test_net.muen" "")
 IFS=$'\t' read -r t_rtt t_flood t_cpu < <(net r10 "$images/test_net.muen" "--tick 10000")
 printf '%-28s | %-30s | %-30s | %-30s\n' "test_net ping, min / avg" "$c_rtt" "$r_rtt" "$t_rtt"
 printf '%-28s | %-30s | %-30s | %-30s\n' "test_net ICMP flood, pings/s" "$c_flood" "$r_flood" "$t_flood"
-printf '%-28s | %-30s | %-30s | %-30s\n' "  subject CPU during it" "$c_cpu %" "$r_cpu %" "$t_cpu %"
+printf '%-28s | %-30s | %-30s | %-30s\n' "  subject CPU, whole run" "$c_cpu %" "$r_cpu %" "$t_cpu %"
 printf '%-28s | %-30s | %-30s | %-30s\n' "test_time: 5 s in solo5_yield" \
     "$(yield_cpu "$tests/test_time/test_time.muen" "")" "$(yield_cpu "$images/test_time.muen" "")" \
     "$(yield_cpu "$images/test_time.muen" "--tick 10000")"
