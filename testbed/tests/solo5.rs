@@ -335,45 +335,59 @@ enum Bindings {
     Rust,
 }
 
-/// `solo5_muen.o`: `$SOLO5_MUEN_OBJECT` if set (scripts/test.sh builds it first), else
-/// built once per test binary by `scripts/solo5-muen-build.sh` in a target directory
-/// of its own (the one of `cargo test` is locked while the tests run).
+/// `solo5_muen.o` built by `scripts/solo5-muen-build.sh` (with `features`) into `name`
+/// under the test's temporary directory, in a target directory of its own (the one of
+/// `cargo test` is locked while the tests run); or the object `$<variable>` names, if
+/// set (scripts/test.sh builds both objects first).
+fn build_object(variable: &str, features: &[&str], name: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(variable) {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "{variable} names {}, which does not exist",
+            path.display()
+        );
+        return path;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/solo5-muen-build.sh");
+    let object = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("solo5-muen/{name}"));
+    let out = Command::new("bash")
+        .arg(&script)
+        .args(features)
+        .arg(&object)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(
+        out.status.success() && object.is_file(),
+        "{} failed: {}",
+        script.display(),
+        show(&out)
+    );
+    object
+}
+
+/// `solo5_muen.o` (Solo5 ABI 4, sinfo format 5): `$SOLO5_MUEN_OBJECT` or built once per
+/// test binary.
 fn solo5_muen_object() -> &'static Path {
     static OBJECT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    OBJECT.get_or_init(|| {
-        if let Some(path) = std::env::var_os("SOLO5_MUEN_OBJECT") {
-            let path = PathBuf::from(path);
-            assert!(
-                path.is_file(),
-                "SOLO5_MUEN_OBJECT names {}, which does not exist",
-                path.display()
-            );
-            return path;
-        }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/solo5-muen-build.sh");
-        let object = Path::new(env!("CARGO_TARGET_TMPDIR")).join("solo5-muen/solo5_muen.o");
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg(&object)
-            .env("CARGO_TARGET_DIR", target_dir())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        assert!(
-            out.status.success() && object.is_file(),
-            "{} failed: {}",
-            script.display(),
-            show(&out)
-        );
-        object
-    })
+    OBJECT.get_or_init(|| build_object("SOLO5_MUEN_OBJECT", &[], "solo5_muen.o"))
 }
 
 /// Solo5's test program `test_<name>` linked with solo5-muen instead of Solo5's C
 /// bindings: Solo5's link of a `.muen` image (its linker script, `-static -z
 /// max-page-size=0x1000`, no build id) with `solo5_muen.o` in place of Solo5's object.
 fn relinked(name: &str) -> PathBuf {
+    relinked_with(name, solo5_muen_object(), "images")
+}
+
+/// `test_<name>` linked with `object` into directory `dir` of the test's temporary
+/// directory.
+fn relinked_with(name: &str, object: &Path, dir: &str) -> PathBuf {
     let tests = solo5_tests();
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("solo5-muen/images");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("solo5-muen")
+        .join(dir);
     std::fs::create_dir_all(&dir).unwrap();
     let image = dir.join(format!("test_{name}.muen"));
     let test = tests.join(format!("test_{name}"));
@@ -386,7 +400,7 @@ fn relinked(name: &str) -> PathBuf {
             "-T",
         ])
         .arg(tests.join("../bindings/solo5_muen.lds"))
-        .arg(solo5_muen_object())
+        .arg(object)
         .arg(test.join(format!("test_{name}.o")))
         .arg(test.join("manifest.o"))
         .arg("-o")
@@ -1030,6 +1044,30 @@ fn qemu_tcg_solo5_muen_devices_missing_from_the_policy() {
     assert!(
         r.has("Solo5: Block: 'storage': not acquired: ")
             && r.has("Could not acquire 'storage' block device"),
+        "{}",
+        r.shown
+    );
+}
+
+/// solo5-muen built for the older pair, Solo5 ABI 3 with sinfo format 4 (feature
+/// `abi3`): its ABI note says version 3, the testbed writes a format-4 page for it, and
+/// test_hello runs.
+#[test]
+fn qemu_tcg_solo5_muen_abi3_runs_on_sinfo_format_4() {
+    build_boot_stage();
+    let object = build_object(
+        "SOLO5_MUEN_ABI3_OBJECT",
+        &["--features", "abi3"],
+        "abi3/solo5_muen.o",
+    );
+    let hello = relinked_with("hello", &object, "abi3");
+    let unikernel = policy_gen::solo5::load(&hello).unwrap();
+    assert_eq!(unikernel.abi.version, 3);
+    assert_eq!(unikernel.sinfo_version(), Version::V4);
+    let r = run(&hello, "tcg", &[], &["Hello_Solo5"]);
+    assert_eq!(r.status, Some(0), "{}", r.shown);
+    assert!(
+        r.has("Solo5 ABI muen version 3, sinfo format 4)") && r.has("SUCCESS"),
         "{}",
         r.shown
     );
