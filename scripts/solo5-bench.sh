@@ -6,7 +6,7 @@
 # Prints, for each kind of bindings (docs/solo5.md, "Figures: C bindings vs solo5-muen"):
 #   - text + data of test_hello (`size`);
 #   - test_net: ping round trip, min/avg of 100 pings (one every 10 ms);
-#   - test_net: an ICMP flood (`ping -f`, FLOOD pings, default 20000): echo
+#   - test_net: an ICMP flood (`ping -f`, FLOOD pings, default 10000): echo
 #     replies per second; each is one frame in and one frame out of the unikernel;
 #   - test_time, which waits in solo5_yield five times for a second: the unikernel's
 #     CPU use (the testbed's --stats: QEMU's CPU time over wall time).
@@ -19,7 +19,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-flood="${FLOOD:-20000}"
+flood="${FLOOD:-10000}"
 [ "$(id -u)" -eq 0 ] || { echo "solo5-bench: needs root (network namespaces, TAP)" >&2; exit 1; }
 
 tests="$(SOLO5_SRC="${SOLO5_SRC:-$root/../shared/solo5}" scripts/solo5-build.sh | awk '/^solo5-tests / { print $2 }')"
