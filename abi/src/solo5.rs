@@ -22,6 +22,12 @@
 //! [`find_in_segment`] walks every note of a segment. Unlike a symbol it survives
 //! `strip`.
 
+/// The event a Solo5 unikernel's bindings trigger when it ends (`vmcall` with its
+/// number), if the subject has one: Solo5's C bindings and solo5-muen alike. Muen's
+/// MirageOS system links it to a reset of a resettable unikernel; the component
+/// specification leaves it to the system (`policy-gen --elf` writes none).
+pub const EXIT_EVENT: &str = "solo5_exit";
+
 /// The note's name, NUL included.
 pub const NOTE_NAME: &[u8; 13] = b"muen-subject\0";
 

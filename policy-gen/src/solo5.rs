@@ -102,7 +102,7 @@ pub const BOOT_INFO_NAME: &str = "boot_info";
 
 /// The vmcall event Solo5 triggers on exit if the subject has one (the system
 /// policy's choice; the component specification has none).
-pub const EXIT_EVENT: &str = "solo5_exit";
+pub const EXIT_EVENT: &str = muen_abi::solo5::EXIT_EVENT;
 
 /// IA32_FS_BASE, which Solo5 writes to set its TLS base.
 pub const FS_BASE_MSR: u32 = 0xc000_0100;

@@ -51,9 +51,9 @@ use solo5_abi::{
 
 use crate::console::{log, Console};
 
-/// The event the bindings trigger when the unikernel ends (as Solo5's C bindings; in
+/// The event the bindings trigger when the unikernel ends, as Solo5's C bindings do (in
 /// Muen's templates it resets the subject when it is resettable).
-pub const EXIT_EVENT: &str = "solo5_exit";
+pub use muen_abi::solo5::EXIT_EVENT;
 
 /// Number of device slots: one per manifest entry (the handle is the entry index).
 const SLOTS: usize = MFT_MAX_ENTRIES as usize;
