@@ -347,6 +347,26 @@ fn broken_notes_are_clear_errors() {
 }
 
 #[test]
+fn an_abi_3_image_gets_the_same_spec_and_names_sinfo_format_4() {
+    // Solo5 v0.11.0 to v0.12.0 declare ABI muen version 3 (no such image is built
+    // here: the ABI note of a real one is changed).
+    let mut image = Image::real("net");
+    image.set_u32(ABI1, s5::ABI_VERSION, 3);
+    let dir = TempDir::new("solo5-abi3");
+    image.write(&dir.path().join("test_net.muen"));
+    let old = generate(dir.path(), &["--elf", "test_net.muen"]);
+    assert!(
+        old.contains("Solo5 ABI muen version 3, Solo5 v0.11.0 to v0.12.0")
+            && old.contains("subject info format 4"),
+        "{old}"
+    );
+    let real = s5::muen_image("net");
+    let new = generate(real.parent().unwrap(), &["--elf", "test_net.muen"]);
+    assert!(new.contains("subject info format 5"), "{new}");
+    assert_eq!(spec_of(&old), spec_of(&new));
+}
+
+#[test]
 fn bad_values_for_a_unikernel_are_clear_errors() {
     let hello = s5::muen_image("hello");
     let hello = hello.to_str().unwrap();

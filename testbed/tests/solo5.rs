@@ -70,17 +70,12 @@ fn command(
     };
     c.env("CARGO_TARGET_DIR", target_dir())
         .env("CARGO_NET_OFFLINE", "true")
-        .args([
-            "run",
-            "--qemu",
-            "--accel",
-            accel,
-            "--timeout",
-            "150",
-            "--stats",
-        ])
+        .args(["run", "--qemu", "--accel", accel, "--stats"])
         .args(extra)
         .arg(image);
+    if !extra.contains(&"--timeout") {
+        c.args(["--timeout", "150"]);
+    }
     if !args.is_empty() {
         c.arg("--").args(args);
     }
@@ -241,6 +236,19 @@ fn solo5_unikernels_are_refused_in_hosted_mode_and_when_broken() {
         "{}",
         show(&out)
     );
+    // --disk: Solo5's Muen bindings have no block devices.
+    let out = testbed()
+        .args(["run", "--qemu", "--disk", "storage0=/dev/null"])
+        .arg(muen_image("mft_maxdevices"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("its BLOCK_BASIC device; Solo5's Muen bindings have no block devices"),
+        "{}",
+        show(&out)
+    );
     // A command line that does not fit the boot info page.
     let long = "x".repeat(5000);
     let out = testbed()
@@ -251,6 +259,24 @@ fn solo5_unikernels_are_refused_in_hosted_mode_and_when_broken() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--bootparams: 5000 bytes"));
+}
+
+/// An image that declares Solo5 ABI muen version 3 (Solo5 v0.11.0 to v0.12.0) gets a
+/// subject info page of format 4, as Muen tools of its time write. Made here by
+/// changing the ABI note of a v0.12.1 image, whose code reads format 5: it then finds
+/// no `debuglog` (the magic differs), prints nothing and faults on its first console
+/// line until the timeout, exactly what it would do on such a Muen system.
+#[test]
+fn qemu_tcg_solo5_abi_3_gets_sinfo_format_4() {
+    build_boot_stage();
+    let mut image = Image::real("hello");
+    image.set_u32(solo5::ABI1, solo5::ABI_VERSION, 3);
+    let path = common::temp("abi3.muen");
+    image.write(&path);
+    let r = run(&path, "tcg", &["--timeout", "4"], &["Hello_Solo5"]);
+    assert_eq!(r.status, Some(124), "{}", r.shown);
+    assert!(r.lines.is_empty(), "{}", r.shown);
+    assert!(r.stderr.contains("log_messages=0"), "{}", r.stderr);
 }
 
 /// The testbed's boot info and (format 4) sinfo page for a unikernel are those of

@@ -188,6 +188,20 @@ fn solo5_run(
     image: &Solo5Image,
 ) -> Result<(World, Solo5Guest), Failure> {
     let bad = |e: String| Failure::BadInput(e);
+    // solo5-muen serves block devices (muenblock); Solo5's own bindings have none.
+    let disk_refused = image.bindings == policy_gen::solo5::Bindings::Solo5;
+    if let Some(disk) = args.disk.first().filter(|_| disk_refused) {
+        let kind = match image.devices.iter().find(|d| d.name == disk.dev) {
+            Some(d) => format!("its {} device", d.device_type.name()),
+            None => "no such device".to_string(),
+        };
+        return Err(bad(format!(
+            "--disk {}=...: {}: {kind}; Solo5's Muen bindings have no block devices (every \
+             solo5_block_* call answers SOLO5_R_EUNSPEC), so its policy gives none",
+            disk.dev,
+            path.display()
+        )));
+    }
     let given = args
         .args
         .iter()
