@@ -2,7 +2,7 @@
 //! component specification of an app, for the tools of generation GEN.
 //!
 //! `policy-gen --elf UNIKERNEL [--name NAME] [--ram SIZE] [--channel-size SIZE]
-//! [--bootparams TEXT] [--muen-tools GEN]`: the same for a Solo5 unikernel, from its ELF
+//! [--buffer-size SIZE] [--bootparams TEXT] [--muen-tools GEN]`: the same for a Solo5 unikernel, from its ELF
 //! notes alone.
 //!
 //! `policy-gen --system-additions [--name NAME] [--muen-tools GEN] MANIFEST...`: prints
@@ -39,6 +39,10 @@ struct Args {
     /// Solo5 unikernel only: size of each network channel (default 1M).
     #[arg(long, value_name = "SIZE")]
     channel_size: Option<String>,
+    /// Solo5 unikernel linked with solo5-muen only: size of each block device's data
+    /// buffer (default 16M; Solo5's own Muen bindings have no block devices).
+    #[arg(long, value_name = "SIZE")]
+    buffer_size: Option<String>,
     /// Solo5 unikernel only: the command line (config string `bootparams`, which Muen
     /// makes the subject's boot parameters; default empty).
     #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
             for (option, given) in [
                 ("--ram", args.ram.is_some()),
                 ("--channel-size", args.channel_size.is_some()),
+                ("--buffer-size", args.buffer_size.is_some()),
                 ("--bootparams", args.bootparams.is_some()),
             ] {
                 if given {
@@ -132,6 +137,11 @@ fn main() -> ExitCode {
                         "--channel-size",
                         &args.channel_size,
                         solo5::DEFAULT_CHANNEL_SIZE,
+                    )?,
+                    buffer_size: size(
+                        "--buffer-size",
+                        &args.buffer_size,
+                        solo5::DEFAULT_BUFFER_SIZE,
                     )?,
                     bootparams: args.bootparams.clone().unwrap_or_default(),
                 })

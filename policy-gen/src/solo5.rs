@@ -59,12 +59,15 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use muen_abi::layout::{Region, PAGE_SIZE, SINFO};
-use muen_abi::names::{self, NameError, NAME_MAX};
+use muen_abi::layout::{BLOCK_REQUEST_SIZE, BLOCK_RESPONSE_SIZE};
+use muen_abi::names::{self, DeviceKind, Endpoint, NameError, Role, NAME_MAX};
+use muen_abi::numbers::{NumberAllocator, TIMER_EVENT, TIMER_VECTOR};
 use muen_abi::VirtAddr;
 use muen_sinfo::{MemoryKind, Version};
 use muen_spec::model::{
-    bits, BitGroup, Channel, ChannelEnd, ComponentSpec, Config, ConfigValue, Content, Gpr, MsrMode,
-    MsrRange, Profile, ProvidedMemory, Registers, Vcpu,
+    bits, BitGroup, Channel, ChannelEnd, ComponentSpec, Config, ConfigValue, Content, Events, Gpr,
+    MsrMode, MsrRange, Profile, ProvidedMemory, Registers, RequiredMemory, SourceEvent,
+    TargetAction, TargetEvent, Vcpu,
 };
 use muen_spec::Generation;
 use solo5_abi::note::Solo5NoteHeader;
@@ -79,6 +82,10 @@ pub const DEFAULT_RAM: u64 = 512 << 20;
 
 /// Size of each network channel when none is given: 1 MiB, gencspec's default.
 pub const DEFAULT_CHANNEL_SIZE: u64 = 1 << 20;
+
+/// Size of each block device's data buffer when none is given (solo5-muen images):
+/// 16 MiB, as for an app's block device (`muen_manifest::DEFAULT_BUFFER_SIZE`).
+pub const DEFAULT_BUFFER_SIZE: u64 = muen_manifest::DEFAULT_BUFFER_SIZE;
 
 /// Where the boot info is mapped (Muen's template `cspec_src.xml`); RDI holds it at
 /// entry.
@@ -95,7 +102,7 @@ pub const BOOT_INFO_NAME: &str = "boot_info";
 
 /// The vmcall event Solo5 triggers on exit if the subject has one (the system
 /// policy's choice; the component specification has none).
-pub const EXIT_EVENT: &str = "solo5_exit";
+pub const EXIT_EVENT: &str = muen_abi::solo5::EXIT_EVENT;
 
 /// IA32_FS_BASE, which Solo5 writes to set its TLS base.
 pub const FS_BASE_MSR: u32 = 0xc000_0100;
@@ -141,11 +148,56 @@ pub struct Solo5Device {
     pub device_type: DeviceType,
 }
 
-/// A Solo5 unikernel for Muen: its ABI, its devices and its loadable regions.
+/// Which Muen bindings a Solo5 unikernel is linked with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bindings {
+    /// Solo5's own C bindings (`bindings/solo5_muen.o`): polled network channels, no
+    /// block devices, `solo5_yield` spins.
+    Solo5,
+    /// This project's `solo5-muen` (Solo5's API on the `muen-subject` runtime), which
+    /// declares itself with the note of `muen_abi::solo5`: the runtime's timer and
+    /// channel events and vectors, and muenblock channels for block devices.
+    MuenSubject,
+}
+
+impl Bindings {
+    /// The bindings of `image`: [`Bindings::MuenSubject`] when one of its `PT_NOTE`
+    /// segments holds the bindings note (`muen_abi::solo5`) with a version this
+    /// policy-gen knows, [`Bindings::Solo5`] when none does.
+    pub fn of(image: &[u8]) -> Result<Bindings, Solo5Problem> {
+        let Ok(segments) = solo5_abi::elf::note_segments(image) else {
+            return Ok(Bindings::Solo5);
+        };
+        let found = segments.iter().find_map(|s| {
+            image
+                .get(s.offset..s.offset.saturating_add(s.size))
+                .and_then(muen_abi::solo5::find_in_segment)
+        });
+        match found {
+            None => Ok(Bindings::Solo5),
+            Some(muen_abi::solo5::NOTE_VERSION) => Ok(Bindings::MuenSubject),
+            Some(version) => Err(Solo5Problem::UnknownBindings { version }),
+        }
+    }
+}
+
+impl fmt::Display for Bindings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Bindings::Solo5 => "Solo5's Muen bindings",
+            Bindings::MuenSubject => "solo5-muen (Solo5's API on the muen-subject runtime)",
+        })
+    }
+}
+
+/// A Solo5 unikernel for Muen: its ABI, its bindings, its devices and its loadable
+/// regions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Solo5Image {
     /// The ABI of its `ABI1` note: target `muen`, version 3 or 4.
     pub abi: Abi,
+    /// The bindings it is linked with.
+    pub bindings: Bindings,
     /// The devices of its `MFT1` manifest, in manifest order (handle 1 first).
     pub devices: Vec<Solo5Device>,
     /// Its loadable segments as regions (`crate::elf`).
@@ -244,6 +296,17 @@ pub enum Solo5Problem {
         /// Its length in bytes.
         length: usize,
     },
+    /// The image's bindings note (`muen_abi::solo5`) has a version this policy-gen
+    /// does not know.
+    UnknownBindings {
+        /// The version.
+        version: u32,
+    },
+    /// More channels than the runtime's event ids or vectors can serve.
+    TooManyChannels {
+        /// The channel that finds no number.
+        channel: String,
+    },
 }
 
 impl fmt::Display for Solo5Problem {
@@ -316,6 +379,19 @@ impl fmt::Display for Solo5Problem {
                  (40 bytes of header and a NUL)",
                 BOOT_INFO.size - 41
             ),
+            Solo5Problem::UnknownBindings { version } => write!(
+                f,
+                "the image's solo5-muen bindings note has version {version}; this policy-gen \
+                 knows version {}: use the policy-gen of the same source tree as the bindings",
+                muen_abi::solo5::NOTE_VERSION
+            ),
+            Solo5Problem::TooManyChannels { channel } => write!(
+                f,
+                "channel `{channel}` finds no free event id or vector (at most {} writer and \
+                 {} reader channels)",
+                muen_abi::numbers::MAX_WRITER_CHANNELS,
+                muen_abi::numbers::MAX_READER_CHANNELS
+            ),
         }
     }
 }
@@ -373,9 +449,11 @@ pub fn parse(bytes: &[u8], file_name: &str) -> Result<Solo5Image, Solo5Problem> 
             device_type: d.device_type,
         })
         .collect();
+    let bindings = Bindings::of(bytes)?;
     let image = elf::parse(bytes, file_name).map_err(Solo5Problem::Elf)?;
     Ok(Solo5Image {
         abi: notes.abi,
+        bindings,
         devices,
         image,
     })
@@ -407,6 +485,9 @@ pub struct Solo5Options {
     pub ram: u64,
     /// Size of each network channel in bytes (a non-zero multiple of 4 KiB).
     pub channel_size: u64,
+    /// Size of each block device's data buffer in bytes (a non-zero multiple of 4 KiB;
+    /// images linked with solo5-muen only).
+    pub buffer_size: u64,
     /// The command line for the config string `bootparams`.
     pub bootparams: String,
 }
@@ -417,6 +498,7 @@ impl Default for Solo5Options {
             name: None,
             ram: DEFAULT_RAM,
             channel_size: DEFAULT_CHANNEL_SIZE,
+            buffer_size: DEFAULT_BUFFER_SIZE,
             bootparams: String::new(),
         }
     }
@@ -438,7 +520,13 @@ pub fn component_spec(
         from_file_name,
         error,
     })?;
-    for d in solo5.net_devices() {
+    let muen_subject = solo5.bindings == Bindings::MuenSubject;
+    // Solo5's own bindings use the network devices only; solo5-muen all of them.
+    let devices_with_channels = solo5
+        .devices
+        .iter()
+        .filter(|d| muen_subject || d.device_type == DeviceType::NetBasic);
+    for d in devices_with_channels.clone() {
         names::check_device_name(&d.name).map_err(|error| Solo5Problem::DeviceName {
             name: d.name.clone(),
             error,
@@ -451,7 +539,9 @@ pub fn component_spec(
     }
 
     // The image's regions are sorted by address; RAM starts where the last one ends
-    // (`_end`, page-aligned), the channels after RAM.
+    // (`_end`, page-aligned), the device regions after RAM: the network channels in
+    // manifest order, then (solo5-muen only) each block device's request and response
+    // channels and data buffer.
     let image_end = solo5
         .image
         .regions
@@ -460,15 +550,7 @@ pub fn component_spec(
         .max()
         .map_or(0, VirtAddr::as_u64);
     let too_large = || Solo5Problem::TooLarge { end: u64::MAX };
-    let net_count = solo5.net_devices().count() as u64;
     let ram_end = image_end.checked_add(options.ram).ok_or_else(too_large)?;
-    let end = net_count
-        .checked_mul(2 * options.channel_size)
-        .and_then(|size| ram_end.checked_add(size))
-        .ok_or_else(too_large)?;
-    if end > SINFO.address.as_u64() {
-        return Err(Solo5Problem::TooLarge { end });
-    }
     let region = |address: u64, size: u64| Region {
         address: VirtAddr::new(address),
         size,
@@ -505,20 +587,64 @@ pub fn component_spec(
         }
     }
 
+    // Solo5's C bindings poll their channels: no events, no vectors. solo5-muen gets
+    // them numbered as for an app (muen_abi::numbers): writers' events from 2, readers'
+    // vectors from 33.
+    let mut numbers = NumberAllocator::new();
     let mut channels = Vec::new();
+    let mut memory = Vec::new();
     let mut address = ram_end;
-    for d in solo5.net_devices() {
-        for (suffix, end) in [
-            ("in", ChannelEnd::Reader { vector: None }),
-            ("out", ChannelEnd::Writer { event: None }),
-        ] {
+    for d in devices_with_channels {
+        for &endpoint in Endpoint::of(match d.device_type {
+            DeviceType::NetBasic => DeviceKind::Net,
+            DeviceType::BlockBasic => DeviceKind::Block,
+        }) {
+            let logical = format!("{}{}", d.name, endpoint.suffix());
+            let size = match endpoint {
+                Endpoint::NetIn | Endpoint::NetOut => options.channel_size,
+                Endpoint::BlockRequest => BLOCK_REQUEST_SIZE,
+                Endpoint::BlockResponse => BLOCK_RESPONSE_SIZE,
+                Endpoint::BlockData => options.buffer_size,
+            };
+            let place = region(address, size);
+            address = address.checked_add(size).ok_or_else(too_large)?;
+            let no_number = || Solo5Problem::TooManyChannels {
+                channel: logical.clone(),
+            };
+            let end = match endpoint.role() {
+                Role::Reader => ChannelEnd::Reader {
+                    vector: if muen_subject {
+                        Some(numbers.vector().ok_or_else(no_number)?)
+                    } else {
+                        None
+                    },
+                },
+                Role::Writer => ChannelEnd::Writer {
+                    event: if muen_subject {
+                        Some(numbers.event().ok_or_else(no_number)?)
+                    } else {
+                        None
+                    },
+                },
+                Role::Memory => {
+                    memory.push(RequiredMemory {
+                        logical,
+                        region: place,
+                        writable: true,
+                        executable: false,
+                    });
+                    continue;
+                }
+            };
             channels.push(Channel {
-                logical: format!("{}|{suffix}", d.name),
-                region: region(address, options.channel_size),
+                logical,
+                region: place,
                 end,
             });
-            address += options.channel_size;
         }
+    }
+    if address > SINFO.address.as_u64() {
+        return Err(Solo5Problem::TooLarge { end: address });
     }
 
     let mut others = std::collections::BTreeMap::new();
@@ -540,6 +666,28 @@ pub fn component_spec(
         vcpu.set_bit(BitGroup::ExceptionMask, exception, false);
     }
     vcpu.set_bit(BitGroup::Cr4, bits::OS_SUPPORT_SIMD_EXCEPTIONS, true);
+    let mut events = Events::default();
+    if muen_subject {
+        // The runtime's idle loop (solo5_yield) sleeps with HLT until the timed event
+        // fires the `timer` event, which the integrator links to the target event that
+        // injects the timer vector; it reads the TSC at will.
+        vcpu.set_bit(BitGroup::ProcControls, bits::HLT_EXITING, true);
+        vcpu.set_bit(BitGroup::ProcControls, bits::RDTSC_EXITING, false);
+        events = Events {
+            source: vec![SourceEvent {
+                logical: names::TIMER.to_string(),
+                id: TIMER_EVENT,
+                action: None,
+            }],
+            target: vec![TargetEvent {
+                logical: names::TIMER.to_string(),
+                id: None,
+                action: Some(TargetAction::InjectInterrupt {
+                    vector: TIMER_VECTOR,
+                }),
+            }],
+        };
+    }
 
     Ok(ComponentSpec {
         name,
@@ -557,7 +705,9 @@ pub fn component_spec(
         },
         depends: LIBRARIES.map(str::to_string).to_vec(),
         vcpu,
+        memory,
         channels,
+        events,
         provides,
         ..ComponentSpec::default()
     })
@@ -576,12 +726,25 @@ pub fn comment(solo5: &Solo5Image) -> String {
         solo5.sinfo_version().number()
     );
     let block: Vec<&str> = solo5.block_devices().map(|d| d.name.as_str()).collect();
-    if !block.is_empty() {
-        text.push_str(&format!(
-            " Block devices without resources (Solo5's Muen bindings answer \
-             solo5_block_* with SOLO5_R_EUNSPEC): {}.",
-            block.join(", ")
-        ));
+    match solo5.bindings {
+        Bindings::Solo5 => {
+            if !block.is_empty() {
+                text.push_str(&format!(
+                    " Block devices without resources (Solo5's Muen bindings answer \
+                     solo5_block_* with SOLO5_R_EUNSPEC): {}. Only a unikernel linked with \
+                     solo5-muen gets muenblock channels for them.",
+                    block.join(", ")
+                ));
+            }
+        }
+        Bindings::MuenSubject => {
+            text.push_str(
+                " Linked with solo5-muen (Solo5's API on the muen-subject runtime): the \
+                 `timer` event and vector let solo5_yield halt, the channels have events \
+                 and vectors, and block devices get muenblock channels (<dev>|req, \
+                 <dev>|resp, <dev>|data), which Solo5's own Muen bindings cannot use.",
+            );
+        }
     }
     text
 }
@@ -629,6 +792,7 @@ mod tests {
         };
         Solo5Image {
             abi: Abi::MUEN,
+            bindings: Bindings::Solo5,
             devices: net
                 .iter()
                 .map(|n| device(n, DeviceType::NetBasic))
@@ -703,8 +867,128 @@ mod tests {
             ]
         );
         assert_eq!(s.provides[0].logical, BOOT_INFO_NAME);
-        assert!(comment(&image(&[], &["disk"])).contains("SOLO5_R_EUNSPEC): disk."));
+        assert!(comment(&image(&[], &["disk"])).contains("SOLO5_R_EUNSPEC): disk. Only"));
+        assert!(s.memory.is_empty() && s.events.source.is_empty());
+        assert!(s.channels.iter().all(|c| matches!(
+            c.end,
+            ChannelEnd::Reader { vector: None } | ChannelEnd::Writer { event: None }
+        )));
         muen_spec::expand(&s).unwrap();
+    }
+
+    #[test]
+    fn solo5_muen_gets_the_timer_numbered_channels_and_block_devices() {
+        let options = Solo5Options {
+            ram: 0x10_0000,
+            channel_size: 0x2000,
+            buffer_size: 0x4000,
+            ..Solo5Options::default()
+        };
+        let mut u = image(&["a"], &["disk"]);
+        u.bindings = Bindings::MuenSubject;
+        let s = spec(&u, &options).unwrap();
+        let channels: Vec<(&str, u64, u64, ChannelEnd)> = s
+            .channels
+            .iter()
+            .map(|c| {
+                (
+                    c.logical.as_str(),
+                    c.region.address.as_u64(),
+                    c.region.size,
+                    c.end,
+                )
+            })
+            .collect();
+        assert_eq!(
+            channels,
+            [
+                (
+                    "a|in",
+                    0x30_d000,
+                    0x2000,
+                    ChannelEnd::Reader { vector: Some(33) }
+                ),
+                (
+                    "a|out",
+                    0x30_f000,
+                    0x2000,
+                    ChannelEnd::Writer { event: Some(2) }
+                ),
+                (
+                    "disk|req",
+                    0x31_1000,
+                    BLOCK_REQUEST_SIZE,
+                    ChannelEnd::Writer { event: Some(3) }
+                ),
+                (
+                    "disk|resp",
+                    0x31_9000,
+                    BLOCK_RESPONSE_SIZE,
+                    ChannelEnd::Reader { vector: Some(34) }
+                ),
+            ]
+        );
+        assert_eq!(s.memory.len(), 1);
+        assert_eq!(s.memory[0].logical, "disk|data");
+        assert_eq!(
+            (s.memory[0].region.address.as_u64(), s.memory[0].region.size),
+            (0x31_d000, 0x4000)
+        );
+        assert!(s.memory[0].writable && !s.memory[0].executable);
+        assert_eq!(
+            s.events
+                .source
+                .iter()
+                .map(|e| (e.logical.as_str(), e.id))
+                .collect::<Vec<_>>(),
+            [("timer", TIMER_EVENT)]
+        );
+        assert_eq!(s.events.target.len(), 1);
+        assert!(s.vcpu.bit(BitGroup::ProcControls, bits::HLT_EXITING) == Some(true));
+        assert!(s.vcpu.bit(BitGroup::ProcControls, bits::RDTSC_EXITING) == Some(false));
+        assert!(comment(&u).contains("solo5-muen"));
+        assert!(!comment(&u).contains("EUNSPEC"));
+        muen_spec::expand(&s).unwrap();
+
+        // Block device names must now fit their channels' names.
+        let long = "d".repeat(59);
+        let mut u = image(&[], &[&long]);
+        u.bindings = Bindings::MuenSubject;
+        assert!(matches!(
+            spec(&u, &options),
+            Err(Solo5Problem::DeviceName { .. })
+        ));
+        // And the block regions count towards the end of the address space.
+        let mut u = image(&[], &["disk"]);
+        u.bindings = Bindings::MuenSubject;
+        let too_much = Solo5Options {
+            ram: SINFO.address.as_u64() - 0x20_d000 - 0x1000,
+            ..Solo5Options::default()
+        };
+        assert!(matches!(
+            spec(&u, &too_much),
+            Err(Solo5Problem::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn the_bindings_note_decides_the_bindings() {
+        use solo5_abi::build::{abi1_note, elf_image};
+        let abi = abi1_note(Abi::MUEN);
+        let plain = elf_image(&[(solo5_abi::elf::PT_NOTE, &abi)]);
+        assert_eq!(Bindings::of(&plain).unwrap(), Bindings::Solo5);
+        let mut segment = abi.clone();
+        segment.extend_from_slice(&muen_abi::solo5::note_bytes());
+        let ours = elf_image(&[(solo5_abi::elf::PT_NOTE, &segment)]);
+        assert_eq!(Bindings::of(&ours).unwrap(), Bindings::MuenSubject);
+        let mut future = muen_abi::solo5::note_bytes();
+        future[28] = 9;
+        let mut segment = abi.clone();
+        segment.extend_from_slice(&future);
+        let e = Bindings::of(&elf_image(&[(solo5_abi::elf::PT_NOTE, &segment)])).unwrap_err();
+        assert!(matches!(e, Solo5Problem::UnknownBindings { version: 9 }));
+        assert!(e.to_string().contains("version 9"));
+        assert_eq!(Bindings::of(b"not an ELF").unwrap(), Bindings::Solo5);
     }
 
     #[test]

@@ -439,8 +439,87 @@ fn mutated_notes_never_panic() {
     );
 }
 
-/// Muen's tool chain on the specs of two unikernels at once, hello (no devices) and
-/// net_2if (two network devices), each with a command line, and with their images for `mucfgmemhashes`; `solo5-check.py` has nothing to
+/// Solo5's test_net_2if made to look linked with solo5-muen, written to `dir` as
+/// `test_duo.muen`: its second device turned into the block device `storage`, and
+/// solo5-muen's bindings note (`muen_abi::solo5`) written after the ABI note in that
+/// note's segment (over the OpenBSD note that follows it, which nothing here reads).
+fn solo5_muen_like(dir: &Path) -> PathBuf {
+    let mut image = Image::real("net_2if");
+    let entry_type = s5::MANIFEST_ENTRIES + 2 * s5::ENTRY_SIZE + s5::ENTRY_TYPE;
+    image.set_entry_name(2, "storage").set_u32(
+        MFT1,
+        entry_type,
+        solo5_abi::mft::MFT_DEV_BLOCK_BASIC,
+    );
+    let abi = image.note(ABI1);
+    let note = muen_abi::solo5::note_bytes();
+    image.bytes[abi + 36..abi + 36 + note.len()].copy_from_slice(&note);
+    image.set_segment_size(ABI1, (36 + note.len()) as u64);
+    let path = dir.join("test_duo.muen");
+    image.write(&path);
+    path
+}
+
+#[test]
+fn solo5_muen_images_get_the_runtimes_resources_in_both_generations() {
+    let dir = TempDir::new("solo5-muen-spec");
+    let image = solo5_muen_like(dir.path());
+    for generation in Generation::ALL {
+        let xml = generate(
+            dir.path(),
+            &[
+                "--muen-tools",
+                generation.name(),
+                "--buffer-size",
+                "64K",
+                "--elf",
+                image.to_str().unwrap(),
+            ],
+        );
+        xmllint(&xml, &component_schema(generation), "test_duo");
+        assert!(xml.contains("Linked with solo5-muen"), "{xml}");
+        let spec = spec_of(&xml);
+        let ends: Vec<(&str, ChannelEnd)> = spec
+            .channels
+            .iter()
+            .map(|c| (c.logical.as_str(), c.end))
+            .collect();
+        assert_eq!(
+            ends,
+            [
+                ("service0|in", ChannelEnd::Reader { vector: Some(33) }),
+                ("service0|out", ChannelEnd::Writer { event: Some(2) }),
+                ("storage|req", ChannelEnd::Writer { event: Some(3) }),
+                ("storage|resp", ChannelEnd::Reader { vector: Some(34) }),
+            ]
+        );
+        assert_eq!(spec.memory.len(), 1);
+        assert_eq!(spec.memory[0].logical, "storage|data");
+        assert_eq!(spec.memory[0].region.size, 0x1_0000);
+        assert_eq!(spec.events.source.len(), 1);
+        assert_eq!(spec.events.source[0].logical, "timer");
+        muen_spec::expand(&spec).unwrap();
+    }
+    // Without the note, the same devices are Solo5's C bindings': no block channels.
+    let plain = dir.path().join("test_plain.muen");
+    let mut image = Image::real("net_2if");
+    let entry_type = s5::MANIFEST_ENTRIES + 2 * s5::ENTRY_SIZE + s5::ENTRY_TYPE;
+    image.set_entry_name(2, "storage").set_u32(
+        MFT1,
+        entry_type,
+        solo5_abi::mft::MFT_DEV_BLOCK_BASIC,
+    );
+    image.write(&plain);
+    let xml = generate(dir.path(), &["--elf", plain.to_str().unwrap()]);
+    let spec = spec_of(&xml);
+    assert_eq!(spec.channels.len(), 2);
+    assert!(spec.memory.is_empty() && spec.events.source.is_empty());
+    assert!(xml.contains("SOLO5_R_EUNSPEC): storage."), "{xml}");
+}
+
+/// Muen's tool chain on the specs of three unikernels at once, hello (no devices),
+/// net_2if (two network devices), each with a command line, and one linked with
+/// solo5-muen (a network and a block device, [`solo5_muen_like`]), and with their images for `mucfgmemhashes`; `solo5-check.py` has nothing to
 /// say but that the kit writes sinfo format 4 where these images read format 5, and
 /// `mugensolo5` writes each boot info.
 fn pipeline_accepts_solo5_specs(generation: Generation) {
@@ -449,6 +528,23 @@ fn pipeline_accepts_solo5_specs(generation: Generation) {
     let files = dir.path().join("files");
     std::fs::create_dir(&files).unwrap();
     let mut specs: Vec<PathBuf> = Vec::new();
+    // And one linked with solo5-muen: the runtime's timer, channel events and
+    // vectors, muenblock channels.
+    let duo = solo5_muen_like(&files);
+    let xml = generate(
+        &files,
+        &[
+            "--muen-tools",
+            generation.name(),
+            "--ram",
+            "32M",
+            "--buffer-size",
+            "1M",
+            "--elf",
+            duo.file_name().unwrap().to_str().unwrap(),
+        ],
+    );
+    specs.push(dir.write("duo.xml", xml));
     for (name, bootparams) in [("hello", "Hello_Solo5"), ("net_2if", "limit")] {
         let image = s5::muen_image(name);
         std::fs::copy(&image, files.join(image.file_name().unwrap())).unwrap();
@@ -479,7 +575,7 @@ fn pipeline_accepts_solo5_specs(generation: Generation) {
         .lines()
         .filter(|l| l.contains("solo5-check: warning:"))
         .collect();
-    assert_eq!(warnings.len(), 2, "{}", outcome.console);
+    assert_eq!(warnings.len(), 3, "{}", outcome.console);
     for w in warnings {
         assert!(
             w.contains("Solo5 ABI muen version 4; its Muen bindings expect sinfo format 5, the kit writes format 4"),

@@ -348,7 +348,117 @@ fn muens_tool_chain_gives_solo5_the_testbeds_boot_info_and_sinfo() {
 }
 
 // ---------------------------------------------------------------------------------
-// The acceptance table.
+// The acceptance table: every program with Solo5's C bindings (Solo5's own images) and
+// with solo5-muen (the same test objects relinked with this project's solo5_muen.o).
+
+/// The Muen bindings a column of the table runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Bindings {
+    /// Solo5's own `solo5_muen.o`: the images Solo5's build made.
+    C,
+    /// This project's `solo5-muen`: Solo5's test objects relinked with it.
+    Rust,
+}
+
+/// `solo5_muen.o` built by `scripts/solo5-muen-build.sh` (with `features`) into `name`
+/// under the test's temporary directory, in a target directory of its own (the one of
+/// `cargo test` is locked while the tests run); or the object `$<variable>` names, if
+/// set (scripts/test.sh builds both objects first).
+fn build_object(variable: &str, features: &[&str], name: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(variable) {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "{variable} names {}, which does not exist",
+            path.display()
+        );
+        return path;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/solo5-muen-build.sh");
+    let object = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("solo5-muen/{name}"));
+    let out = Command::new("bash")
+        .arg(&script)
+        .args(features)
+        .arg(&object)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(
+        out.status.success() && object.is_file(),
+        "{} failed: {}",
+        script.display(),
+        show(&out)
+    );
+    object
+}
+
+/// `solo5_muen.o` (Solo5 ABI 4, sinfo format 5): `$SOLO5_MUEN_OBJECT` or built once per
+/// test binary.
+fn solo5_muen_object() -> &'static Path {
+    static OBJECT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    OBJECT.get_or_init(|| build_object("SOLO5_MUEN_OBJECT", &[], "solo5_muen.o"))
+}
+
+/// Solo5's test program `test_<name>` linked with solo5-muen instead of Solo5's C
+/// bindings: Solo5's link of a `.muen` image (its linker script, `-static -z
+/// max-page-size=0x1000`, no build id) with `solo5_muen.o` in place of Solo5's object.
+fn relinked(name: &str) -> PathBuf {
+    relinked_with(name, solo5_muen_object(), "images")
+}
+
+/// `test_<name>` linked with `object` into directory `dir` of the test's temporary
+/// directory.
+fn relinked_with(name: &str, object: &Path, dir: &str) -> PathBuf {
+    let tests = solo5_tests();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("solo5-muen")
+        .join(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let image = dir.join(format!("test_{name}.muen"));
+    let test = tests.join(format!("test_{name}"));
+    let out = Command::new("ld")
+        .args([
+            "--build-id=none",
+            "-static",
+            "-z",
+            "max-page-size=0x1000",
+            "-T",
+        ])
+        .arg(tests.join("../bindings/solo5_muen.lds"))
+        .arg(object)
+        .arg(test.join(format!("test_{name}.o")))
+        .arg(test.join("manifest.o"))
+        .arg("-o")
+        .arg(&image)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ld: {e}"));
+    assert!(
+        out.status.success(),
+        "linking {}: {}",
+        image.display(),
+        show(&out)
+    );
+    image
+}
+
+/// The image of `test` for `bindings`.
+fn image_for(test: &str, bindings: Bindings) -> PathBuf {
+    match bindings {
+        Bindings::C => muen_image(test),
+        Bindings::Rust => relinked(test),
+    }
+}
+
+/// The testbed's extra arguments for a network program: solo5-muen sleeps in
+/// `solo5_yield` until a vector, and QEMU mode delivers vectors only at the guest's
+/// tick (docs/qemu.md "Vectors and idle"), so its network runs use a 10 kHz tick;
+/// Solo5's C bindings spin and need none.
+fn network_extra(bindings: Bindings) -> &'static [&'static str] {
+    match bindings {
+        Bindings::C => &[],
+        Bindings::Rust => &["--tick", "10000"],
+    }
+}
 
 /// How a program's result compares with tests.bats.
 enum Verdict {
@@ -358,7 +468,7 @@ enum Verdict {
     Differs(&'static str),
 }
 
-/// One row of the table.
+/// One cell of the table: a program with one kind of bindings.
 struct Row {
     test: &'static str,
     /// What tests.bats expects on hvt.
@@ -414,23 +524,50 @@ impl Row {
         self
     }
 
+    /// [`Row::check`] keeping the problems found before.
+    fn check_more(mut self, run: &Run, status: i32, lines: &[&str]) -> Row {
+        let before = std::mem::take(&mut self.problems);
+        let mut checked = self.check(run, status, lines);
+        checked.problems.splice(0..0, before);
+        checked
+    }
+
     fn expect(&mut self, ok: bool, problem: impl Into<String>) {
         if !ok {
             self.problems.push(problem.into());
         }
     }
+
+    /// The cell's text.
+    fn result(&self) -> String {
+        let result = match (&self.verdict, self.problems.is_empty()) {
+            (_, false) => "UNEXPECTED",
+            (Verdict::Passes, true) => "pass",
+            (Verdict::Differs(_), true) => "differs",
+        };
+        let time = self
+            .time
+            .map_or(String::new(), |t| format!(", {:.1} s", t.as_secs_f64()));
+        format!("{result}: {}{time}", self.seen)
+    }
 }
 
 /// A program that tests.bats expects to succeed: status 0 and `SUCCESS`.
-fn success(test: &'static str, args: &[&str]) -> Row {
-    let r = run(&muen_image(test), "tcg", &[], args);
+fn success(test: &'static str, bindings: Bindings, args: &[&str]) -> Row {
+    let r = run(&image_for(test, bindings), "tcg", &[], args);
     Row::new(test, "status 0, SUCCESS", Verdict::Passes).check(&r, 0, &["SUCCESS"])
 }
 
 /// A program that tests.bats expects to abort: status 255 and `ABORT`, here with the
 /// crash report `trap` (if given) of Solo5's trap handler.
-fn abort(test: &'static str, bats: &'static str, verdict: Verdict, trap: &[&str]) -> Row {
-    let r = run(&muen_image(test), "tcg", &[], &[]);
+fn abort(
+    test: &'static str,
+    bindings: Bindings,
+    bats: &'static str,
+    verdict: Verdict,
+    trap: &[&str],
+) -> Row {
+    let r = run(&image_for(test, bindings), "tcg", &[], &[]);
     let mut lines = vec!["ABORT"];
     lines.extend_from_slice(trap);
     Row::new(test, bats, verdict).check(&r, 255, &lines)
@@ -439,15 +576,22 @@ fn abort(test: &'static str, bats: &'static str, verdict: Verdict, trap: &[&str]
 /// A network program in a namespace: TAP `tap10N` per device `serviceN`, host
 /// 10.N.0.1/24, the unikernel 10.N.0.2, `count` flood pings to each at once, then
 /// status 0 and SUCCESS (`test_net* limit` stops after its count of echo replies).
-fn network(test: &'static str, bats: &'static str, devices: usize, count: u32) -> Row {
+fn network(
+    test: &'static str,
+    bindings: Bindings,
+    bats: &'static str,
+    devices: usize,
+    count: u32,
+) -> Row {
     let ns = Netns::new();
-    let image = muen_image(test);
-    let taps: Vec<String> = (0..devices)
+    let image = image_for(test, bindings);
+    let mut extra: Vec<String> = (0..devices)
         .map(|i| format!("--tap=service{i}=tap10{i}"))
         .collect();
-    let taps: Vec<&str> = taps.iter().map(String::as_str).collect();
+    extra.extend(network_extra(bindings).iter().map(|a| a.to_string()));
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let started = Instant::now();
-    let mut child = command(Some(&ns), &image, "tcg", &taps, &["limit"])
+    let mut child = command(Some(&ns), &image, "tcg", &extra, &["limit"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -473,6 +617,31 @@ fn network(test: &'static str, bats: &'static str, devices: usize, count: u32) -
             rx.recv_timeout(Duration::from_secs(60)).is_ok(),
             "the unikernel did not say `Serving ping on`",
         );
+    }
+    for i in 0..devices {
+        let tap = format!("tap10{i}");
+        row.expect(
+            ns.has_link(&tap),
+            format!("no interface {tap} in the namespace"),
+        );
+    }
+    if !row.problems.is_empty() {
+        // No interfaces to ping: show what the testbed said.
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let stdout = reader.join().unwrap();
+        let mut stderr = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+        }
+        let out = std::process::Output {
+            status,
+            stdout,
+            stderr: stderr.into_bytes(),
+        };
+        row.problems.push(show(&out));
+        row.seen = "did not serve".into();
+        return row;
     }
     let pings: Vec<_> = (0..devices)
         .map(|i| {
@@ -515,48 +684,45 @@ fn network(test: &'static str, bats: &'static str, devices: usize, count: u32) -
         stderr: stderr.into_bytes(),
     };
     let r = finish(&image, out, started.elapsed());
-    let mut row = {
-        let problems = std::mem::take(&mut row.problems);
-        let mut checked = row.check(&r, 0, &["SUCCESS"]);
-        checked.problems.splice(0..0, problems);
-        checked
-    };
+    let mut row = row.check_more(&r, 0, &["SUCCESS"]);
     row.seen = format!(
         "{}; {count} flood pings{} answered",
         row.seen,
         if devices > 1 { " on each" } else { "" }
     );
     for s in summaries {
-        eprintln!("{test}: ping {s}");
+        eprintln!("{test} ({bindings:?}): ping {s}");
     }
     row
 }
 
-#[test]
-fn netns_solo5_qemu_tcg_acceptance_table() {
-    require_root("netns_solo5_qemu_tcg_acceptance_table");
-    build_boot_stage();
+/// The rows of every program with `bindings`, in table order.
+fn acceptance_rows(bindings: Bindings) -> Vec<Row> {
+    use Bindings::{Rust, C};
     let tests = solo5_tests();
     let mut rows = Vec::new();
+    let b = bindings;
 
-    let r = hello_runs("tcg");
-    rows.push(
-        Row::new(
-            "hello",
-            "status 0, SUCCESS (command line `Hello_Solo5`)",
-            Verdict::Passes,
-        )
-        .check(
-            &r,
-            0,
-            &["Hello, World", "Command line is: 'Hello_Solo5'", "SUCCESS"],
-        ),
-    );
+    let hello_bats = "status 0, SUCCESS (command line `Hello_Solo5`)";
+    let hello_lines = ["Hello, World", "Command line is: 'Hello_Solo5'", "SUCCESS"];
+    match b {
+        C => {
+            let r = hello_runs("tcg");
+            rows.push(Row::new("hello", hello_bats, Verdict::Passes).check(&r, 0, &hello_lines));
+        }
+        Rust => {
+            let r = run(&relinked("hello"), "tcg", &[], &["Hello_Solo5"]);
+            let mut lines = vec!["Solo5: Bindings version solo5-muen"];
+            lines.extend(hello_lines);
+            rows.push(Row::new("hello", hello_bats, Verdict::Passes).check(&r, 0, &lines));
+        }
+    }
     for test in ["globals", "fpu", "tls", "time"] {
-        rows.push(success(test, &[]));
+        rows.push(success(test, b, &[]));
     }
     rows.push(abort(
         "ssp",
+        b,
         "status 255, ABORT",
         Verdict::Passes,
         &["Solo5: ABORT: Stack corruption detected"],
@@ -564,6 +730,7 @@ fn netns_solo5_qemu_tcg_acceptance_table() {
     // FS base 0: `mov %fs:0x28` reads page 0, which nothing maps.
     rows.push(abort(
         "notls",
+        b,
         "status 255, ABORT",
         Verdict::Passes,
         &["Solo5: trap: type=#PF ec=0x0", "Solo5: trap: cr2=0x28"],
@@ -571,26 +738,43 @@ fn netns_solo5_qemu_tcg_acceptance_table() {
 
     // --solo5:quiet: Solo5's Muen console logs its channel before the command line is
     // parsed, so one `Solo5:` line is always there (on Muen also `Solo5: Halted` at the
-    // end, which the testbed's exit patch skips).
-    let r = run(&muen_image("quiet"), "tcg", &[], &["--solo5:quiet"]);
-    let mut row = Row::new(
-        "quiet",
-        "status 0, SUCCESS, no `Solo5:` line (command line `--solo5:quiet`)",
-        Verdict::Differs(
-            "Solo5's Muen console prints `Solo5: Console: Muen Channel @ ...` before it \
-             reads --solo5:quiet (bindings/muen/start.c: console_init before cmdline_parse)",
-        ),
-    )
-    .check(
-        &r,
-        0,
-        &["SUCCESS", "Solo5: Console: Muen Channel @ 0xffff00000"],
-    );
-    row.expect(
-        r.count("Solo5:") == 1,
-        format!("not exactly one `Solo5:` line: {:?}", r.lines),
-    );
-    row.seen = format!("{}, one `Solo5:` line", row.seen);
+    // end, which the testbed's exit patch skips). solo5-muen reads the command line
+    // first and prints nothing but errors with --solo5:quiet.
+    let quiet_bats = "status 0, SUCCESS, no `Solo5:` line (command line `--solo5:quiet`)";
+    let r = run(&image_for("quiet", b), "tcg", &[], &["--solo5:quiet"]);
+    let row = match b {
+        C => {
+            let mut row = Row::new(
+                "quiet",
+                quiet_bats,
+                Verdict::Differs(
+                    "Solo5's Muen console prints `Solo5: Console: Muen Channel @ ...` before \
+                     it reads --solo5:quiet (bindings/muen/start.c: console_init before \
+                     cmdline_parse)",
+                ),
+            )
+            .check(
+                &r,
+                0,
+                &["SUCCESS", "Solo5: Console: Muen Channel @ 0xffff00000"],
+            );
+            row.expect(
+                r.count("Solo5:") == 1,
+                format!("not exactly one `Solo5:` line: {:?}", r.lines),
+            );
+            row.seen = format!("{}, one `Solo5:` line", row.seen);
+            row
+        }
+        Rust => {
+            let mut row = Row::new("quiet", quiet_bats, Verdict::Passes).check(&r, 0, &["SUCCESS"]);
+            row.expect(
+                r.count("Solo5:") == 0,
+                format!("`Solo5:` lines: {:?}", r.lines),
+            );
+            row.seen = format!("{}, no `Solo5:` line", row.seen);
+            row
+        }
+    };
     rows.push(row);
 
     // There is no test_abort in Solo5's tree.
@@ -608,16 +792,21 @@ fn netns_solo5_qemu_tcg_acceptance_table() {
 
     rows.push(abort(
         "exception",
+        b,
         "status 255, ABORT",
         Verdict::Passes,
         &[
             "Solo5: trap: type=#PF ec=0x2",
             "Solo5: trap: cr2=0x400000000",
-            "Solo5: ABORT: cpu_x86_64.c:182: Fatal trap",
+            match b {
+                C => "Solo5: ABORT: cpu_x86_64.c:182: Fatal trap",
+                Rust => "Solo5: ABORT: Fatal trap",
+            },
         ],
     ));
     rows.push(abort(
         "zeropage",
+        b,
         "status 255, ABORT",
         Verdict::Passes,
         &["Solo5: trap: type=#PF ec=0x2", "Solo5: trap: cr2=0x8"],
@@ -628,6 +817,7 @@ fn netns_solo5_qemu_tcg_acceptance_table() {
     // hvt instead catches it in the host (EPT) and the tender exits with status 1.
     rows.push(abort(
         "xnow",
+        b,
         "Linux, OpenBSD: status 1, `host/guest translation fault` (hvt's tender)",
         Verdict::Differs(
             "the write to .text faults in the unikernel's own page tables (#PF ec=0x3), \
@@ -637,6 +827,7 @@ fn netns_solo5_qemu_tcg_acceptance_table() {
     ));
     rows.push(abort(
         "wnox",
+        b,
         "OpenBSD only: status 1, `host/guest translation fault`",
         Verdict::Differs(
             "the jump into .data faults in the unikernel's page tables (NX, #PF \
@@ -644,7 +835,7 @@ fn netns_solo5_qemu_tcg_acceptance_table() {
         ),
         &["Solo5: trap: type=#PF ec=0x11"],
     ));
-    let r = run(&muen_image("rnox"), "tcg", &[], &[]);
+    let r = run(&image_for("rnox", b), "tcg", &[], &[]);
     rows.push(
         Row::new(
             "rnox",
@@ -660,58 +851,85 @@ fn netns_solo5_qemu_tcg_acceptance_table() {
 
     rows.push(network(
         "net",
+        b,
         "root: status 0, SUCCESS after 100000 flood pings (`limit`)",
         1,
         100_000,
     ));
     rows.push(network(
         "net_2if",
+        b,
         "root: status 0, SUCCESS after 50000 flood pings on each interface",
         2,
         50_000,
     ));
 
-    // test_blk: Solo5 builds no test_blk.muen. Linked here from Solo5's own object
-    // with its Muen bindings, it shows what they answer: solo5_block_acquire fails
-    // (SOLO5_R_EUNSPEC, bindings/muen/muen-block.c).
-    let mut row = Row::new(
-        "blk",
-        "status 0, SUCCESS (with --block:storage=IMAGE)",
-        Verdict::Differs(
-            "not built for muen (tests/test_blk/GNUmakefile: CONFIG_MUEN empty); Solo5's \
-             Muen bindings answer every solo5_block_* with SOLO5_R_EUNSPEC: linked here \
-             from test_blk.o, it cannot acquire `storage` and exits 99",
-        ),
-    );
-    row.expect(
-        !tests.join("test_blk/test_blk.muen").exists(),
-        "Solo5 builds test_blk.muen after all",
-    );
-    let blk = link_test_blk();
-    let r = run(&blk, "tcg", &[], &[]);
-    let mut row = {
-        let problems = std::mem::take(&mut row.problems);
-        let mut checked = row.check(&r, 99, &["Could not acquire 'storage' block device"]);
-        checked.problems.splice(0..0, problems);
-        checked
+    let blk_bats = "status 0, SUCCESS (with --block:storage=IMAGE)";
+    let row = match b {
+        C => {
+            // test_blk: Solo5 builds no test_blk.muen. Linked here from Solo5's own
+            // object with its Muen bindings, it shows what they answer:
+            // solo5_block_acquire fails (SOLO5_R_EUNSPEC, bindings/muen/muen-block.c).
+            let mut row = Row::new(
+                "blk",
+                blk_bats,
+                Verdict::Differs(
+                    "not built for muen (tests/test_blk/GNUmakefile: CONFIG_MUEN empty); \
+                     Solo5's Muen bindings answer every solo5_block_* with \
+                     SOLO5_R_EUNSPEC: linked here from test_blk.o, it cannot acquire \
+                     `storage` and exits 99",
+                ),
+            );
+            row.expect(
+                !tests.join("test_blk/test_blk.muen").exists(),
+                "Solo5 builds test_blk.muen after all",
+            );
+            let r = run(&link_test_blk(), "tcg", &[], &[]);
+            let mut row = row.check_more(&r, 99, &["Could not acquire 'storage' block device"]);
+            row.seen = format!("not built; linked: {}", row.seen);
+            row
+        }
+        Rust => {
+            // As tests.bats: a disk image of 1 MiB (its test writes every tenth block
+            // and checks the edges).
+            let disk = common::temp("solo5-muen-storage.img");
+            std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
+            let arg = format!("--disk=storage={}", disk.display());
+            let r = run(&relinked("blk"), "tcg", &[&arg], &[]);
+            let mut row = Row::new("blk", blk_bats, Verdict::Passes).check(
+                &r,
+                0,
+                &[
+                    "Solo5: Application acquired 'storage' as block device",
+                    "SUCCESS",
+                ],
+            );
+            row.seen = format!("linked from test_blk.o, --disk: {}", row.seen);
+            row
+        }
     };
-    row.seen = format!("not built; linked: {}", row.seen);
     rows.push(row);
 
-    let r = run(&muen_image("mft_maxdevices"), "tcg", &[], &[]);
-    rows.push(
-        Row::new(
-            "mft_maxdevices",
-            "status 0, SUCCESS (63 --block: devices)",
-            Verdict::Differs(
-                "its 64-entry manifest is valid, but solo5_block_acquire(\"storage0\") \
-                 answers SOLO5_R_EUNSPEC on Muen: FAILURE, status 1",
-            ),
-        )
-        .check(&r, 1, &["FAILURE"]),
-    );
+    let mft_bats = "status 0, SUCCESS (63 --block: devices)";
+    let row = match b {
+        C => {
+            let r = run(&muen_image("mft_maxdevices"), "tcg", &[], &[]);
+            Row::new(
+                "mft_maxdevices",
+                mft_bats,
+                Verdict::Differs(
+                    "its 64-entry manifest is valid, but solo5_block_acquire(\"storage0\") \
+                     answers SOLO5_R_EUNSPEC on Muen: FAILURE, status 1",
+                ),
+            )
+            .check(&r, 1, &["FAILURE"])
+        }
+        Rust => mft_maxdevices_solo5_muen(mft_bats),
+    };
+    rows.push(row);
 
-    // test_too_many_entries: an elftool test (its manifest has 64 devices); no image.
+    // test_too_many_entries: an elftool test (its manifest has 64 devices); no image,
+    // so the bindings play no part.
     let elftool = tests.join("../elftool/solo5-elftool");
     let out = Command::new(&elftool)
         .args(["gen-manifest"])
@@ -739,35 +957,176 @@ fn netns_solo5_qemu_tcg_acceptance_table() {
         show(&out),
     );
     rows.push(row);
+    rows
+}
 
-    // The table.
-    let cells: Vec<[String; 5]> = rows
+/// test_mft_maxdevices linked with solo5-muen. Its manifest declares 63 block devices;
+/// a subject has 62 channel event ids (2..=63), one per muenblock request channel, so
+/// `policy-gen --elf` refuses to give all of them channels. The program acquires only
+/// `storage0` and `storage62`: with a policy that gives those two their channels (the
+/// spec `policy-gen` makes for the image with only those devices), the 64-entry
+/// manifest passes validation, handle 63 works, and the program succeeds.
+fn mft_maxdevices_solo5_muen(bats: &'static str) -> Row {
+    let image = relinked("mft_maxdevices");
+    let mut row = Row::new(
+        "mft_maxdevices",
+        bats,
+        Verdict::Differs(
+            "63 muenblock devices need 63 request events, a subject has 62 (policy-gen \
+             refuses); with channels for the two devices it acquires (storage0, \
+             storage62) it validates its 64-entry manifest and succeeds",
+        ),
+    );
+    let mut unikernel = policy_gen::solo5::load(&image).unwrap();
+    row.expect(
+        unikernel.bindings == policy_gen::solo5::Bindings::MuenSubject,
+        format!(
+            "{}: not recognised as linked with solo5-muen",
+            image.display()
+        ),
+    );
+    let all = policy_gen::solo5::component_spec(&unikernel, &image, &Default::default());
+    row.expect(
+        matches!(
+            all,
+            Err(policy_gen::solo5::Solo5Problem::TooManyChannels { .. })
+        ),
+        format!("policy-gen gave all 63 block devices channels: {all:?}"),
+    );
+    unikernel
+        .devices
+        .retain(|d| d.name == "storage0" || d.name == "storage62");
+    let options = policy_gen::solo5::Solo5Options {
+        buffer_size: 0x1_0000,
+        ..Default::default()
+    };
+    let spec = policy_gen::solo5::component_spec(&unikernel, &image, &options).unwrap();
+    let policy = common::temp("mft_maxdevices.xml");
+    std::fs::write(
+        &policy,
+        policy_gen::document(&spec, muen_spec::Generation::default()),
+    )
+    .unwrap();
+    let disks: Vec<String> = ["storage0", "storage62"]
         .iter()
-        .map(|row| {
-            let result = match (&row.verdict, row.problems.is_empty()) {
-                (_, false) => "UNEXPECTED",
-                (Verdict::Passes, true) => "pass",
-                (Verdict::Differs(_), true) => "differs",
-            };
+        .map(|d| {
+            let disk = common::temp(&format!("{d}.img"));
+            std::fs::write(&disk, vec![0u8; 4096]).unwrap();
+            format!("--disk={d}={}", disk.display())
+        })
+        .collect();
+    let mut extra = vec!["--policy", policy.to_str().unwrap()];
+    extra.extend(disks.iter().map(String::as_str));
+    let r = run(&image, "tcg", &extra, &[]);
+    let mut row = row.check_more(&r, 0, &["SUCCESS"]);
+    row.seen = format!("storage0 and storage62 with channels: {}", row.seen);
+    row
+}
+
+/// A policy for the relinked `test_<name>` whose specification lacks every device of
+/// its manifest (as a hand-written or stale policy might).
+fn policy_without_devices(name: &str) -> (PathBuf, PathBuf) {
+    let image = relinked(name);
+    let mut unikernel = policy_gen::solo5::load(&image).unwrap();
+    assert_eq!(
+        unikernel.bindings,
+        policy_gen::solo5::Bindings::MuenSubject,
+        "{} is linked with solo5-muen",
+        image.display()
+    );
+    unikernel.devices.clear();
+    let spec = policy_gen::solo5::component_spec(&unikernel, &image, &Default::default()).unwrap();
+    let policy = common::temp(&format!("{name}-without-devices.xml"));
+    std::fs::write(
+        &policy,
+        policy_gen::document(&spec, muen_spec::Generation::default()),
+    )
+    .unwrap();
+    (image, policy)
+}
+
+/// Bad input that solo5-muen survives where Solo5's C bindings would not check: a
+/// device of the manifest whose channels the subject info page lacks. Acquiring it is
+/// SOLO5_R_EUNSPEC with a line naming the device, and the program ends as it decides;
+/// nothing faults.
+#[test]
+fn qemu_tcg_solo5_muen_devices_missing_from_the_policy() {
+    build_boot_stage();
+    let (net, policy) = policy_without_devices("net");
+    let r = run(&net, "tcg", &["--policy", policy.to_str().unwrap()], &[]);
+    assert_eq!(r.status, Some(1), "{}", r.shown);
+    assert!(
+        r.has("Solo5: Net: 'service0': not acquired: ")
+            && r.has("service0|in")
+            && r.has("Could not acquire 'service0' network"),
+        "{}",
+        r.shown
+    );
+    assert!(!r.has("trap"), "{}", r.shown);
+    let (blk, policy) = policy_without_devices("blk");
+    let r = run(&blk, "tcg", &["--policy", policy.to_str().unwrap()], &[]);
+    assert_eq!(r.status, Some(99), "{}", r.shown);
+    assert!(
+        r.has("Solo5: Block: 'storage': not acquired: ")
+            && r.has("Could not acquire 'storage' block device"),
+        "{}",
+        r.shown
+    );
+}
+
+/// solo5-muen built for the older pair, Solo5 ABI 3 with sinfo format 4 (feature
+/// `abi3`): its ABI note says version 3, the testbed writes a format-4 page for it, and
+/// test_hello runs.
+#[test]
+fn qemu_tcg_solo5_muen_abi3_runs_on_sinfo_format_4() {
+    build_boot_stage();
+    let object = build_object(
+        "SOLO5_MUEN_ABI3_OBJECT",
+        &["--features", "abi3"],
+        "abi3/solo5_muen.o",
+    );
+    let hello = relinked_with("hello", &object, "abi3");
+    let unikernel = policy_gen::solo5::load(&hello).unwrap();
+    assert_eq!(unikernel.abi.version, 3);
+    assert_eq!(unikernel.sinfo_version(), Version::V4);
+    let r = run(&hello, "tcg", &[], &["Hello_Solo5"]);
+    assert_eq!(r.status, Some(0), "{}", r.shown);
+    assert!(
+        r.has("Solo5 ABI muen version 3, sinfo format 4)") && r.has("SUCCESS"),
+        "{}",
+        r.shown
+    );
+}
+
+#[test]
+fn netns_solo5_qemu_tcg_acceptance_table() {
+    require_root("netns_solo5_qemu_tcg_acceptance_table");
+    build_boot_stage();
+    let c = acceptance_rows(Bindings::C);
+    let rust = acceptance_rows(Bindings::Rust);
+
+    // The table: one row per program, one column per kind of bindings.
+    let header = [
+        "test",
+        "tests.bats expects (hvt)",
+        "Solo5's C bindings",
+        "solo5-muen",
+    ]
+    .map(String::from);
+    let cells: Vec<[String; 4]> = c
+        .iter()
+        .zip(&rust)
+        .map(|(c, r)| {
+            assert_eq!(c.test, r.test, "the two columns list the programs alike");
             [
-                row.test.to_string(),
-                result.to_string(),
-                row.time
-                    .map_or("-".into(), |t| format!("{:.1} s", t.as_secs_f64())),
-                row.seen.clone(),
-                row.bats.to_string(),
+                c.test.to_string(),
+                c.bats.to_string(),
+                c.result(),
+                r.result(),
             ]
         })
         .collect();
-    let header = [
-        "test",
-        "result",
-        "time",
-        "seen here",
-        "tests.bats expects (hvt)",
-    ]
-    .map(String::from);
-    let widths: Vec<usize> = (0..5)
+    let widths: Vec<usize> = (0..4)
         .map(|i| {
             cells
                 .iter()
@@ -777,7 +1136,7 @@ fn netns_solo5_qemu_tcg_acceptance_table() {
                 .unwrap_or(0)
         })
         .collect();
-    let line = |cells: &[String; 5]| {
+    let line = |cells: &[String; 4]| {
         let cols: Vec<String> = cells
             .iter()
             .zip(&widths)
@@ -786,7 +1145,10 @@ fn netns_solo5_qemu_tcg_acceptance_table() {
         format!("|{}|", cols.join("|"))
     };
     println!();
-    println!("Solo5's test programs on the testbed (QEMU, TCG), judged by tests/tests.bats:");
+    println!(
+        "Solo5's test programs on the testbed (QEMU, TCG), judged by tests/tests.bats, \
+         with Solo5's C bindings and with solo5-muen:"
+    );
     println!("{}", line(&header));
     let rule: Vec<String> = widths.iter().map(|&w| "-".repeat(w + 2)).collect();
     println!("|{}|", rule.join("|"));
@@ -795,17 +1157,33 @@ fn netns_solo5_qemu_tcg_acceptance_table() {
     }
     let mut failed = Vec::new();
     let mut notes = Vec::new();
-    for row in &rows {
-        if let Verdict::Differs(why) = row.verdict {
-            notes.push(format!("{}: {why}", row.test));
-        }
-        if !row.problems.is_empty() {
-            failed.push(format!("{}:\n{}", row.test, row.problems.join("\n")));
+    for (column, rows) in [("Solo5's C bindings", &c), ("solo5-muen", &rust)] {
+        for row in rows {
+            if let Verdict::Differs(why) = row.verdict {
+                notes.push(format!("{} ({column}): {why}", row.test));
+            }
+            if !row.problems.is_empty() {
+                failed.push(format!(
+                    "{} ({column}):\n{}",
+                    row.test,
+                    row.problems.join("\n")
+                ));
+            }
         }
     }
     println!("\nWhy the others differ on Muen:");
     for n in notes {
         println!("- {n}");
+    }
+    // Every program that passes with Solo5's C bindings passes with solo5-muen.
+    for (c, r) in c.iter().zip(&rust) {
+        if matches!(c.verdict, Verdict::Passes) && c.problems.is_empty() {
+            assert!(
+                matches!(r.verdict, Verdict::Passes),
+                "{} passes with Solo5's C bindings, not with solo5-muen",
+                c.test
+            );
+        }
     }
     assert!(
         failed.is_empty(),

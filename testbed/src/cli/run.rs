@@ -301,7 +301,9 @@ fn solo5_run(
     image: &Solo5Image,
 ) -> Result<(World, Solo5Guest), Failure> {
     let bad = |e: String| Failure::BadInput(e);
-    if let Some(disk) = args.disk.first() {
+    // solo5-muen serves block devices (muenblock); Solo5's own bindings have none.
+    let disk_refused = image.bindings == policy_gen::solo5::Bindings::Solo5;
+    if let Some(disk) = args.disk.first().filter(|_| disk_refused) {
         let kind = match image.devices.iter().find(|d| d.name == disk.dev) {
             Some(d) => format!("its {} device", d.device_type.name()),
             None => "no such device".to_string(),
@@ -359,6 +361,7 @@ fn solo5_run(
         world,
         Solo5Guest {
             abi: image.abi,
+            bindings: image.bindings,
             cmdline,
         },
     ))

@@ -27,7 +27,7 @@ use std::path::Path;
 use muen_abi::names;
 use muen_sinfo::{MemoryKind, Version};
 use muen_spec::SubjectView;
-use policy_gen::solo5::{self as spec, Solo5Image};
+use policy_gen::solo5::{self as spec, Bindings, Solo5Image};
 use solo5_abi::Abi;
 use zerocopy::little_endian::U64;
 use zerocopy::{Immutable, IntoBytes, KnownLayout};
@@ -41,6 +41,10 @@ pub const PLATFORM_EXIT: &str = "platform_exit";
 pub struct Solo5Guest {
     /// The image's ABI (target `muen`, version 3 or 4).
     pub abi: Abi,
+    /// The Muen bindings it is linked with: Solo5's (exit through a patched
+    /// `platform_exit`) or solo5-muen, which triggers events and exits through the
+    /// runtime's stubs like the project's own images (`policy_gen::solo5::Bindings`).
+    pub bindings: Bindings,
     /// The command line for the boot info.
     pub cmdline: String,
 }
@@ -167,6 +171,7 @@ mod tests {
     fn view() -> SubjectView {
         let image = Solo5Image {
             abi: Abi::MUEN,
+            bindings: Bindings::Solo5,
             devices: Vec::new(),
             image: policy_gen::elf::Image {
                 entry: muen_abi::VirtAddr::new(0x20_0020),
@@ -225,6 +230,7 @@ mod tests {
     #[test]
     fn abi_versions_choose_the_sinfo_format() {
         let guest = |version| Solo5Guest {
+            bindings: Bindings::Solo5,
             abi: Abi {
                 target: solo5_abi::AbiTarget::Muen,
                 version,

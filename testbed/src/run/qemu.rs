@@ -25,6 +25,7 @@ use crate::qemu::image::SubjectImage;
 use crate::qemu::machine::Machine;
 use crate::qemu::solo5;
 use crate::run::QEMU_LOG_PERIOD;
+use policy_gen::solo5::Bindings;
 
 /// Runs the subjects of `options` in the QEMU guests of `q`.
 pub(super) fn run(
@@ -40,9 +41,11 @@ pub(super) fn run(
         .images
         .iter()
         .enumerate()
-        .map(|(i, path)| match q.solo5_guest(i) {
-            None => SubjectImage::load(path),
-            Some(_) => SubjectImage::load_solo5(path),
+        // Solo5's C bindings exit through `platform_exit`; solo5-muen uses the
+        // runtime's stubs, as the project's own images do.
+        .map(|(i, path)| match q.solo5_guest(i).map(|g| g.bindings) {
+            None | Some(Bindings::MuenSubject) => SubjectImage::load(path),
+            Some(Bindings::Solo5) => SubjectImage::load_solo5(path),
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(RunError::BadInput)?;
