@@ -44,6 +44,8 @@ cargo build --target x86_64-unknown-none -p muen-abi
 cargo build --target x86_64-unknown-none -p muen-testbed-abi
 cargo build --target x86_64-unknown-none -p muen-device
 cargo build --target x86_64-unknown-none -p muen-channel
+cargo build --target x86_64-unknown-none -p solo5-abi
+cargo build --target x86_64-unknown-none -p solo5-abi --features elf,builder
 cargo build --target x86_64-unknown-none -p muen-sinfo
 cargo build --target x86_64-unknown-none -p muen-sinfo --features builder
 # The runtime, with and without its optional features (also links its test subject
