@@ -143,6 +143,31 @@ impl Subject {
         self.pid
     }
 
+    /// CPU time (user + system, all threads) the process used so far; `None` once it
+    /// was collected (its total is in [`Exit`]) or if the kernel does not tell.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        if self.reaped {
+            return None;
+        }
+        let mut clock: libc::clockid_t = 0;
+        // SAFETY: writes the clock id of our (not yet collected) child into the local.
+        if unsafe { libc::clock_getcpuclockid(self.pid, &mut clock) } != 0 {
+            return None;
+        }
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: reads that clock into the live local.
+        if unsafe { libc::clock_gettime(clock, &mut t) } != 0 {
+            return None;
+        }
+        Some(
+            Duration::from_secs(u64::try_from(t.tv_sec).ok()?)
+                + Duration::from_nanos(u64::try_from(t.tv_nsec).ok()?),
+        )
+    }
+
     /// Collects the process if it ended.
     pub fn try_reap(&mut self) -> io::Result<Option<Exit>> {
         self.wait(libc::WNOHANG)

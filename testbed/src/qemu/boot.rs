@@ -81,11 +81,11 @@ impl BootStage {
     }
 }
 
-/// The vector of the periodic tick for `view`: the highest block of 8 vectors (the
-/// PIC's base must be a multiple of 8) of which the subject uses none, so that the
-/// tick does not look like one of its own vectors; 248 if every block has one (the
+/// The PIC's vector base for `view`: the highest block of 8 vectors (the PIC's base
+/// must be a multiple of 8) of which the subject uses none, so that the wake-up UART
+/// and the tick do not look like its own vectors; 248 if every block has one (the
 /// runtime treats any vector as a wake-up only, so a shared one is harmless).
-pub fn tick_vector(view: &SubjectView) -> u8 {
+pub fn vector_base(view: &SubjectView) -> u8 {
     (4..32u8)
         .rev()
         .map(|block| block * 8)
@@ -104,19 +104,20 @@ pub fn tick_divisor(hz: u32) -> u16 {
     u16::try_from(d.clamp(1, u64::from(u16::MAX))).unwrap_or(u16::MAX)
 }
 
-/// The boot configuration for `view` in `memory`, with a tick of `tick_hz` (0: none).
+/// The boot configuration for `view` in `memory`, with a periodic tick of `tick_hz`
+/// (0: none).
 pub fn config(view: &SubjectView, memory: &Memory, tick_hz: u32) -> Result<BootConfig, String> {
     let pool = memory
         .pool()
         .ok_or("the memory file has no page table pool (not the QEMU layout)")?;
-    let (vector, divisor) = match tick_hz {
-        0 => (0, 0),
-        hz => (tick_vector(view), tick_divisor(hz)),
+    let divisor = match tick_hz {
+        0 => 0,
+        hz => tick_divisor(hz),
     };
     Ok(BootConfig {
         magic: BOOT_CONFIG_MAGIC.into(),
         version: BOOT_CONFIG_VERSION.into(),
-        tick_vector: u16::from(vector).into(),
+        vector_base: u16::from(vector_base(view)).into(),
         tick_divisor: divisor.into(),
         pool_start: pool.start.into(),
         pool_end: pool.end.into(),
@@ -127,6 +128,7 @@ pub fn config(view: &SubjectView, memory: &Memory, tick_hz: u32) -> Result<BootC
         }
         .into(),
         go: 0.into(),
+        guest_tsc: 0.into(),
     })
 }
 
@@ -147,21 +149,21 @@ mod tests {
     }
 
     #[test]
-    fn the_tick_avoids_the_subjects_vectors() {
+    fn the_pic_vectors_avoid_the_subjects_vectors() {
         let mut w = echo();
-        assert_eq!(tick_vector(&w), 248);
+        assert_eq!(vector_base(&w), 248);
         w.vectors.push(NamedNumber {
             name: "x".into(),
             number: 250,
         });
-        assert_eq!(tick_vector(&w), 240);
+        assert_eq!(vector_base(&w), 240);
         w.vectors = (32..=255)
             .map(|n| NamedNumber {
                 name: format!("v{n}"),
                 number: n,
             })
             .collect();
-        assert_eq!(tick_vector(&w), 248);
+        assert_eq!(vector_base(&w), 248);
         assert_eq!(tick_divisor(1000), 1193);
         assert_eq!(tick_divisor(1), u16::MAX);
         assert_eq!(tick_divisor(u32::MAX), 1);
@@ -179,8 +181,10 @@ mod tests {
         );
         assert_eq!(c.pool_end.get() as usize, m.len());
         assert_eq!(c.cr4_extra.get(), CR4_OSXMMEXCPT);
-        assert_eq!((c.tick_vector.get(), c.tick_divisor.get()), (248, 1193));
-        assert_eq!(config(&w, &m, 0).unwrap().tick_divisor.get(), 0);
+        assert_eq!((c.vector_base.get(), c.tick_divisor.get()), (248, 1193));
+        // Without a tick the vectors are the same (the wake-up UART's line is IRQ 4).
+        let c = config(&w, &m, 0).unwrap();
+        assert_eq!((c.vector_base.get(), c.tick_divisor.get()), (248, 0));
         let hosted = Memory::new(&w).unwrap();
         assert!(config(&w, &hosted, 1000).is_err());
     }

@@ -1,17 +1,19 @@
 //! The subject's ELF image in guest memory: its `subject_binary` regions filled from the
-//! file, and the runtime's two paravirtualisation stubs switched to their QEMU bodies.
+//! file, and the runtime's three paravirtualisation stubs switched to their QEMU bodies.
 //!
 //! `vmcall` cannot be trapped portably under QEMU (TCG raises #UD into the subject's
-//! IDT; KVM handles it as its own hypercall). The runtime therefore triggers events and
-//! exits through two 16-byte stubs with fixed symbols (`muen_testbed_abi::qemu`); the testbed
-//! finds them in the symbol table, checks that they hold exactly the Muen bodies, and
-//! writes the QEMU bodies (port I/O to the doorbell and QEMU's exit device) over them
-//! in guest memory. The file itself is not changed.
+//! IDT; KVM handles it as its own hypercall), and QEMU cannot inject a vector that
+//! needs no acknowledgement. The runtime therefore triggers events, exits and halts
+//! through three 16-byte stubs with fixed symbols (`muen_testbed_abi::qemu`); the
+//! testbed finds them in the symbol table, checks that they hold exactly the Muen
+//! bodies, and writes the QEMU bodies (port I/O to the doorbell, QEMU's exit device and
+//! the wake-up UART) over them in guest memory. The file itself is not changed.
 
 use std::path::Path;
 
 use muen_testbed_abi::qemu::{
-    EXIT_MUEN, EXIT_QEMU, EXIT_SYMBOL, HYPERCALL_MUEN, HYPERCALL_QEMU, HYPERCALL_SYMBOL, STUB_SIZE,
+    EXIT_MUEN, EXIT_QEMU, EXIT_SYMBOL, HALT_MUEN, HALT_QEMU, HALT_SYMBOL, HYPERCALL_MUEN,
+    HYPERCALL_QEMU, HYPERCALL_SYMBOL, STUB_SIZE,
 };
 
 use crate::memory::Memory;
@@ -23,7 +25,7 @@ use muen_spec::{Content, Mapping, SubjectView};
 #[derive(Debug)]
 pub struct SubjectImage {
     bytes: Vec<u8>,
-    stubs: [(u64, &'static str, [u8; STUB_SIZE], [u8; STUB_SIZE]); 2],
+    stubs: [(u64, &'static str, [u8; STUB_SIZE], [u8; STUB_SIZE]); 3],
 }
 
 impl SubjectImage {
@@ -39,18 +41,20 @@ impl SubjectImage {
         let find = |name: &str| -> Result<u64, String> {
             elf.symbol(name)?.ok_or_else(|| {
                 format!(
-                    "no symbol `{name}`: QEMU mode routes the subject's events and exit \
-                     through muen-subject's stubs, so the image must be built with the \
-                     runtime and not stripped"
+                    "no symbol `{name}`: QEMU mode routes the subject's events, exit and \
+                     halts through muen-subject's stubs, so the image must be built with \
+                     the runtime and not stripped"
                 )
             })
         };
         let hypercall = find(HYPERCALL_SYMBOL)?;
         let exit = find(EXIT_SYMBOL)?;
+        let halt = find(HALT_SYMBOL)?;
         Ok(SubjectImage {
             stubs: [
                 (hypercall, HYPERCALL_SYMBOL, HYPERCALL_MUEN, HYPERCALL_QEMU),
                 (exit, EXIT_SYMBOL, EXIT_MUEN, EXIT_QEMU),
+                (halt, HALT_SYMBOL, HALT_MUEN, HALT_QEMU),
             ],
             bytes,
         })

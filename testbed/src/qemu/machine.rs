@@ -1,6 +1,6 @@
 //! The QEMU process: its command line and its start.
 //!
-//! QEMU gets four descriptors (as fds 3 to 6, through [`Subject::spawn_command`]):
+//! QEMU gets five descriptors (as fds 3 to 7, through [`Subject::spawn_command`]):
 //!
 //! | fd | what | QEMU option |
 //! |---:|------|-------------|
@@ -8,10 +8,11 @@
 //! | 4 | the boot stage ROM (a memfd) | `-bios /proc/self/fd/4` |
 //! | 5 | the doorbell socket | `-chardev socket,fd=5` for `isa-debugcon` on port 0xe9 |
 //! | 6 | the monitor socket (QMP) | `-chardev socket,fd=6` for `-mon mode=control` |
+//! | 7 | the wake-up socket | `-chardev socket,fd=7` for an `isa-serial` at COM1 (port 0x3f8, IRQ 4) |
 //!
 //! The machine is `microvm` (no PCI, no firmware tables: the quickest to start) with
-//! its 8259 PIC and 8254 PIT for the tick, and nothing else: no serial port, no RTC, no
-//! option ROMs, no display. QEMU's stderr is passed on line by line, each line marked as
+//! its 8259 PIC, the wake-up UART, the 8254 PIT only for a periodic tick, and nothing
+//! else: no RTC, no option ROMs, no display. QEMU's stderr is passed on line by line, each line marked as
 //! QEMU's.
 
 use std::fs::File;
@@ -23,7 +24,7 @@ use std::process::{Command, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use muen_testbed_abi::qemu::{DOORBELL_PORT, EXIT_PORT};
+use muen_testbed_abi::qemu::{DOORBELL_PORT, EXIT_PORT, WAKE_UART_IRQ, WAKE_UART_PORT};
 
 use crate::memory::Memory;
 use crate::os::cvt;
@@ -37,16 +38,22 @@ pub const DEFAULT_QEMU: &str = "qemu-system-x86_64";
 /// How long QEMU may take to open its monitor.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// QEMU's arguments for a guest with `ram` bytes of RAM.
-pub fn arguments(accel: Accel, ram: u64) -> Vec<String> {
+/// QEMU's arguments for a guest with `ram` bytes of RAM, with an 8254 PIT if `pit`
+/// (for a periodic tick; without one the guest has no timer device at all, so an idle
+/// QEMU has nothing to do).
+pub fn arguments(accel: Accel, ram: u64, pit: bool) -> Vec<String> {
+    let machine = format!(
+        "microvm,x-option-roms=off,isa-serial=off,rtc=off,acpi=off,pit={},pic=on,\
+         memory-backend=ram",
+        if pit { "on" } else { "off" }
+    );
     let mut args: Vec<String> = [
         "-nodefaults",
         "-no-user-config",
         "-display",
         "none",
         "-machine",
-        "microvm,x-option-roms=off,isa-serial=off,rtc=off,acpi=off,pit=on,pic=on,\
-         memory-backend=ram",
+        &machine,
         "-accel",
         accel.qemu_name(),
         "-cpu",
@@ -76,12 +83,16 @@ pub fn arguments(accel: Accel, ram: u64) -> Vec<String> {
         "socket,id=monitor,fd=6".into(),
         "-mon".into(),
         "chardev=monitor,mode=control".into(),
+        "-chardev".into(),
+        "socket,id=wake,fd=7".into(),
+        "-device".into(),
+        format!("isa-serial,chardev=wake,iobase={WAKE_UART_PORT:#x},irq={WAKE_UART_IRQ}"),
         // A triple fault pauses the guest (instead of resetting it), so that its
         // registers can still be read; QMP reports it.
         "-action".into(),
         "reboot=shutdown,shutdown=pause".into(),
     ]);
-    if accel == Accel::Kvm {
+    if accel == Accel::Kvm && pit {
         // The in-kernel PIT would otherwise replay every tick the guest missed while
         // its interrupts were off (most of the time), waking it many times in a row.
         args.extend(["-global".into(), "kvm-pit.lost_tick_policy=discard".into()]);
@@ -112,15 +123,23 @@ pub struct Machine {
 }
 
 impl Machine {
-    /// Starts `qemu` with `accel` on `memory` and the boot stage `rom`, and connects to
-    /// its monitor.
-    pub fn start(qemu: &Path, accel: Accel, memory: &Memory, rom: &[u8]) -> io::Result<Self> {
+    /// Starts `qemu` with `accel` (and a PIT if `pit`) on `memory` and the boot stage
+    /// `rom`, with `wake` as the wake-up UART's character device (QEMU's end of a
+    /// socket pair), and connects to its monitor.
+    pub fn start(
+        qemu: &Path,
+        accel: Accel,
+        pit: bool,
+        memory: &Memory,
+        rom: &[u8],
+        wake: &UnixStream,
+    ) -> io::Result<Self> {
         let rom = memfd(c"muen-testbed-rom", rom)?;
         let (doorbell, doorbell_qemu) = UnixStream::pair()?;
         let (monitor, monitor_qemu) = UnixStream::pair()?;
         let mut command = Command::new(qemu);
         command
-            .args(arguments(accel, memory.len() as u64))
+            .args(arguments(accel, memory.len() as u64, pit))
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let fds = [
@@ -128,6 +147,7 @@ impl Machine {
             rom.as_fd(),
             doorbell_qemu.as_fd(),
             monitor_qemu.as_fd(),
+            wake.as_fd(),
         ];
         let (process, stderr) = Subject::spawn_command(command, &fds)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", qemu.display())))?;

@@ -2,10 +2,14 @@
 //! subject's image; QEMU runs it and the kernel talks to the guest through the doorbell
 //! (`docs/qemu.md`).
 
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use muen_testbed_abi::qemu::{BOOT_CONFIG_ADDRESS, BOOT_CONFIG_GO_OFFSET};
+use muen_testbed_abi::qemu::{
+    BOOT_CONFIG_ADDRESS, BOOT_CONFIG_GO_OFFSET, BOOT_CONFIG_GUEST_TSC_OFFSET,
+};
 
 use super::{
     host, serve, time_info, write_sinfo, Ending, GuestReport, Options, Outcome, Peers, QemuTarget,
@@ -40,8 +44,9 @@ pub(super) fn run(options: &Options, q: &QemuTarget) -> Result<Report, RunError>
         .map_err(|e| RunError::BadInput(format!("{}: {e}", q.image.display())))?;
     let clock = SubjectClock::host();
     let peers = Peers::open(options, &memory, &clock)?;
-    // The guest gets no vectors: its tick wakes it (`Injector::counting`).
-    let injector = Injector::counting().map_err(host("eventfd"))?;
+    // The guest gets no vectors but wake-ups through its UART (`Injector::guest`).
+    let (wake, wake_qemu) = UnixStream::pair().map_err(host("socketpair"))?;
+    let injector = Injector::guest(wake.as_fd()).map_err(host("eventfd"))?;
     serve(
         options,
         &memory,
@@ -63,8 +68,11 @@ pub(super) fn run(options: &Options, q: &QemuTarget) -> Result<Report, RunError>
             guest(
                 kernel,
                 q,
-                boot.rom(),
-                &memory,
+                Guest {
+                    rom: boot.rom(),
+                    memory: &memory,
+                    wake: &wake_qemu,
+                },
                 &signals,
                 deadline,
                 &mut start,
@@ -73,19 +81,28 @@ pub(super) fn run(options: &Options, q: &QemuTarget) -> Result<Report, RunError>
     )
 }
 
+/// What QEMU is started with.
+struct Guest<'a> {
+    /// The boot stage's ROM.
+    rom: &'a [u8],
+    /// The guest's RAM.
+    memory: &'a Memory,
+    /// QEMU's end of the wake-up UART's socket.
+    wake: &'a UnixStream,
+}
+
 /// Starts QEMU and runs the kernel until it ends, or the guest stops or hangs (then
 /// its registers are read before QEMU is stopped).
 fn guest(
     kernel: &mut Kernel<'_>,
     q: &QemuTarget,
-    rom: &[u8],
-    memory: &Memory,
+    g: Guest<'_>,
     signals: &SignalFd,
     deadline: Option<Instant>,
     start: &mut dyn FnMut(),
 ) -> Result<Outcome, RunError> {
     let launched = Instant::now();
-    let mut machine = Machine::start(&q.qemu, q.accel, memory, rom)
+    let mut machine = Machine::start(&q.qemu, q.accel, q.tick_hz > 0, g.memory, g.rom, g.wake)
         .map_err(|e| RunError::Host(format!("starting QEMU ({}): {e}", q.qemu.display())))?;
     let mut report = QemuReport::default();
     let end = kernel.run_qemu(
@@ -95,6 +112,8 @@ fn guest(
         &mut machine.process,
         deadline,
         &mut report,
+        g.memory
+            .word_at(BOOT_CONFIG_ADDRESS + BOOT_CONFIG_GUEST_TSC_OFFSET),
         start,
     );
     let end = match end {
@@ -143,6 +162,7 @@ fn guest(
             boot_text: report.boot_text,
             registers: guest_registers,
             boot_time: report.started_at.map(|t| t - launched),
+            boot_cpu: report.started_cpu,
         }),
     })
 }
