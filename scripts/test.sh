@@ -37,7 +37,17 @@ if ! [ -c /dev/kvm ] || ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
     echo "SKIPPED: muen-testbed's qemu_kvm tests (/dev/kvm is missing or not usable)"
     skip+=(--skip qemu_kvm)
 fi
-cargo test --workspace -- "${skip[@]}"
+# The tests that run Muen's tool chain (names with `muens_tool_chain`) run in their
+# own step below, where their output is shown.
+cargo test --workspace -- "${skip[@]}" --skip muens_tool_chain
+
+# Muen's own policy tools (../shared/muen, both generations): every step of every
+# pipeline.sh run is printed, with "Successfully validated" from mucfgvalidate. A
+# missing or unusable ../shared/muen fails these tests, naming what is missing.
+step "Muen's tool chain: the examples with policy-gen's system additions (with and without ELFs), mugensinfo's pages against the specifications and the testbed's pages"
+cargo test -p muen-testbed --test muen_pipeline -- --nocapture muens_tool_chain
+step "Muen's tool chain: every system snippet of docs/muen.md"
+cargo test -p policy-gen --test system_snippet -- --nocapture muens_tool_chain
 
 step "no_std builds for x86_64-unknown-none"
 cargo build --target x86_64-unknown-none -p muen-abi

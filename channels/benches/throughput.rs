@@ -14,9 +14,10 @@
 //!   writer waits while it is a full ring ahead of the reader's progress, which the
 //!   reader publishes through a separate atomic (benchmark scaffolding only; SHMStream
 //!   itself has no back channel). Elements/s counts elements received.
-//! - `atomic-memcpy x2`, `portable x2`: the two copies done with the `atomic-memcpy`
-//!   crate and with this crate's portable engine (what Miri and non-x86 targets use),
-//!   for the choice of copy engine explained in `src/copy.rs`.
+//! - `engine x2`, `atomic-memcpy x2`, `portable x2`: the two copies done with this
+//!   crate's copy engine (`copy::load`/`copy::store`, the path the channel takes), with
+//!   the `atomic-memcpy` crate and with this crate's portable engine (what Miri and
+//!   non-x86 targets use), for the choice of copy engine explained in `src/copy.rs`.
 //!
 //! Each measurement runs 7 times, interleaved; the table shows the median. Bytes/s
 //! counts element bytes delivered (once per element, not twice).
@@ -116,6 +117,16 @@ fn atomic_memcpy_x2<const N: usize>(c: &Config) -> f64 {
             let v = atomic_memcpy::atomic_load(s.cast::<[u8; N]>(), Ordering::Acquire);
             d.cast::<[u8; N]>().write(v.assume_init())
         },
+    )
+}
+
+fn engine_of_the_channel_x2(c: &Config) -> f64 {
+    engine_x2(
+        c,
+        // SAFETY: slot inside the atomically accessed ring; private source.
+        |s, d, n| unsafe { copy::store(s, d, n) },
+        // SAFETY: slot inside the atomically accessed ring; private destination.
+        |s, d, n| unsafe { copy::load(s, d, n) },
     )
 }
 
@@ -238,7 +249,11 @@ fn main() {
         },
     ];
     let engine = if cfg!(target_arch = "x86_64") {
-        "rep movsb above 64 B, word loop up to 64 B"
+        if std::arch::is_x86_feature_detected!("avx") {
+            "32-byte AVX moves above 64 B, 16-byte moves from 16 to 64 B"
+        } else {
+            "rep movsb above 64 B, 16-byte moves from 16 to 64 B"
+        }
     } else {
         "portable word loop"
     };
@@ -252,10 +267,11 @@ fn main() {
     }
     for c in &configs {
         type Case = (&'static str, fn(&Config) -> f64);
-        let cases: [Case; 5] = [
+        let cases: [Case; 6] = [
             ("memcpy x2 (baseline)", memcpy_x2),
             ("channel 1 thread", channel_1_thread),
             ("channel 2 threads", channel_2_threads),
+            ("engine x2", engine_of_the_channel_x2),
             (
                 "atomic-memcpy x2",
                 if c.size == 1516 {

@@ -99,8 +99,13 @@ pub enum Misbehaviour {
         /// The `elements` value found.
         elements: u64,
     },
-    /// The write counter is below the read counter without a new epoch. The reader
-    /// continues from the writer's counter (`rc := wc`).
+    /// The write counter is below the read counter without a new epoch. Reported
+    /// once; the reader keeps its read counter (it never goes back within an epoch,
+    /// so no slot is delivered twice), reads return `NoData` and no data is pending
+    /// until the write counter passes it. A writer that restarts is followed when the
+    /// reader sees the channel inactive or a new epoch, or when the application
+    /// calls [`Reader::drain`](crate::Reader::drain), which re-bases the reader on
+    /// the writer's counter.
     WriteCounterBehind {
         /// Write counter found.
         wc: u64,
@@ -131,10 +136,11 @@ pub enum ReadError {
     Inactive,
     /// The channel is active but speaks another transport, protocol or element size.
     Incompatible(Incompatible),
-    /// The reader (re)synchronised with a new epoch, or the epoch changed during this
-    /// call. Nothing was returned; read again. Every new epoch is reported (twice if
-    /// it appeared in the middle of a read: once for the discarded copy, once when the
-    /// reader synchronises).
+    /// The reader (re)synchronised with a new epoch, or the epoch changed since the
+    /// reader last checked it (during this call, or while elements it knew to be
+    /// published were left unread). Nothing was returned; read again. Every new epoch
+    /// is reported, twice in the second case: once for the discarded copy, once when
+    /// the reader synchronises.
     EpochChanged,
     /// No new element.
     NoData,

@@ -10,22 +10,33 @@ use core::mem::{size_of, MaybeUninit};
 use core::num::NonZeroU64;
 use core::sync::atomic::{fence, Ordering};
 
-use zerocopy::FromBytes;
+use zerocopy::{FromBytes, IntoBytes};
 
 use crate::error::{ConfigError, Incompatible, Misbehaviour, ReadError};
 use crate::header::{Field, HEADER_SIZE, TRANSPORT_MARKER};
 use crate::region::Region;
 
-/// Points inside a read where tests inject concurrent writer actions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Step {
-    /// The epoch matched the synchronised one, before the write counter is loaded.
-    EpochLoaded,
-    /// Synchronisation loaded the header fields, before the epoch re-check.
-    Synchronising,
-    /// The element was copied, before the counters and epoch are re-checked.
-    Copied,
+macro_rules! define_step {
+    ($vis:vis) => {
+        /// Points inside a read where tests (and, built with `--cfg fuzzing`, the fuzz
+        /// target in `channels/fuzz`) inject concurrent writer actions.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        $vis enum Step {
+            /// The epoch matched the synchronised one, before the write counter is
+            /// loaded.
+            EpochLoaded,
+            /// Synchronisation loaded the header fields, before the epoch re-check.
+            Synchronising,
+            /// The elements were copied, before the counters and epoch are re-checked.
+            Copied,
+        }
+    };
 }
+
+#[cfg(not(fuzzing))]
+define_step!(pub(crate));
+#[cfg(fuzzing)]
+define_step!(pub);
 
 /// The reader of a channel.
 ///
@@ -35,9 +46,11 @@ pub(crate) enum Step {
 /// `NoData` and `Inactive` mean wait, `EpochChanged` means read again (the writer
 /// restarted and this reader now follows the new epoch), `Overrun` means elements were
 /// lost and the reader has skipped ahead, `Incompatible` and `Misbehaviour` describe a
-/// peer this reader will not follow. No error leaves the reader stuck: every call
-/// re-examines the channel, and after an overrun or a counter error the read counter
-/// moves to the writer's, so [`Reader::has_pending_data`] turns false.
+/// peer this reader will not follow. No error leaves the reader stuck or repeats
+/// forever: every call re-examines the channel; after an overrun the read counter
+/// moves forward to the writer's; a write counter that went back is reported once and
+/// then waited for (the read counter never goes back within an epoch, so no element
+/// is delivered twice); [`Reader::has_pending_data`] turns false after each report.
 ///
 /// # Synchronisation
 ///
@@ -58,10 +71,17 @@ pub struct Reader<'a> {
     elements: u64,
     /// Read counter: the next element to read.
     rc: u64,
+    /// The write counter last loaded in `epoch` (acquire) and found at most `elements`
+    /// ahead of `rc`: elements `rc..known_wc` are known to be published.
+    known_wc: u64,
     /// `rc % elements`, kept incrementally to avoid a division per element.
     slot: usize,
-    /// An epoch whose header was refused (0 = none): no pending data for it.
+    /// An epoch whose header was refused (0 = none): no pending data for it unless
+    /// the writer repairs the header in place.
     refused_epoch: u64,
+    /// `WriteCounterBehind` was reported and the write counter has not passed the read
+    /// counter since: later reads say `NoData` until it does.
+    behind_reported: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -92,8 +112,10 @@ impl<'a> Reader<'a> {
             epoch: 0,
             elements: 0,
             rc: 0,
+            known_wc: 0,
             slot: 0,
             refused_epoch: 0,
+            behind_reported: false,
         })
     }
 
@@ -111,8 +133,8 @@ impl<'a> Reader<'a> {
             });
         }
         let mut element = MaybeUninit::<T>::uninit();
-        // SAFETY: `element` is `size` bytes of private memory.
-        unsafe { self.read_raw(element.as_mut_ptr().cast::<u8>(), |_| {})? };
+        // SAFETY: `element` is `size` bytes of private memory, room for one element.
+        unsafe { self.read_raw(element.as_mut_ptr().cast::<u8>(), 1, |_| {})? };
         // SAFETY: the read initialised all `size_of::<T>()` bytes, and `T: FromBytes`
         // accepts every byte pattern.
         Ok(unsafe { element.assume_init() })
@@ -128,22 +150,146 @@ impl<'a> Reader<'a> {
                 found: element.len(),
             });
         }
-        // SAFETY: `element` is `size` bytes of private memory.
-        unsafe { self.read_raw(element.as_mut_ptr(), |_| {}) }
+        // SAFETY: `element` is `size` bytes of private memory, room for one element.
+        unsafe { self.read_raw(element.as_mut_ptr(), 1, |_| {}) }.map(|_| ())
     }
 
-    /// The read algorithm; `hook` runs at the [`Step`]s (tests simulate a concurrent
-    /// writer there; elsewhere it is empty and compiles away).
+    /// Reads as many of the next elements as are available and fit into `elements`
+    /// (one after the other; its length must be a non-zero multiple of the element
+    /// size) and returns how many it read (at least one).
+    ///
+    /// The elements are checked together, like one element by [`Reader::read`]: at
+    /// most one load of the epoch and the write counter before the copies (none while
+    /// the reader knows enough elements to be published), one check of `wsc` and the
+    /// epoch after them. If the writer started overwriting any of them during the copies,
+    /// all are discarded (`Overrun`). The results are those of `read` otherwise. On
+    /// error the contents of `elements` are unspecified.
+    #[inline]
+    pub fn read_batch_bytes(&mut self, elements: &mut [u8]) -> Result<usize, ReadError> {
+        if elements.is_empty() || elements.len() % self.size != 0 {
+            return Err(ReadError::WrongLength {
+                element_size: self.size,
+                found: elements.len(),
+            });
+        }
+        let capacity = (elements.len() / self.size) as u64;
+        // SAFETY: `elements` is `capacity * size` bytes of private memory.
+        unsafe { self.read_raw(elements.as_mut_ptr(), capacity, |_| {}) }.map(|n| n as usize)
+    }
+
+    /// [`Reader::read_batch_bytes`] into a slice of `T`s (`size_of::<T>()` must be the
+    /// element size and `elements` not empty); returns how many were read. The
+    /// elements after those are left as they were; on error all are unspecified (but
+    /// valid `T`s).
+    #[inline]
+    pub fn read_batch<T: FromBytes + IntoBytes>(
+        &mut self,
+        elements: &mut [T],
+    ) -> Result<usize, ReadError> {
+        if size_of::<T>() != self.size {
+            return Err(ReadError::WrongLength {
+                element_size: self.size,
+                found: size_of::<T>(),
+            });
+        }
+        self.read_batch_bytes(elements.as_mut_bytes())
+    }
+
+    /// The read algorithm, for up to `capacity` elements; `hook` runs at the [`Step`]s
+    /// (tests simulate a concurrent writer there; elsewhere it is empty and compiles
+    /// away). Returns how many elements it read (between 1 and `capacity`).
     ///
     /// # Safety
     ///
-    /// `dst` is valid for writing `self.size` bytes of private memory.
+    /// `capacity >= 1`, and `dst` is valid for writing `capacity * self.size` bytes of
+    /// private memory.
     #[inline(always)]
     pub(crate) unsafe fn read_raw(
         &mut self,
         dst: *mut u8,
+        capacity: u64,
         mut hook: impl FnMut(Step),
-    ) -> Result<(), ReadError> {
+    ) -> Result<u64, ReadError> {
+        let r = self.region;
+        let rc = self.rc;
+        let known = rc
+            .checked_add(capacity)
+            .is_some_and(|end| end <= self.known_wc);
+        let (epoch, wc) = if self.epoch != 0 && known {
+            // Enough elements to fill the buffer were complete when `known_wc` was
+            // loaded (acquire) in this epoch, and `known_wc - rc <= elements` was
+            // checked then: no header access is needed before the copies. The checks
+            // after them (epoch, `wsc`) decide as always.
+            (self.epoch, self.known_wc)
+        } else {
+            self.published(&mut hook)?
+        };
+        // 1 <= wc - rc <= elements.
+        let available = wc - rc;
+        debug_assert!((1..=self.elements).contains(&available));
+        // 1 <= n <= elements.
+        let n = available.min(capacity);
+        let elements = self.elements as usize;
+        let mut slot = self.slot;
+        for i in 0..n as usize {
+            // SAFETY: `slot < elements` and `64 + size * elements <= region.len()` were
+            // established when this epoch was synchronised (and are private copies
+            // since), so the slot lies inside the region; `dst` has room for
+            // `capacity >= n` elements (caller). One copy per element: a writer copies
+            // element by element too, so racing copies have the same length.
+            unsafe {
+                r.load_unchecked(
+                    HEADER_SIZE + slot * self.size,
+                    dst.add(i * self.size),
+                    self.size,
+                )
+            };
+            slot += 1;
+            if slot == elements {
+                slot = 0;
+            }
+        }
+        hook(Step::Copied);
+        // Acquire fence: if a copy saw any byte of a later write of its slot (or of a
+        // re-initialisation), the loads below see the `wsc` (or epoch) store that
+        // preceded it.
+        fence(Ordering::Acquire);
+        let wsc = r.load_with(Field::Wsc, Ordering::Relaxed);
+        if r.load_with(Field::Epoch, Ordering::Relaxed) != epoch {
+            self.epoch = 0;
+            return Err(ReadError::EpochChanged);
+        }
+        // No overflow: `rc + n <= wc`.
+        let end = rc + n;
+        if wsc < end {
+            // An honest writer has `wsc >= wc >= rc + n`.
+            self.set_rc(wc);
+            return Err(ReadError::Misbehaviour(
+                Misbehaviour::CountersInconsistent { wsc, rc },
+            ));
+        }
+        if wsc - rc > self.elements {
+            // The writer started element `rc + elements` (the slot of our oldest copy)
+            // during the copies. Skip to the newest complete element.
+            let now = r.load_with(Field::Wc, Ordering::Relaxed);
+            self.set_rc(now.max(wc));
+            if now <= rc {
+                return Err(ReadError::Misbehaviour(
+                    Misbehaviour::CountersInconsistent { wsc, rc },
+                ));
+            }
+            return Err(ReadError::Overrun { lost: self.rc - rc });
+        }
+        self.rc = end;
+        self.slot = slot;
+        Ok(n)
+    }
+
+    /// The header checks before the copies: the epoch (synchronising to a new one)
+    /// and the write counter, which is remembered in `known_wc`. Returns the epoch and
+    /// a write counter with `1 <= wc - rc <= elements`, or the error to report.
+    #[inline(always)]
+    fn published(&mut self, hook: &mut impl FnMut(Step)) -> Result<(u64, u64), ReadError> {
         let r = self.region;
         // Acquire: if the epoch is the one we synchronised to, the header and counters
         // we read next are at least as new as its publication.
@@ -154,7 +300,7 @@ impl<'a> Reader<'a> {
             return Err(ReadError::Inactive);
         }
         if epoch != self.epoch {
-            self.synchronise(epoch, &mut hook)?;
+            self.synchronise(epoch, hook)?;
             return Err(ReadError::EpochChanged);
         }
         hook(Step::EpochLoaded);
@@ -166,57 +312,26 @@ impl<'a> Reader<'a> {
             return Err(ReadError::NoData);
         }
         if wc < rc {
+            // The read counter never goes back within an epoch: the slots below it
+            // hold elements this reader has delivered (or skipped) already.
+            if self.behind_reported {
+                return Err(ReadError::NoData);
+            }
             self.confirm_epoch(epoch)?;
-            self.set_rc(wc);
+            self.behind_reported = true;
             return Err(ReadError::Misbehaviour(Misbehaviour::WriteCounterBehind {
                 wc,
                 rc,
             }));
         }
+        self.behind_reported = false;
         if wc - rc > self.elements {
             self.confirm_epoch(epoch)?;
             self.set_rc(wc);
             return Err(ReadError::Overrun { lost: wc - rc });
         }
-        // SAFETY: `slot < elements` and `64 + size * elements <= region.len()` were
-        // established when this epoch was synchronised (and are private copies since),
-        // so the slot lies inside the region; `dst` is `size` private bytes (caller).
-        unsafe { r.load_unchecked(HEADER_SIZE + self.slot * self.size, dst, self.size) };
-        hook(Step::Copied);
-        // Acquire fence: if the copy saw any byte of a later write of this slot (or of
-        // a re-initialisation), the loads below see the `wsc` (or epoch) store that
-        // preceded it.
-        fence(Ordering::Acquire);
-        let wsc = r.load_with(Field::Wsc, Ordering::Relaxed);
-        if r.load_with(Field::Epoch, Ordering::Relaxed) != epoch {
-            self.epoch = 0;
-            return Err(ReadError::EpochChanged);
-        }
-        if wsc <= rc {
-            // An honest writer has `wsc >= wc > rc`.
-            self.set_rc(wc);
-            return Err(ReadError::Misbehaviour(
-                Misbehaviour::CountersInconsistent { wsc, rc },
-            ));
-        }
-        if wsc - rc > self.elements {
-            // The writer started element `rc + elements` (same slot) during the copy.
-            // Skip to the newest complete element.
-            let now = r.load_with(Field::Wc, Ordering::Relaxed);
-            self.set_rc(now.max(wc));
-            if now <= rc {
-                return Err(ReadError::Misbehaviour(
-                    Misbehaviour::CountersInconsistent { wsc, rc },
-                ));
-            }
-            return Err(ReadError::Overrun { lost: self.rc - rc });
-        }
-        self.rc = rc + 1;
-        self.slot += 1;
-        if self.slot as u64 == self.elements {
-            self.slot = 0;
-        }
-        Ok(())
+        self.known_wc = wc;
+        Ok((epoch, wc))
     }
 
     /// Validates the header of `epoch` and, if it is acceptable, synchronises to it
@@ -243,8 +358,10 @@ impl<'a> Reader<'a> {
                 self.epoch = epoch;
                 self.elements = elements;
                 self.rc = 0;
+                self.known_wc = 0;
                 self.slot = 0;
                 self.refused_epoch = 0;
+                self.behind_reported = false;
                 Ok(())
             }
             Err(e) => {
@@ -303,8 +420,11 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
+    /// Re-bases the read counter (overrun, counter errors, drain); no element is known
+    /// to be published after it until `wc` is loaded again.
     fn set_rc(&mut self, rc: u64) {
         self.rc = rc;
+        self.known_wc = rc;
         // `elements >= 1` while synchronised, the only state that calls this.
         self.slot = (rc % self.elements) as usize;
     }
@@ -312,6 +432,12 @@ impl<'a> Reader<'a> {
     /// Discards every element currently in the channel (`rc := wc`) and returns how
     /// many were discarded. Synchronises first if needed (so that a drain at start-up
     /// discards what an earlier incarnation of this subject left unread).
+    ///
+    /// This is also how an application follows a writer whose counter went back
+    /// without a new epoch (a restart with a constant epoch that the reader did not
+    /// see as inactive): `read` reports that once as `WriteCounterBehind` and never
+    /// goes back by itself; `drain` re-bases the reader on the writer's counter, and
+    /// returns the same error to say it went back.
     pub fn drain(&mut self) -> Result<u64, ReadError> {
         let r = self.region;
         let epoch = r.load_with(Field::Epoch, Ordering::Acquire);
@@ -327,6 +453,7 @@ impl<'a> Reader<'a> {
         self.confirm_epoch(epoch)?;
         let rc = self.rc;
         self.set_rc(wc);
+        self.behind_reported = false;
         match wc.checked_sub(rc) {
             Some(n) => Ok(n),
             None => Err(ReadError::Misbehaviour(Misbehaviour::WriteCounterBehind {
@@ -337,22 +464,35 @@ impl<'a> Reader<'a> {
     }
 
     /// Whether [`Reader::read`] would report something now: an element, an overrun
-    /// or a counter error, or a new epoch to synchronise to.
+    /// or a counter error not reported yet, or a new epoch to synchronise to.
     ///
     /// A pure check (it changes no reader state and does not synchronise): false
-    /// while the channel is inactive, false for an epoch whose header this reader
-    /// refused (so that a poll loop over a broken peer does not spin), true for any
-    /// other epoch this reader is not synchronised to, else whether the write counter
-    /// differs from the read counter. A hint for sleeping; `read` decides.
+    /// while the channel is inactive; for an epoch whose header this reader refused,
+    /// whether the header is acceptable now (the writer repaired it in place; a
+    /// broken header keeps a poll loop asleep instead of spinning); true for any other
+    /// epoch this reader is not synchronised to; else whether the write counter is
+    /// ahead of the read counter, or behind it and not reported yet. A hint for
+    /// sleeping; `read` decides.
     pub fn has_pending_data(&self) -> bool {
-        let epoch = self.region.load_with(Field::Epoch, Ordering::Acquire);
+        let r = self.region;
+        let epoch = r.load_with(Field::Epoch, Ordering::Acquire);
         if epoch == 0 {
             return false;
         }
         if epoch != self.epoch {
-            return epoch != self.refused_epoch;
+            if epoch != self.refused_epoch {
+                return true;
+            }
+            let transport = r.load_with(Field::Transport, Ordering::Relaxed);
+            let protocol = r.load_with(Field::Protocol, Ordering::Relaxed);
+            let size = r.load_with(Field::Size, Ordering::Relaxed);
+            let elements = r.load_with(Field::Elements, Ordering::Relaxed);
+            return self
+                .check_header(transport, protocol, size, elements)
+                .is_ok();
         }
-        self.region.load_with(Field::Wc, Ordering::Relaxed) != self.rc
+        let wc = r.load_with(Field::Wc, Ordering::Relaxed);
+        wc > self.rc || (wc < self.rc && !self.behind_reported)
     }
 
     /// The epoch this reader is synchronised to, if any.
@@ -387,5 +527,44 @@ impl<'a> Reader<'a> {
     /// The region this reader reads.
     pub const fn region(&self) -> Region<'a> {
         self.region
+    }
+}
+
+/// Access for the fuzz target (`channels/fuzz`), which plays a writer that acts in the
+/// middle of a read and checks the reader's state against a model. Only in builds
+/// with `--cfg fuzzing` (cargo-fuzz sets it).
+#[cfg(fuzzing)]
+impl Reader<'_> {
+    /// [`Reader::read_batch_bytes`] with `hook` run at the [`Step`]s.
+    #[doc(hidden)]
+    pub fn read_batch_bytes_hooked(
+        &mut self,
+        elements: &mut [u8],
+        hook: impl FnMut(Step),
+    ) -> Result<usize, ReadError> {
+        if elements.is_empty() || elements.len() % self.size != 0 {
+            return Err(ReadError::WrongLength {
+                element_size: self.size,
+                found: elements.len(),
+            });
+        }
+        let capacity = (elements.len() / self.size) as u64;
+        // SAFETY: `elements` is `capacity * size` bytes of private memory.
+        unsafe { self.read_raw(elements.as_mut_ptr(), capacity, hook) }.map(|n| n as usize)
+    }
+
+    /// The private state: epoch, elements, read counter, known write counter, slot,
+    /// refused epoch, whether a counter behind was reported.
+    #[doc(hidden)]
+    pub fn fuzz_state(&self) -> (u64, u64, u64, u64, usize, u64, bool) {
+        (
+            self.epoch,
+            self.elements,
+            self.rc,
+            self.known_wc,
+            self.slot,
+            self.refused_epoch,
+            self.behind_reported,
+        )
     }
 }

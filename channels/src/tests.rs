@@ -66,7 +66,7 @@ fn pair(m: &[AtomicU64]) -> (Writer<'_>, Reader<'_>) {
 fn read_hooked(r: &mut Reader<'_>, hook: impl FnMut(Step)) -> Result<Elem, ReadError> {
     let mut e = [0u8; SIZE];
     // SAFETY: `e` is SIZE private bytes.
-    unsafe { r.read_raw(e.as_mut_ptr(), hook) }.map(|()| e)
+    unsafe { r.read_raw(e.as_mut_ptr(), 1, hook) }.map(|_| e)
 }
 
 /// A hostile header on `m`: valid except for what `f` changes.
@@ -229,6 +229,169 @@ fn batches_are_published_together() {
     assert_eq!(r.read::<Elem>(), Ok(elem(99)));
 }
 
+fn read_batch_hooked(
+    r: &mut Reader<'_>,
+    capacity: usize,
+    hook: impl FnMut(Step),
+) -> Result<Vec<Elem>, ReadError> {
+    let mut buf = std::vec![[0u8; SIZE]; capacity];
+    // SAFETY: `buf` is `capacity` elements of private memory.
+    let n = unsafe { r.read_raw(buf.as_mut_ptr().cast(), capacity as u64, hook) }?;
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+#[test]
+fn batch_reads_return_what_is_there_up_to_the_buffer() {
+    let m = memory(LEN);
+    let (mut w, mut r) = pair(&m);
+    let mut buf = [[0u8; SIZE]; 3];
+    assert_eq!(r.read_batch(&mut buf), Err(ReadError::NoData));
+    for n in 0..5 {
+        w.write(&elem(n)).unwrap();
+    }
+    assert_eq!(r.read_batch(&mut buf), Ok(3));
+    assert_eq!(buf, [elem(0), elem(1), elem(2)]);
+    let mut big = [[0xeeu8; SIZE]; 10];
+    assert_eq!(r.read_batch(&mut big), Ok(2));
+    assert_eq!(&big[..2], &[elem(3), elem(4)]);
+    assert_eq!(
+        big[2], [0xee; SIZE],
+        "elements after the ones read are untouched"
+    );
+    assert_eq!(r.read_batch(&mut big), Err(ReadError::NoData));
+    assert_eq!(r.read_count(), 5);
+    // Across the end of the ring (slots 5, 6, 7, 0, 1), as bytes.
+    for n in 5..10 {
+        w.write(&elem(n)).unwrap();
+    }
+    let mut bytes = [0u8; 8 * SIZE];
+    assert_eq!(r.read_batch_bytes(&mut bytes), Ok(5));
+    for (i, e) in bytes.chunks(SIZE).take(5).enumerate() {
+        assert_eq!(e, elem(5 + i as u64));
+    }
+    // A full ring at once, and one more is an overrun as for single reads.
+    let batch: Vec<Elem> = (10..10 + E).map(elem).collect();
+    w.write_batch(&batch).unwrap();
+    assert_eq!(r.read_batch(&mut big), Ok(E as usize));
+    assert_eq!(&big[..E as usize], &batch[..]);
+    for n in 0..=E {
+        w.write(&elem(100 + n)).unwrap();
+    }
+    assert_eq!(
+        r.read_batch(&mut big),
+        Err(ReadError::Overrun { lost: E + 1 })
+    );
+    w.write(&elem(200)).unwrap();
+    assert_eq!(r.read_batch(&mut big), Ok(1));
+    assert_eq!(big[0], elem(200));
+}
+
+#[test]
+fn batch_reads_refuse_wrong_lengths() {
+    let m = memory(LEN);
+    let (mut w, mut r) = pair(&m);
+    w.write(&elem(0)).unwrap();
+    for len in [0, 1, SIZE - 1, SIZE + 1, 3 * SIZE - 1] {
+        let mut buf = std::vec![0u8; len];
+        assert_eq!(
+            r.read_batch_bytes(&mut buf),
+            Err(ReadError::WrongLength {
+                element_size: SIZE,
+                found: len
+            })
+        );
+    }
+    let mut empty: [Elem; 0] = [];
+    assert_eq!(
+        r.read_batch(&mut empty),
+        Err(ReadError::WrongLength {
+            element_size: SIZE,
+            found: 0
+        })
+    );
+    assert_eq!(
+        r.read_batch(&mut [0u64; 4]),
+        Err(ReadError::WrongLength {
+            element_size: SIZE,
+            found: 8
+        })
+    );
+    assert_eq!(r.read_count(), 0);
+    assert_eq!(r.read::<Elem>(), Ok(elem(0)));
+}
+
+#[test]
+fn a_batch_is_checked_as_one_copy() {
+    // The writer laps the oldest element of the batch during the copies: all of it is
+    // discarded, and the reader skips to the newest complete element.
+    let m = memory(LEN);
+    let (mut w, mut r) = pair(&m);
+    for n in 0..4 {
+        w.write(&elem(n)).unwrap();
+    }
+    let mut n = 4;
+    let got = read_batch_hooked(&mut r, 4, |step| {
+        if step == Step::Copied {
+            while n <= E {
+                w.write(&elem(n)).unwrap();
+                n += 1;
+            }
+        }
+    });
+    assert_eq!(got, Err(ReadError::Overrun { lost: E + 1 }));
+    assert_eq!(r.read_count(), E + 1);
+
+    // `wsc` up to `rc + elements` touches only slots after the batch's: accepted.
+    let m = memory(LEN);
+    let (mut w, mut r) = pair(&m);
+    for n in 0..4 {
+        w.write(&elem(n)).unwrap();
+    }
+    let p = peer(&m);
+    let got = read_batch_hooked(&mut r, 4, |step| {
+        if step == Step::Copied {
+            p.store(Field::Wsc, E);
+        }
+    });
+    assert_eq!(got, Ok((0..4).map(elem).collect()));
+
+    // `wsc` below the end of the batch: the writer never started its last element.
+    let m = memory(LEN);
+    let (mut w, mut r) = pair(&m);
+    for n in 0..4 {
+        w.write(&elem(n)).unwrap();
+    }
+    let p = peer(&m);
+    let got = read_batch_hooked(&mut r, 4, |step| {
+        if step == Step::Copied {
+            p.store(Field::Wsc, 3);
+        }
+    });
+    assert_eq!(
+        got,
+        Err(ReadError::Misbehaviour(
+            Misbehaviour::CountersInconsistent { wsc: 3, rc: 0 }
+        ))
+    );
+    assert_eq!(r.read_count(), 4);
+
+    // A restart during the copies.
+    let m = memory(LEN);
+    let (mut w, mut r) = pair(&m);
+    for n in 0..4 {
+        w.write(&elem(n)).unwrap();
+    }
+    let mut writer = Some(w);
+    let got = read_batch_hooked(&mut r, 4, |step| {
+        if step == Step::Copied {
+            writer.as_mut().unwrap().reset(epoch(1000));
+        }
+    });
+    assert_eq!(got, Err(ReadError::EpochChanged));
+    assert_eq!(r.epoch(), None);
+}
+
 // ---- channel states ------------------------------------------------------------
 
 #[test]
@@ -289,6 +452,42 @@ fn wrong_transport_or_protocol_is_incompatible_and_retried() {
     hostile_header(&m, |h| h.epoch = 7.into());
     assert_eq!(r.read::<Elem>(), Err(ReadError::EpochChanged));
     assert_eq!(r.epoch(), Some(epoch(7)));
+}
+
+/// A header refused in an epoch and then repaired in place (same epoch) is pending
+/// data again: a poller that sleeps while `has_pending_data` is false must not sleep
+/// through a channel that `read` would now accept.
+#[test]
+fn a_refused_header_repaired_in_place_is_pending_again() {
+    type Breakage = fn(&mut Header);
+    let breakages: [(Breakage, Field); 5] = [
+        (|h| h.transport = 0.into(), Field::Transport),
+        (|h| h.protocol = (PROTO + 1).into(), Field::Protocol),
+        (|h| h.size = (SIZE as u64 + 4).into(), Field::Size),
+        (|h| h.elements = 0.into(), Field::Elements),
+        (|h| h.elements = (E + 1).into(), Field::Elements),
+    ];
+    for (i, (breakage, field)) in breakages.into_iter().enumerate() {
+        let m = memory(LEN);
+        let mut r = reader(&m);
+        hostile_header(&m, breakage);
+        assert!(r.read::<Elem>().is_err());
+        assert!(
+            !r.has_pending_data(),
+            "case {i}: refused, so nothing pending"
+        );
+        assert_eq!(r.epoch(), None);
+        // Repaired without a new epoch, and an element published.
+        let p = peer(&m);
+        p.store(field, field.get(&Header::new(5, PROTO, SIZE as u64, E)));
+        p.store(Field::Wsc, 1);
+        p.write_bytes(64, &elem(9)).unwrap();
+        p.store(Field::Wc, 1);
+        assert!(r.has_pending_data(), "case {i}: repaired in place");
+        assert_eq!(r.read::<Elem>(), Err(ReadError::EpochChanged));
+        assert_eq!(r.read::<Elem>(), Ok(elem(9)));
+        assert!(!r.has_pending_data());
+    }
 }
 
 #[test]
@@ -470,47 +669,97 @@ fn write_counter_jumping_ahead_is_an_overrun_and_the_reader_recovers() {
 }
 
 #[test]
-fn write_counter_behind_the_read_counter_is_misbehaviour_and_recovers() {
+fn a_write_counter_that_goes_back_is_reported_once_and_never_followed() {
+    let m = memory(LEN);
+    let (mut w, mut r) = pair(&m);
+    for n in 0..6 {
+        w.write(&elem(n)).unwrap();
+        assert_eq!(r.read::<Elem>(), Ok(elem(n)));
+    }
+    let p = peer(&m);
+    // Back without a new epoch (and without passing through epoch 0).
+    p.store(Field::Wc, 2);
+    assert!(r.has_pending_data(), "the read has something to report");
+    assert_eq!(
+        r.read::<Elem>(),
+        Err(ReadError::Misbehaviour(Misbehaviour::WriteCounterBehind {
+            wc: 2,
+            rc: 6
+        }))
+    );
+    // Reported once; nothing to do until the writer passes the read counter.
+    assert!(!r.has_pending_data());
+    assert_eq!(r.read::<Elem>(), Err(ReadError::NoData));
+    assert_eq!(r.read_count(), 6);
+    p.store(Field::Wc, 4);
+    assert!(!r.has_pending_data());
+    assert_eq!(r.read::<Elem>(), Err(ReadError::NoData));
+    // The writer restores its counter: slots 2..6 hold elements this reader has
+    // delivered already, and they are not delivered again.
+    p.store(Field::Wc, 6);
+    assert!(!r.has_pending_data());
+    assert_eq!(r.read::<Elem>(), Err(ReadError::NoData));
+    // New elements flow again.
+    w.write(&elem(6)).unwrap();
+    assert!(r.has_pending_data());
+    assert_eq!(r.read::<Elem>(), Ok(elem(6)));
+    // Going back again later is reported again.
+    p.store(Field::Wc, 1);
+    assert_eq!(
+        r.read::<Elem>(),
+        Err(ReadError::Misbehaviour(Misbehaviour::WriteCounterBehind {
+            wc: 1,
+            rc: 7
+        }))
+    );
+    assert_eq!(r.read::<Elem>(), Err(ReadError::NoData));
+}
+
+#[test]
+fn a_restart_with_a_constant_epoch_is_followed_when_seen_or_drained() {
     let m = memory(LEN);
     let (mut w, mut r) = pair(&m);
     for n in 0..5 {
         w.write(&elem(n)).unwrap();
         r.read::<Elem>().unwrap();
     }
-    peer(&m).store(Field::Wc, 2);
-    assert!(r.has_pending_data());
+    // Seen: the reader looks while the re-initialising writer is inactive.
+    let region = w.deactivate();
+    assert_eq!(r.read::<Elem>(), Err(ReadError::Inactive));
+    let mut w = Writer::init(region, PROTO, SIZE, epoch(77)).unwrap();
+    w.write(&elem(100)).unwrap();
+    assert_eq!(r.read::<Elem>(), Err(ReadError::EpochChanged));
+    assert_eq!(r.read::<Elem>(), Ok(elem(100)));
+
+    // Not seen: the counters say the writer went back, which the reader reports and
+    // does not follow by itself ...
+    for n in 101..105 {
+        w.write(&elem(n)).unwrap();
+        r.read::<Elem>().unwrap();
+    }
+    w.reset(epoch(77));
+    w.write(&elem(200)).unwrap();
+    w.write(&elem(201)).unwrap();
     assert_eq!(
         r.read::<Elem>(),
+        Err(ReadError::Misbehaviour(Misbehaviour::WriteCounterBehind {
+            wc: 2,
+            rc: 5
+        }))
+    );
+    assert_eq!(r.read::<Elem>(), Err(ReadError::NoData));
+    // ... until the application decides to follow it: `drain` re-bases the reader on
+    // the writer's counter (and says once more that it went back).
+    assert_eq!(
+        r.drain(),
         Err(ReadError::Misbehaviour(Misbehaviour::WriteCounterBehind {
             wc: 2,
             rc: 5
         }))
     );
     assert_eq!(r.read_count(), 2);
-    assert!(!r.has_pending_data());
-    assert_eq!(r.read::<Elem>(), Err(ReadError::NoData));
-}
-
-#[test]
-fn restart_with_a_constant_epoch_is_caught_by_the_counters() {
-    let m = memory(LEN);
-    let (mut w, mut r) = pair(&m);
-    for n in 0..5 {
-        w.write(&elem(n)).unwrap();
-        r.read::<Elem>().unwrap();
-    }
-    w.reset(epoch(77));
-    w.write(&elem(100)).unwrap();
-    w.write(&elem(101)).unwrap();
-    assert_eq!(
-        r.read::<Elem>(),
-        Err(ReadError::Misbehaviour(Misbehaviour::WriteCounterBehind {
-            wc: 2,
-            rc: 5
-        }))
-    );
-    w.write(&elem(102)).unwrap();
-    assert_eq!(r.read::<Elem>(), Ok(elem(102)));
+    w.write(&elem(202)).unwrap();
+    assert_eq!(r.read::<Elem>(), Ok(elem(202)));
 }
 
 #[test]
@@ -606,6 +855,22 @@ fn wsc_that_never_started_the_element_is_misbehaviour() {
 
 #[test]
 fn epoch_change_between_reads_resynchronises() {
+    // Nothing left unread: the next read sees the new epoch and synchronises.
+    let m = memory(LEN);
+    let (mut w, mut r) = pair(&m);
+    w.write(&elem(0)).unwrap();
+    assert_eq!(r.read::<Elem>(), Ok(elem(0)));
+    w.reset(epoch(78));
+    w.write(&elem(10)).unwrap();
+    assert!(r.has_pending_data());
+    assert_eq!(r.read::<Elem>(), Err(ReadError::EpochChanged));
+    assert_eq!((r.epoch(), r.read_count()), (Some(epoch(78)), 0));
+    assert_eq!(r.read::<Elem>(), Ok(elem(10)));
+    assert_eq!(r.read::<Elem>(), Err(ReadError::NoData));
+
+    // Elements the reader knew to be published were left: the next read copies one
+    // without looking at the header first, and the check after the copy sees the new
+    // epoch (the copy is discarded); the read after that synchronises.
     let m = memory(LEN);
     let (mut w, mut r) = pair(&m);
     for n in 0..4 {
@@ -616,9 +881,72 @@ fn epoch_change_between_reads_resynchronises() {
     w.write(&elem(10)).unwrap();
     assert!(r.has_pending_data());
     assert_eq!(r.read::<Elem>(), Err(ReadError::EpochChanged));
+    assert_eq!(r.epoch(), None);
+    assert_eq!(r.read::<Elem>(), Err(ReadError::EpochChanged));
     assert_eq!((r.epoch(), r.read_count()), (Some(epoch(78)), 0));
     assert_eq!(r.read::<Elem>(), Ok(elem(10)));
     assert_eq!(r.read::<Elem>(), Err(ReadError::NoData));
+}
+
+/// A reader with elements it knew to be published reads them without loading the
+/// header first; whatever the writer did meanwhile, the checks after the copy decide.
+#[test]
+fn known_elements_are_still_checked_after_the_copy() {
+    // Deactivated: the copy is discarded, then the channel is inactive.
+    let m = memory(LEN);
+    let (mut w, mut r) = pair(&m);
+    for n in 0..3 {
+        w.write(&elem(n)).unwrap();
+    }
+    assert_eq!(r.read::<Elem>(), Ok(elem(0)));
+    let region = w.deactivate();
+    assert_eq!(r.read::<Elem>(), Err(ReadError::EpochChanged));
+    assert_eq!(r.read::<Elem>(), Err(ReadError::Inactive));
+
+    // Re-initialised with the same epoch: `wsc` starts again below the element.
+    let mut w = Writer::init(region, PROTO, SIZE, epoch(77)).unwrap();
+    let mut r = reader(&m);
+    assert_eq!(r.read::<Elem>(), Err(ReadError::EpochChanged));
+    for n in 0..4 {
+        w.write(&elem(n)).unwrap();
+    }
+    assert_eq!(r.read::<Elem>(), Ok(elem(0)));
+    w.reset(epoch(77));
+    w.write(&elem(50)).unwrap();
+    assert_eq!(
+        r.read::<Elem>(),
+        Err(ReadError::Misbehaviour(
+            Misbehaviour::CountersInconsistent { wsc: 1, rc: 1 }
+        ))
+    );
+    // The read counter moved forward to the write counter known before (never back);
+    // now the counters say the writer went back.
+    assert_eq!(r.read_count(), 4);
+    assert_eq!(
+        r.read::<Elem>(),
+        Err(ReadError::Misbehaviour(Misbehaviour::WriteCounterBehind {
+            wc: 1,
+            rc: 4
+        }))
+    );
+
+    // Lapped: an overrun as if the write counter had been loaded.
+    let m = memory(LEN);
+    let (mut w, mut r) = pair(&m);
+    for n in 0..4 {
+        w.write(&elem(n)).unwrap();
+    }
+    assert_eq!(r.read::<Elem>(), Ok(elem(0)));
+    for n in 4..4 + 2 * E {
+        w.write(&elem(n)).unwrap();
+    }
+    assert_eq!(
+        r.read::<Elem>(),
+        Err(ReadError::Overrun { lost: 3 + 2 * E })
+    );
+    assert_eq!(r.read_count(), 4 + 2 * E);
+    w.write(&elem(99)).unwrap();
+    assert_eq!(r.read::<Elem>(), Ok(elem(99)));
 }
 
 #[test]
@@ -787,6 +1115,49 @@ mod random {
     }
 
     proptest! {
+        /// Honest writes (single and batched) and reads (single and batched) in any
+        /// order deliver exactly the model's elements: every element in order, and an
+        /// overrun of the right size whenever the writer is more than a ring ahead.
+        #[test]
+        fn honest_traffic_matches_the_model(
+            ops in proptest::collection::vec((any::<bool>(), 1usize..12), 1..60),
+        ) {
+            let m = memory(LEN);
+            let (mut w, mut r) = pair(&m);
+            let mut written = 0u64;
+            let mut expected = 0u64;
+            for (write, k) in ops {
+                if write {
+                    let batch: Vec<Elem> = (written..written + k as u64).map(elem).collect();
+                    if k % 2 == 0 {
+                        w.write_batch(&batch).unwrap();
+                    } else {
+                        for e in &batch {
+                            w.write(e).unwrap();
+                        }
+                    }
+                    written += k as u64;
+                    continue;
+                }
+                let mut buf = std::vec![[0u8; SIZE]; k];
+                let got = r.read_batch(&mut buf);
+                if written == expected {
+                    prop_assert_eq!(got, Err(ReadError::NoData));
+                } else if written - expected > E {
+                    prop_assert_eq!(got, Err(ReadError::Overrun { lost: written - expected }));
+                    expected = written;
+                } else {
+                    let n = (written - expected).min(k as u64);
+                    prop_assert_eq!(got, Ok(n as usize));
+                    for (i, e) in buf.iter().take(n as usize).enumerate() {
+                        prop_assert_eq!(*e, elem(expected + i as u64));
+                    }
+                    expected += n;
+                }
+                prop_assert_eq!(r.read_count(), expected);
+            }
+        }
+
         /// Whatever the header says, the reader neither panics nor returns an element
         /// from a geometry it should have refused, and stays within its counters.
         #[test]

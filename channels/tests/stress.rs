@@ -9,7 +9,8 @@
 //!
 //! `stress_10_million` is the full run: 10 million elements each through a small ring
 //! of 64-byte elements and a 1 MiB ring of 1516-byte elements, and 2 million through a
-//! 4-slot ring of 1516-byte elements (release build, explicit step in
+//! 4-slot ring of 1516-byte elements, read one by one; then 4 million and 1 million
+//! through the small rings read in batches (release build, explicit step in
 //! `scripts/test.sh`): `cargo test --release -p muen-channel --test stress -- --ignored`.
 //! `stress_short` runs with every `cargo test`, and with a handful of elements under
 //! Miri, whose data-race detector then checks the element copy and the fences.
@@ -69,8 +70,9 @@ struct Stats {
 }
 
 /// Writes `total` elements of `size` bytes through a `region_len` channel while a
-/// second thread reads; returns the reader's statistics after checking every element.
-fn run(total: u64, size: usize, region_len: usize, block: u64) -> Stats {
+/// second thread reads, `batch` elements at most per read (`read_batch_bytes`; 1 is
+/// `read_bytes`); returns the reader's statistics after checking every element.
+fn run(total: u64, size: usize, region_len: usize, block: u64, batch: usize) -> Stats {
     let memory: Vec<AtomicU64> = (0..region_len / 8).map(|_| AtomicU64::new(0)).collect();
     let memory = &memory[..];
     let mut writer = Writer::init(
@@ -104,24 +106,31 @@ fn run(total: u64, size: usize, region_len: usize, block: u64) -> Stats {
             done.store(true, Ordering::Release);
         });
         let mut stats = Stats::default();
-        let mut buf = vec![0u8; size];
+        let mut buf = vec![0u8; size * batch];
         let mut scratch = vec![0u8; size];
         let mut expected = 0u64;
         let mut synchronised = false;
         loop {
-            let result = reader.read_bytes(&mut buf);
+            let result = if batch == 1 {
+                reader.read_bytes(&mut buf).map(|()| 1)
+            } else {
+                reader.read_batch_bytes(&mut buf)
+            };
             progress.store(reader.read_count(), Ordering::Release);
             match result {
-                Ok(()) => {
-                    let n = check(&buf, &mut scratch).unwrap_or_else(|| {
-                        panic!(
-                            "torn element after {} good ones (expected #{expected})",
-                            stats.read
-                        )
-                    });
-                    assert_eq!(n, expected, "out of order or unannounced gap");
-                    expected += 1;
-                    stats.read += 1;
+                Ok(got) => {
+                    assert!((1..=batch).contains(&got));
+                    for e in buf.chunks(size).take(got) {
+                        let n = check(e, &mut scratch).unwrap_or_else(|| {
+                            panic!(
+                                "torn element after {} good ones (expected #{expected})",
+                                stats.read
+                            )
+                        });
+                        assert_eq!(n, expected, "out of order or unannounced gap");
+                        expected += 1;
+                        stats.read += 1;
+                    }
                 }
                 Err(ReadError::Overrun { lost }) => {
                     assert!(lost > 0);
@@ -148,9 +157,9 @@ fn run(total: u64, size: usize, region_len: usize, block: u64) -> Stats {
     })
 }
 
-fn report(name: &str, total: u64, size: usize, region: usize, block: u64) {
+fn report(name: &str, total: u64, size: usize, region: usize, block: u64, batch: usize) {
     let t = Instant::now();
-    let s = run(total, size, region, block);
+    let s = run(total, size, region, block, batch);
     let dt: Duration = t.elapsed();
     println!(
         "{name}: {total} x {size} B in a {region:#x} channel: {} read, {} lost in {} overruns \
@@ -168,11 +177,21 @@ fn report(name: &str, total: u64, size: usize, region: usize, block: u64) {
 fn stress_short() {
     if cfg!(miri) {
         // A 4-slot ring of 24-byte elements: overruns and copies racing with the writer.
-        report("miri", 400, 24, 64 + 4 * 24, 16);
+        report("miri", 400, 24, 64 + 4 * 24, 16, 1);
+        report("miri/batches of 3", 400, 24, 64 + 4 * 24, 16, 3);
     } else {
-        report("short/64", 200_000, 64, 0x1000, 4096);
-        report("short/1516", 50_000, 1516, 0x10_0000, 4096);
-        report("short/1516/4 slots", 50_000, 1516, 64 + 4 * 1516, 4096);
+        report("short/64", 200_000, 64, 0x1000, 4096, 1);
+        report("short/64/batches of 16", 100_000, 64, 0x1000, 4096, 16);
+        report("short/1516", 50_000, 1516, 0x10_0000, 4096, 1);
+        report("short/1516/4 slots", 50_000, 1516, 64 + 4 * 1516, 4096, 1);
+        report(
+            "short/1516/4 slots/batches of 3",
+            50_000,
+            1516,
+            64 + 4 * 1516,
+            4096,
+            3,
+        );
     }
 }
 
@@ -181,9 +200,26 @@ fn stress_short() {
 fn stress_10_million() {
     let total = 10_000_000;
     // 63 slots: the writer laps the reader all the time in the free-running blocks.
-    report("64 B / 4 KiB", total, 64, 0x1000, 4096);
-    report("1516 B / 1 MiB", total, 1516, 0x10_0000, 4096);
+    report("64 B / 4 KiB", total, 64, 0x1000, 4096, 1);
+    report("1516 B / 1 MiB", total, 1516, 0x10_0000, 4096, 1);
     // Four slots of 1516 bytes: the writer often rewrites the very slot the reader is
     // copying, which only the check after the copy can catch.
-    report("1516 B / 4 slots", 2_000_000, 1516, 64 + 4 * 1516, 4096);
+    report("1516 B / 4 slots", 2_000_000, 1516, 64 + 4 * 1516, 4096, 1);
+    // Batch reads: one check for several copies, which the writer laps just as often.
+    report(
+        "64 B / 4 KiB, batches of 16",
+        4_000_000,
+        64,
+        0x1000,
+        4096,
+        16,
+    );
+    report(
+        "1516 B / 4 slots, batches of 3",
+        1_000_000,
+        1516,
+        64 + 4 * 1516,
+        4096,
+        3,
+    );
 }

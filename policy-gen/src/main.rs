@@ -1,6 +1,8 @@
 //! `policy-gen [--elf FILE] [--name NAME] [--muen-tools GEN] MANIFEST`: prints the Muen
-//! component specification of an app, for the tools of generation GEN. On any error it
-//! prints one message to stderr, exits with status 1 and prints nothing to stdout.
+//! component specification of an app, for the tools of generation GEN.
+//! `policy-gen --system-additions [--name NAME] [--muen-tools GEN] MANIFEST...`: prints
+//! what a Muen system policy needs to run the apps as subjects. On any error it prints
+//! one message to stderr, exits with status 1 and prints nothing to stdout.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -27,6 +29,14 @@ struct Args {
     /// The manifest: an app.toml, or a Solo5 manifest (*.json, from
     /// `solo5-elftool query-manifest`).
     manifest: PathBuf,
+    /// Print, instead of the specification, the system additions for the apps of all
+    /// MANIFESTs: what a Muen system policy needs to run them as subjects (the same
+    /// for both tool generations; docs/muen.md).
+    #[arg(long, conflicts_with = "elf")]
+    system_additions: bool,
+    /// More manifests (only with --system-additions).
+    #[arg(value_name = "MANIFEST", requires = "system_additions")]
+    more_manifests: Vec<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -45,12 +55,24 @@ fn main() -> ExitCode {
         Ok(g) => g,
         Err(e) => return fail(format_args!("--muen-tools: {e}")),
     };
-    let xml = match policy_gen::generate(
-        &args.manifest,
-        args.name.as_deref(),
-        args.elf.as_deref(),
-        generation,
-    ) {
+    let xml = match if args.system_additions {
+        let mut manifests = vec![args.manifest.clone()];
+        manifests.extend(args.more_manifests.iter().cloned());
+        if args.name.is_some() && manifests.len() > 1 {
+            return fail(format_args!(
+                "--name: names the component of one manifest; {} were given",
+                manifests.len()
+            ));
+        }
+        policy_gen::system_additions(&manifests, args.name.as_deref())
+    } else {
+        policy_gen::generate(
+            &args.manifest,
+            args.name.as_deref(),
+            args.elf.as_deref(),
+            generation,
+        )
+    } {
         Ok(xml) => xml,
         Err(e) => return fail(format_args!("{e}")),
     };

@@ -1,27 +1,61 @@
-//! The system-policy snippets in `docs/muen.md` validate against Muen's `system_src`
-//! schema (of both generations of Muen's tools), and every logical name they map exists
-//! in the generated specification.
+//! The XML blocks of `docs/muen.md`, read from the file so that the document and the
+//! test cannot drift apart:
+//!
+//! - every block is marked (` ```xml system `: pasted into a system policy, ` ```xml
+//!   component `: a component specification, ` ```xml variant `: the power-off
+//!   variant);
+//! - each validates against Muen's schema (both generations of Muen's tools);
+//! - each subject maps every logical resource of its generated specification and no
+//!   other;
+//! - all of them together, on Muen's demo system with the examples' specifications as
+//!   policy-gen writes them, pass Muen's whole tool chain (`../shared/muen/pipeline.sh`)
+//!   for both generations, the power-off variant with `hello` in the same system.
 
 mod common;
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
+use common::muen_kit::{Kit, Run};
 use common::*;
+use roxmltree::{Document, Node};
 
-/// The fenced ```xml blocks of `docs/muen.md`.
-fn xml_blocks() -> Vec<String> {
+/// How a block of docs/muen.md is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Use {
+    /// Pasted into the system policy (its root says where).
+    System,
+    /// A component specification.
+    Component,
+    /// Part of the power-off variant.
+    Variant,
+}
+
+/// The fenced ```xml blocks of `docs/muen.md` with their use; panics at an unmarked
+/// one.
+fn xml_blocks() -> Vec<(Use, String)> {
     let doc = std::fs::read_to_string(repo_root().join("docs/muen.md")).unwrap();
     let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in doc.lines() {
+    let mut current: Option<(Use, String)> = None;
+    for (number, line) in doc.lines().enumerate() {
         let trimmed = line.trim_start();
         match &mut current {
-            None if trimmed == "```xml" => current = Some(String::new()),
-            Some(block) if trimmed == "```" => {
-                blocks.push(std::mem::take(block));
-                current = None;
+            None if trimmed.starts_with("```xml") => {
+                let use_ = match trimmed["```xml".len()..].trim() {
+                    "system" => Use::System,
+                    "component" => Use::Component,
+                    "variant" => Use::Variant,
+                    other => panic!(
+                        "docs/muen.md:{}: an xml block marked `{other}`; mark it `xml \
+                         system`, `xml component` or `xml variant` so that the test runs \
+                         it through Muen's tools",
+                        number + 1
+                    ),
+                };
+                current = Some((use_, String::new()));
             }
-            Some(block) => {
+            Some(_) if trimmed == "```" => blocks.extend(current.take()),
+            Some((_, block)) => {
                 block.push_str(trimmed);
                 block.push('\n');
             }
@@ -38,56 +72,25 @@ fn root(xml: &str) -> &str {
     &xml[start..start + end]
 }
 
-/// A schema for fragments of a source-format system policy: Muen's own type
-/// definitions, with `subject`, `events`, `channels` and `memory` as root elements.
-fn fragment_schema(dir: &TempDir, generation: Generation) -> std::path::PathBuf {
-    let muen = schema_dir(generation).canonicalize().unwrap();
-    let files = [
-        "types.xsd",
-        "config.xsd",
-        "hardware.xsd",
-        "devices.xsd",
-        "events.xsd",
-        "memory.xsd",
-        "hash.xsd",
-        "vcpu.xsd",
-        "subject.xsd",
-        "system_src/memory.xsd",
-        "system_src/devices.xsd",
-        "system_src/events.xsd",
-        "system_src/hardware_misc.xsd",
-        "system_src/components.xsd",
-        "system_src/vcpu.xsd",
-        "system_src/channels.xsd",
-        "system_src/subject.xsd",
-    ];
-    let mut xsd = String::from(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-         <xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" elementFormDefault=\"qualified\">\n",
-    );
-    for f in files {
-        let path = muen.join(f);
-        assert!(path.is_file(), "{}", path.display());
-        xsd.push_str(&format!(
-            " <xs:include schemaLocation=\"file://{}\"/>\n",
-            path.display()
-        ));
-    }
-    xsd.push_str(
-        " <xs:element name=\"subject\" type=\"subjectType\"/>\n\
-          <xs:element name=\"events\" type=\"eventsType\"/>\n\
-          <xs:element name=\"channels\" type=\"channelsType\"/>\n\
-          <xs:element name=\"memory\" type=\"memRegionsType\"/>\n\
-         </xs:schema>\n",
-    );
-    dir.write(&format!("fragments-{generation}.xsd"), xsd)
-}
-
 fn spec_of(example: &str, generation: Generation) -> String {
     let manifest = repo_root().join("examples").join(example).join("app.toml");
     let mut args = tools(generation).to_vec();
     args.push(manifest.to_str().unwrap());
     generate(&repo_root(), &args)
+}
+
+/// `$logchannel_size` is the system's configuration value, which `mucfgmerge`
+/// replaces before the schema applies; the demo system's.
+fn resolved(block: &str) -> String {
+    block.replace("$logchannel_size", "16#0002_0000#")
+}
+
+/// The generated `hello` with the variant's exit event in place of its own.
+fn hello_powering_off(generation: Generation, variant_event: &str) -> String {
+    let spec = spec_of("hello", generation);
+    let exit = "<event id=\"0\" logical=\"exit\"/>";
+    assert!(spec.contains(exit));
+    spec.replace(exit, variant_event)
 }
 
 #[test]
@@ -101,26 +104,17 @@ fn snippets_validate(generation: Generation) {
     let dir = TempDir::new("system-snippet");
     let schema = fragment_schema(&dir, generation);
     let blocks = xml_blocks();
-    let mut roots: Vec<&str> = blocks.iter().map(|b| root(b)).collect();
-    for block in &blocks {
-        match root(block) {
-            "event" => {
-                // The poweroff variant of the component's exit event.
-                let spec = spec_of("echo", generation);
-                let exit = "<event id=\"0\" logical=\"exit\"/>";
-                assert!(spec.contains(exit));
-                let changed = spec.replace(exit, block);
-                xmllint(
-                    &changed,
-                    &component_schema(generation),
-                    "exit with system_poweroff",
-                );
-            }
-            _ => xmllint(
-                block,
-                &schema,
-                &format!("{generation}: docs/muen.md block <{}>", root(block)),
+    let mut roots: Vec<(Use, &str)> = blocks.iter().map(|(u, b)| (*u, root(b))).collect();
+    for (use_, block) in &blocks {
+        let what = format!("{generation}: docs/muen.md block <{}>", root(block));
+        match (use_, root(block)) {
+            (Use::Variant, "event") => xmllint(
+                &hello_powering_off(generation, block),
+                &component_schema(generation),
+                "exit with system_poweroff",
             ),
+            (Use::Component, _) => xmllint(block, &component_schema(generation), &what),
+            _ => xmllint(&resolved(block), &schema, &what),
         }
         if let Some(at) = block.find("<component ref=\"") {
             let name = &block[at + 16..];
@@ -128,19 +122,192 @@ fn snippets_validate(generation: Generation) {
             if !Path::new(&repo_root().join("examples").join(name)).is_dir() {
                 continue;
             }
-            let spec = spec_of(name, generation);
-            for map in block.split("<map logical=\"").skip(1) {
-                let logical = &map[..map.find('"').unwrap()];
-                let known = ["debuglog", "time_info"].contains(&logical)
-                    || spec.contains(&format!("logical=\"{logical}\""));
-                assert!(
-                    known,
-                    "{name}: `{logical}` is not in the generated specification"
-                );
-            }
+            // Every logical name of the specification (and its libraries) is mapped,
+            // and nothing else.
+            let spec = muen_spec::parse(&spec_of(name, generation), Path::new(name)).unwrap();
+            let mut wanted: Vec<String> = ["debuglog", "time_info"].map(String::from).to_vec();
+            wanted.extend(spec.channels.iter().map(|c| c.logical.clone()));
+            wanted.extend(spec.memory.iter().map(|m| m.logical.clone()));
+            wanted.extend(spec.events.source.iter().map(|e| e.logical.clone()));
+            let mut mapped: Vec<String> = block
+                .split("<map logical=\"")
+                .skip(1)
+                .map(|m| m[..m.find('"').unwrap()].to_string())
+                .collect();
+            wanted.sort();
+            mapped.sort();
+            assert_eq!(mapped, wanted, "{name}: the maps of docs/muen.md");
         }
     }
     roots.sort();
     roots.dedup();
-    assert_eq!(roots, ["channels", "event", "events", "memory", "subject"]);
+    assert_eq!(
+        roots,
+        [
+            (Use::System, "channels"),
+            (Use::System, "events"),
+            (Use::System, "map"),
+            (Use::System, "memory"),
+            (Use::System, "partition"),
+            (Use::System, "subject"),
+            (Use::Component, "component"),
+            (Use::Variant, "event"),
+            (Use::Variant, "map"),
+        ]
+    );
+}
+
+/// A `<systemAdditions>` document (the input of `pipeline.sh --additions`), section by
+/// section: the elements to append to each.
+#[derive(Default)]
+struct Additions {
+    sections: BTreeMap<&'static str, Vec<String>>,
+}
+
+const SECTIONS: [&str; 6] = [
+    "memory",
+    "events",
+    "channels",
+    "subjects",
+    "dbgserverLogs",
+    "components",
+];
+
+impl Additions {
+    fn add(&mut self, section: &'static str, xml: String) {
+        self.sections.entry(section).or_default().push(xml);
+    }
+
+    /// The blocks of docs/muen.md, each in its section.
+    fn from_docs(blocks: &[(Use, String)]) -> Additions {
+        let mut a = Additions::default();
+        for (use_, block) in blocks {
+            let doc = Document::parse(block).unwrap();
+            let top = doc.root_element();
+            let children = || {
+                top.children()
+                    .filter(Node::is_element)
+                    .map(|n| block[n.range()].to_string())
+            };
+            match (use_, root(block)) {
+                (Use::System, "memory") => children().for_each(|c| a.add("memory", c)),
+                (Use::System, "events") => children().for_each(|c| a.add("events", c)),
+                (Use::System, "channels") => children().for_each(|c| a.add("channels", c)),
+                (Use::System, "subject") => a.add("subjects", block.clone()),
+                (Use::System, "map") => a.add("dbgserverLogs", block.clone()),
+                (Use::System, "partition") => a.add("partitions", block.clone()),
+                (Use::Component, _) => a.add("components", block.clone()),
+                (Use::Variant, _) => {}
+                (u, r) => panic!("a {u:?} block <{r}> has no place"),
+            }
+        }
+        a
+    }
+
+    /// Adds the sections of the additions document `xml`, and its partition's groups
+    /// to the partition `apps`.
+    fn merge(&mut self, xml: &str) {
+        let doc = Document::parse(xml).unwrap();
+        for section in doc.root_element().children().filter(Node::is_element) {
+            let name = section.tag_name().name();
+            if name == "scheduling" {
+                for group in section.descendants().filter(|n| n.has_tag_name("group")) {
+                    self.add("groups", xml[group.range()].to_string());
+                }
+                continue;
+            }
+            let section_name = SECTIONS
+                .into_iter()
+                .find(|s| *s == name)
+                .unwrap_or_else(|| panic!("unknown section <{name}>"));
+            for child in section.children().filter(Node::is_element) {
+                self.add(section_name, xml[child.range()].to_string());
+            }
+        }
+    }
+
+    fn to_xml(&self) -> String {
+        let mut out = String::from("<systemAdditions>\n");
+        for section in SECTIONS {
+            if let Some(items) = self.sections.get(section) {
+                out.push_str(&format!(
+                    "<{section}>\n{}\n</{section}>\n",
+                    items.join("\n")
+                ));
+            }
+        }
+        let partition = &self.sections["partitions"];
+        assert_eq!(partition.len(), 1, "one partition in docs/muen.md");
+        let mut partition = partition[0].clone();
+        if let Some(groups) = self.sections.get("groups") {
+            let end = partition.rfind("</partition>").unwrap();
+            partition.insert_str(end, &groups.join("\n"));
+        }
+        out.push_str(&format!(
+            "<scheduling cpu=\"0\" takeFrom=\"nic_linux\" ticks=\"20\">\n{partition}</scheduling>\n"
+        ));
+        out.push_str("</systemAdditions>\n");
+        out
+    }
+}
+
+/// Every block of docs/muen.md through Muen's tool chain of `generation`: echo and
+/// blockstore with their peers as the document wires them, and hello with the
+/// power-off variant (its additions from `policy-gen --system-additions` on its
+/// changed specification, which must contain the variant's map).
+fn docs_pass_muens_tool_chain(generation: Generation) {
+    let kit = Kit::beside(&repo_root());
+    let dir = TempDir::new(&format!("docs-muen-{generation}"));
+    let blocks = xml_blocks();
+    let mut additions = Additions::from_docs(&blocks);
+
+    let variant = |r: &str| {
+        blocks
+            .iter()
+            .find(|(u, b)| *u == Use::Variant && root(b) == r)
+            .map(|(_, b)| b.clone())
+            .unwrap()
+    };
+    let hello = hello_powering_off(generation, &variant("event"));
+    let hello_spec = muen_spec::parse(&hello, Path::new("hello.xml")).unwrap();
+    let hello_additions = policy_gen::additions::SystemAdditions::new(&[((), hello_spec)])
+        .unwrap()
+        .to_xml("hello, powering off");
+    assert!(
+        hello_additions.contains(variant("map").trim()),
+        "hello's subject lacks the variant's map:\n{hello_additions}"
+    );
+    additions.merge(&hello_additions);
+    let additions_file = dir.write("additions.xml", additions.to_xml());
+
+    let mut specs: Vec<PathBuf> = ["echo", "blockstore"]
+        .iter()
+        .map(|e| dir.write(&format!("{e}.xml"), spec_of(e, generation)))
+        .collect();
+    specs.push(dir.write("hello.xml", hello));
+    let outcome = kit.run(&Run {
+        generation: generation.name(),
+        out: dir.path().join("out"),
+        additions: Some(additions_file),
+        files: None,
+        specs,
+    });
+    outcome.print();
+    outcome.assert_passed();
+    for page in ["echo", "bridge", "blockstore", "blockserver", "hello"] {
+        assert!(
+            outcome.file(&format!("sinfo/{page}_sinfo")).is_file(),
+            "no sinfo page for {page}"
+        );
+    }
+}
+
+#[test]
+fn docs_muen_md_passes_muens_tool_chain_2026_01() {
+    docs_pass_muens_tool_chain(Generation::V2026_01);
+}
+
+#[test]
+fn docs_muen_md_passes_muens_tool_chain_2026_04() {
+    docs_pass_muens_tool_chain(Generation::V2026_04);
 }

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use muen_sinfo::Version;
+
 /// A generation of Muen's policy tools (muen-tools), named by the month of its
 /// revision. They differ, for a component specification, only in `<vcpu>`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -24,6 +26,15 @@ impl Generation {
         match self {
             Generation::V2026_01 => "2026-01",
             Generation::V2026_04 => "2026-04",
+        }
+    }
+
+    /// The subject info page format this generation's `mugensinfo` writes: format 4
+    /// for both (`mugensinfo/src/c/musinfo.h`, magic `0x04006f666e69756d`; checked
+    /// against the pages of `../shared/muen/pipeline.sh`).
+    pub fn sinfo_version(self) -> Version {
+        match self {
+            Generation::V2026_01 | Generation::V2026_04 => Version::V4,
         }
     }
 
@@ -79,6 +90,9 @@ mod tests {
         assert_eq!(Generation::default(), Generation::V2026_04);
         assert!(!Generation::V2026_01.vcpu_has_architecture());
         assert!(Generation::V2026_04.vcpu_has_architecture());
+        for g in Generation::ALL {
+            assert_eq!(g.sinfo_version(), Version::V4);
+        }
         let e = "2025-12".parse::<Generation>().unwrap_err();
         assert_eq!(
             e.to_string(),

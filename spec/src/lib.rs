@@ -13,6 +13,9 @@
 //!   events, vectors, registers), and [`expand`], which makes it from a specification
 //!   as Muen's toolchain does (adding the libraries' channels and the toolchain's
 //!   pages). The testbed runs a subject in this view.
+//! - [`system`]: a Muen system policy in format B (`mucfgalloc`'s output) and, for
+//!   one of its subjects, the same [`SubjectView`] plus what running it needs (who
+//!   shares its regions, where its events go, its scheduling).
 //! - [`hex`]: numbers in Muen's `16#…#` form.
 //!
 //! Usage of the generations and of the model is described in `docs/policy-gen.md` and
@@ -24,6 +27,7 @@ pub mod generation;
 pub mod hex;
 pub mod model;
 pub mod parse;
+pub mod system;
 pub mod view;
 pub mod write;
 

@@ -51,6 +51,20 @@ impl SpecError {
         }
     }
 
+    /// A problem at `line` and `column` of `file` that belongs to no element (the XML
+    /// itself is malformed).
+    pub(crate) fn at_position(
+        file: &Path,
+        (line, column): (u32, u32),
+        message: String,
+    ) -> SpecError {
+        SpecError {
+            file: file.to_path_buf(),
+            position: Some((line, column)),
+            message,
+        }
+    }
+
     /// What is wrong, without the file and position.
     pub fn message(&self) -> &str {
         &self.message
@@ -113,24 +127,26 @@ pub fn parse(text: &str, file: &Path) -> Result<ComponentSpec> {
 pub fn parse_with_places(text: &str, file: &Path) -> Result<(ComponentSpec, Places)> {
     let doc = Document::parse(text).map_err(|e| {
         let pos = e.pos();
-        SpecError {
-            file: file.to_path_buf(),
-            position: Some((pos.row, pos.col)),
-            message: format!("not well-formed XML: {e}"),
-        }
+        SpecError::at_position(
+            file,
+            (pos.row, pos.col),
+            format!("not well-formed XML: {e}"),
+        )
     })?;
     Reader { doc: &doc, file }.component()
 }
 
-struct Reader<'a, 'input> {
-    doc: &'a Document<'input>,
-    file: &'a Path,
+/// The element reader shared by the component reader here and the system policy reader
+/// ([`crate::system`]): positions, attributes, numbers and the parts both formats have.
+pub(crate) struct Reader<'a, 'input> {
+    pub(crate) doc: &'a Document<'input>,
+    pub(crate) file: &'a Path,
 }
 
-type Result<T> = std::result::Result<T, SpecError>;
+pub(crate) type Result<T> = std::result::Result<T, SpecError>;
 
 impl<'a, 'input> Reader<'a, 'input> {
-    fn place(&self, node: Node) -> Place {
+    pub(crate) fn place(&self, node: Node) -> Place {
         let pos = self.doc.text_pos_at(node.range().start);
         Place {
             line: pos.row,
@@ -139,7 +155,7 @@ impl<'a, 'input> Reader<'a, 'input> {
         }
     }
 
-    fn error(&self, node: Node, message: impl fmt::Display) -> SpecError {
+    pub(crate) fn error(&self, node: Node, message: impl fmt::Display) -> SpecError {
         SpecError::at(self.file, &self.place(node), message)
     }
 
@@ -260,7 +276,7 @@ impl<'a, 'input> Reader<'a, 'input> {
     }
 
     /// `<vcpu>`, with its settings directly inside (2026-01) or in `<x86_64>` (2026-04).
-    fn vcpu(&self, node: Node) -> Result<Vcpu> {
+    pub(crate) fn vcpu(&self, node: Node) -> Result<Vcpu> {
         let mut vcpu = Vcpu::default();
         let children: Vec<Node> = elements(node).collect();
         let body = match children.iter().find(|c| c.has_tag_name("x86_64")) {
@@ -529,7 +545,7 @@ impl<'a, 'input> Reader<'a, 'input> {
         Ok(first)
     }
 
-    fn source_action(&self, event: Node) -> Result<Option<SourceAction>> {
+    pub(crate) fn source_action(&self, event: Node) -> Result<Option<SourceAction>> {
         let Some(a) = self.action(event)? else {
             return Ok(None);
         };
@@ -544,7 +560,7 @@ impl<'a, 'input> Reader<'a, 'input> {
             .ok_or_else(|| self.error(a, "unexpected element"))
     }
 
-    fn target_action(&self, event: Node) -> Result<Option<TargetAction>> {
+    pub(crate) fn target_action(&self, event: Node) -> Result<Option<TargetAction>> {
         let Some(a) = self.action(event)? else {
             return Ok(None);
         };
@@ -565,6 +581,21 @@ impl<'a, 'input> Reader<'a, 'input> {
             Some(t) => MemoryKind::from_policy_name(t)
                 .ok_or_else(|| self.error(m, format!("unknown memory type `{t}`")))?,
         };
+        let (content, hash) = self.content(m)?;
+        Ok(ProvidedMemory {
+            logical: self.attr(m, "logical")?.to_string(),
+            region: self.region(m, "virtualAddress")?,
+            writable: self.boolean(m, "writable")?,
+            executable: self.boolean(m, "executable")?,
+            kind,
+            content,
+            hash,
+        })
+    }
+
+    /// The content (`<fill>`, `<file>`) and hash (`<hash>`, `<hashRef>`) children of a
+    /// memory region; any other child is an error.
+    pub(crate) fn content(&self, m: Node) -> Result<(Content, Option<Hash>)> {
         let mut content = Content::Unspecified;
         let mut hash = None;
         for c in elements(m) {
@@ -598,18 +629,10 @@ impl<'a, 'input> Reader<'a, 'input> {
                 _ => return Err(self.error(c, "unexpected element")),
             }
         }
-        Ok(ProvidedMemory {
-            logical: self.attr(m, "logical")?.to_string(),
-            region: self.region(m, "virtualAddress")?,
-            writable: self.boolean(m, "writable")?,
-            executable: self.boolean(m, "executable")?,
-            kind,
-            content,
-            hash,
-        })
+        Ok((content, hash))
     }
 
-    fn expect(&self, node: Node, tag: &str) -> Result<()> {
+    pub(crate) fn expect(&self, node: Node, tag: &str) -> Result<()> {
         if node.tag_name().name() == tag {
             Ok(())
         } else {
@@ -617,31 +640,35 @@ impl<'a, 'input> Reader<'a, 'input> {
         }
     }
 
-    fn attr<'n>(&self, node: Node<'n, 'input>, name: &str) -> Result<&'n str> {
+    pub(crate) fn attr<'n>(&self, node: Node<'n, 'input>, name: &str) -> Result<&'n str> {
         node.attribute(name)
             .ok_or_else(|| self.error(node, format!("attribute `{name}` is missing")))
     }
 
-    fn number(&self, node: Node, name: &str) -> Result<u64> {
+    pub(crate) fn number(&self, node: Node, name: &str) -> Result<u64> {
         let text = self.attr(node, name)?;
         parse_number(text)
             .ok_or_else(|| self.error(node, format!("`{name}`: `{text}` is not a number")))
     }
 
     /// A number that must fit `T` (a vector, an MSR, a port ...).
-    fn sized<T: TryFrom<u64>>(&self, node: Node, name: &str) -> Result<T> {
+    pub(crate) fn sized<T: TryFrom<u64>>(&self, node: Node, name: &str) -> Result<T> {
         T::try_from(self.number(node, name)?)
             .map_err(|_| self.error(node, format!("`{name}` is out of range")))
     }
 
-    fn optional_sized<T: TryFrom<u64>>(&self, node: Node, name: &str) -> Result<Option<T>> {
+    pub(crate) fn optional_sized<T: TryFrom<u64>>(
+        &self,
+        node: Node,
+        name: &str,
+    ) -> Result<Option<T>> {
         match node.attribute(name) {
             None => Ok(None),
             Some(_) => self.sized(node, name).map(Some),
         }
     }
 
-    fn boolean(&self, node: Node, name: &str) -> Result<bool> {
+    pub(crate) fn boolean(&self, node: Node, name: &str) -> Result<bool> {
         match self.attr(node, name)? {
             "true" | "1" => Ok(true),
             "false" | "0" => Ok(false),
@@ -651,7 +678,9 @@ impl<'a, 'input> Reader<'a, 'input> {
 }
 
 /// The element children of `node`.
-fn elements<'a, 'input>(node: Node<'a, 'input>) -> impl Iterator<Item = Node<'a, 'input>> {
+pub(crate) fn elements<'a, 'input>(
+    node: Node<'a, 'input>,
+) -> impl Iterator<Item = Node<'a, 'input>> {
     node.children().filter(|n| n.is_element())
 }
 

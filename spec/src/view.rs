@@ -18,7 +18,8 @@
 //!    `time_info` after the last reader, libmudebuglog's `<writer>` `debuglog` after
 //!    the last writer. (echo: `service0|in, time_info, service0|out, debuglog`.)
 //! 2. The mappings, one sinfo memory resource each: `<provides><memory>` in document
-//!    order, `<requires><memory>`, the channels (after the merge), then the toolchain's
+//!    order, `<requires><memory>`, the channels (after the merge; zero-filled, as
+//!    `mucfgexpand` fills every physical channel with pattern 0), then the toolchain's
 //!    pages `sinfo`, `scheduling_info`, `timed_event`.
 //! 3. The vmcall events: the component's source events, then one per writer channel
 //!    with an `event`.
@@ -77,7 +78,8 @@ pub struct Mapping {
 
 impl Mapping {
     /// A channel of the component or a library (kind `subject_channel`, writable for
-    /// the writer).
+    /// the writer, zero-filled: Muen's `mucfgexpand` gives every physical channel
+    /// `<fill pattern="16#00#"/>`, and `mugensinfo` states it as fill, pattern 0).
     pub fn channel(name: &str, region: Region, role: Role, origin: Origin) -> Mapping {
         Mapping {
             name: name.to_string(),
@@ -85,7 +87,7 @@ impl Mapping {
             writable: role == Role::Writer,
             executable: false,
             kind: MemoryKind::SubjectChannel,
-            content: Content::Unspecified,
+            content: Content::Fill(0),
             hash: None,
             role,
             origin,
@@ -759,7 +761,14 @@ mod tests {
         assert_eq!(v.mappings[0].hash, Some([9; 32]));
         assert_eq!(v.mappings[0].content, Content::Fill(7));
         assert!(v.mappings[2].executable && v.mappings[2].kind == MemoryKind::Subject);
-        assert_eq!(v.mappings[3].kind, MemoryKind::SubjectChannel);
+        // Every channel, the component's and the libraries', is zero-filled as Muen's
+        // toolchain fills every physical channel.
+        for m in &v.mappings[3..7] {
+            assert_eq!(
+                (m.kind, &m.content),
+                (MemoryKind::SubjectChannel, &Content::Fill(0))
+            );
+        }
         let events: Vec<_> = v
             .events
             .iter()

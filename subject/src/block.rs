@@ -411,6 +411,12 @@ impl<'a, S: Sys + ?Sized> MuenBlock<'a, S> {
     fn recover(&mut self) -> Result<(), BlockError> {
         if self.needs_reset {
             self.stats.resets += 1;
+            // Follow the server wherever its response channel is now: a server that
+            // restarted with the same epoch (Muen's AHCI driver uses a constant one)
+            // moved its write counter back, which the reader reports once and never
+            // follows by itself (docs/channels.md); what is queued answers requests the
+            // reset abandons anyway.
+            let _ = self.resp.drain();
             self.reset()?;
         }
         Ok(())

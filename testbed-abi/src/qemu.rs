@@ -1,8 +1,10 @@
 //! How the testbed boots the real subject image in QEMU: the contract between the
 //! testbed, its boot stage and the runtime.
 //!
-//! In QEMU mode the testbed's memory file (`crate::hosted`) is the guest's RAM: file
-//! offset = guest physical address. The guest starts in the boot stage (`qemu-boot/`),
+//! In QEMU mode a guest's RAM holds its own low memory (the memory map at 0, the boot
+//! stage), the testbed's memory file with the regions (`crate::hosted`; shared by the
+//! guests of one run) and its page table pool, one after another; the memory map's
+//! entry offsets are guest physical addresses. The guest starts in the boot stage (`qemu-boot/`),
 //! which is QEMU's firmware (`-bios`): it enters long mode, builds page tables that map
 //! every entry of the memory map at its virtual address with its rights, and jumps to
 //! [`MemMapHeader::rip`](crate::hosted::MemMapHeader::rip) with
@@ -23,15 +25,16 @@
 //!   replaces with the QEMU bodies before boot.
 //!
 //! ```text
-//! guest physical = memory file offset
+//! guest physical
 //! 0x0000_0000  memory map (crate::hosted::MEMMAP_SIZE)
 //! 0x0001_0000  boot configuration (BootConfig, one page)
 //! 0x0001_1000  boot stage: its ELF segments, stack, bootstrap page tables
 //! 0x000a_0000  legacy hole: VGA window, option ROMs, BIOS shadow (never used)
-//! 0x0010_0000  the memory map's regions, as the testbed places them
+//! REGIONS_BASE and up: the memory map's regions, as the testbed places them (the
+//!              testbed's memory file, from 0x0020_0000)
 //!   ...        page table pool: the boot stage builds the subject's tables here
-//! file end     (at most RAM_LIMIT)
-//! 0xffff_0000  boot stage ROM (the -bios image; not in the memory file)
+//! RAM end      (at most RAM_LIMIT)
+//! 0xffff_0000  boot stage ROM (the -bios image; not in RAM)
 //! ```
 
 use core::ops::Range;
@@ -55,9 +58,8 @@ pub const LEGACY_HOLE: Range<u64> = 0xa_0000..0x10_0000;
 /// The lowest guest physical address of a memory map region in QEMU mode.
 pub const REGIONS_BASE: u64 = LEGACY_HOLE.end;
 
-/// The largest memory file (guest RAM) in QEMU mode: below every PC machine's PCI hole
-/// (q35 starts it at 2 GiB), so that all of RAM lies at file offset = guest physical
-/// address.
+/// The most guest RAM in QEMU mode: below every PC machine's PCI hole (q35 starts it at
+/// 2 GiB), so that all of RAM is one block from guest physical address 0.
 pub const RAM_LIMIT: u64 = 0x8000_0000;
 
 /// Size of the boot stage ROM image (`-bios`), mapped by QEMU just below 4 GiB. QEMU

@@ -10,7 +10,7 @@
 //!   in the order Muen's toolchain maps them) and the devices the peers serve in it;
 //! - [`memory`]: the shared memory file (`memfd`) with the memory map, and the testbed's
 //!   own mapping of it;
-//! - [`sinfo`]: the subject info page (format v5) naming the view;
+//! - [`sinfo`]: the subject info page (format 4, as Muen's tools write it, or 5) naming the view;
 //! - [`kernel`]: the control socket, events and vectors, minor frames, timed events and
 //!   the time info page;
 //! - [`peers`]: the log sink, the network bridge and the block server;
@@ -19,7 +19,10 @@
 //! - [`qemu`]: QEMU mode, the real image in a QEMU guest (boot stage, doorbell,
 //!   monitor);
 //! - [`app`]: building an app with cargo and making its specification with `policy-gen`;
-//! - [`run`]: one run of a subject, from policy to exit status;
+//! - [`setup`]: what a run sets up: the physical regions, the subjects with their
+//!   worlds and the links between them, from one specification or from a Muen system
+//!   policy (`muen_spec::system`);
+//! - [`run`]: one run of its subjects, from setup to exit status;
 //! - [`clock`], [`os`]: the TSC and the few Linux calls the rest needs.
 
 pub mod app;
@@ -32,6 +35,7 @@ pub mod peers;
 pub mod policy;
 pub mod qemu;
 pub mod run;
+pub mod setup;
 pub mod sinfo;
 pub mod subject;
 pub mod world;

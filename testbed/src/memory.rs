@@ -1,12 +1,23 @@
-//! The subject's memory: one shared memory file in place of Muen's physical memory.
+//! The emulated physical memory: one shared memory file holding every physical region
+//! of a run, in place of Muen's physical memory.
 //!
-//! [`Memory::new`] creates a `memfd`, places every mapping of the [`SubjectView`] at a
-//! page-aligned offset after the memory map (`muen_testbed_abi::hosted`), writes the map and
-//! the regions' initial content, seals the file's size and maps all of it into the
-//! testbed. The subject maps the same file at the regions' virtual addresses, so a
-//! channel is the same bytes for the subject and for the testbed's peer, as on Muen.
+//! A run's regions are [`Backing`]s: for one subject run from its specification, one
+//! per mapping of its view (the testbed plays the toolchain's allocator); for subjects
+//! of a system policy, the policy's physical regions they map, each once, so that two
+//! subjects mapping the same channel map the same bytes. [`Memory::with_regions`]
+//! creates a `memfd`, places every region at a page-aligned offset ([`Layout`]),
+//! writes their initial content, seals the file's size and maps all of it into the
+//! testbed.
 //!
-//! The subject may write any byte of the file at any time, so this module never hands
+//! * Hosted mode: the memory map (`muen_testbed_abi::hosted`) of the subject being
+//!   started is at offset 0 ([`Memory::write_map`]); the subject maps its regions from
+//!   the file at their virtual addresses, so a channel is the same bytes for the
+//!   subject, the testbed's peer and any other subject mapping it, as on Muen.
+//! * QEMU mode: the file is the part of each guest's RAM that holds the regions
+//!   ([`GuestMemory`]: a private part below with the memory map and the boot stage, a
+//!   private page table pool above).
+//!
+//! The subjects may write any byte of the file at any time, so this module never hands
 //! out a plain Rust reference to it: peers get [`muen_channel`] regions (atomic
 //! accesses and race-free copies), the kernel gets [`AtomicU64`] words, and the block
 //! server gets checked raw ranges for `pread`/`pwrite`.
@@ -24,14 +35,40 @@ use muen_testbed_abi::hosted::{
     MemMapEntry, MemMapHeader, ENTRY_EXECUTABLE, ENTRY_WRITABLE, MEMMAP_MAGIC, MEMMAP_MAX_ENTRIES,
     MEMMAP_SIZE, MEMMAP_VERSION,
 };
+use muen_testbed_abi::qemu::{BOOT_AREA, RAM_LIMIT};
 use zerocopy::IntoBytes;
 
 use muen_spec::{Content, SubjectView};
 
+/// What the memory file holds at one place: a physical region's size and initial
+/// content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backing {
+    /// Size in bytes (a multiple of the page size).
+    pub size: u64,
+    /// Initial content: a fill pattern is written, everything else starts zeroed (file
+    /// content, the sinfo page and the image, is written by the run).
+    pub content: Content,
+}
+
+impl Backing {
+    /// One backing per mapping of `view`, in order (a subject run on its own: each
+    /// mapping is its own physical region).
+    pub fn of_view(view: &SubjectView) -> Vec<Backing> {
+        view.mappings
+            .iter()
+            .map(|m| Backing {
+                size: m.region.size,
+                content: m.content.clone(),
+            })
+            .collect()
+    }
+}
+
 /// Where a region lies in the memory file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Placement {
-    /// Offset in the file (page-aligned, at least `MEMMAP_SIZE`).
+    /// Offset in the file (page-aligned).
     pub offset: u64,
     /// Size in bytes.
     pub size: u64,
@@ -40,42 +77,24 @@ pub struct Placement {
 /// How the regions lie in the memory file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
-    /// Hosted mode: one after another after the memory map ([`place`]).
+    /// Hosted mode: one after another after the memory map.
     Hosted,
-    /// QEMU mode: the file is the guest's RAM ([`place_qemu`]).
-    Qemu,
+    /// QEMU mode: one after another from offset 0, a region of at least 2 MiB at a
+    /// 2 MiB-aligned offset (so that the boot stage can map it with large pages).
+    Guest,
 }
 
-/// Places the regions one after another after the memory map. Returns the placements
-/// (in mapping order) and the file size, or `None` if the sizes overflow.
-pub fn place(view: &SubjectView) -> Option<(Vec<Placement>, u64)> {
-    let mut offset = MEMMAP_SIZE;
-    let mut placements = Vec::with_capacity(view.mappings.len());
-    for m in &view.mappings {
-        placements.push(Placement {
-            offset,
-            size: m.region.size,
-        });
-        offset = offset
-            .checked_add(m.region.size)?
-            .checked_next_multiple_of(PAGE_SIZE)?;
-    }
-    Some((placements, offset))
-}
-
-/// Places the regions in guest RAM (`muen_testbed_abi::qemu`): from `REGIONS_BASE` on, above the
-/// boot stage and the legacy hole, a region of at least 2 MiB at a 2 MiB-aligned
-/// address at a 2 MiB-aligned offset too (so that the boot stage maps it with large
-/// pages); then the page table pool, as large as the boot stage may need for these
-/// regions. Returns the placements, the pool and the file size, or `None` if the sizes
-/// overflow.
-pub fn place_qemu(view: &SubjectView) -> Option<(Vec<Placement>, Range<u64>, u64)> {
+/// Places `regions` with `layout`. Returns the placements (in order) and the file size,
+/// or `None` if the sizes overflow.
+pub fn place(regions: &[Backing], layout: Layout) -> Option<(Vec<Placement>, u64)> {
     const LARGE: u64 = muen_qemu_boot::paging::LARGE_PAGE_SIZE;
-    let mut offset = muen_testbed_abi::qemu::REGIONS_BASE;
-    let mut placements = Vec::with_capacity(view.mappings.len());
-    for m in &view.mappings {
-        let r = m.region;
-        if r.size >= LARGE && r.address.is_aligned(LARGE) {
+    let mut offset = match layout {
+        Layout::Hosted => MEMMAP_SIZE,
+        Layout::Guest => 0,
+    };
+    let mut placements = Vec::with_capacity(regions.len());
+    for r in regions {
+        if layout == Layout::Guest && r.size >= LARGE {
             offset = offset.checked_next_multiple_of(LARGE)?;
         }
         placements.push(Placement {
@@ -86,19 +105,13 @@ pub fn place_qemu(view: &SubjectView) -> Option<(Vec<Placement>, Range<u64>, u64
             .checked_add(r.size)?
             .checked_next_multiple_of(PAGE_SIZE)?;
     }
-    let frames = muen_qemu_boot::paging::frames_needed(
-        view.mappings
-            .iter()
-            .zip(&placements)
-            .map(|(m, p)| (m.region.address.as_u64(), p.offset, p.size)),
-    );
-    let end = offset.checked_add(frames.checked_mul(PAGE_SIZE)?)?;
-    Some((placements, offset..end, end))
+    Some((placements, offset))
 }
 
-/// The memory map for `view` at `placements`: the header (RIP and RSP, 0 where the
-/// specification sets none) and one entry per mapping.
-pub fn memory_map(view: &SubjectView, placements: &[Placement]) -> Vec<u8> {
+/// The memory map for `view`: the header (RIP and RSP, 0 where the specification sets
+/// none) and one entry per mapping, at `offsets[i]` (file offsets in hosted mode, guest
+/// physical addresses in QEMU mode).
+pub fn memory_map(view: &SubjectView, offsets: &[u64]) -> Vec<u8> {
     let register = |r: Option<muen_abi::VirtAddr>| r.map_or(0, muen_abi::VirtAddr::as_u64);
     let header = MemMapHeader {
         magic: MEMMAP_MAGIC.into(),
@@ -110,7 +123,7 @@ pub fn memory_map(view: &SubjectView, placements: &[Placement]) -> Vec<u8> {
         rsp: register(view.registers.rsp).into(),
     };
     let mut bytes = header.as_bytes().to_vec();
-    for (r, p) in view.mappings.iter().zip(placements) {
+    for (r, &offset) in view.mappings.iter().zip(offsets) {
         let mut flags = 0;
         if r.writable {
             flags |= ENTRY_WRITABLE;
@@ -120,8 +133,8 @@ pub fn memory_map(view: &SubjectView, placements: &[Placement]) -> Vec<u8> {
         }
         let entry = MemMapEntry {
             address: r.region.address.as_u64().into(),
-            offset: p.offset.into(),
-            size: p.size.into(),
+            offset: offset.into(),
+            size: r.region.size.into(),
             flags: flags.into(),
         };
         bytes.extend_from_slice(entry.as_bytes());
@@ -129,14 +142,39 @@ pub fn memory_map(view: &SubjectView, placements: &[Placement]) -> Vec<u8> {
     bytes
 }
 
+/// A new memfd of `size` bytes, its size sealed.
+fn sealed_memfd(name: &std::ffi::CStr, size: u64) -> io::Result<File> {
+    // SAFETY: `name` is a NUL-terminated string; the call has no other pointers.
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    let fd = crate::os::cvt(fd)?;
+    // SAFETY: `memfd_create` just returned `fd`; nothing else owns it.
+    let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    file.set_len(size)?;
+    // Subjects get the descriptor read-write; sealing the size keeps them from
+    // shrinking the file under the testbed's mapping (which would raise SIGBUS here).
+    // SAFETY: plain fcntl on a descriptor we own.
+    crate::os::cvt(unsafe {
+        libc::fcntl(
+            file.as_raw_fd(),
+            libc::F_ADD_SEALS,
+            libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL,
+        )
+    })?;
+    Ok(file)
+}
+
+/// The name of a run's memory file (`/proc/PID/fd/N` shows it).
+pub const MEMORY_FILE_NAME: &str = "muen-testbed-memory";
+
 /// The memory file and the testbed's mapping of all of it.
 #[derive(Debug)]
 pub struct Memory {
     file: File,
     base: NonNull<u8>,
     len: usize,
+    layout: Layout,
     placements: Vec<Placement>,
-    pool: Option<Range<u64>>,
 }
 
 // SAFETY: `base` points to a shared mapping that lives as long as `Memory`. All access
@@ -147,73 +185,46 @@ unsafe impl Send for Memory {}
 unsafe impl Sync for Memory {}
 
 impl Memory {
-    /// Creates and fills the memory file for `view` in hosted mode.
+    /// Creates the hosted memory file for `view` on its own (each mapping its own
+    /// region, in order) and writes its memory map.
     pub fn new(view: &SubjectView) -> io::Result<Memory> {
-        Self::with_layout(view, Layout::Hosted)
-    }
-
-    /// Creates and fills the memory file for `view` with `layout`.
-    pub fn with_layout(view: &SubjectView, layout: Layout) -> io::Result<Memory> {
         if view.mappings.len() > MEMMAP_MAX_ENTRIES {
             return Err(io::Error::other(format!(
                 "{} regions do not fit the memory map (at most {MEMMAP_MAX_ENTRIES})",
                 view.mappings.len()
             )));
         }
-        let overflow = || io::Error::other("the regions' sizes overflow");
-        let (placements, pool, size) = match layout {
-            Layout::Hosted => {
-                let (placements, size) = place(view).ok_or_else(overflow)?;
-                (placements, None, size)
-            }
-            Layout::Qemu => {
-                let (placements, pool, size) = place_qemu(view).ok_or_else(overflow)?;
-                let limit = muen_testbed_abi::qemu::RAM_LIMIT;
-                if size > limit {
-                    return Err(io::Error::other(format!(
-                        "the subject needs {} MiB of guest RAM; QEMU mode has at most {} MiB \
-                         (below the PCI hole, see docs/qemu.md)",
-                        size.div_ceil(1 << 20),
-                        limit >> 20
-                    )));
-                }
-                (placements, Some(pool), size)
-            }
-        };
-        let len = usize::try_from(size).map_err(io::Error::other)?;
-        let name = c"muen-testbed-memory";
-        // SAFETY: `name` is a NUL-terminated string; the call has no other pointers.
-        let fd = unsafe {
-            libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
-        };
-        let fd = crate::os::cvt(fd)?;
-        // SAFETY: `memfd_create` just returned `fd`; nothing else owns it.
-        let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-        file.set_len(size)?;
-        // The subject gets the descriptor read-write; sealing the size keeps it from
-        // shrinking the file under the testbed's mapping (which would raise SIGBUS here).
-        // SAFETY: plain fcntl on a descriptor we own.
-        crate::os::cvt(unsafe {
-            libc::fcntl(
-                file.as_raw_fd(),
-                libc::F_ADD_SEALS,
-                libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL,
-            )
-        })?;
-        file.write_all_at(&memory_map(view, &placements), 0)?;
-        for (r, p) in view.mappings.iter().zip(&placements) {
+        let memory = Memory::with_regions(&Backing::of_view(view), Layout::Hosted)?;
+        let offsets: Vec<u64> = memory.placements.iter().map(|p| p.offset).collect();
+        memory.write_map(&memory_map(view, &offsets))?;
+        Ok(memory)
+    }
+
+    /// Creates and fills the memory file for `regions` with `layout`.
+    pub fn with_regions(regions: &[Backing], layout: Layout) -> io::Result<Memory> {
+        let (placements, size) = place(regions, layout)
+            .ok_or_else(|| io::Error::other("the regions' sizes overflow"))?;
+        let memory = Memory::blank(size, layout, placements)?;
+        for (r, p) in regions.iter().zip(&memory.placements) {
             if let Content::Fill(byte) = r.content {
                 if byte != 0 {
-                    fill(&file, p, byte)?;
+                    fill(&memory.file, p, byte)?;
                 }
             }
         }
+        Ok(memory)
+    }
+
+    /// A zeroed, mapped memory file of `size` bytes with `placements`.
+    fn blank(size: u64, layout: Layout, placements: Vec<Placement>) -> io::Result<Memory> {
+        let len = usize::try_from(size).map_err(io::Error::other)?;
+        let file = sealed_memfd(c"muen-testbed-memory", size)?;
         // SAFETY: maps `len` bytes of a file of exactly that size (sealed), shared and
         // read-write, at an address the kernel chooses; the result is checked below.
         let base = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                len,
+                len.max(1),
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
                 file.as_raw_fd(),
@@ -228,18 +239,27 @@ impl Memory {
             file,
             base,
             len,
+            layout,
             placements,
-            pool,
         })
     }
 
-    /// The page table pool (QEMU layout only).
-    pub fn pool(&self) -> Option<Range<u64>> {
-        self.pool.clone()
+    /// Writes the memory map `map` at offset 0 (hosted layout only): the map of the
+    /// subject about to start, which reads it before anything else and never again.
+    pub fn write_map(&self, map: &[u8]) -> io::Result<()> {
+        if self.layout != Layout::Hosted || map.len() as u64 > MEMMAP_SIZE {
+            return Err(io::Error::other(
+                "a memory map belongs at the start of a hosted memory file and fits MEMMAP_SIZE",
+            ));
+        }
+        let mut page = vec![0u8; MEMMAP_SIZE as usize];
+        page[..map.len()].copy_from_slice(map);
+        self.file.write_all_at(&page, 0)
     }
 
-    /// Writes `bytes` at file offset `offset`, outside the regions' view (QEMU mode: the
-    /// boot stage and its configuration, before the guest starts).
+    /// Writes `bytes` at file offset `offset` (QEMU mode: the boot stage and its
+    /// configuration in a guest's private memory, before the guest starts; the image's
+    /// stubs).
     pub fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
         let end = offset.checked_add(bytes.len() as u64);
         if end.is_none_or(|end| end > self.len as u64) {
@@ -275,7 +295,7 @@ impl Memory {
         unsafe { AtomicU64::from_ptr(self.base.as_ptr().add(at).cast::<u64>()) }
     }
 
-    /// The memory file, to hand to the subject.
+    /// The memory file, to hand to a subject (or to QEMU).
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.file.as_fd()
     }
@@ -285,7 +305,7 @@ impl Memory {
         self.len
     }
 
-    /// Whether the file is empty (never: the memory map is always there).
+    /// Whether the file is empty.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -304,6 +324,12 @@ impl Memory {
             return Err(io::Error::other("initial content exceeds its region"));
         }
         self.file.write_all_at(bytes, p.offset + offset)
+    }
+
+    /// Fills region `index` with `byte` (an image's zero-filled parts, loaded again
+    /// when a guest starts again).
+    pub fn fill(&self, index: usize, byte: u8) -> io::Result<()> {
+        fill(&self.file, &self.placements[index], byte)
     }
 
     /// A pointer to byte `offset` of region `index` and the number of bytes from there
@@ -357,6 +383,90 @@ impl Memory {
         // the mapping for the lifetime of `&self`, and this program accesses the shared
         // memory only atomically.
         unsafe { AtomicU64::from_ptr(ptr.cast::<u64>()) }
+    }
+}
+
+/// The guest physical size of a guest's private low memory: the memory map, the boot
+/// configuration and the boot stage (`muen_testbed_abi::qemu`), rounded up to 2 MiB so
+/// that the regions above it keep their large-page alignment.
+pub const GUEST_LOW_SIZE: u64 = 0x20_0000;
+
+const _: () = assert!(BOOT_AREA.end <= GUEST_LOW_SIZE);
+
+/// One QEMU guest's RAM, three parts in guest physical order (QEMU joins them as three
+/// NUMA nodes of one machine, `crate::qemu::machine`):
+///
+/// 1. its own low memory ([`GUEST_LOW_SIZE`]): the memory map at 0 (entries' offsets
+///    are guest physical addresses), the boot configuration and the boot stage;
+/// 2. the run's [`Memory`] (every region of the run, shared with the other guests;
+///    the guest's page tables map only its own regions, as on Muen);
+/// 3. its own page table pool, as large as the boot stage may need for its map.
+#[derive(Debug)]
+pub struct GuestMemory {
+    /// The low memory, mapped by the testbed (it writes the boot stage there and waits
+    /// on the boot configuration's `go` word).
+    pub low: Memory,
+    pool_file: File,
+    /// The pool's guest physical range.
+    pub pool: Range<u64>,
+    /// The guest physical address of the run memory's offset 0.
+    pub shared_base: u64,
+    /// The guest's RAM size (the three parts).
+    pub ram: u64,
+}
+
+impl GuestMemory {
+    /// The guest memory for `view`, whose mappings lie at `offsets` in `shared` (of
+    /// the run's memory file): writes the memory map, sizes the pool.
+    pub fn new(view: &SubjectView, offsets: &[u64], shared: &Memory) -> io::Result<GuestMemory> {
+        if view.mappings.len() > MEMMAP_MAX_ENTRIES {
+            return Err(io::Error::other(format!(
+                "{} regions do not fit the memory map (at most {MEMMAP_MAX_ENTRIES})",
+                view.mappings.len()
+            )));
+        }
+        let shared_base = GUEST_LOW_SIZE;
+        let physical: Vec<u64> = offsets.iter().map(|o| shared_base + o).collect();
+        let frames = muen_qemu_boot::paging::frames_needed(
+            view.mappings
+                .iter()
+                .zip(&physical)
+                .map(|(m, &p)| (m.region.address.as_u64(), p, m.region.size)),
+        );
+        let overflow = || io::Error::other("the regions' sizes overflow");
+        let pool_start = shared_base
+            .checked_add(shared.len() as u64)
+            .ok_or_else(overflow)?;
+        // QEMU rounds the machine's RAM size up (to 8 KiB) but not the nodes': the pool
+        // takes the rest up to a whole 2 MiB, so that the sizes agree.
+        let ram = frames
+            .checked_mul(PAGE_SIZE)
+            .and_then(|pool| pool_start.checked_add(pool))
+            .and_then(|end| end.checked_next_multiple_of(GUEST_LOW_SIZE))
+            .ok_or_else(overflow)?;
+        let pool_size = ram - pool_start;
+        if ram > RAM_LIMIT {
+            return Err(io::Error::other(format!(
+                "the guest needs {} MiB of RAM; QEMU mode has at most {} MiB (below the                  PCI hole, see docs/qemu.md)",
+                ram.div_ceil(1 << 20),
+                RAM_LIMIT >> 20
+            )));
+        }
+        let low = Memory::blank(GUEST_LOW_SIZE, Layout::Guest, Vec::new())?;
+        low.write_at(0, &memory_map(view, &physical))?;
+        let pool_file = sealed_memfd(c"muen-testbed-pool", pool_size)?;
+        Ok(GuestMemory {
+            low,
+            pool_file,
+            pool: pool_start..ram,
+            shared_base,
+            ram,
+        })
+    }
+
+    /// The pool's file, to hand to QEMU.
+    pub fn pool_fd(&self) -> BorrowedFd<'_> {
+        self.pool_file.as_fd()
     }
 }
 
@@ -414,7 +524,7 @@ mod tests {
     #[test]
     fn regions_follow_the_map_without_overlap() {
         let w = echo();
-        let (p, size) = place(&w).unwrap();
+        let (p, size) = place(&Backing::of_view(&w), Layout::Hosted).unwrap();
         assert_eq!(p[0].offset, MEMMAP_SIZE);
         for (a, b) in p.iter().zip(&p[1..]) {
             assert!(a.offset + a.size <= b.offset);
@@ -422,7 +532,8 @@ mod tests {
         }
         let last = p.last().unwrap();
         assert_eq!(size, last.offset + last.size);
-        let map = memory_map(&w, &p);
+        let offsets: Vec<u64> = p.iter().map(|p| p.offset).collect();
+        let map = memory_map(&w, &offsets);
         let parsed = muen_testbed_abi::hosted::MemMap::parse(&map).unwrap();
         assert_eq!(parsed.entries().len(), w.mappings.len());
         assert_eq!(parsed.header().rip.get(), 0x20_0000);

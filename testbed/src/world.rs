@@ -100,6 +100,13 @@ pub const ADDRESS_LIMIT: muen_abi::VirtAddr = layout::DEVICE_LIMIT;
 impl World {
     /// Checks `view` and finds its devices.
     pub fn new(view: SubjectView) -> Result<World, WorldError> {
+        Self::serving(view, |_| true)
+    }
+
+    /// Checks `view` and finds its devices among the mappings for which `served`
+    /// holds (the indices of the mappings whose other end the testbed's peers play; in
+    /// a system run, a channel another subject of the run maps is no device).
+    pub fn serving(view: SubjectView, served: impl Fn(usize) -> bool) -> Result<World, WorldError> {
         view.check()?;
         for m in &view.mappings {
             if m.region.end().is_none_or(|end| end > ADDRESS_LIMIT) {
@@ -111,7 +118,7 @@ impl World {
             net: Vec::new(),
             block: Vec::new(),
         };
-        world.find_devices()?;
+        world.find_devices(served)?;
         Ok(world)
     }
 
@@ -133,10 +140,13 @@ impl World {
     /// Finds the devices by the endpoint names of `docs/conventions.md`: a channel
     /// named `<dev>|in`, `|out`, `|req`, `|resp` or `|data` belongs to device `<dev>`,
     /// and every device must be complete.
-    fn find_devices(&mut self) -> Result<(), WorldError> {
+    fn find_devices(&mut self, served: impl Fn(usize) -> bool) -> Result<(), WorldError> {
         let mut net_names = Vec::new();
         let mut block_names = Vec::new();
-        for m in &self.view.mappings {
+        for (i, m) in self.view.mappings.iter().enumerate() {
+            if !served(i) {
+                continue;
+            }
             if let Some((dev, end)) = m.name.rsplit_once('|') {
                 let list = match end {
                     "in" | "out" => &mut net_names,

@@ -58,6 +58,16 @@ fn the_subject_finds_the_world_muen_would_give_it() {
         show(&out)
     );
     assert_eq!(stat(&out.stderr, "timed_events"), Some(1), "{}", show(&out));
+    // The page is in format 4, as Muen's tools write it, unless 5 is asked for.
+    assert!(log_lines(&out.stdout, "echo").contains(&"sinfo format 4".to_string()));
+    let out = run_subject("echo", &["--sinfo-format", "5"], &["world"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let lines = log_lines(&out.stdout, "echo");
+    assert!(
+        lines.contains(&"world ok".to_string()) && lines.contains(&"sinfo format 5".to_string()),
+        "{}",
+        show(&out)
+    );
 }
 
 #[test]
@@ -209,6 +219,16 @@ fn bad_command_lines_name_the_problem() {
         );
         assert!(out.stdout.is_empty());
     }
+    // A format the testbed does not write: clap's usage error.
+    let out = testbed()
+        .args(["run", "--exec", subject(), "--sinfo-format", "3"])
+        .arg(example("echo"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(
+        "invalid value '3' for '--sinfo-format <FORMAT>': unknown sinfo format `3`; known: 4, 5"
+    ));
     let out = testbed()
         .args(["run", "--exec", subject()])
         .output()

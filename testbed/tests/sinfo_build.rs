@@ -40,7 +40,7 @@ fn build_then_dump_round_trips() {
     let v = dump(&page);
     assert_eq!(
         (v["version"].clone(), v["name"].clone()),
-        (json!(5), json!("echo"))
+        (json!(4), json!("echo"))
     );
     assert_eq!(v["tsc_khz"], 2_100_000);
     let summary: Vec<(String, String, Value)> = v["resources"]
@@ -84,13 +84,49 @@ fn build_then_dump_round_trips() {
         resources[4],
         json!({
             "name": "debuglog", "kind": "memory", "memory_kind": "subject_channel",
-            "content": "uninitialized", "writable": true, "executable": false,
-            "pattern": null, "address": 0xf_fff0_0000u64, "size": 0x2_0000, "hash": null
+            "content": "fill", "writable": true, "executable": false,
+            "pattern": 0, "address": 0xf_fff0_0000u64, "size": 0x2_0000, "hash": null
         })
     );
     assert_eq!(resources[5]["memory_kind"], "subject_info");
     assert_eq!(resources[5]["content"], "file");
     assert_eq!(resources[7]["writable"], true);
+}
+
+/// Format 4 (mugensinfo's, the default) and format 5 (Solo5's bindings) hold the same
+/// resources; anything else is refused.
+#[test]
+fn the_format_is_4_unless_5_is_asked_for() {
+    let echo = example("echo");
+    let echo = echo.to_str().unwrap();
+    let (v4, v5) = (temp("echo4.sinfo"), temp("echo5.sinfo"));
+    let out = build(&[echo, "--tsc-khz", "1000", "--sinfo-format", "4"], &v4);
+    assert!(out.status.success(), "{}", show(&out));
+    let out = build(&[echo, "--tsc-khz", "1000", "--sinfo-format", "5"], &v5);
+    assert!(out.status.success(), "{}", show(&out));
+    let (d4, d5) = (dump(&v4), dump(&v5));
+    assert_eq!(
+        (d4["version"].clone(), d5["version"].clone()),
+        (json!(4), json!(5))
+    );
+    assert_eq!(d4["resources"], d5["resources"]);
+    let default = temp("echo-default.sinfo");
+    assert!(build(&[echo, "--tsc-khz", "1000"], &default)
+        .status
+        .success());
+    assert_eq!(
+        std::fs::read(&default).unwrap(),
+        std::fs::read(&v4).unwrap()
+    );
+    let never = temp("echo3.sinfo");
+    let out = build(&[echo, "--sinfo-format", "3"], &never);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown sinfo format `3`; known: 4, 5"),
+        "{}",
+        show(&out)
+    );
+    assert!(!never.exists());
 }
 
 #[test]

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod muen_kit;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,6 +34,57 @@ pub fn schema_dir(generation: Generation) -> PathBuf {
 /// Muen's component schema of `generation`.
 pub fn component_schema(generation: Generation) -> PathBuf {
     schema_dir(generation).join("component.xsd")
+}
+
+/// A schema for fragments of a source-format system policy: Muen's own type
+/// definitions of `generation`, with `subject`, `events`, `channels`, `memory`, `map`
+/// (a subject's component map) and `partition` (of the scheduling plan) as root
+/// elements. Written into `dir`.
+pub fn fragment_schema(dir: &TempDir, generation: Generation) -> std::path::PathBuf {
+    let muen = schema_dir(generation).canonicalize().unwrap();
+    let files = [
+        "types.xsd",
+        "config.xsd",
+        "hardware.xsd",
+        "devices.xsd",
+        "events.xsd",
+        "memory.xsd",
+        "hash.xsd",
+        "vcpu.xsd",
+        "subject.xsd",
+        "system_src/memory.xsd",
+        "system_src/devices.xsd",
+        "system_src/events.xsd",
+        "system_src/hardware_misc.xsd",
+        "system_src/components.xsd",
+        "system_src/vcpu.xsd",
+        "system_src/channels.xsd",
+        "system_src/subject.xsd",
+        "scheduling.xsd",
+        "system_src/scheduling.xsd",
+    ];
+    let mut xsd = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" elementFormDefault=\"qualified\">\n",
+    );
+    for f in files {
+        let path = muen.join(f);
+        assert!(path.is_file(), "{}", path.display());
+        xsd.push_str(&format!(
+            " <xs:include schemaLocation=\"file://{}\"/>\n",
+            path.display()
+        ));
+    }
+    xsd.push_str(
+        " <xs:element name=\"subject\" type=\"subjectType\"/>\n\
+          <xs:element name=\"events\" type=\"eventsType\"/>\n\
+          <xs:element name=\"channels\" type=\"channelsType\"/>\n\
+          <xs:element name=\"memory\" type=\"memRegionsType\"/>\n\
+          <xs:element name=\"map\" type=\"resourceMappingType\"/>\n\
+          <xs:element name=\"partition\" type=\"schedulingPartitionType\"/>\n\
+         </xs:schema>\n",
+    );
+    dir.write(&format!("fragments-{generation}.xsd"), xsd)
 }
 
 /// The `--muen-tools` arguments for `generation`.

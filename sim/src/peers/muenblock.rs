@@ -178,6 +178,17 @@ impl MuenblockServer {
         }
     }
 
+    /// Restarts as Muen's AHCI driver does: the response channel is reinitialised with
+    /// the same constant epoch, so a client that did not look while it was inactive sees
+    /// only its write counter go back. Forgets unread requests; the cache survives.
+    pub fn restart_same_epoch(&mut self) {
+        self.stats.restarts += 1;
+        self.responses.reset(epoch_from(self.epoch));
+        if let Ok(n) = self.requests.drain() {
+            self.stats.dropped += n;
+        }
+    }
+
     /// Loses the cache, then restarts.
     pub fn power_loss(&mut self) {
         self.cache.clear();

@@ -275,6 +275,29 @@ fn a_silent_server_times_out_and_the_device_resets_before_the_next_request() {
 }
 
 #[test]
+fn a_server_that_restarts_with_the_same_epoch_is_followed_after_one_error() {
+    let (s, mut dev) = setup(|_| {});
+    let mut buf = vec![0u8; 8 * 1024];
+    // Enough traffic that the server's write counter is well ahead of zero.
+    for _ in 0..4 {
+        dev.read(0, &mut buf).unwrap();
+    }
+    s.server.borrow_mut().restart_same_epoch();
+    // The first operation after the restart sees the counter go back: a retryable
+    // error, and the device resets before the next one.
+    let err = dev.read(0, &mut buf).unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    let resets = dev.stats().resets;
+    dev.read(4096, &mut buf).unwrap();
+    assert_eq!(dev.stats().resets, resets + 1, "one reset, then it works");
+    assert_eq!(&buf[..], &s.server.borrow().image()[4096..4096 + 8 * 1024]);
+    let data = pattern(4096, 7);
+    dev.write(8192, &data).unwrap();
+    dev.read(8192, &mut buf[..4096]).unwrap();
+    assert_eq!(&buf[..4096], &data[..]);
+}
+
+#[test]
 fn discard_clears_in_chunks_of_max_blocks() {
     let (s, mut dev) = setup(|_| {});
     dev.discard(64 * 512, 40 * 512).unwrap();

@@ -25,7 +25,7 @@ pub enum SinfoCommand {
     /// Reading pages.
     #[command(flatten)]
     Inspect(sinfo::Command),
-    /// Write the sinfo page the testbed gives a subject (format 5).
+    /// Write the sinfo page the testbed gives a subject (format 4, or 5 on request).
     Build(sinfo_build::BuildArgs),
 }
 
@@ -37,6 +37,45 @@ impl Command {
             Command::Sinfo(SinfoCommand::Build(args)) => sinfo_build::build(&args).map(|()| 0),
             Command::Run(args) => run::run(*args),
         }
+    }
+}
+
+/// `--sinfo-format`: the format of the subject info page the testbed writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SinfoFormat(muen_sinfo::Version);
+
+impl SinfoFormat {
+    /// The formats the testbed writes.
+    pub const KNOWN: [muen_sinfo::Version; 2] = [muen_sinfo::Version::V4, muen_sinfo::Version::V5];
+
+    /// The page format.
+    pub fn version(self) -> muen_sinfo::Version {
+        self.0
+    }
+}
+
+impl Default for SinfoFormat {
+    /// The format Muen's `mugensinfo` of the default tool generation writes (4).
+    fn default() -> Self {
+        SinfoFormat(muen_spec::Generation::default().sinfo_version())
+    }
+}
+
+impl fmt::Display for SinfoFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.number())
+    }
+}
+
+impl std::str::FromStr for SinfoFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        SinfoFormat::KNOWN
+            .into_iter()
+            .find(|v| v.number().to_string() == s)
+            .map(SinfoFormat)
+            .ok_or_else(|| format!("unknown sinfo format `{s}`; known: 4, 5"))
     }
 }
 

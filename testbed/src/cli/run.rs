@@ -1,5 +1,6 @@
 //! `muen-testbed run`: build an app for the host, generate its policy and run it in the
-//! emulated Muen environment; the testbed's exit status is the subject's.
+//! emulated Muen environment; or run subjects of a Muen system policy (`--system`) as
+//! that policy configures them. The testbed's exit status is the subject's.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -7,10 +8,16 @@ use std::time::Duration;
 
 use clap::Args;
 
-use muen_testbed::qemu::accel::{self, AccelChoice};
+use muen_sinfo::MemoryKind;
+use muen_spec::system::System;
+use muen_spec::{Content, Mapping, SubjectView};
+use muen_testbed::qemu::accel::{self, Accel, AccelChoice};
 use muen_testbed::qemu::machine::DEFAULT_QEMU;
 use muen_testbed::qemu::qmp::{self, GuestStop};
-use muen_testbed::run::{self, Ending, Options, QemuTarget, RunError, Target, DEFAULT_FRAME};
+use muen_testbed::run::{
+    self, DeviceName, Ending, HostedTarget, Options, QemuTarget, RunError, Target, DEFAULT_FRAME,
+};
+use muen_testbed::setup::{self, Chosen, Setup};
 use muen_testbed::subject::Status;
 use muen_testbed::world::World;
 use muen_testbed::{app, os, policy};
@@ -37,18 +44,39 @@ fn dev_arg(s: &str) -> Result<DevArg, String> {
 /// Arguments of `run`.
 #[derive(Args)]
 #[command(after_help = "\
-The subject's log lines go to stdout as Muen's debug server prints them; the testbed's \
-own messages go to stderr. Exit status: the subject's exit code; 128 + N if signal N \
-killed it (or stopped the testbed, which then stops the subject); 124 if it was stopped \
-at --timeout; 2 for bad input, 1 for other errors of the testbed.")]
+The subjects' log lines go to stdout as Muen's debug server prints them; the testbed's \
+own messages go to stderr. Exit status: the exit code of the subject whose end ended \
+the run; 128 + N if signal N killed it (or stopped the testbed, which then stops the \
+subjects); 124 if it was stopped at --timeout; 2 for bad input, 1 for other errors of \
+the testbed. With --system a subject the policy resets on its exit is started again \
+(see --restarts); the run ends when a subject ends for good.")]
 pub struct RunArgs {
     /// The app: a directory with Cargo.toml and app.toml, or its app.toml.
     app: Option<PathBuf>,
     /// Run with this component specification instead of generating one from the app.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "system")]
     policy: Option<PathBuf>,
+    /// Run subjects of this Muen system policy in format B (mucfgalloc's output, e.g.
+    /// pipeline.sh's OUT/policy_b.xml) as it configures them; name them with --subject.
+    #[arg(long, value_name = "SYSTEM_B.xml")]
+    system: Option<PathBuf>,
+    /// With --system: run subject NAME of the policy from APP (an app directory, its
+    /// app.toml, or a prebuilt executable; QEMU mode: a prebuilt ELF image). Give it
+    /// once per subject to run several together.
+    #[arg(long, num_args = 2, value_names = ["NAME", "APP"], requires = "system")]
+    subject: Vec<PathBuf>,
+    /// With --system: give the subjects mugensinfo's pages instead of the testbed's:
+    /// a directory holding the files the policy names for them (pipeline.sh's
+    /// OUT/sinfo), or, for one subject, its page. The testbed checks that each page
+    /// agrees with the policy.
+    #[arg(long, value_name = "PATH", requires = "system")]
+    sinfo: Option<PathBuf>,
+    /// With --system: start a subject again at most N times after the policy reset it
+    /// (default: as often as it says).
+    #[arg(long, value_name = "N", requires = "system")]
+    restarts: Option<u32>,
     /// Bridge network device DEV to TAP interface IFNAME (created, and removed again,
-    /// if it does not exist).
+    /// if it does not exist). With several subjects, SUBJECT/DEV names one's device.
     #[arg(long, value_name = "DEV=IFNAME", value_parser = dev_arg)]
     tap: Vec<DevArg>,
     /// Serve block device DEV from the image FILE (its size: a multiple of 512).
@@ -81,6 +109,14 @@ pub struct RunArgs {
     /// the policy still comes from APP or --policy). QEMU mode: the ELF image.
     #[arg(long, value_name = "PATH", hide = true)]
     exec: Option<PathBuf>,
+    /// With --system: an argument for subject NAME's executable (for the testbed's
+    /// own tests, whose test subject takes some; in order, repeatable).
+    #[arg(long, value_name = "NAME=ARG", value_parser = dev_arg, hide = true)]
+    subject_arg: Vec<DevArg>,
+    /// The subject info page's format: 4 (what Muen's mugensinfo writes, both tool
+    /// generations) or 5 (what Solo5's current Muen bindings read).
+    #[arg(long, value_name = "FORMAT", default_value_t)]
+    sinfo_format: super::SinfoFormat,
     /// Arguments for the subject (the testbed's test subject takes some).
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<OsString>,
@@ -136,6 +172,15 @@ fn boot_stage() -> Result<PathBuf, Failure> {
         .map_err(|e| Failure::Other(format!("building the boot stage: {e}")))
 }
 
+/// The accelerator, QEMU binary and boot stage of a QEMU run.
+fn qemu_machine(args: &RunArgs) -> Result<(Accel, PathBuf, PathBuf), Failure> {
+    let accel = accel::select(args.accel.unwrap_or_default(), Path::new("/dev/kvm"))
+        .map_err(|e| Failure::BadInput(format!("--accel kvm: KVM is not usable: {e}")))?;
+    let qemu = std::env::var_os("MUEN_TESTBED_QEMU")
+        .map_or_else(|| PathBuf::from(DEFAULT_QEMU), PathBuf::from);
+    Ok((accel, qemu, boot_stage()?))
+}
+
 /// The QEMU target of a run: the image (`--exec` or APP built for Muen), the boot
 /// stage, the accelerator.
 fn qemu_target(args: &RunArgs) -> Result<QemuTarget, Failure> {
@@ -153,44 +198,46 @@ fn qemu_target(args: &RunArgs) -> Result<QemuTarget, Failure> {
             ))
         }
     };
-    let accel = accel::select(args.accel.unwrap_or_default(), Path::new("/dev/kvm"))
-        .map_err(|e| Failure::BadInput(format!("--accel kvm: KVM is not usable: {e}")))?;
-    let qemu = std::env::var_os("MUEN_TESTBED_QEMU")
-        .map_or_else(|| PathBuf::from(DEFAULT_QEMU), PathBuf::from);
+    let (accel, qemu, boot_stage) = qemu_machine(args)?;
     Ok(QemuTarget {
-        image,
-        boot_stage: boot_stage()?,
+        images: vec![image],
+        boot_stage,
         qemu,
         accel,
         tick_hz: args.tick.unwrap_or(0),
     })
 }
 
-/// Runs `run`; returns the exit status.
-pub fn run(args: RunArgs) -> Result<u8, Failure> {
+/// The timeout of `args`.
+fn timeout(args: &RunArgs) -> Result<Option<Duration>, Failure> {
+    match args.timeout {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) => Err(Failure::BadInput(format!(
+            "--timeout {s}: not a positive number of seconds"
+        ))),
+    }
+}
+
+/// The setup and targets of a run of one app (or `--policy`).
+fn single(args: &RunArgs) -> Result<(Setup, Target), Failure> {
+    if !args.subject_arg.is_empty() {
+        return Err(Failure::BadInput("--subject-arg needs --system".into()));
+    }
     // QEMU mode builds the image first: its policy comes from the ELF.
     let qemu = if args.qemu {
-        Some(qemu_target(&args)?)
+        Some(qemu_target(args)?)
     } else {
         None
     };
     let world = world(
         args.app.as_deref(),
         args.policy.as_deref(),
-        qemu.as_ref().map(|q| q.image.as_path()),
+        qemu.as_ref().map(|q| q.images[0].as_path()),
     )?;
-    let timeout = match args.timeout {
-        None => None,
-        Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Some(Duration::from_secs_f64(s)),
-        Some(s) => {
-            return Err(Failure::BadInput(format!(
-                "--timeout {s}: not a positive number of seconds"
-            )))
-        }
-    };
     let target = match qemu {
         Some(q) => Target::Qemu(q),
-        None => Target::Hosted {
+        None => Target::Hosted(vec![HostedTarget {
             executable: match (&args.exec, &args.app) {
                 (Some(exe), _) => exe.clone(),
                 (None, Some(app)) => {
@@ -205,31 +252,337 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
                 }
             },
             args: args.args.clone(),
-        },
+        }]),
     };
-    let name = world.name().to_string();
-    let pairs = |v: &[DevArg]| -> Vec<(String, String)> {
-        v.iter().map(|a| (a.dev.clone(), a.value.clone())).collect()
+    Ok((Setup::single(world, args.sinfo_format.version()), target))
+}
+
+/// What runs one subject of a system: an app, or a prebuilt executable (image).
+enum Program {
+    App(app::AppPaths),
+    Prebuilt(PathBuf),
+}
+
+/// The program `path` names: an app (a directory, or a manifest `*.toml`) or an
+/// executable file.
+fn program(path: &Path) -> Result<Program, Failure> {
+    use std::os::unix::fs::PermissionsExt;
+    let manifest = path.extension().is_some_and(|e| e == "toml");
+    if path.is_dir() || manifest {
+        return app::locate(path)
+            .map(Program::App)
+            .map_err(|e| Failure::BadInput(e.to_string()));
+    }
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {
+            Ok(Program::Prebuilt(path.to_path_buf()))
+        }
+        Ok(_) => Err(Failure::BadInput(format!(
+            "{}: neither an app (a directory with app.toml, or an app.toml) nor an \
+             executable",
+            path.display()
+        ))),
+        Err(e) => Err(Failure::BadInput(format!("{}: {e}", path.display()))),
+    }
+}
+
+/// The page at `path` for subject `subject` of `system` (`--sinfo`): the file the
+/// policy names for its `sinfo` region in a directory, or the file itself.
+fn given_page(
+    system: &System,
+    file: &Path,
+    subject: usize,
+    path: &Path,
+    several: bool,
+) -> Result<Vec<u8>, Failure> {
+    let s = &system.subjects[subject];
+    let page_file = if path.is_dir() {
+        let name = s
+            .mappings
+            .iter()
+            .find(|m| m.logical == muen_abi::names::SINFO)
+            .and_then(|m| match &system.regions[m.region].content {
+                Content::File { filename, .. } => Some(filename.clone()),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                Failure::BadInput(format!(
+                    "{}: subject `{}` maps no `sinfo` region with a file name",
+                    file.display(),
+                    s.name
+                ))
+            })?;
+        path.join(name)
+    } else if several {
+        return Err(Failure::BadInput(format!(
+            "--sinfo {}: a file is one subject's page; with several subjects give the \
+             directory of the pages (pipeline.sh's OUT/sinfo)",
+            path.display()
+        )));
+    } else {
+        path.to_path_buf()
     };
-    let paths = |v: &[DevArg]| -> Vec<(String, PathBuf)> {
+    std::fs::read(&page_file)
+        .map_err(|e| Failure::BadInput(format!("--sinfo: {}: {e}", page_file.display())))
+}
+
+/// The mappings of `view` without its image regions.
+fn without_image(view: &SubjectView) -> SubjectView {
+    let mut v = view.clone();
+    v.mappings.retain(|m| m.kind != MemoryKind::SubjectBinary);
+    v
+}
+
+/// The setup and targets of a run of subjects of a system (`--system`). Everything is
+/// checked before anything is built or started: the policy, the subject names, the
+/// apps' specifications against the policy, the pages of `--sinfo`.
+fn system_run(args: &RunArgs, file: &Path) -> Result<(Setup, Target), Failure> {
+    if args.app.is_some() {
+        return Err(Failure::BadInput(
+            "with --system, name each subject to run and its app: --subject NAME APP".into(),
+        ));
+    }
+    if args.exec.is_some() || !args.args.is_empty() {
+        return Err(Failure::BadInput(
+            "with --system, give each subject's program in --subject NAME APP".into(),
+        ));
+    }
+    if args.subject.is_empty() {
+        return Err(Failure::BadInput(
+            "--system needs at least one --subject NAME APP".into(),
+        ));
+    }
+    let bad = |e: &dyn std::fmt::Display| Failure::BadInput(format!("{}: {e}", file.display()));
+    let system = muen_spec::system::load(file).map_err(|e| Failure::BadInput(e.to_string()))?;
+    let pairs: Vec<(String, &Path)> = args
+        .subject
+        .chunks(2)
+        .map(|c| (c[0].to_string_lossy().into_owned(), c[1].as_path()))
+        .collect();
+    for (i, (name, _)) in pairs.iter().enumerate() {
+        if pairs[..i].iter().any(|(n, _)| n == name) {
+            return Err(Failure::BadInput(format!(
+                "subject `{name}` is given twice"
+            )));
+        }
+    }
+    let mut subjects = Vec::new();
+    for (name, path) in &pairs {
+        let index = system.subject_index(name).map_err(|e| bad(&e))?;
+        let view = system.view(index).map_err(|e| bad(&e))?;
+        subjects.push((name.clone(), index, view, program(path)?));
+    }
+    for a in &args.subject_arg {
+        if !pairs.iter().any(|(n, _)| *n == a.dev) {
+            return Err(Failure::BadInput(format!(
+                "--subject-arg {}=...: no --subject {}",
+                a.dev, a.dev
+            )));
+        }
+    }
+    let several = subjects.len() > 1;
+    let mut chosen = Vec::new();
+    for (name, index, _, _) in &subjects {
+        let page = match &args.sinfo {
+            None => None,
+            Some(path) => {
+                let page = given_page(&system, file, *index, path, several)?;
+                let view = system.view(*index).map_err(|e| bad(&e))?;
+                let ours =
+                    muen_testbed::sinfo::page(&view, system.tsc, system.generation.sinfo_version())
+                        .map_err(|e| bad(&format!("subject `{name}`: {e}")))?;
+                let differences = muen_testbed::sinfo::differences(&page, &ours);
+                if !differences.is_empty() {
+                    return Err(Failure::BadInput(format!(
+                        "--sinfo: the page for subject `{name}` does not agree with {}:\n  {}",
+                        file.display(),
+                        differences.join("\n  ")
+                    )));
+                }
+                let host = muen_testbed::clock::host_tsc_rate().khz();
+                if u64::from(system.tsc.khz()).abs_diff(u64::from(host)) * 100 > u64::from(host) {
+                    eprintln!(
+                        "muen-testbed: warning: mugensinfo's page for `{name}` states a TSC of \
+                         {} kHz (the policy's processor), this host's runs at {host} kHz: the \
+                         subject's sense of durations is off by that ratio (the testbed's own \
+                         page states the host's rate)",
+                        system.tsc.khz()
+                    );
+                }
+                Some(page)
+            }
+        };
+        chosen.push(Chosen {
+            name: name.clone(),
+            image: None,
+            page,
+        });
+    }
+    // The apps: each built, its specification checked against the policy.
+    let release = args.release;
+    let mut hosted = Vec::new();
+    let mut images = Vec::new();
+    for ((name, _, policy_view, program), c) in subjects.iter().zip(&mut chosen) {
+        let own_args: Vec<OsString> = args
+            .subject_arg
+            .iter()
+            .filter(|a| a.dev == *name)
+            .map(|a| OsString::from(&a.value))
+            .collect();
+        let (executable, app_view) = match program {
+            Program::Prebuilt(path) => (path.clone(), None),
+            Program::App(paths) => {
+                let app_name =
+                    app::name(&paths.manifest).map_err(|e| Failure::BadInput(e.to_string()))?;
+                // The specification first: a mismatch is found before any build.
+                let spec =
+                    app::spec(&paths.manifest).map_err(|e| Failure::BadInput(e.to_string()))?;
+                let view = muen_spec::expand(&spec)
+                    .map_err(|e| Failure::BadInput(format!("{}: {e}", paths.manifest.display())))?;
+                check_app(&paths.manifest, name, file, &view, policy_view)?;
+                let target = args.qemu.then_some(app::MUEN_TARGET);
+                let built = app::build(&paths.package, &app_name, release, target)
+                    .map_err(|e| Failure::BadInput(e.to_string()))?;
+                let view = if args.qemu {
+                    let spec = app::spec_with_image(&paths.manifest, &built)
+                        .map_err(|e| Failure::BadInput(e.to_string()))?;
+                    let view = muen_spec::expand(&spec).map_err(|e| {
+                        Failure::BadInput(format!("{}: {e}", paths.manifest.display()))
+                    })?;
+                    if policy_view
+                        .mappings
+                        .iter()
+                        .any(|m| m.kind == MemoryKind::SubjectBinary)
+                    {
+                        check_image(&paths.manifest, name, file, &view, policy_view)?;
+                    }
+                    Some(view)
+                } else {
+                    None
+                };
+                (built, view)
+            }
+        };
+        if args.qemu {
+            let has_image = policy_view
+                .mappings
+                .iter()
+                .any(|m| m.kind == MemoryKind::SubjectBinary);
+            let image: Vec<Mapping> = app_view
+                .as_ref()
+                .map(|v| {
+                    v.mappings
+                        .iter()
+                        .filter(|m| m.kind == MemoryKind::SubjectBinary)
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !has_image && image.is_empty() {
+                return Err(Failure::BadInput(format!(
+                    "{}: subject `{name}` maps no image regions and {} is a prebuilt image: \
+                     give the app, whose ELF says where its image goes",
+                    file.display(),
+                    executable.display()
+                )));
+            }
+            c.image = Some(image);
+            images.push(executable);
+        } else {
+            hosted.push(HostedTarget {
+                executable,
+                args: own_args,
+            });
+        }
+    }
+    let setup =
+        setup::from_system(&system, &chosen, args.sinfo_format.version()).map_err(|e| bad(&e))?;
+    let target = if args.qemu {
+        let (accel, qemu, boot_stage) = qemu_machine(args)?;
+        Target::Qemu(QemuTarget {
+            images,
+            boot_stage,
+            qemu,
+            accel,
+            tick_hz: args.tick.unwrap_or(0),
+        })
+    } else {
+        Target::Hosted(hosted)
+    };
+    Ok((setup, target))
+}
+
+/// Checks that the app in `manifest` is what subject `name` of `file` runs: its view
+/// (without an image) against the policy's.
+fn check_app(
+    manifest: &Path,
+    name: &str,
+    file: &Path,
+    app: &SubjectView,
+    policy: &SubjectView,
+) -> Result<(), Failure> {
+    match setup::first_mismatch(&without_image(app), &without_image(policy)) {
+        None => Ok(()),
+        Some(m) => Err(Failure::BadInput(format!(
+            "{}: the app's component `{}` does not match subject `{name}` of {}: {m}",
+            manifest.display(),
+            app.name,
+            file.display()
+        ))),
+    }
+}
+
+/// Checks the image regions of the app's ELF against the policy's.
+fn check_image(
+    manifest: &Path,
+    name: &str,
+    file: &Path,
+    app: &SubjectView,
+    policy: &SubjectView,
+) -> Result<(), Failure> {
+    match setup::first_mismatch(app, policy) {
+        None => Ok(()),
+        Some(m) => Err(Failure::BadInput(format!(
+            "{}: the app's image does not match subject `{name}` of {}: {m}",
+            manifest.display(),
+            file.display()
+        ))),
+    }
+}
+
+/// Runs `run`; returns the exit status.
+pub fn run(args: RunArgs) -> Result<u8, Failure> {
+    let timeout = timeout(&args)?;
+    let (setup, target) = match &args.system {
+        Some(file) => system_run(&args, file)?,
+        None => single(&args)?,
+    };
+    let devices = |v: &[DevArg]| -> Vec<(DeviceName, String)> {
         v.iter()
-            .map(|a| (a.dev.clone(), PathBuf::from(&a.value)))
+            .map(|a| (DeviceName::parse(&a.dev), a.value.clone()))
+            .collect()
+    };
+    let paths = |v: &[DevArg]| -> Vec<(DeviceName, PathBuf)> {
+        v.iter()
+            .map(|a| (DeviceName::parse(&a.dev), PathBuf::from(&a.value)))
             .collect()
     };
     let options = Options {
-        world,
+        setup,
         target,
-        taps: pairs(&args.tap),
+        taps: devices(&args.tap),
         disks: paths(&args.disk),
         pcaps: paths(&args.pcap),
         timeout,
         frame: DEFAULT_FRAME,
         tsc: muen_testbed::clock::host_tsc_rate(),
+        restarts: args.restarts,
     };
     let report = run::run(options).map_err(|e| match e {
         RunError::BadInput(m) => Failure::BadInput(m),
         RunError::Host(m) => Failure::Other(m),
     })?;
+    let name = &report.subject;
     match &report.ending {
         Ending::Exited(0) => {}
         Ending::Exited(code) => {
@@ -268,6 +621,15 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
             match status {
                 Status::Code(c) => format!("status {c}"),
                 Status::Signal(s) => format!("killed by {}", os::signal_name(*s)),
+            }
+        ),
+        Ending::System(action) => eprintln!(
+            "muen-testbed: subject `{name}` triggered `{}`, which its policy makes the kernel \
+             handle; the testbed stops{}",
+            action.policy_name(),
+            match action {
+                muen_spec::model::SourceAction::SystemReboot => " (it does not reboot)",
+                _ => "",
             }
         ),
     }

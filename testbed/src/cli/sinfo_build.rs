@@ -24,6 +24,10 @@ pub struct BuildArgs {
     /// The TSC rate to state, in kHz (default: this host's).
     #[arg(long, value_name = "KHZ")]
     tsc_khz: Option<u32>,
+    /// The page's format: 4 (what Muen's mugensinfo writes, both tool generations) or 5
+    /// (what Solo5's current Muen bindings read).
+    #[arg(long, value_name = "FORMAT", default_value_t)]
+    sinfo_format: super::SinfoFormat,
 }
 
 /// Runs `sinfo build`.
@@ -34,7 +38,7 @@ pub fn build(args: &BuildArgs) -> Result<(), Failure> {
         Some(khz) => TscRate::from_khz(khz)
             .ok_or_else(|| Failure::BadInput("--tsc-khz must not be 0".into()))?,
     };
-    let page = muen_testbed::sinfo::page(&world.view, tsc)
+    let page = muen_testbed::sinfo::page(&world.view, tsc, args.sinfo_format.version())
         .map_err(|e| Failure::BadInput(format!("building the page: {e}")))?;
     // Written to a temporary file and renamed, so that a failure leaves no partial page.
     let out = &args.output;

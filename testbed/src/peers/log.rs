@@ -108,13 +108,17 @@ impl Formatter {
 /// How much of its output the sink keeps for failure reports.
 const TAIL_BYTES: usize = 4096;
 
-/// The log sink of one subject.
+/// The log sink of one subject. It writes whole lines only (a line a message leaves
+/// open is written once it ends), so several sinks can share one output.
 pub struct LogSink<'m, W: Write> {
     reader: Reader<'m>,
     format: Formatter,
     out: W,
     clock: Option<&'m SubjectClock>,
     tail: String,
+    /// The start of a line not ended yet: printed with its end, so that the lines of
+    /// several sinks on one output never mix.
+    open: String,
     /// Messages printed.
     pub messages: u64,
     /// Overruns seen (the subject logged faster than the sink read).
@@ -132,6 +136,7 @@ impl<'m, W: Write> LogSink<'m, W> {
             out,
             clock: None,
             tail: String::new(),
+            open: String::new(),
             messages: 0,
             overruns: 0,
         })
@@ -176,6 +181,12 @@ impl<'m, W: Write> LogSink<'m, W> {
             }
         }
         if !text.is_empty() {
+            self.open.push_str(&text);
+            let Some(end) = self.open.rfind('\n') else {
+                return Ok(any);
+            };
+            let text: String = self.open.drain(..=end).collect();
+            // One write of whole lines (stdout's lock is held for all of it).
             self.out.write_all(text.as_bytes())?;
             self.out.flush()?;
             self.tail.push_str(&text);
@@ -193,7 +204,17 @@ impl<'m, W: Write> LogSink<'m, W> {
     /// Prints messages until `stop`, then prints what is left and ends an open line.
     /// `wake` makes it look at once (the kernel signals it when the subject halts or
     /// exits); otherwise it looks every `period`.
-    pub fn run(&mut self, stop: &Stop, wake: &EventFd, period: Duration) -> io::Result<()> {
+    ///
+    /// After each look that `wake` asked for, it notifies `done` (the kernel waits for
+    /// that before it starts a subject again, whose new epoch would drop the lines the
+    /// sink has not read).
+    pub fn run(
+        &mut self,
+        stop: &Stop,
+        wake: &EventFd,
+        done: &EventFd,
+        period: Duration,
+    ) -> io::Result<()> {
         loop {
             while self.drain()? {}
             let mut fds = [
@@ -203,10 +224,12 @@ impl<'m, W: Write> LogSink<'m, W> {
             os::poll(&mut fds, Some(period))?;
             if os::readable(&fds[1]) {
                 wake.clear();
+                while self.drain()? {}
+                done.notify();
             }
             if os::readable(&fds[0]) {
                 while self.drain()? {}
-                let end = self.format.finish();
+                let end = format!("{}{}", std::mem::take(&mut self.open), self.format.finish());
                 self.out.write_all(end.as_bytes())?;
                 return self.out.flush();
             }

@@ -10,7 +10,7 @@ use muen_testbed_abi::qemu::{
 };
 use zerocopy::IntoBytes;
 
-use crate::memory::Memory;
+use crate::memory::{GuestMemory, Memory};
 use crate::qemu::elf::Elf;
 use muen_spec::SubjectView;
 
@@ -72,7 +72,7 @@ impl BootStage {
         &self.rom
     }
 
-    /// Writes the RAM part and `config` into guest memory.
+    /// Writes the RAM part and `config` into a guest's low memory.
     pub fn install(&self, memory: &Memory, config: &BootConfig) -> std::io::Result<()> {
         for (paddr, bytes) in &self.ram {
             memory.write_at(*paddr, bytes)?;
@@ -104,17 +104,15 @@ pub fn tick_divisor(hz: u32) -> u16 {
     u16::try_from(d.clamp(1, u64::from(u16::MAX))).unwrap_or(u16::MAX)
 }
 
-/// The boot configuration for `view` in `memory`, with a periodic tick of `tick_hz`
+/// The boot configuration for `view` in `guest`, with a periodic tick of `tick_hz`
 /// (0: none).
-pub fn config(view: &SubjectView, memory: &Memory, tick_hz: u32) -> Result<BootConfig, String> {
-    let pool = memory
-        .pool()
-        .ok_or("the memory file has no page table pool (not the QEMU layout)")?;
+pub fn config(view: &SubjectView, guest: &GuestMemory, tick_hz: u32) -> BootConfig {
+    let pool = guest.pool.clone();
     let divisor = match tick_hz {
         0 => 0,
         hz => tick_divisor(hz),
     };
-    Ok(BootConfig {
+    BootConfig {
         magic: BOOT_CONFIG_MAGIC.into(),
         version: BOOT_CONFIG_VERSION.into(),
         vector_base: u16::from(vector_base(view)).into(),
@@ -129,7 +127,7 @@ pub fn config(view: &SubjectView, memory: &Memory, tick_hz: u32) -> Result<BootC
         .into(),
         go: 0.into(),
         guest_tsc: 0.into(),
-    })
+    }
 }
 
 #[cfg(test)]
@@ -172,21 +170,26 @@ mod tests {
     #[test]
     fn a_config_names_the_pool_and_the_policy_cr4() {
         let w = echo();
-        let m = Memory::with_layout(&w, crate::memory::Layout::Qemu).unwrap();
-        let c = config(&w, &m, 1000).unwrap();
-        let pool = m.pool().unwrap();
+        let shared = Memory::with_regions(
+            &crate::memory::Backing::of_view(&w),
+            crate::memory::Layout::Guest,
+        )
+        .unwrap();
+        let offsets: Vec<u64> = (0..w.mappings.len())
+            .map(|i| shared.placement(i).offset)
+            .collect();
+        let g = GuestMemory::new(&w, &offsets, &shared).unwrap();
+        let c = config(&w, &g, 1000);
         assert_eq!(
             (c.pool_start.get(), c.pool_end.get()),
-            (pool.start, pool.end)
+            (g.pool.start, g.pool.end)
         );
-        assert_eq!(c.pool_end.get() as usize, m.len());
+        assert_eq!(c.pool_end.get(), g.ram);
         assert_eq!(c.cr4_extra.get(), CR4_OSXMMEXCPT);
         assert_eq!((c.vector_base.get(), c.tick_divisor.get()), (248, 1193));
         // Without a tick the vectors are the same (the wake-up UART's line is IRQ 4).
-        let c = config(&w, &m, 0).unwrap();
+        let c = config(&w, &g, 0);
         assert_eq!((c.vector_base.get(), c.tick_divisor.get()), (248, 0));
-        let hosted = Memory::new(&w).unwrap();
-        assert!(config(&w, &hosted, 1000).is_err());
     }
 
     #[test]

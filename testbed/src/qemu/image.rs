@@ -60,10 +60,15 @@ impl SubjectImage {
         })
     }
 
-    /// Fills the image regions of `view` in `memory` from the file and patches the
-    /// stubs.
-    pub fn install(&self, view: &SubjectView, memory: &Memory) -> Result<(), String> {
-        for (i, r) in view.mappings.iter().enumerate() {
+    /// Fills the image regions of `view` (mapping `i` in region `regions[i]` of
+    /// `memory`) from the file and patches the stubs.
+    pub fn install(
+        &self,
+        view: &SubjectView,
+        regions: &[usize],
+        memory: &Memory,
+    ) -> Result<(), String> {
+        for (&i, r) in regions.iter().zip(&view.mappings) {
             let Some(offset) = image_offset(r) else {
                 continue;
             };
@@ -78,14 +83,14 @@ impl SubjectImage {
             }
         }
         for &(address, name, muen, qemu) in &self.stubs {
-            let place = view.mappings.iter().enumerate().find(|(_, r)| {
+            let place = regions.iter().zip(&view.mappings).find(|(_, r)| {
                 let (start, size) = (r.region.address.as_u64(), r.region.size);
                 image_offset(r).is_some()
                     && r.executable
                     && start <= address
                     && address + STUB_SIZE as u64 <= start + size
             });
-            let Some((i, r)) = place else {
+            let Some((&i, r)) = place else {
                 return Err(format!(
                     "`{name}` at {address:#x} is not inside an executable image region \
                      of the policy"

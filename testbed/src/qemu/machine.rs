@@ -1,14 +1,20 @@
 //! The QEMU process: its command line and its start.
 //!
-//! QEMU gets five descriptors (as fds 3 to 7, through [`Subject::spawn_command`]):
+//! QEMU gets seven descriptors (as fds 3 to 9, through [`Subject::spawn_command`]):
 //!
 //! | fd | what | QEMU option |
 //! |---:|------|-------------|
-//! | 3 | the memory file, the guest's RAM | `-object memory-backend-file,mem-path=/proc/self/fd/3,share=on` |
+//! | 3 | the guest's low memory (memory map, boot stage) | `-object memory-backend-file,id=low,mem-path=/proc/self/fd/3,share=on` |
 //! | 4 | the boot stage ROM (a memfd) | `-bios /proc/self/fd/4` |
 //! | 5 | the doorbell socket | `-chardev socket,fd=5` for `isa-debugcon` on port 0xe9 |
 //! | 6 | the monitor socket (QMP) | `-chardev socket,fd=6` for `-mon mode=control` |
-//! | 7 | the wake-up socket | `-chardev socket,fd=7` for an `isa-serial` at COM1 (port 0x3f8, IRQ 4) |
+//! | 7 | the run's memory file (every region, shared with the other guests) | `id=shared`, `/proc/self/fd/7` |
+//! | 8 | the guest's page table pool | `id=pool`, `/proc/self/fd/8` |
+//! | 9 | the wake-up socket | `-chardev socket,fd=9` for an `isa-serial` at COM1 (port 0x3f8, IRQ 4) |
+//!
+//! The three memories are the guest's RAM in this order (`crate::memory::GuestMemory`):
+//! QEMU lays the memory of NUMA nodes one after another, so each is a node
+//! (`-numa node,memdev=…`).
 //!
 //! The machine is `microvm` (no PCI, no firmware tables: the quickest to start) with
 //! its 8259 PIC, the wake-up UART, the 8254 PIT only for a periodic tick, and nothing
@@ -26,7 +32,7 @@ use std::time::Duration;
 
 use muen_testbed_abi::qemu::{DOORBELL_PORT, EXIT_PORT, WAKE_UART_IRQ, WAKE_UART_PORT};
 
-use crate::memory::Memory;
+use crate::memory::{GuestMemory, Memory};
 use crate::os::cvt;
 use crate::qemu::accel::Accel;
 use crate::qemu::qmp::Qmp;
@@ -38,13 +44,13 @@ pub const DEFAULT_QEMU: &str = "qemu-system-x86_64";
 /// How long QEMU may take to open its monitor.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// QEMU's arguments for a guest with `ram` bytes of RAM, with an 8254 PIT if `pit`
-/// (for a periodic tick; without one the guest has no timer device at all, so an idle
-/// QEMU has nothing to do).
-pub fn arguments(accel: Accel, ram: u64, pit: bool) -> Vec<String> {
+/// QEMU's arguments for a guest whose RAM is `low`, `shared` and `pool` bytes (the
+/// three parts of [`GuestMemory`]), with an 8254 PIT if `pit` (for a periodic tick;
+/// without one the guest has no timer device at all, so an idle QEMU has nothing to
+/// do).
+pub fn arguments(accel: Accel, low: u64, shared: u64, pool: u64, pit: bool) -> Vec<String> {
     let machine = format!(
-        "microvm,x-option-roms=off,isa-serial=off,rtc=off,acpi=off,pit={},pic=on,\
-         memory-backend=ram",
+        "microvm,x-option-roms=off,isa-serial=off,rtc=off,acpi=off,pit={},pic=on",
         if pit { "on" } else { "off" }
     );
     let mut args: Vec<String> = [
@@ -68,9 +74,17 @@ pub fn arguments(accel: Accel, ram: u64, pit: bool) -> Vec<String> {
     .into_iter()
     .map(String::from)
     .collect();
+    for (id, fd, size) in [("low", 3, low), ("shared", 7, shared), ("pool", 8, pool)] {
+        args.extend([
+            "-object".into(),
+            format!("memory-backend-file,id={id},mem-path=/proc/self/fd/{fd},size={size},share=on"),
+            "-numa".into(),
+            format!("node,memdev={id}"),
+        ]);
+    }
     args.extend([
-        "-object".into(),
-        format!("memory-backend-file,id=ram,mem-path=/proc/self/fd/3,size={ram},share=on"),
+        "-m".into(),
+        format!("{}B", low + shared + pool),
         "-bios".into(),
         "/proc/self/fd/4".into(),
         "-chardev".into(),
@@ -84,7 +98,7 @@ pub fn arguments(accel: Accel, ram: u64, pit: bool) -> Vec<String> {
         "-mon".into(),
         "chardev=monitor,mode=control".into(),
         "-chardev".into(),
-        "socket,id=wake,fd=7".into(),
+        "socket,id=wake,fd=9".into(),
         "-device".into(),
         format!("isa-serial,chardev=wake,iobase={WAKE_UART_PORT:#x},irq={WAKE_UART_IRQ}"),
         // A triple fault pauses the guest (instead of resetting it), so that its
@@ -123,13 +137,14 @@ pub struct Machine {
 }
 
 impl Machine {
-    /// Starts `qemu` with `accel` (and a PIT if `pit`) on `memory` and the boot stage
-    /// `rom`, with `wake` as the wake-up UART's character device (QEMU's end of a
-    /// socket pair), and connects to its monitor.
+    /// Starts `qemu` with `accel` (and a PIT if `pit`) on `guest` (its own memory) and
+    /// `memory` (the run's) with the boot stage `rom` and `wake` as the wake-up UART's
+    /// character device (QEMU's end of a socket pair), and connects to its monitor.
     pub fn start(
         qemu: &Path,
         accel: Accel,
         pit: bool,
+        guest: &GuestMemory,
         memory: &Memory,
         rom: &[u8],
         wake: &UnixStream,
@@ -139,14 +154,22 @@ impl Machine {
         let (monitor, monitor_qemu) = UnixStream::pair()?;
         let mut command = Command::new(qemu);
         command
-            .args(arguments(accel, memory.len() as u64, pit))
+            .args(arguments(
+                accel,
+                guest.low.len() as u64,
+                memory.len() as u64,
+                guest.pool.end - guest.pool.start,
+                pit,
+            ))
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let fds = [
-            memory.fd(),
+            guest.low.fd(),
             rom.as_fd(),
             doorbell_qemu.as_fd(),
             monitor_qemu.as_fd(),
+            memory.fd(),
+            guest.pool_fd(),
             wake.as_fd(),
         ];
         let (process, stderr) = Subject::spawn_command(command, &fds)

@@ -1,125 +1,213 @@
-//! QEMU mode's path: the memory file is the guest's RAM, holding the boot stage and the
-//! subject's image; QEMU runs it and the kernel talks to the guest through the doorbell
-//! (`docs/qemu.md`).
+//! QEMU mode's path: each subject's real image runs in a QEMU guest of its own. A
+//! guest's RAM is its low memory (memory map, boot stage), the run's memory file (every
+//! region of the run, shared by all guests) and its page table pool
+//! (`crate::memory::GuestMemory`); QEMU runs it and the kernel talks to the guest
+//! through the doorbell (`docs/qemu.md`).
 
+use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use muen_sinfo::MemoryKind;
+use muen_spec::Content;
 use muen_testbed_abi::qemu::{
     BOOT_CONFIG_ADDRESS, BOOT_CONFIG_GO_OFFSET, BOOT_CONFIG_GUEST_TSC_OFFSET,
 };
 
 use super::{
-    host, serve, time_info, write_sinfo, Ending, GuestReport, Options, Outcome, Peers, QemuTarget,
-    Report, RunError,
+    host, serve, time_info_of, write_sinfo, Devices, Ending, GuestReport, Options, Outcome, Peers,
+    QemuTarget, Report, RunError,
 };
 use crate::clock::SubjectClock;
-use crate::kernel::{self, End, Injector, Kernel, QemuReport};
-use crate::memory::{Layout, Memory};
+use crate::kernel::{self, End, Guest, GuestHost, Injector, Kernel, SubjectLink};
+use crate::memory::{Backing, GuestMemory, Layout, Memory};
 use crate::os::SignalFd;
 use crate::qemu::boot::{self, BootStage};
 use crate::qemu::image::SubjectImage;
 use crate::qemu::machine::Machine;
 use crate::run::QEMU_LOG_PERIOD;
 
-/// Runs the subject of `options` in the QEMU guest of `q`.
-pub(super) fn run(options: &Options, q: &QemuTarget) -> Result<Report, RunError> {
-    let view = &options.world.view;
+/// Runs the subjects of `options` in the QEMU guests of `q`.
+pub(super) fn run(
+    options: &Options,
+    devices: &Devices,
+    q: &QemuTarget,
+) -> Result<Report, RunError> {
+    let setup = &options.setup;
     // The images first, so that a bad one fails before anything is made.
     let boot = BootStage::load(&q.boot_stage)
         .map_err(|e| RunError::BadInput(format!("boot stage: {e}")))?;
-    let image = SubjectImage::load(&q.image).map_err(RunError::BadInput)?;
+    let images = q
+        .images
+        .iter()
+        .map(|path| SubjectImage::load(path).map_err(RunError::BadInput))
+        .collect::<Result<Vec<_>, _>>()?;
     let signals = SignalFd::new().map_err(host("blocking signals"))?;
+    let backings: Vec<Backing> = setup.regions.iter().map(|r| r.backing.clone()).collect();
     // Too much guest RAM is the app's problem, not the host's.
-    let memory = Memory::with_layout(view, Layout::Qemu)
+    let memory = Memory::with_regions(&backings, Layout::Guest)
         .map_err(|e| RunError::BadInput(format!("the memory file: {e}")))?;
     write_sinfo(options, &memory)?;
-    let config = boot::config(view, &memory, q.tick_hz).map_err(RunError::Host)?;
-    boot.install(&memory, &config)
-        .map_err(host("writing the boot stage"))?;
-    image
-        .install(view, &memory)
-        .map_err(|e| RunError::BadInput(format!("{}: {e}", q.image.display())))?;
-    let clock = SubjectClock::host();
-    let peers = Peers::open(options, &memory, &clock)?;
-    // The guest gets no vectors but wake-ups through its UART (`Injector::guest`).
-    let (wake, wake_qemu) = UnixStream::pair().map_err(host("socketpair"))?;
-    let injector = Injector::guest(wake.as_fd()).map_err(host("eventfd"))?;
+    let clocks: Vec<SubjectClock> = setup
+        .subjects
+        .iter()
+        .map(|_| SubjectClock::host())
+        .collect();
+    let peers = Peers::open(options, devices, &memory, &clocks)?;
+    // The guests get no vectors but wake-ups through their UARTs (`Injector::guest`),
+    // one socket pair per subject for all its starts: ours, QEMU's.
+    let wakes = setup
+        .subjects
+        .iter()
+        .map(|_| UnixStream::pair())
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(host("socketpair"))?;
+    let injectors = wakes
+        .iter()
+        .map(|(ours, _)| Injector::guest(ours.as_fd()))
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(host("eventfd"))?;
+    let wakes_qemu: Vec<&UnixStream> = wakes.iter().map(|(_, theirs)| theirs).collect();
+    let links: Vec<SubjectLink> = clocks
+        .iter()
+        .zip(&injectors)
+        .map(|(clock, injector)| SubjectLink { clock, injector })
+        .collect();
+    let mut machines = Machines {
+        options,
+        q,
+        boot: &boot,
+        images: &images,
+        memory: &memory,
+        clocks: &clocks,
+        wakes: &wakes_qemu,
+        guests: Vec::new(),
+    };
+    for i in 0..setup.subjects.len() {
+        let guest = machines.prepare(i).map_err(RunError::BadInput)?;
+        machines.guests.push(guest);
+    }
     serve(
         options,
         &memory,
-        &clock,
-        &injector,
+        &links,
         peers,
         QEMU_LOG_PERIOD,
-        |kernel, deadline| {
-            let go = memory.word_at(BOOT_CONFIG_ADDRESS + BOOT_CONFIG_GO_OFFSET);
-            let time_info = time_info(&options.world);
-            // A QEMU guest's TSC is known only once the boot stage reports it: the time
-            // info page is published then, right before the guest may go on.
-            let mut start = || {
-                if let Some(i) = time_info {
-                    kernel::publish_time_info(&memory, i, options.tsc, &clock);
-                }
-                go.store(1, Ordering::Release);
-            };
-            guest(
-                kernel,
-                q,
-                Guest {
-                    rom: boot.rom(),
-                    memory: &memory,
-                    wake: &wake_qemu,
-                },
-                &signals,
-                deadline,
-                &mut start,
-            )
-        },
+        |kernel, deadline| guests(kernel, options, q, &mut machines, &signals, deadline),
     )
 }
 
-/// What QEMU is started with.
-struct Guest<'a> {
-    /// The boot stage's ROM.
-    rom: &'a [u8],
-    /// The guest's RAM.
-    memory: &'a Memory,
-    /// QEMU's end of the wake-up UART's socket.
-    wake: &'a UnixStream,
+/// What runs the guests: their memories and what goes into them.
+struct Machines<'r> {
+    options: &'r Options,
+    q: &'r QemuTarget,
+    boot: &'r BootStage,
+    images: &'r [SubjectImage],
+    memory: &'r Memory,
+    clocks: &'r [SubjectClock],
+    /// QEMU's end of each guest's wake-up socket.
+    wakes: &'r [&'r UnixStream],
+    /// Each guest's own memory (replaced when it starts again).
+    guests: Vec<GuestMemory>,
 }
 
-/// Starts QEMU and runs the kernel until it ends, or the guest stops or hangs (then
-/// its registers are read before QEMU is stopped).
-fn guest(
+impl Machines<'_> {
+    /// Makes guest `i`'s own memory with the boot stage and (re)loads its image into
+    /// its regions: what the guest needs to boot.
+    fn prepare(&self, i: usize) -> Result<GuestMemory, String> {
+        let s = &self.options.setup.subjects[i];
+        let view = &s.world.view;
+        for (&region, m) in s.regions.iter().zip(&view.mappings) {
+            if let (MemoryKind::SubjectBinary, Content::Fill(byte)) = (m.kind, &m.content) {
+                self.memory
+                    .fill(region, *byte)
+                    .map_err(|e| format!("filling `{}`: {e}", m.name))?;
+            }
+        }
+        self.images[i]
+            .install(view, &s.regions, self.memory)
+            .map_err(|e| format!("{}: {e}", self.q.images[i].display()))?;
+        let offsets: Vec<u64> = s
+            .regions
+            .iter()
+            .map(|&r| self.memory.placement(r).offset)
+            .collect();
+        let guest = GuestMemory::new(view, &offsets, self.memory)
+            .map_err(|e| format!("subject `{}`: {e}", s.name()))?;
+        let config = boot::config(view, &guest, self.q.tick_hz);
+        self.boot
+            .install(&guest.low, &config)
+            .map_err(|e| format!("writing the boot stage: {e}"))?;
+        Ok(guest)
+    }
+
+    /// Starts QEMU for guest `i`.
+    fn start_machine(&self, i: usize) -> io::Result<Machine> {
+        Machine::start(
+            &self.q.qemu,
+            self.q.accel,
+            self.q.tick_hz > 0,
+            &self.guests[i],
+            self.memory,
+            self.boot.rom(),
+            self.wakes[i],
+        )
+        .map_err(|e| io::Error::other(format!("starting QEMU ({}): {e}", self.q.qemu.display())))
+    }
+}
+
+impl GuestHost for Machines<'_> {
+    fn start(&mut self, subject: usize) -> io::Result<Machine> {
+        self.guests[subject] = self.prepare(subject).map_err(io::Error::other)?;
+        self.start_machine(subject)
+    }
+
+    fn tsc_word(&self, subject: usize) -> &AtomicU64 {
+        self.guests[subject]
+            .low
+            .word_at(BOOT_CONFIG_ADDRESS + BOOT_CONFIG_GUEST_TSC_OFFSET)
+    }
+
+    fn started(&mut self, subject: usize) {
+        // A QEMU guest's TSC is known only once the boot stage reports it: the time
+        // info page is published then, right before the guest may go on.
+        for region in time_info_of(&self.options.setup, subject) {
+            kernel::publish_time_info(self.memory, region, self.options.tsc, &self.clocks[subject]);
+        }
+        let go = self.guests[subject]
+            .low
+            .word_at(BOOT_CONFIG_ADDRESS + BOOT_CONFIG_GO_OFFSET);
+        go.store(1, Ordering::Release);
+    }
+}
+
+/// Starts QEMU for every subject and runs the kernel until the run ends, or a guest
+/// stops or hangs (then its registers are read before QEMU is stopped).
+fn guests(
     kernel: &mut Kernel<'_>,
+    options: &Options,
     q: &QemuTarget,
-    g: Guest<'_>,
+    machines: &mut Machines<'_>,
     signals: &SignalFd,
     deadline: Option<Instant>,
-    start: &mut dyn FnMut(),
 ) -> Result<Outcome, RunError> {
     let launched = Instant::now();
-    let mut machine = Machine::start(&q.qemu, q.accel, q.tick_hz > 0, g.memory, g.rom, g.wake)
-        .map_err(|e| RunError::Host(format!("starting QEMU ({}): {e}", q.qemu.display())))?;
-    let mut report = QemuReport::default();
-    let end = kernel.run_qemu(
-        &mut machine.doorbell,
-        &mut machine.qmp,
-        signals,
-        &mut machine.process,
-        deadline,
-        &mut report,
-        g.memory
-            .word_at(BOOT_CONFIG_ADDRESS + BOOT_CONFIG_GUEST_TSC_OFFSET),
-        start,
-    );
+    let mut guests = Vec::new();
+    for i in 0..options.setup.subjects.len() {
+        let machine = machines
+            .start_machine(i)
+            .map_err(|e| RunError::Host(e.to_string()))?;
+        guests.push(Guest::new(machine));
+    }
+    let end = kernel.run_qemu(&mut guests, signals, deadline, options.restarts, machines);
     let end = match end {
         Ok(end) => end,
         Err(e) => {
-            let _ = machine.process.kill();
+            for g in &mut guests {
+                let _ = g.machine.process.kill();
+            }
             return Err(RunError::Host(format!("kernel: {e}")));
         }
     };
@@ -128,41 +216,46 @@ fn guest(
         Err(e) => Some(format!("(QEMU did not tell: {e})")),
     };
     let mut guest_registers = None;
-    let (ending, exit) = match end {
-        End::Exited(exit) => {
-            let ending = match (report.exit_code, exit.status) {
+    let mut exits = vec![None; guests.len()];
+    let (subject, ending) = match end {
+        End::Exited(i, exit) => {
+            exits[i] = Some(exit);
+            let r = &guests[i].report;
+            let ending = match (r.exit_code, exit.status) {
                 (Some(code), _) => Ending::Exited(i32::from(code)),
-                (None, _) if report.started.is_none() => Ending::BootFailed,
+                (None, _) if r.started.is_none() => Ending::BootFailed,
                 (None, status) => Ending::QemuEnded(status),
             };
-            (ending, Some(exit))
+            (i, ending)
         }
         End::TimedOut => {
-            guest_registers = registers(&mut machine);
-            (
-                Ending::TimedOut(Duration::ZERO),
-                machine.process.kill().ok().flatten(),
-            )
+            guest_registers = registers(&mut guests[0].machine);
+            (0, Ending::TimedOut(Duration::ZERO))
         }
-        End::GuestStopped(how) => {
-            guest_registers = registers(&mut machine);
-            (Ending::Crashed(how), machine.process.kill().ok().flatten())
+        End::GuestStopped(i, how) => {
+            guest_registers = registers(&mut guests[i].machine);
+            (i, Ending::Crashed(how))
         }
-        End::Interrupted(s) => (
-            Ending::Interrupted(s),
-            machine.process.kill().ok().flatten(),
-        ),
+        End::Interrupted(s) => (0, Ending::Interrupted(s)),
+        End::System(i, action) => (i, Ending::System(action)),
     };
-    machine.flush_stderr();
+    for (g, exit) in guests.iter_mut().zip(exits.iter_mut()) {
+        if exit.is_none() {
+            *exit = g.machine.process.kill().ok().flatten();
+        }
+        g.machine.flush_stderr();
+    }
+    let g = &mut guests[subject];
     Ok(Outcome {
+        subject,
         ending,
-        exit,
+        exits: exits.into_iter().flatten().collect(),
         guest: Some(GuestReport {
             accel: q.accel,
-            boot_text: report.boot_text,
+            boot_text: std::mem::take(&mut g.report.boot_text),
             registers: guest_registers,
-            boot_time: report.started_at.map(|t| t - launched),
-            boot_cpu: report.started_cpu,
+            boot_time: g.report.started_at.map(|t| t - launched),
+            boot_cpu: g.report.started_cpu,
         }),
     })
 }

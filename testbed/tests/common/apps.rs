@@ -19,6 +19,22 @@ pub const SUBJECT_IP: &str = "10.0.0.2";
 /// The namespace's address on the TAP interface.
 pub const HOST_CIDR: &str = "10.0.0.1/24";
 
+/// Where a run takes the app's world from.
+#[derive(Clone, Copy, Debug)]
+pub enum Source<'a> {
+    /// Its own specification (`run examples/APP`).
+    App,
+    /// Subject APP of a Muen system policy in format B (`run --system POLICY --subject
+    /// APP examples/APP`), with mugensinfo's pages from this directory if given
+    /// (`--sinfo`).
+    System {
+        /// Policy B.
+        policy: &'a Path,
+        /// mugensinfo's pages.
+        sinfo: Option<&'a Path>,
+    },
+}
+
 /// How an app is built and run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -32,7 +48,7 @@ pub enum Mode {
 impl Mode {
     /// Where the apps are built: a target directory of their own, so that the cargo
     /// building them does not wait for the lock of the cargo running the tests.
-    fn target_dir(self) -> PathBuf {
+    pub fn target_dir(self) -> PathBuf {
         let dir = match self {
             Mode::Hosted => "fixture-target",
             Mode::Qemu(_) => "qemu-target",
@@ -40,9 +56,17 @@ impl Mode {
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(dir)
     }
 
+    /// The directory of the built images (QEMU mode: the release ELFs).
+    pub fn images(self) -> PathBuf {
+        match self {
+            Mode::Hosted => self.target_dir().join("debug"),
+            Mode::Qemu(_) => self.target_dir().join("x86_64-unknown-none/release"),
+        }
+    }
+
     /// Builds `app` once per test binary and mode (cargo's output goes to the test's
     /// stderr), so that no time limit of a test includes the build.
-    fn build(self, app: &str) {
+    pub fn build(self, app: &str) {
         static BUILT: Mutex<Vec<(String, bool)>> = Mutex::new(Vec::new());
         let key = (app.to_string(), self == Mode::Hosted);
         let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
@@ -71,6 +95,12 @@ impl Mode {
     /// `muen-testbed run [--qemu --release --accel ACCEL] examples/APP ARGS`, in `ns`
     /// if given.
     pub fn run_command(self, ns: Option<&Netns>, app: &str, args: &[&str]) -> Command {
+        self.command(ns, app, Source::App, args)
+    }
+
+    /// `muen-testbed run [--qemu --release --accel ACCEL]`, the app's world from
+    /// `source`, then `ARGS`; in `ns` if given.
+    pub fn command(self, ns: Option<&Netns>, app: &str, source: Source, args: &[&str]) -> Command {
         self.build(app);
         let exe = env!("CARGO_BIN_EXE_muen-testbed");
         let mut c = match ns {
@@ -83,7 +113,21 @@ impl Mode {
         if let Mode::Qemu(accel) = self {
             c.args(["--qemu", "--release", "--accel", accel]);
         }
-        c.arg(example(app)).args(args);
+        match source {
+            Source::App => {
+                c.arg(example(app));
+            }
+            Source::System { policy, sinfo } => {
+                c.arg("--system")
+                    .arg(policy)
+                    .args(["--subject", app])
+                    .arg(example(app));
+                if let Some(dir) = sinfo {
+                    c.arg("--sinfo").arg(dir);
+                }
+            }
+        }
+        c.args(args);
         c
     }
 }
@@ -193,13 +237,18 @@ impl Drop for Running {
 /// running on it in `mode` (with `extra` arguments), ready (its "listening" line
 /// logged within `ready`).
 pub fn echo_in_namespace(mode: Mode, extra: &[&str], ready: Duration) -> (Netns, Running) {
+    echo_from(mode, Source::App, extra, ready)
+}
+
+/// [`echo_in_namespace`] with echo's world from `source`.
+pub fn echo_from(mode: Mode, source: Source, extra: &[&str], ready: Duration) -> (Netns, Running) {
     let ns = Netns::new();
     ns.exec(&["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"]);
     ns.exec(&["ip", "addr", "add", HOST_CIDR, "dev", "tap0"]);
     ns.exec(&["ip", "link", "set", "tap0", "up"]);
     let mut args = vec!["--tap", "service0=tap0", "--timeout", "300"];
     args.extend_from_slice(extra);
-    let mut run = Running::start(mode.run_command(Some(&ns), "echo", &args));
+    let mut run = Running::start(mode.command(Some(&ns), "echo", source, &args));
     run.wait_for("listening on 10.0.0.2/24", ready);
     (ns, run)
 }

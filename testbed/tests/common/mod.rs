@@ -4,7 +4,10 @@
 #![allow(dead_code)] // each test file uses a part
 
 pub mod apps;
+#[path = "../../../policy-gen/tests/common/muen_kit.rs"]
+pub mod muen_kit;
 pub mod netns;
+pub mod system;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

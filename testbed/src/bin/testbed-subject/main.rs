@@ -11,6 +11,7 @@
 //! | `world` | checks its world: every sinfo region mapped, time published, frames advancing, a timed event |
 //! | `idle SECS` | sleeps SECS seconds on its timed event, then exits 0 |
 //! | `echo [SPIN_US]` | returns every frame with swapped MACs (spinning SPIN_US per frame); answers `STATS`, exits on `QUIT` |
+//! | `net-peer TO FROM` | the other end of examples/echo's network device as a subject: ARP, then a UDP echo, through channels `TO` and `FROM` |
 //! | `block-write SECTOR COUNT SEED` | writes a pattern, syncs |
 //! | `block-write-hang SECTOR COUNT SEED` | writes a pattern, the first half synced, then hangs (logs `synced`, `completed`) |
 //! | `block-verify SECTOR COUNT SEED` | reads the pattern back and compares |

@@ -35,6 +35,10 @@ pub fn run(p: &mut Platform, mode: &str, args: &[String]) -> i32 {
             0
         }
         "echo" => echo(p, args.first().and_then(|a| a.parse().ok()).unwrap_or(0)),
+        "net-peer" => match args {
+            [to, from] => net_peer(p, to, from),
+            _ => die("net-peer: give the channel to write and the channel to read"),
+        },
         "block-write" => block_write(p, arg(0), arg(1), arg(2)),
         "block-write-hang" => block_write_hang(p, arg(0), arg(1), arg(2)),
         "block-verify" => block_verify(p, arg(0), arg(1), arg(2)),
@@ -162,6 +166,7 @@ fn world(p: &mut Platform) -> i32 {
         "timer latency {} us",
         (woke - deadline) * 1_000_000 / tsc_hz(p)
     );
+    log!("sinfo format {}", p.info.version().number());
     if failures == 0 {
         log!("world ok");
         0
@@ -255,6 +260,140 @@ fn echo(p: &mut Platform, spin_us: u64) -> i32 {
             continue;
         }
         p.halt();
+    }
+}
+
+/// The addresses `net-peer` uses: ours, and the subject it talks to (examples/echo's).
+const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+const PEER_IP: [u8; 4] = [10, 0, 0, 1];
+const SUBJECT_IP: [u8; 4] = [10, 0, 0, 2];
+
+/// The Internet checksum of `bytes`.
+fn internet_checksum(bytes: &[u8]) -> u16 {
+    let mut sum: u32 = bytes
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An ARP request for `SUBJECT_IP` from `PEER_MAC`/`PEER_IP`.
+fn arp_request() -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&PEER_MAC);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+    f.extend_from_slice(&PEER_MAC);
+    f.extend_from_slice(&PEER_IP);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&SUBJECT_IP);
+    f.resize(60, 0);
+    f
+}
+
+/// A UDP datagram with `payload` from `PEER_IP` port 40000 to `SUBJECT_IP` port 7.
+fn udp_to_echo(mac: [u8; 6], payload: &[u8]) -> Vec<u8> {
+    let mut f = mac.to_vec();
+    f.extend_from_slice(&PEER_MAC);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let total = (20 + 8 + payload.len()) as u16;
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&total.to_be_bytes());
+    ip.extend_from_slice(&[0, 1, 0x40, 0, 64, 17, 0, 0]);
+    ip.extend_from_slice(&PEER_IP);
+    ip.extend_from_slice(&SUBJECT_IP);
+    let sum = internet_checksum(&ip);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&40000u16.to_be_bytes());
+    f.extend_from_slice(&7u16.to_be_bytes());
+    f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0]); // no checksum (IPv4 allows it)
+    f.extend_from_slice(payload);
+    f
+}
+
+/// The other end of a subject's network device, as another subject: sends frames into
+/// the channel `to` (with its event), reads the answers from `from` (woken by its
+/// vector). Asks for examples/echo's MAC with ARP, then has it echo a UDP datagram.
+/// Reports on stderr (it may have no debug log), exits 0 if both answers are right.
+fn net_peer(p: &mut Platform, to: &str, from: &str) -> i32 {
+    let mut output = Writer::init(
+        p.writable(to),
+        muennet::PROTOCOL,
+        muennet::ELEMENT_SIZE,
+        epoch_from(rdtsc()),
+    )
+    .unwrap_or_else(|e| die(&format!("{to}: {e}")));
+    let mut input = Reader::new(p.readable(from), muennet::PROTOCOL, muennet::ELEMENT_SIZE)
+        .unwrap_or_else(|e| die(&format!("{from}: {e}")));
+    let event = p
+        .info
+        .event(to)
+        .unwrap_or_else(|| die(&format!("no event `{to}`")));
+    let vector = p
+        .info
+        .vector(from)
+        .unwrap_or_else(|| die(&format!("no vector `{from}`")));
+    let mut vectors = 0u64;
+    // Sends `frame` every 50 ms (the subject may not be up yet) until, woken by the
+    // vector, it reads a frame `answer` accepts.
+    let mut exchange =
+        |p: &mut Platform, frame: &[u8], answer: &dyn Fn(&[u8]) -> bool| -> Vec<u8> {
+            let element = Element::new(frame).unwrap_or_else(|_| die("frame too long"));
+            loop {
+                let _ = output.write(&element);
+                p.trigger(event);
+                for _ in 0..50 {
+                    p.poll_vectors();
+                    if !p.take(vector) {
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
+                    vectors += 1;
+                    loop {
+                        match input.read::<Element>() {
+                            Ok(e) => {
+                                if let Ok(f) = e.frame() {
+                                    if answer(f) {
+                                        return f.to_vec();
+                                    }
+                                }
+                            }
+                            Err(ReadError::NoData) | Err(ReadError::Inactive) => break,
+                            Err(_) => continue,
+                        }
+                    }
+                }
+            }
+        };
+    let reply = exchange(p, &arp_request(), &|f| {
+        f.len() >= 42 && f[12..14] == [0x08, 0x06] && f[20..22] == [0, 2] && f[28..32] == SUBJECT_IP
+    });
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&reply[22..28]);
+    eprintln!(
+        "net-peer: ARP reply: 10.0.0.2 is at {}",
+        mac.map(|b| format!("{b:02x}")).join(":")
+    );
+    let payload = b"muen-testbed net-peer: across two subjects";
+    let frame = udp_to_echo(mac, payload);
+    let back = exchange(p, &frame, &|f| {
+        f.len() >= 42 && f[12..14] == [0x08, 0x00] && f[23] == 17 && f[34..36] == 7u16.to_be_bytes()
+    });
+    let data = &back[42..];
+    let intact = data.starts_with(payload);
+    eprintln!(
+        "net-peer: UDP echo of {} bytes {}, read on vector `{from}` ({vectors} times)",
+        payload.len(),
+        if intact { "intact" } else { "corrupted" },
+    );
+    if intact {
+        0
+    } else {
+        1
     }
 }
 

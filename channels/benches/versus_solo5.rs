@@ -1,0 +1,694 @@
+//! This crate's channel against Solo5's C channel, in one process, through the same
+//! loops: `cargo bench -p muen-channel --bench versus_solo5` (also run by
+//! `cargo bench -p muen-channel`).
+//!
+//! The C side is Solo5's `bindings/muen/{channel,reader,writer}.c`, compiled from
+//! `../shared/solo5` with Solo5's flags by the `solo5-channel-c` dev-dependency (see its
+//! `build.rs`); without those sources this benchmark stops with a message naming them.
+//!
+//! Rows, for 64-byte elements in a 128 KiB channel and 1516-byte (muennet) elements in
+//! a 1 MiB channel:
+//!
+//! - `batch`: one thread writes a ring's worth of elements, then reads them all;
+//! - `one/one`: one thread writes one element, reads it, and so on;
+//! - `two threads`: a writer thread and a reader thread pinned to CPUs 1 and 0. The
+//!   writer stays less than a ring ahead of the reader's progress, which the reader
+//!   publishes through an atomic beside the channel (scaffolding for both sides:
+//!   SHMStream has no back channel).
+//!
+//! Every element carries its number; the reader checks each one, so both sides really
+//! deliver every element in order. Each repetition runs every row for both sides (the
+//! side that goes first alternates); 20 repetitions, medians, million elements per
+//! second.
+//!
+//! The development machine is shared, so a sample (a few milliseconds) counts only if
+//! no thread of it lost its CPU meanwhile: the threads' context switches
+//! (`getrusage(RUSAGE_THREAD)`) are compared before and after, and a sample with a
+//! switch is taken again (up to 20 times; the table says how many preempted samples
+//! it had to use all the same). `nice -n -20` makes clean samples come sooner.
+//!
+//! Two-thread figures depend on how far apart the two vCPUs are: on the 2-vCPU
+//! development machine the core-to-core latency is either about 25 ns or 60-100 ns,
+//! and it changes between runs. Each two-thread sample is therefore bracketed by a
+//! ping-pong measurement (one-way latency of a cache line bouncing between the two
+//! pinned threads, itself taken without a context switch), and the table also shows
+//! the two sides per latency mode, so that a comparison is made within one mode:
+//! `near` (below 45 ns), `far` (45 ns and more) and `mixed` (the mode changed during
+//! the sample; no ratio).
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::hint::black_box;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use muen_channel::{epoch_from, ReadError, Region, RegionMut};
+use solo5_channel_c::{ReadResult, Solo5};
+
+const PROTOCOL: u64 = 0xbe7c_0000_0000_0002;
+/// Repetitions of every row (`--repetitions N` changes it, e.g. for `perf record`).
+const REPETITIONS: usize = 20;
+/// One-way core-to-core latency below this is the "near" mode.
+const NEAR_NS: f64 = 45.0;
+/// Attempts at a sample without a context switch.
+const ATTEMPTS: usize = 20;
+const READER_CPU: usize = 0;
+const WRITER_CPU: usize = 1;
+
+/// Page-aligned, zeroed memory for one channel. Only the channel implementations
+/// access it (through raw pointers), never a Rust reference.
+struct Memory {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+impl Memory {
+    fn new(len: usize) -> Memory {
+        let layout = Layout::from_size_align(len, 4096).unwrap();
+        // SAFETY: `len` is non-zero (a channel has at least a header).
+        let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).expect("allocation");
+        Memory { ptr, layout }
+    }
+}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout; the channel ends borrowing it
+        // (their lifetimes end before the memory is dropped).
+        unsafe { dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+/// What a read gave, in terms both implementations share.
+#[derive(Debug, PartialEq, Eq)]
+enum Got {
+    Element,
+    NoData,
+    Other(String),
+}
+
+trait ChannelWriter: Send {
+    fn write(&mut self, element: &[u8]);
+}
+
+trait ChannelReader {
+    fn read(&mut self, element: &mut [u8]) -> Got;
+}
+
+/// One implementation: opens a writer and a synchronised reader on `memory`.
+trait Side {
+    const NAME: &'static str;
+    type W<'a>: ChannelWriter
+    where
+        Self: 'a;
+    type R<'a>: ChannelReader
+    where
+        Self: 'a;
+    fn open(&self, memory: &Memory, size: usize) -> (Self::W<'_>, Self::R<'_>);
+}
+
+// ---- Solo5's C channel -------------------------------------------------------------
+
+struct C(Solo5);
+
+impl ChannelWriter for solo5_channel_c::Writer<'_> {
+    #[inline]
+    fn write(&mut self, element: &[u8]) {
+        solo5_channel_c::Writer::write(self, element)
+    }
+}
+
+impl ChannelReader for solo5_channel_c::Reader<'_> {
+    #[inline]
+    fn read(&mut self, element: &mut [u8]) -> Got {
+        match solo5_channel_c::Reader::read(self, element) {
+            ReadResult::Success => Got::Element,
+            ReadResult::NoData => Got::NoData,
+            other => Got::Other(format!("{other:?}")),
+        }
+    }
+}
+
+impl Side for C {
+    const NAME: &'static str = "Solo5 C";
+    type W<'a> = solo5_channel_c::Writer<'a>;
+    type R<'a> = solo5_channel_c::Reader<'a>;
+
+    fn open(&self, memory: &Memory, size: usize) -> (Self::W<'_>, Self::R<'_>) {
+        let len = memory.layout.size();
+        // SAFETY: the memory is page-aligned, `len` bytes long and used only by this
+        // writer and reader until they are dropped, which happens before `memory` is.
+        let w =
+            unsafe { solo5_channel_c::Writer::init(self.0, memory.ptr, len, PROTOCOL, size, 1) };
+        // SAFETY: as above; the writer is an honest Solo5 writer of `size`-byte
+        // elements.
+        let mut r = unsafe { solo5_channel_c::Reader::new(self.0, memory.ptr, PROTOCOL, size) };
+        let mut e = vec![0u8; size];
+        assert_eq!(r.read(&mut e), ReadResult::EpochChanged);
+        assert_eq!(r.read(&mut e), ReadResult::NoData);
+        (w, r)
+    }
+}
+
+// ---- this crate ------------------------------------------------------------------
+
+struct Rust;
+
+impl ChannelWriter for muen_channel::Writer<'_> {
+    #[inline]
+    fn write(&mut self, element: &[u8]) {
+        self.write_bytes(element).unwrap()
+    }
+}
+
+impl ChannelReader for muen_channel::Reader<'_> {
+    #[inline]
+    fn read(&mut self, element: &mut [u8]) -> Got {
+        match self.read_bytes(element) {
+            Ok(()) => Got::Element,
+            Err(ReadError::NoData) => Got::NoData,
+            Err(e) => Got::Other(e.to_string()),
+        }
+    }
+}
+
+impl Side for Rust {
+    const NAME: &'static str = "muen-channel";
+    type W<'a> = muen_channel::Writer<'a>;
+    type R<'a> = muen_channel::Reader<'a>;
+
+    fn open(&self, memory: &Memory, size: usize) -> (Self::W<'_>, Self::R<'_>) {
+        let len = memory.layout.size();
+        // SAFETY: the memory is valid for the borrow of `memory`, accessed only through
+        // these handles, and writable.
+        let (rw, ro) = unsafe {
+            (
+                RegionMut::new(memory.ptr.as_ptr(), len).unwrap(),
+                Region::new(memory.ptr.as_ptr(), len).unwrap(),
+            )
+        };
+        let w = muen_channel::Writer::init(rw, PROTOCOL, size, epoch_from(1)).unwrap();
+        let mut r = muen_channel::Reader::new(ro, PROTOCOL, size).unwrap();
+        let mut e = vec![0u8; size];
+        assert_eq!(r.read_bytes(&mut e), Err(ReadError::EpochChanged));
+        assert_eq!(r.read_bytes(&mut e), Err(ReadError::NoData));
+        (w, r)
+    }
+}
+
+// ---- the loops -------------------------------------------------------------------
+
+struct Config {
+    name: &'static str,
+    size: usize,
+    region: usize,
+    /// Elements per sample (single-thread rows).
+    n: u64,
+    /// Elements per sample (two threads).
+    n_threads: u64,
+}
+
+impl Config {
+    fn ring(&self) -> u64 {
+        ((self.region - 64) / self.size) as u64
+    }
+}
+
+#[inline(always)]
+fn stamp(e: &mut [u8], n: u64) {
+    e[..8].copy_from_slice(&n.to_le_bytes());
+}
+
+#[inline(always)]
+fn check(e: &[u8], n: u64) {
+    let got = u64::from_le_bytes(e[..8].try_into().unwrap());
+    if got != n {
+        panic!("element {n} arrived as {got}");
+    }
+}
+
+fn expect_element(got: Got, n: u64) {
+    if got != Got::Element {
+        panic!("element {n}: {got:?}");
+    }
+}
+
+/// A measurement: seconds per element, and whether a thread of it lost its CPU.
+#[derive(Clone, Copy, Debug)]
+struct Timing {
+    per_element: f64,
+    preempted: bool,
+}
+
+/// Context switches of the calling thread so far (voluntary ones too: a `sched_yield`
+/// that lets another process run is one).
+fn switches() -> i64 {
+    // SAFETY: `usage` is a plain struct the call fills in.
+    unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut usage), 0);
+        usage.ru_nvcsw + usage.ru_nivcsw
+    }
+}
+
+/// Times `f`, which handles `elements` elements on this thread.
+fn timed(elements: u64, f: impl FnOnce()) -> Timing {
+    let before = switches();
+    let t = Instant::now();
+    f();
+    let dt = t.elapsed().as_secs_f64();
+    Timing {
+        per_element: dt / elements as f64,
+        preempted: switches() != before,
+    }
+}
+
+/// Takes samples until one ran without a context switch (at most `ATTEMPTS`).
+fn clean<T>(mut sample: impl FnMut() -> (T, bool)) -> (T, bool) {
+    let mut last = sample();
+    for _ in 1..ATTEMPTS {
+        if !last.1 {
+            break;
+        }
+        last = sample();
+    }
+    last
+}
+
+/// A ring's worth written, then read, repeatedly.
+fn batch<S: Side>(side: &S, c: &Config) -> Timing {
+    let memory = Memory::new(c.region);
+    let (mut w, mut r) = side.open(&memory, c.size);
+    let ring = c.ring();
+    let rounds = c.n.div_ceil(ring);
+    let mut src = vec![0xa5u8; c.size];
+    let mut dst = vec![0u8; c.size];
+    let t = timed(rounds * ring, || {
+        let mut next = 0;
+        for _ in 0..rounds {
+            for n in next..next + ring {
+                stamp(&mut src, n);
+                w.write(black_box(&src));
+            }
+            for n in next..next + ring {
+                expect_element(r.read(&mut dst), n);
+                check(black_box(&dst), n);
+            }
+            next += ring;
+        }
+    });
+    assert_eq!(r.read(&mut dst), Got::NoData);
+    t
+}
+
+/// Write one, read it.
+fn one_one<S: Side>(side: &S, c: &Config) -> Timing {
+    let memory = Memory::new(c.region);
+    let (mut w, mut r) = side.open(&memory, c.size);
+    let mut src = vec![0xa5u8; c.size];
+    let mut dst = vec![0u8; c.size];
+    let t = timed(c.n, || {
+        for n in 0..c.n {
+            stamp(&mut src, n);
+            w.write(black_box(&src));
+            expect_element(r.read(&mut dst), n);
+            check(black_box(&dst), n);
+        }
+    });
+    assert_eq!(r.read(&mut dst), Got::NoData);
+    t
+}
+
+/// Writer thread on `WRITER_CPU`, reader on this thread (pinned to `READER_CPU`).
+fn two_threads<S: Side>(side: &S, c: &Config) -> Timing {
+    let memory = Memory::new(c.region);
+    let (mut w, mut r) = side.open(&memory, c.size);
+    let ring = c.ring();
+    let total = c.n_threads;
+    let progress = AtomicU64::new(0);
+    let go = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            pin(WRITER_CPU);
+            let mut src = vec![0xa5u8; c.size];
+            while !go.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+            let before = switches();
+            // Reader progress as last seen; reloaded only when the ring looks full.
+            let mut seen = 0;
+            for n in 0..total {
+                while n - seen >= ring {
+                    backoff();
+                    seen = progress.load(Ordering::Acquire);
+                }
+                stamp(&mut src, n);
+                w.write(&src);
+            }
+            switches() != before
+        });
+        let mut dst = vec![0u8; c.size];
+        go.store(true, Ordering::Release);
+        let t = timed(total, || {
+            let mut n = 0;
+            while n < total {
+                match r.read(&mut dst) {
+                    Got::Element => {
+                        check(&dst, n);
+                        n += 1;
+                        progress.store(n, Ordering::Release);
+                    }
+                    Got::NoData => backoff(),
+                    Got::Other(e) => panic!("flow-controlled channel, element {n}: {e}"),
+                }
+            }
+        });
+        let writer_preempted = writer.join().unwrap();
+        Timing {
+            per_element: t.per_element,
+            preempted: t.preempted || writer_preempted,
+        }
+    })
+}
+
+/// Waits for the other thread: spins (both threads have a CPU of their own; a yield
+/// would hand the CPU to another process and spoil the sample).
+fn backoff() {
+    std::hint::spin_loop();
+}
+
+fn pin(cpu: usize) {
+    // SAFETY: `set` is a plain bit set on the stack, passed with its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) != 0 {
+            panic!(
+                "cannot pin a thread to CPU {cpu}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
+/// One-way core-to-core latency in ns: a counter bounced between this thread
+/// (`READER_CPU`) and one on `WRITER_CPU`, taken again until neither thread had a
+/// context switch meanwhile.
+fn ping_pong() -> f64 {
+    const ROUND_TRIPS: u64 = 2_000;
+    clean(|| {
+        let ball = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            let other = s.spawn(|| {
+                pin(WRITER_CPU);
+                let before = switches();
+                for i in 0..ROUND_TRIPS {
+                    while ball.load(Ordering::Acquire) != 2 * i + 1 {
+                        std::hint::spin_loop();
+                    }
+                    ball.store(2 * i + 2, Ordering::Release);
+                }
+                switches() != before
+            });
+            // The first round trip waits for the other thread to start: not timed.
+            ball.store(1, Ordering::Release);
+            while ball.load(Ordering::Acquire) != 2 {
+                std::hint::spin_loop();
+            }
+            let t = timed(2 * (ROUND_TRIPS - 1), || {
+                for i in 1..ROUND_TRIPS {
+                    ball.store(2 * i + 1, Ordering::Release);
+                    while ball.load(Ordering::Acquire) != 2 * i + 2 {
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+            let other_preempted = other.join().unwrap();
+            (t.per_element * 1e9, t.preempted || other_preempted)
+        })
+    })
+    .0
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Near,
+    Far,
+    /// The latency before and after the sample fell into different modes.
+    Mixed,
+}
+
+fn mode(before: f64, after: f64) -> Mode {
+    match (before < NEAR_NS, after < NEAR_NS) {
+        (true, true) => Mode::Near,
+        (false, false) => Mode::Far,
+        _ => Mode::Mixed,
+    }
+}
+
+/// A two-thread sample: its timing and the ping-pong latency around it.
+#[derive(Clone, Copy)]
+struct Sample {
+    timing: Timing,
+    latency: f64,
+    mode: Mode,
+}
+
+fn sampled(run: impl Fn() -> Timing) -> Sample {
+    let before = ping_pong();
+    let timing = clean(|| {
+        let t = run();
+        (t, t.preempted)
+    })
+    .0;
+    let after = ping_pong();
+    Sample {
+        timing,
+        latency: (before + after) / 2.0,
+        mode: mode(before, after),
+    }
+}
+
+/// A single-thread sample without a context switch (if one came in `ATTEMPTS`).
+fn single_sample(run: impl Fn() -> Timing) -> Timing {
+    clean(|| {
+        let t = run();
+        (t, t.preempted)
+    })
+    .0
+}
+
+fn melem(per_element: f64) -> f64 {
+    1e-6 / per_element
+}
+
+/// Command line: `--repetitions N`, `--sizes 64,1516`, `--two-threads false` (to
+/// profile a part with `perf`); `cargo bench` adds `--bench`.
+struct Options {
+    repetitions: usize,
+    sizes: Vec<usize>,
+    two_threads: bool,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        repetitions: REPETITIONS,
+        sizes: vec![64, 1516],
+        two_threads: true,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
+        match a.as_str() {
+            "--bench" => {}
+            "--repetitions" => o.repetitions = value().parse().expect("--repetitions N"),
+            "--sizes" => {
+                o.sizes = value()
+                    .split(',')
+                    .map(|s| s.parse().expect("--sizes 64,1516"))
+                    .collect()
+            }
+            "--two-threads" => o.two_threads = value().parse().expect("--two-threads BOOL"),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    o
+}
+
+fn main() {
+    let options = options();
+    let solo5 = match Solo5::get() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("versus_solo5: {e}");
+            std::process::exit(1);
+        }
+    };
+    let c = C(solo5);
+    // Samples of about 2-3 ms on the development machine.
+    let configs = [
+        Config {
+            name: "64 B / 128 KiB",
+            size: 64,
+            region: 0x2_0000,
+            n: 200_000,
+            n_threads: 30_000,
+        },
+        Config {
+            name: "1516 B / 1 MiB",
+            size: 1516,
+            region: 0x10_0000,
+            n: 40_000,
+            n_threads: 10_000,
+        },
+    ];
+    pin(READER_CPU);
+    println!("muen-channel versus Solo5's C channel, same process, same loops");
+    println!("C: {} compiled with gcc {}", solo5.sources(), solo5.flags());
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average at start: {}", load.trim());
+    }
+    println!(
+        "{} repetitions, medians; million elements/s; two threads: writer on CPU \
+         {WRITER_CPU}, reader on CPU {READER_CPU}; ping-pong: one-way core-to-core latency \
+         in ns, C / ours; preempted: samples used with a context switch, C / ours",
+        options.repetitions
+    );
+    for cfg in configs.iter().filter(|c| options.sizes.contains(&c.size)) {
+        type Single<S> = fn(&S, &Config) -> Timing;
+        let rows: [(&str, Single<C>, Single<Rust>); 2] = [
+            ("batch", batch::<C>, batch::<Rust>),
+            ("one/one", one_one::<C>, one_one::<Rust>),
+        ];
+        let mut single: Vec<(Vec<Timing>, Vec<Timing>)> =
+            vec![(Vec::new(), Vec::new()); rows.len()];
+        let mut threads: (Vec<Sample>, Vec<Sample>) = (Vec::new(), Vec::new());
+        // Repetition 0 warms up (caches, page tables, CPU frequency) and is not kept.
+        for rep in 0..=options.repetitions {
+            let keep = rep > 0;
+            let c_first = rep % 2 == 0;
+            for ((_, fc, fr), (tc, tr)) in rows.iter().zip(single.iter_mut()) {
+                let (a, b) = if c_first {
+                    let a = single_sample(|| fc(&c, cfg));
+                    (a, single_sample(|| fr(&Rust, cfg)))
+                } else {
+                    let b = single_sample(|| fr(&Rust, cfg));
+                    (single_sample(|| fc(&c, cfg)), b)
+                };
+                if keep {
+                    tc.push(a);
+                    tr.push(b);
+                }
+            }
+            if !options.two_threads {
+                continue;
+            }
+            let (a, b) = if c_first {
+                let a = sampled(|| two_threads(&c, cfg));
+                (a, sampled(|| two_threads(&Rust, cfg)))
+            } else {
+                let b = sampled(|| two_threads(&Rust, cfg));
+                (sampled(|| two_threads(&c, cfg)), b)
+            };
+            if keep {
+                threads.0.push(a);
+                threads.1.push(b);
+            }
+        }
+        println!("\n{} ({} elements in the ring)", cfg.name, cfg.ring());
+        println!(
+            "{:<22} {:>10} {:>13} {:>7} {:>15} {:>10}",
+            "",
+            C::NAME,
+            Rust::NAME,
+            "ratio",
+            "ping-pong",
+            "preempted"
+        );
+        let preempted = |t: &[Timing]| t.iter().filter(|t| t.preempted).count();
+        for ((name, _, _), (tc, tr)) in rows.iter().zip(&single) {
+            let per = |t: &[Timing]| median(&t.iter().map(|t| t.per_element).collect::<Vec<_>>());
+            let (mc, mr) = (melem(per(tc)), melem(per(tr)));
+            println!(
+                "{:<22} {:>10.1} {:>13.1} {:>7.2} {:>15} {:>10}",
+                name,
+                mc,
+                mr,
+                mr / mc,
+                "",
+                format!("{} / {}", preempted(tc), preempted(tr))
+            );
+        }
+        if !options.two_threads {
+            continue;
+        }
+        let all = |s: &[Sample]| {
+            let per: Vec<f64> = s.iter().map(|s| s.timing.per_element).collect();
+            let lat: Vec<f64> = s.iter().map(|s| s.latency).collect();
+            (melem(median(&per)), median(&lat))
+        };
+        let timings = |s: &[Sample]| s.iter().map(|s| s.timing).collect::<Vec<_>>();
+        let (mc, lc) = all(&threads.0);
+        let (mr, lr) = all(&threads.1);
+        println!(
+            "{:<22} {:>10.1} {:>13.1} {:>7.2} {:>15} {:>10}",
+            "two threads (all)",
+            mc,
+            mr,
+            mr / mc,
+            format!("{lc:.0} / {lr:.0}"),
+            format!(
+                "{} / {}",
+                preempted(&timings(&threads.0)),
+                preempted(&timings(&threads.1))
+            )
+        );
+        for (m, label) in [
+            (Mode::Near, "near"),
+            (Mode::Far, "far"),
+            (Mode::Mixed, "mixed"),
+        ] {
+            let pick = |s: &[Sample]| -> Vec<Sample> {
+                s.iter().copied().filter(|s| s.mode == m).collect()
+            };
+            let (sc, sr) = (pick(&threads.0), pick(&threads.1));
+            if sc.is_empty() && sr.is_empty() {
+                continue;
+            }
+            let fmt = |s: &[Sample]| {
+                if s.is_empty() {
+                    ("-".to_string(), "-".to_string())
+                } else {
+                    let (m, l) = all(s);
+                    (format!("{m:.1}"), format!("{l:.0}"))
+                }
+            };
+            let ((vc, lc), (vr, lr)) = (fmt(&sc), fmt(&sr));
+            let ratio = if sc.is_empty() || sr.is_empty() || m == Mode::Mixed {
+                "-".to_string()
+            } else {
+                format!("{:.2}", all(&sr).0 / all(&sc).0)
+            };
+            println!(
+                "{:<22} {:>10} {:>13} {:>7} {:>15} {:>10}",
+                format!("two threads ({label})"),
+                vc,
+                vr,
+                ratio,
+                format!("{lc} / {lr}"),
+                format!("n = {} / {}", sc.len(), sr.len())
+            );
+        }
+    }
+}
