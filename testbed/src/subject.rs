@@ -56,8 +56,9 @@ fn high_copy(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(copy) })
 }
 
-/// The most descriptors [`Subject::spawn_command`] hands over (fds 3 to 8).
-pub const MAX_PASSED_FDS: usize = 6;
+/// The most descriptors [`Subject::spawn_command`] hands over (fds 3 to 9: below the
+/// copies at 10 and up that [`high_copy`] makes).
+pub const MAX_PASSED_FDS: usize = 7;
 
 impl Subject {
     /// Starts `executable` with `args`, handing it `memory` and `control`.
