@@ -110,7 +110,7 @@ pub fn host_tsc_rate() -> TscRate {
 /// Measures the host's TSC rate over `span`.
 ///
 /// Each end of the span is a TSC reading paired with the monotonic clock
-/// ([`paired_reading`]), so that a preemption of this thread between the two readings
+/// (`paired_reading`), so that a preemption of this thread between the two readings
 /// (common on a loaded host, and a millisecond of it would be an error of 5 % over
 /// 20 ms) does not count.
 pub fn measure_tsc_rate(span: Duration) -> TscRate {

@@ -57,7 +57,7 @@ fn high_copy(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
 }
 
 /// The most descriptors [`Subject::spawn_command`] hands over (fds 3 to 9: below the
-/// copies at 10 and up that [`high_copy`] makes).
+/// copies at 10 and up that `high_copy` makes).
 pub const MAX_PASSED_FDS: usize = 7;
 
 impl Subject {
