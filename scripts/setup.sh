@@ -29,6 +29,10 @@ if ! $demo; then
     if ! rustup component list --toolchain nightly --installed | grep -q '^miri'; then
         rustup component add miri rust-src --toolchain nightly
     fi
+    # The fuzz targets (scripts/fuzz.sh) are built and run by cargo-fuzz.
+    if ! cargo fuzz --version >/dev/null 2>&1; then
+        cargo install cargo-fuzz --locked
+    fi
 fi
 
 # Debian packages: xmllint validates policies; binutils (`size`, `readelf`) checks the

@@ -127,6 +127,12 @@ MIRIFLAGS="-Zmiri-permissive-provenance -Zmiri-ignore-leaks" \
 step "stress: muen-channel, writer and reader threads, 22 million elements (release)"
 cargo test --release -p muen-channel --test stress -- --ignored --nocapture
 
+# Every parser of foreign bytes has a fuzz target; here each runs a short, fixed number
+# of inputs (seconds each, after its build); the long runs are in the crates' documents
+# (scripts/fuzz.sh names them).
+step "fuzz: every target, 20 000 inputs each (cargo-fuzz, nightly)"
+./scripts/fuzz.sh 20000
+
 # Miri needs seconds per test here (channels of several KiB), so it runs the tests that
 # cover the crate's unsafe code: regions built from sinfo addresses, the timed event and
 # time info views, the logger. The tests leak their memory on purpose (sinfo pages are

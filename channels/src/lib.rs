@@ -61,7 +61,7 @@ pub mod writer;
 pub use error::{ConfigError, Incompatible, Misbehaviour, ReadError, WriteError};
 pub use event::{Event, EventHook, Vector};
 pub use header::{ring_elements, Field, Header, HEADER_SIZE, TRANSPORT_MARKER};
-pub use reader::Reader;
+pub use reader::{ElementRef, Reader};
 pub use region::{OutOfBounds, Region, RegionError, RegionMut};
 pub use writer::{epoch_from, Writer};
 

@@ -14,7 +14,7 @@ use zerocopy::{FromBytes, IntoBytes};
 
 use crate::error::{ConfigError, Incompatible, Misbehaviour, ReadError};
 use crate::header::{Field, HEADER_SIZE, TRANSPORT_MARKER};
-use crate::region::Region;
+use crate::region::{OutOfBounds, Region};
 
 macro_rules! define_step {
     ($vis:vis) => {
@@ -212,18 +212,7 @@ impl<'a> Reader<'a> {
     ) -> Result<u64, ReadError> {
         let r = self.region;
         let rc = self.rc;
-        let known = rc
-            .checked_add(capacity)
-            .is_some_and(|end| end <= self.known_wc);
-        let (epoch, wc) = if self.epoch != 0 && known {
-            // Enough elements to fill the buffer were complete when `known_wc` was
-            // loaded (acquire) in this epoch, and `known_wc - rc <= elements` was
-            // checked then: no header access is needed before the copies. The checks
-            // after them (epoch, `wsc`) decide as always.
-            (self.epoch, self.known_wc)
-        } else {
-            self.published(&mut hook)?
-        };
+        let (epoch, wc) = self.snapshot(capacity, &mut hook)?;
         // 1 <= wc - rc <= elements.
         let available = wc - rc;
         debug_assert!((1..=self.elements).contains(&available));
@@ -250,6 +239,85 @@ impl<'a> Reader<'a> {
             }
         }
         hook(Step::Copied);
+        self.validate(epoch, wc, n, slot)?;
+        Ok(n)
+    }
+
+    /// Reads the next element through `copy`, which copies the parts of it that it
+    /// needs out of the channel ([`ElementRef::copy_to`]), for example a length field
+    /// and then only as many bytes as it says, straight into the caller's buffer.
+    ///
+    /// The copies are checked together afterwards, exactly as the one copy of
+    /// [`Reader::read`] (the writer did not start overwriting the element, the epoch
+    /// did not change), and `copy`'s result is returned only if they are good. `copy`
+    /// runs once per call, and only when an element is published (not for `NoData`,
+    /// `EpochChanged` and the other errors found before the copy). Until this returns
+    /// `Ok`, whatever `copy` copied may be a mix of two elements: it must use those
+    /// bytes only to decide how much to copy (each copy is bounds-checked), never to
+    /// trust them.
+    #[inline]
+    pub fn read_with<R>(
+        &mut self,
+        copy: impl FnOnce(&ElementRef<'a>) -> R,
+    ) -> Result<R, ReadError> {
+        self.read_with_hooked(copy, |_| {})
+    }
+
+    /// [`Reader::read_with`] with `hook` run at the [`Step`]s.
+    #[inline(always)]
+    pub(crate) fn read_with_hooked<R>(
+        &mut self,
+        copy: impl FnOnce(&ElementRef<'a>) -> R,
+        mut hook: impl FnMut(Step),
+    ) -> Result<R, ReadError> {
+        let (epoch, wc) = self.snapshot(1, &mut hook)?;
+        // `slot < elements` and `64 + size * elements <= region.len()` (synchronised),
+        // so the element lies inside the region; `ElementRef` checks every copy anyway.
+        let element = ElementRef {
+            region: self.region,
+            offset: HEADER_SIZE + self.slot * self.size,
+            size: self.size,
+        };
+        let result = copy(&element);
+        hook(Step::Copied);
+        let mut slot = self.slot + 1;
+        if slot as u64 == self.elements {
+            slot = 0;
+        }
+        self.validate(epoch, wc, 1, slot)?;
+        Ok(result)
+    }
+
+    /// The epoch and a write counter with `1 <= wc - rc <= elements` before copying up
+    /// to `capacity` elements, or the error to report.
+    #[inline(always)]
+    fn snapshot(
+        &mut self,
+        capacity: u64,
+        hook: &mut impl FnMut(Step),
+    ) -> Result<(u64, u64), ReadError> {
+        let known = self
+            .rc
+            .checked_add(capacity)
+            .is_some_and(|end| end <= self.known_wc);
+        if self.epoch != 0 && known {
+            // Enough elements to fill the buffer were complete when `known_wc` was
+            // loaded (acquire) in this epoch, and `known_wc - rc <= elements` was
+            // checked then: no header access is needed before the copies. The checks
+            // after them (epoch, `wsc`) decide as always.
+            Ok((self.epoch, self.known_wc))
+        } else {
+            self.published(hook)
+        }
+    }
+
+    /// The checks after copying elements `rc..rc + n` (`n <= wc - rc`) of `epoch`:
+    /// the epoch did not change and the writer did not start overwriting any of them.
+    /// On success the read counter moves past them and the slot to `slot`.
+    #[inline(always)]
+    fn validate(&mut self, epoch: u64, wc: u64, n: u64, slot: usize) -> Result<(), ReadError> {
+        let r = self.region;
+        let rc = self.rc;
         // Acquire fence: if a copy saw any byte of a later write of its slot (or of a
         // re-initialisation), the loads below see the `wsc` (or epoch) store that
         // preceded it.
@@ -282,7 +350,7 @@ impl<'a> Reader<'a> {
         }
         self.rc = end;
         self.slot = slot;
-        Ok(n)
+        Ok(())
     }
 
     /// The header checks before the copies: the epoch (synchronising to a new one)
@@ -527,6 +595,42 @@ impl<'a> Reader<'a> {
     /// The region this reader reads.
     pub const fn region(&self) -> Region<'a> {
         self.region
+    }
+}
+
+/// One element of the ring while [`Reader::read_with`] reads it: its bytes can be
+/// copied out in parts. Nothing copied through it is valid before `read_with`
+/// returned `Ok`.
+#[derive(Clone, Copy, Debug)]
+pub struct ElementRef<'r> {
+    region: Region<'r>,
+    /// Offset of the element in the region.
+    offset: usize,
+    size: usize,
+}
+
+impl ElementRef<'_> {
+    /// The element size.
+    pub const fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Copies `dst.len()` bytes from `offset` of the element into `dst` (with the
+    /// same accesses as the reader's own copy). A range beyond the element is an
+    /// error and copies nothing.
+    pub fn copy_to(&self, offset: usize, dst: &mut [u8]) -> Result<(), OutOfBounds> {
+        let inside = offset
+            .checked_add(dst.len())
+            .is_some_and(|end| end <= self.size);
+        if !inside {
+            return Err(OutOfBounds {
+                offset,
+                len: dst.len(),
+            });
+        }
+        // The element lies inside the region (`Reader::read_with_hooked`); the region
+        // checks again.
+        self.region.read_bytes(self.offset + offset, dst)
     }
 }
 

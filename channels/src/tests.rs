@@ -392,6 +392,101 @@ fn a_batch_is_checked_as_one_copy() {
     assert_eq!(r.epoch(), None);
 }
 
+// ---- reading parts of an element --------------------------------------------------
+
+#[test]
+fn read_with_copies_parts_and_checks_them_as_one_element() {
+    let m = memory(LEN);
+    let mut w = writer(&m);
+    let mut r = reader(&m);
+    let mut calls = 0;
+    // Before an element is published the closure does not run.
+    assert_eq!(r.read_with(|_| calls += 1), Err(ReadError::EpochChanged));
+    assert_eq!(r.read_with(|_| calls += 1), Err(ReadError::NoData));
+    assert_eq!(calls, 0);
+    for n in 0..20 {
+        w.write(&elem(n)).unwrap();
+        // The number, then two bytes of the pattern: what a length-prefixed reader
+        // would do.
+        let got = r.read_with(|e| {
+            assert_eq!(e.size(), SIZE);
+            let mut number = [0u8; 8];
+            e.copy_to(0, &mut number).unwrap();
+            let mut tail = [0u8; 2];
+            e.copy_to(SIZE - 2, &mut tail).unwrap();
+            (u64::from_le_bytes(number), tail)
+        });
+        let want = elem(n);
+        assert_eq!(got, Ok((n, [want[SIZE - 2], want[SIZE - 1]])));
+    }
+    assert_eq!(r.read_count(), 20);
+    // Copies beyond the element are refused and copy nothing.
+    w.write(&elem(20)).unwrap();
+    let got = r.read_with(|e| {
+        let mut buf = [0xaau8; 4];
+        let beyond = e.copy_to(SIZE - 3, &mut buf);
+        let overflow = e.copy_to(usize::MAX, &mut buf[..1]);
+        (beyond, overflow, buf)
+    });
+    let (beyond, overflow, buf) = got.unwrap();
+    assert_eq!(
+        beyond,
+        Err(OutOfBounds {
+            offset: SIZE - 3,
+            len: 4
+        })
+    );
+    assert_eq!(
+        overflow,
+        Err(OutOfBounds {
+            offset: usize::MAX,
+            len: 1
+        })
+    );
+    assert_eq!(buf, [0xaa; 4]);
+}
+
+#[test]
+fn read_with_discards_copies_the_writer_overtook() {
+    // The writer laps the element while the closure copies it: the result is thrown
+    // away and the reader skips to the newest complete element, as `read` does.
+    let m = memory(LEN);
+    let (mut w, mut r) = pair(&m);
+    w.write(&elem(0)).unwrap();
+    let mut n = 1;
+    let got = r.read_with_hooked(
+        |e| {
+            let mut b = [0u8; SIZE];
+            e.copy_to(0, &mut b).unwrap();
+            b
+        },
+        |step| {
+            if step == Step::Copied {
+                while n <= E {
+                    w.write(&elem(n)).unwrap();
+                    n += 1;
+                }
+            }
+        },
+    );
+    assert_eq!(got, Err(ReadError::Overrun { lost: E + 1 }));
+    assert_eq!(r.read_count(), E + 1);
+    // A restart during the copy.
+    let m = memory(LEN);
+    let (mut w, mut r) = pair(&m);
+    w.write(&elem(0)).unwrap();
+    let got = r.read_with_hooked(
+        |_| (),
+        |step| {
+            if step == Step::Copied {
+                w.reset(epoch(1000));
+            }
+        },
+    );
+    assert_eq!(got, Err(ReadError::EpochChanged));
+    assert_eq!(r.epoch(), None);
+}
+
 // ---- channel states ------------------------------------------------------------
 
 #[test]

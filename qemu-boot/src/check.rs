@@ -17,13 +17,15 @@ use muen_testbed_abi::qemu::{
 use crate::paging::{frames_needed, PAGE_SIZE};
 use crate::HANDOVER_STUB_MAX;
 
-/// The periodic tick (8254 PIT channel 0 through IRQ 0 of the 8259 PIC).
+/// The interrupts the boot stage sets up: the 8259 PIC in auto-EOI mode with the
+/// wake-up UART's line (`WAKE_UART_IRQ`) and, if asked for, a periodic tick (8254 PIT
+/// channel 0 through IRQ 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Tick {
-    /// The PIC's vector base: IRQ 0 arrives as this vector.
-    pub vector: u8,
-    /// The PIT divisor.
-    pub divisor: u16,
+pub struct Interrupts {
+    /// The PIC's vector base: IRQ n arrives as this vector + n.
+    pub vector_base: u8,
+    /// The PIT divisor of the periodic tick, if any.
+    pub tick_divisor: Option<u16>,
 }
 
 /// What the boot stage does, once everything is checked.
@@ -37,8 +39,8 @@ pub struct Plan {
     pub rdi: u64,
     /// CR4 bits to set beyond the native profile's.
     pub cr4_extra: u64,
-    /// The periodic tick, if any.
-    pub tick: Option<Tick>,
+    /// The PIC's vector base and the tick.
+    pub interrupts: Interrupts,
     /// Frames for the subject's page tables.
     pub pool: Range<u64>,
 }
@@ -138,17 +140,15 @@ pub fn check(config: &BootConfig, map: &MemMap<'_>) -> Result<Plan, BootError> {
             "CR4 bits other than OSXMMEXCPT asked for",
         ));
     }
-    let tick = match (config.tick_divisor.get(), config.tick_vector.get()) {
-        (0, _) => None,
-        (divisor, vector) => {
-            let vector = u8::try_from(vector)
-                .ok()
-                .filter(|v| v % 8 == 0 && *v >= 32)
-                .ok_or(BootError::Config(
-                    "the tick vector must be a multiple of 8 from 32 to 248",
-                ))?;
-            Some(Tick { vector, divisor })
-        }
+    let vector_base = u8::try_from(config.vector_base.get())
+        .ok()
+        .filter(|v| v % 8 == 0 && *v >= 32)
+        .ok_or(BootError::Config(
+            "the PIC's vector base must be a multiple of 8 from 32 to 248",
+        ))?;
+    let interrupts = Interrupts {
+        vector_base,
+        tick_divisor: Some(config.tick_divisor.get()).filter(|d| *d != 0),
     };
     let entries = map.entries();
     for (index, e) in entries.iter().enumerate() {
@@ -195,7 +195,7 @@ pub fn check(config: &BootConfig, map: &MemMap<'_>) -> Result<Plan, BootError> {
         rsp: header.rsp.get(),
         rdi: config.rdi.get(),
         cr4_extra: config.cr4_extra.get(),
-        tick,
+        interrupts,
         pool,
     })
 }
@@ -215,12 +215,13 @@ mod tests {
         BootConfig {
             magic: BOOT_CONFIG_MAGIC.into(),
             version: BOOT_CONFIG_VERSION.into(),
-            tick_vector: 0xf8.into(),
+            vector_base: 0xf8.into(),
             tick_divisor: 1193.into(),
             pool_start: 0x100_0000.into(),
             pool_end: 0x101_0000.into(),
             cr4_extra: CR4_OSXMMEXCPT.into(),
             go: 0.into(),
+            guest_tsc: 0.into(),
             rdi: 0x1000.into(),
         }
     }
@@ -270,17 +271,23 @@ mod tests {
         assert_eq!(plan.rsp, 0x43ff_fff8);
         assert_eq!(plan.rdi, 0x1000);
         assert_eq!(
-            plan.tick,
-            Some(Tick {
-                vector: 0xf8,
-                divisor: 1193
-            })
+            plan.interrupts,
+            Interrupts {
+                vector_base: 0xf8,
+                tick_divisor: Some(1193)
+            }
         );
         assert_eq!(plan.pool, 0x100_0000..0x101_0000);
         let mut c = config();
         c.tick_divisor = 0.into();
-        c.tick_vector = 7.into();
-        assert_eq!(run(&c, 0x20_0000, &good()).unwrap().tick, None);
+        c.vector_base = 0x20.into();
+        assert_eq!(
+            run(&c, 0x20_0000, &good()).unwrap().interrupts,
+            Interrupts {
+                vector_base: 0x20,
+                tick_divisor: None
+            }
+        );
     }
 
     #[test]
@@ -292,7 +299,7 @@ mod tests {
             Err(BootError::Config("bad magic"))
         );
         let mut c = config();
-        // Version 1 had no RDI.
+        // Version 2 had no RDI; version 1 an optional tick vector and no wake-up UART.
         c.version = 1.into();
         assert!(matches!(
             run(&c, 0x20_0000, &good()),
@@ -318,17 +325,18 @@ mod tests {
             run(&c, 0x20_0000, &good()),
             Err(BootError::Config(_))
         ));
-        let mut c = config();
-        c.tick_vector = 20.into();
-        assert!(matches!(
-            run(&c, 0x20_0000, &good()),
-            Err(BootError::Config(_))
-        ));
-        c.tick_vector = 0x1f8.into();
-        assert!(matches!(
-            run(&c, 0x20_0000, &good()),
-            Err(BootError::Config(_))
-        ));
+        // The vector base is checked with or without a tick.
+        for divisor in [1193, 0] {
+            for base in [20, 0x1f8, 0, 0x18] {
+                let mut c = config();
+                c.tick_divisor = divisor.into();
+                c.vector_base = base.into();
+                assert!(
+                    matches!(run(&c, 0x20_0000, &good()), Err(BootError::Config(_))),
+                    "base {base:#x}, divisor {divisor}"
+                );
+            }
+        }
 
         let mut e = good();
         e[1].offset = 0x9_0000.into();

@@ -8,8 +8,9 @@
 //!    at [`PHYS_WINDOW`]), sets CR4 (PAE, OSFXSR), EFER (LME, NXE) and CR0 (the native
 //!    profile's PE, MP, ET, NE, WP, PG), jumps into 64-bit code and zeroes `.bss`.
 //! 3. **RAM, 64-bit Rust** ([`muen_qemu_boot_main`]): checks the boot configuration and
-//!    the memory map, builds the subject's page tables in the pool, programs the tick,
-//!    tells the testbed its TSC, waits for `go`, and hands over.
+//!    the memory map, builds the subject's page tables in the pool, sets up the PIC,
+//!    the wake-up UART and the tick (if any), tells the testbed its TSC, waits for
+//!    `go`, and hands over.
 //! 4. **Handover**: the handover tables map the boot area and, just below RIP, a copy of
 //!    the handover code; its last instruction loads the subject's CR3 and ends exactly
 //!    at RIP, so the next instruction fetched is the subject's first, through the
@@ -22,13 +23,14 @@ use core::arch::{asm, global_asm};
 use core::fmt::{self, Write};
 use core::panic::PanicInfo;
 
-use muen_qemu_boot::check::{check, BootError, Plan, Tick};
+use muen_qemu_boot::check::{check, BootError, Interrupts, Plan};
 use muen_qemu_boot::paging::{Frames, PageTables, PhysMemory, Rights, PAGE_SIZE};
 use muen_qemu_boot::{HANDOVER_STUB_MAX, PHYS_WINDOW};
 use muen_testbed_abi::hosted::{MemMap, MEMMAP_SIZE};
 use muen_testbed_abi::qemu::{
-    BootConfig, BOOT_AREA, BOOT_CONFIG_ADDRESS, BOOT_CONFIG_GO_OFFSET, BOOT_FAILURE_CODE,
-    DOORBELL_PORT, DOORBELL_STARTED, DOORBELL_TEXT, EXIT_PORT,
+    BootConfig, BOOT_AREA, BOOT_CONFIG_ADDRESS, BOOT_CONFIG_GO_OFFSET,
+    BOOT_CONFIG_GUEST_TSC_OFFSET, BOOT_FAILURE_CODE, DOORBELL_PORT, DOORBELL_STARTED,
+    DOORBELL_TEXT, EXIT_PORT, WAKE_UART_IRQ, WAKE_UART_PORT,
 };
 
 // Reset code and GDT, in the ROM. Real mode starts with CS base 0xffff_0000 and IP
@@ -212,9 +214,17 @@ impl PhysMemory for Window {
 }
 
 fn outb(port: u16, value: u8) {
-    // SAFETY: port I/O to the devices this module documents (PIC, PIT, QEMU's doorbell
-    // and exit device) has no memory effects.
+    // SAFETY: port I/O to the devices this module documents (PIC, PIT, UART, QEMU's
+    // doorbell and exit device) has no memory effects.
     unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack)) };
+}
+
+fn inb(port: u16) -> u8 {
+    let value: u8;
+    // SAFETY: as for `outb` (reading the UART's registers only clears its own
+    // conditions).
+    unsafe { asm!("in al, dx", in("dx") port, out("al") value, options(nomem, nostack)) };
+    value
 }
 
 fn rdtsc() -> u64 {
@@ -309,11 +319,7 @@ fn boot() -> Result<core::convert::Infallible, BootError> {
     }
     let (handover, stub) = handover_tables(&plan)?;
 
-    if let Some(tick) = plan.tick {
-        start_tick(tick);
-    } else {
-        mask_pic();
-    }
+    start_interrupts(plan.interrupts);
     disable_local_apic();
     // SAFETY: CR4 gets the bits the plan checked (OSXMMEXCPT at most); they only change
     // how SIMD exceptions are reported, which the boot stage (soft float) never uses.
@@ -336,10 +342,20 @@ fn boot() -> Result<core::convert::Infallible, BootError> {
         outb(DOORBELL_PORT, b);
     }
     let go = Window::at(BOOT_CONFIG_ADDRESS + BOOT_CONFIG_GO_OFFSET);
-    // SAFETY: `go` is an aligned word of the configuration page in the window, written
-    // by the testbed (atomically, 8 bytes) and only read here.
-    while unsafe { go.read_volatile() } == 0 {
-        core::hint::spin_loop();
+    let guest_tsc = Window::at(BOOT_CONFIG_ADDRESS + BOOT_CONFIG_GUEST_TSC_OFFSET);
+    loop {
+        // SAFETY: `go` and `guest_tsc` are aligned words of the configuration page in
+        // the window; the testbed writes `go` and reads `guest_tsc` (atomically, 8
+        // bytes), the boot stage the other way round.
+        let go = unsafe {
+            guest_tsc.write_volatile(rdtsc());
+            go.read_volatile()
+        };
+        // No PAUSE: under TCG it leaves the translated code every time, and the
+        // testbed wants fresh values.
+        if go != 0 {
+            break;
+        }
     }
 
     // SAFETY: the handover tables identity-map the boot area (this code, its stack) and
@@ -426,24 +442,46 @@ fn handover_tables(plan: &Plan) -> Result<(u64, u64), BootError> {
     Ok((tables.root(), start))
 }
 
-/// PIT channel 0 as a rate generator at `tick.divisor`, through IRQ 0 of the master PIC
-/// in auto-EOI mode (a native subject sends no end-of-interrupt) at `tick.vector`;
-/// every other line masked.
-fn start_tick(tick: Tick) {
-    init_pic(tick.vector);
-    outb(0x21, 0xfe);
+/// The master PIC in auto-EOI mode (a native subject sends no end-of-interrupt) at
+/// `interrupts.vector_base`, with the wake-up UART's line unmasked and, if asked for,
+/// PIT channel 0 as a rate generator through IRQ 0; every other line masked.
+fn start_interrupts(interrupts: Interrupts) {
+    init_pic(interrupts.vector_base);
+    let mut unmasked = 1u8 << WAKE_UART_IRQ;
+    if let Some(divisor) = interrupts.tick_divisor {
+        unmasked |= 1;
+        let [low, high] = divisor.to_le_bytes();
+        outb(0x43, 0x34); // channel 0, low then high byte, mode 2, binary
+        outb(0x40, low);
+        outb(0x40, high);
+    }
+    outb(0x21, !unmasked);
     outb(0xa1, 0xff);
-    let [low, high] = tick.divisor.to_le_bytes();
-    outb(0x43, 0x34); // channel 0, low then high byte, mode 2, binary
-    outb(0x40, low);
-    outb(0x40, high);
+    start_wake_uart();
 }
 
-/// Both PICs initialised (master at the tick vector's default) and fully masked.
-fn mask_pic() {
-    init_pic(0xf8);
-    outb(0x21, 0xff);
-    outb(0xa1, 0xff);
+/// The wake-up UART (a 16550A): FIFOs off, so that one read of the receive buffer
+/// takes the one byte it can hold and lowers the interrupt line; the received-data
+/// interrupt on; OUT2 set (on a PC it gates the UART's interrupt line). Whatever
+/// arrived before is read and dropped: the halt stub reads the buffer again before
+/// every halt, so a byte that arrives from now on raises the line once.
+fn start_wake_uart() {
+    const IER: u16 = WAKE_UART_PORT + 1;
+    const FCR: u16 = WAKE_UART_PORT + 2;
+    // The same port read: the interrupt identification register.
+    const IIR: u16 = WAKE_UART_PORT + 2;
+    const LCR: u16 = WAKE_UART_PORT + 3;
+    const MCR: u16 = WAKE_UART_PORT + 4;
+    const LSR: u16 = WAKE_UART_PORT + 5;
+    const MSR: u16 = WAKE_UART_PORT + 6;
+    outb(IER, 0);
+    outb(LCR, 0x03); // 8 data bits, no parity, 1 stop bit; divisor latch off
+    outb(FCR, 0);
+    outb(MCR, 0x08);
+    for port in [LSR, WAKE_UART_PORT, IIR, MSR] {
+        let _ = inb(port);
+    }
+    outb(IER, 0x01);
 }
 
 fn init_pic(vector: u8) {

@@ -16,8 +16,8 @@
 //!   resulting [`check::Plan`].
 //!
 //! The firmware itself (`src/main.rs`, built for `x86_64-unknown-none` only) adds the
-//! reset code, the switch to long mode, the tick, the handshake with the testbed and
-//! the jump to the subject.
+//! reset code, the switch to long mode, the interrupts (PIC, wake-up UART, tick), the
+//! handshake with the testbed and the jump to the subject.
 
 #![no_std]
 #![forbid(unsafe_code)]

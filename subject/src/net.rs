@@ -5,9 +5,12 @@
 //!
 //! - The writer is initialised at acquisition with a fresh epoch (the TSC, never 0),
 //!   so the peer sees every restart of this subject.
-//! - Received elements are copied once out of the channel (muen-channel's hardened
-//!   reader); a length field above 1514 bytes, above the caller's buffer, or 0, drops
-//!   the frame and counts it in [`NetStats::rx_dropped`]; it is never copied.
+//! - A received frame is copied once, out of the channel straight into the caller's
+//!   buffer (`muennet::read_frame`: the element's length field, then that many bytes
+//!   of its frame, checked together by muen-channel's hardened reader after the
+//!   copy; the padding after the frame is never copied). A length field above 1514
+//!   bytes, above the caller's buffer, or 0, drops the frame and counts it in
+//!   [`NetStats::rx_dropped`]; it is never copied.
 //!   Overruns (the peer wrote faster than this subject read) are counted and reading
 //!   continues with the oldest frame still whole.
 //! - After each transmitted frame the `D|out` event is triggered, if the policy has
@@ -169,13 +172,13 @@ impl<S: Sys + ?Sized> NetDevice for MuenNet<'_, S> {
             return Err(NetError::BufferTooSmall { len: buf.len() });
         }
         for _ in 0..RECEIVE_BUDGET {
-            match self.rx.read::<Element>() {
-                Ok(element) => match element.frame() {
-                    Ok(frame) if !frame.is_empty() && frame.len() <= buf.len() => {
-                        buf[..frame.len()].copy_from_slice(frame);
+            match muennet::read_frame(&mut self.rx, buf) {
+                // The length field is checked once the copy is known to be whole.
+                Ok(length) => match usize::from(length) {
+                    len @ 1..=FRAME_MAX if len <= buf.len() => {
                         self.stats.rx_frames += 1;
-                        self.stats.rx_bytes += frame.len() as u64;
-                        return Ok(frame.len());
+                        self.stats.rx_bytes += len as u64;
+                        return Ok(len);
                     }
                     _ => self.stats.rx_dropped += 1,
                 },

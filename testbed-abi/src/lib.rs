@@ -12,8 +12,8 @@
 //!   layout, boot configuration, doorbell, and the runtime's paravirtualisation stubs.
 //!
 //! The crate is `no_std` and allocation-free. On Muen none of this exists: a subject
-//! built for Muen never looks at it (the runtime's two stubs are Muen's `vmcall` and
-//! `hlt` until the testbed patches them).
+//! built for Muen never looks at it (the runtime's three stubs are Muen's `vmcall`,
+//! `hlt` and `sti; hlt` until the testbed patches them).
 
 #![no_std]
 #![deny(unsafe_code)]

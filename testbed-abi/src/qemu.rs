@@ -16,11 +16,13 @@
 //!   [`LEGACY_HOLE`], [`REGIONS_BASE`], [`RAM_LIMIT`], [`ROM_SIZE`]);
 //! - the boot configuration the testbed writes for the boot stage ([`BootConfig`]);
 //! - the doorbell: the byte stream from the guest to the testbed on I/O port
-//!   [`DOORBELL_PORT`] ([`DOORBELL_EXIT`], [`DOORBELL_STARTED`], [`DOORBELL_TEXT`]),
-//!   and QEMU's exit device on [`EXIT_PORT`];
-//! - the runtime's two paravirtualisation points, [`HYPERCALL_SYMBOL`] and
-//!   [`EXIT_SYMBOL`]: 16-byte stubs whose Muen bodies the testbed replaces with the
-//!   QEMU bodies before boot.
+//!   [`DOORBELL_PORT`] ([`DOORBELL_EXIT`], [`DOORBELL_STARTED`], [`DOORBELL_TEXT`],
+//!   [`DOORBELL_HALT`]), and QEMU's exit device on [`EXIT_PORT`];
+//! - the wake-up UART ([`WAKE_UART_PORT`], [`WAKE_UART_IRQ`]): each byte the testbed
+//!   writes to it wakes a halted guest;
+//! - the runtime's three paravirtualisation points, [`HYPERCALL_SYMBOL`],
+//!   [`EXIT_SYMBOL`] and [`HALT_SYMBOL`]: 16-byte stubs whose Muen bodies the testbed
+//!   replaces with the QEMU bodies before boot.
 //!
 //! ```text
 //! guest physical
@@ -70,9 +72,11 @@ pub const ROM_BASE: u64 = (1 << 32) - ROM_SIZE;
 /// Magic value of [`BootConfig`]: ASCII `muenboot` in memory order.
 pub const BOOT_CONFIG_MAGIC: u64 = u64::from_le_bytes(*b"muenboot");
 
-/// Version of the [`BootConfig`] layout described here (2: with
-/// [`rdi`](BootConfig::rdi)).
-pub const BOOT_CONFIG_VERSION: u32 = 2;
+/// Version of the [`BootConfig`] layout described here (3: the PIC's vector base is
+/// always set, the tick is optional, the wake-up UART always on,
+/// [`guest_tsc`](BootConfig::guest_tsc) is written, and [`rdi`](BootConfig::rdi) is
+/// the subject's initial RDI).
+pub const BOOT_CONFIG_VERSION: u32 = 3;
 
 /// What the testbed tells the boot stage, at [`BOOT_CONFIG_ADDRESS`].
 ///
@@ -85,11 +89,13 @@ pub struct BootConfig {
     pub magic: U64,
     /// [`BOOT_CONFIG_VERSION`].
     pub version: U32,
-    /// The vector of the periodic tick (IRQ 0 of the 8259 PIC, whose base is this
-    /// value, a multiple of 8 from 32 to 248). The runtime treats it as a plain
-    /// wake-up.
-    pub tick_vector: U16,
-    /// The 8254 PIT channel 0 divisor of the tick (1.193182 MHz input); 0: no tick.
+    /// The 8259 PIC's vector base, a multiple of 8 from 32 to 248: IRQ 0 (the
+    /// periodic tick, if any) arrives as this vector, IRQ [`WAKE_UART_IRQ`] (the
+    /// wake-up UART) as this plus [`WAKE_UART_IRQ`]. The runtime treats both as plain
+    /// wake-ups.
+    pub vector_base: U16,
+    /// The 8254 PIT channel 0 divisor of a periodic tick (1.193182 MHz input); 0: no
+    /// tick (the guest is woken through the UART only).
     pub tick_divisor: U16,
     /// First byte of the page table pool (page-aligned, after every region).
     pub pool_start: U64,
@@ -102,6 +108,10 @@ pub struct BootConfig {
     /// and time pages for the guest TSC that [`DOORBELL_STARTED`] reported; the boot
     /// stage waits for it before it jumps to the subject.
     pub go: U64,
+    /// Written by the boot stage, over and over while it waits for `go`: its TSC. The
+    /// testbed reads it beside its own TSC to learn the guest's TSC offset closely
+    /// (a value read is never newer than the host TSC read after it).
+    pub guest_tsc: U64,
     /// The subject's initial RDI: the policy's `<gpr><rdi>` (0 if it gives none). A
     /// Solo5 unikernel finds its boot info there. The subject's other general-purpose
     /// registers start at 0, except RSP and RAX, which carries the subject's CR3 into
@@ -109,11 +119,12 @@ pub struct BootConfig {
     pub rdi: U64,
 }
 
-const _: () = assert!(core::mem::size_of::<BootConfig>() == 56);
-const _: () = assert!(core::mem::offset_of!(BootConfig, rdi) == 48);
-const _: () = assert!(core::mem::offset_of!(BootConfig, tick_vector) == 12);
+const _: () = assert!(core::mem::size_of::<BootConfig>() == 64);
+const _: () = assert!(core::mem::offset_of!(BootConfig, vector_base) == 12);
 const _: () = assert!(core::mem::offset_of!(BootConfig, pool_start) == 16);
 const _: () = assert!(core::mem::offset_of!(BootConfig, go) == 40);
+const _: () = assert!(core::mem::offset_of!(BootConfig, guest_tsc) == 48);
+const _: () = assert!(core::mem::offset_of!(BootConfig, rdi) == 56);
 
 /// CR4.OSXMMEXCPT: the only CR4 bit a component policy of this project sets
 /// (`<OSSupportSIMDExceptions>`).
@@ -121,6 +132,9 @@ pub const CR4_OSXMMEXCPT: u64 = 1 << 10;
 
 /// Offset of [`BootConfig::go`] from [`BOOT_CONFIG_ADDRESS`].
 pub const BOOT_CONFIG_GO_OFFSET: u64 = core::mem::offset_of!(BootConfig, go) as u64;
+
+/// Offset of [`BootConfig::guest_tsc`] from [`BOOT_CONFIG_ADDRESS`].
+pub const BOOT_CONFIG_GUEST_TSC_OFFSET: u64 = core::mem::offset_of!(BootConfig, guest_tsc) as u64;
 
 /// I/O port of the doorbell: QEMU's `isa-debugcon` device, whose character device the
 /// testbed reads. The guest writes one byte per `out`.
@@ -145,11 +159,25 @@ pub const DOORBELL_STARTED: u8 = 0x41;
 /// line feed (why it cannot boot the subject, before it ends QEMU).
 pub const DOORBELL_TEXT: u8 = 0x42;
 
+/// Doorbell: the subject is about to halt (its halt stub, once it has read the wake-up
+/// UART): the testbed looks at the timed event again, and a wake-up it had to hold
+/// back may be sent now (`docs/qemu.md`, "Vectors and idle").
+pub const DOORBELL_HALT: u8 = 0x43;
+
+/// I/O port of the wake-up UART: an `isa-serial` (16550A) at COM1's address, whose
+/// character device the testbed writes. The boot stage turns its FIFO off and its
+/// received-data interrupt on, so that a byte raises its interrupt line until the
+/// guest reads the receive buffer register (this port).
+pub const WAKE_UART_PORT: u16 = 0x3f8;
+
+/// The 8259 PIC line of the wake-up UART (COM1's).
+pub const WAKE_UART_IRQ: u8 = 4;
+
 /// The exit code the boot stage writes to [`EXIT_PORT`] when it cannot boot the subject
 /// (after its reason as [`DOORBELL_TEXT`]).
 pub const BOOT_FAILURE_CODE: u8 = 0x7f;
 
-/// Length of both paravirtualisation stubs.
+/// Length of each paravirtualisation stub.
 pub const STUB_SIZE: usize = 16;
 
 /// The runtime's event stub, called with the event number in RAX; returns with RAX
@@ -215,10 +243,47 @@ pub const EXIT_QEMU: [u8; STUB_SIZE] = [
     0xcc,
 ];
 
+/// The runtime's halt stub, called with interrupts disabled; returns with them
+/// disabled after the guest was woken (or at once), RAX and RDX clobbered.
+pub const HALT_SYMBOL: &str = "muen_subject_halt";
+
+/// Its body on Muen: `sti; hlt; cli; ret`, padded with `int3` (the `hlt` in the STI
+/// shadow ends at once if a vector is pending).
+pub const HALT_MUEN: [u8; STUB_SIZE] = [
+    0xfb, // sti
+    0xf4, // hlt
+    0xfa, // cli
+    0xc3, // ret
+    0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc,
+];
+
+/// Its body in QEMU mode: read the wake-up UART's receive buffer (which lowers its
+/// interrupt line, so that the next byte raises it again), send [`DOORBELL_HALT`],
+/// then `sti; hlt; cli; ret` as on Muen.
+pub const HALT_QEMU: [u8; STUB_SIZE] = [
+    0x66,
+    0xba,
+    WAKE_UART_PORT as u8,
+    (WAKE_UART_PORT >> 8) as u8, // mov dx, WAKE_UART_PORT
+    0xec,                        // in al, dx
+    0xb0,
+    DOORBELL_HALT, // mov al, DOORBELL_HALT
+    0xe6,
+    DOORBELL_PORT as u8, // out 0xe9, al
+    0xfb,                // sti
+    0xf4,                // hlt
+    0xfa,                // cli
+    0xc3,                // ret
+    0xcc,
+    0xcc,
+    0xcc,
+];
+
 const _: () = assert!(
     DOORBELL_PORT <= 0xff && EXIT_PORT <= 0xff,
     "`out imm8` ports"
 );
+const _: () = assert!(DOORBELL_HALT > DOORBELL_TEXT);
 const _: () = assert!(DOORBELL_EVENT_MAX < DOORBELL_EXIT);
 
 #[cfg(test)]
@@ -237,7 +302,17 @@ mod tests {
         };
         halt_loop(&EXIT_MUEN, 1);
         halt_loop(&EXIT_QEMU, 11);
-        for s in [HYPERCALL_MUEN, HYPERCALL_QEMU, EXIT_MUEN, EXIT_QEMU] {
+        // Both halt stubs end in `sti; hlt; cli; ret`.
+        assert_eq!(HALT_MUEN[..4], [0xfb, 0xf4, 0xfa, 0xc3]);
+        assert_eq!(HALT_QEMU[9..13], [0xfb, 0xf4, 0xfa, 0xc3]);
+        for s in [
+            HYPERCALL_MUEN,
+            HYPERCALL_QEMU,
+            EXIT_MUEN,
+            EXIT_QEMU,
+            HALT_MUEN,
+            HALT_QEMU,
+        ] {
             assert_eq!(s.len(), STUB_SIZE);
         }
     }

@@ -5,9 +5,13 @@
 //!   -> `|out` -> bridge -> TAP, with 64 frames in flight, inside a private network
 //!   namespace; beside a plain program echoing on a TAP interface (the host's TAP
 //!   path without the testbed) and `memcpy` of the same frames;
+//! - receive: frames per second the runtime's muennet driver takes out of a channel
+//!   (in this process), beside the two copies it made per frame before;
 //! - block: MB/s the test subject writes (then syncs) and reads through the block
-//!   server; beside `pwrite` + `fdatasync` and `pread` of the same amount in the same
-//!   chunks on an image on the same file system, and `memcpy`;
+//!   server, with as many requests in flight as its data buffer holds and with one;
+//!   beside `pwrite` + `fdatasync` and `pread` of the same amount in the same chunks on
+//!   an image on the same file system, to and from as many buffers in turn (also with
+//!   the server's early write-back), and `memcpy`;
 //! - idle: CPU time per wall second of a subject sleeping on its timed event, and of
 //!   the testbed meanwhile.
 //!
@@ -193,18 +197,112 @@ fn net() {
     }
 }
 
-/// A 4 MiB shared mapping, the kind of memory the block server transfers to and from
-/// (the subject's data buffer lives in a shared memory file). Reading into private heap
-/// memory is markedly slower on some hosts, which would make the raw figure unfair.
-struct SharedBuffer(*mut u8);
+/// Frames per second the runtime's muennet driver (`MuenNet::receive`) takes out of a
+/// muennet channel into a caller's buffer of FRAME_MAX bytes (the smoltcp adapter's),
+/// in this process: a peer writes 512 frames of `size` bytes ahead, then the driver
+/// reads them; only the reads are timed. Beside it the two copies `receive` made before
+/// (the whole element into private memory with `Reader::read`, then its frame into the
+/// buffer), on a channel of its own, in the same rounds.
+fn receive_rates(size: usize) -> (f64, f64) {
+    use muen_channel::protocol::muennet::{self, Element};
+    use muen_channel::{epoch_from, Reader, Region, RegionMut, Writer};
+    use muen_sim::peers::muennet_device;
+    use muen_sim::{shared, SimSys};
+    use muen_subject::device::NetDevice;
+    use muen_subject::device::FRAME_MAX;
+    use muen_subject::net::MuenNet;
 
-impl SharedBuffer {
-    fn new(fill: u8) -> Self {
-        // SAFETY: an anonymous shared mapping of CHUNK bytes; checked below.
+    const BATCH: usize = 512;
+    const CHANNEL: usize = 0x10_0000;
+    let frame: Vec<u8> = (0..size).map(|i| i as u8).collect();
+    let sys = SimSys::leaked();
+    let (info, mut peer) = muennet_device("bench", "net0", CHANNEL, true);
+    // SAFETY: the page names leaked buffers, alive for the rest of the process.
+    let mut net = unsafe { MuenNet::acquire(sys, &info, "net0") }.expect("a muennet device");
+    let memory = shared(CHANNEL);
+    let mut writer = Writer::init(
+        RegionMut::from_atomics(memory).expect("a region"),
+        muennet::PROTOCOL,
+        muennet::ELEMENT_SIZE,
+        epoch_from(7),
+    )
+    .expect("a channel");
+    let mut reader = Reader::new(
+        Region::from_atomics(memory).expect("a region"),
+        muennet::PROTOCOL,
+        muennet::ELEMENT_SIZE,
+    )
+    .expect("a reader");
+    let mut buf = [0u8; FRAME_MAX];
+    // Synchronise both readers (the first read of an epoch returns no element).
+    peer.send(&frame);
+    assert_eq!(net.receive(&mut buf), Ok(size));
+    let _ = reader.read::<Element>();
+    let element = Element::new(&frame).expect("a frame");
+    let (mut one, mut two) = (Duration::ZERO, Duration::ZERO);
+    let mut frames = 0u64;
+    while (one + two) < Duration::from_millis(600) {
+        for _ in 0..BATCH {
+            peer.send(&frame);
+            writer.write(&element).expect("an element");
+        }
+        let start = Instant::now();
+        for _ in 0..BATCH {
+            let n = net.receive(&mut buf).expect("a frame");
+            black_box(&buf[..n]);
+        }
+        one += start.elapsed();
+        let start = Instant::now();
+        for _ in 0..BATCH {
+            let e = reader.read::<Element>().expect("an element");
+            let f = e.frame().expect("a frame");
+            buf[..f.len()].copy_from_slice(f);
+            black_box(&buf[..f.len()]);
+        }
+        two += start.elapsed();
+        frames += BATCH as u64;
+    }
+    (
+        frames as f64 / one.as_secs_f64(),
+        frames as f64 / two.as_secs_f64(),
+    )
+}
+
+fn net_receive() {
+    for size in [60usize, 1514] {
+        let (mut one, mut two) = (0f64, 0f64);
+        for _ in 0..ROUNDS {
+            let (a, b) = receive_rates(size);
+            one = one.max(a);
+            two = two.max(b);
+        }
+        println!(
+            "net receive {size:>4}-byte frames: MuenNet::receive (one copy) {:>6.2} M frames/s | \
+             element, then frame (two copies, as before) {:>6.2} M frames/s | one/two {:.2}",
+            one / 1e6,
+            two / 1e6,
+            one / two
+        );
+    }
+}
+
+/// Shared mappings of 4 MiB each, the kind of memory the block server transfers to and
+/// from (the subject's data buffer lives in a shared memory file). Reading into private
+/// heap memory is markedly slower on some hosts, which would make the raw figure
+/// unfair.
+struct SharedBuffers {
+    base: *mut u8,
+    count: usize,
+}
+
+impl SharedBuffers {
+    fn new(count: usize, fill: u8) -> Self {
+        let len = CHUNK * count;
+        // SAFETY: an anonymous shared mapping of `len` bytes; checked below.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                CHUNK,
+                len,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED | libc::MAP_ANONYMOUS,
                 -1,
@@ -212,21 +310,34 @@ impl SharedBuffer {
             )
         };
         assert_ne!(p, libc::MAP_FAILED);
-        // SAFETY: the mapping is CHUNK bytes, writable and ours alone.
-        unsafe { std::ptr::write_bytes(p.cast::<u8>(), fill, CHUNK) };
-        SharedBuffer(p.cast())
+        // SAFETY: the mapping is `len` bytes, writable and ours alone.
+        unsafe { std::ptr::write_bytes(p.cast::<u8>(), fill, len) };
+        SharedBuffers {
+            base: p.cast(),
+            count,
+        }
+    }
+
+    /// Buffer `i` of them, in turn.
+    fn nth(&self, i: usize) -> *mut libc::c_void {
+        // SAFETY: `i % count` buffers of CHUNK bytes lie inside the mapping.
+        unsafe { self.base.add(i % self.count * CHUNK).cast() }
     }
 }
 
-impl Drop for SharedBuffer {
+impl Drop for SharedBuffers {
     fn drop(&mut self) {
         // SAFETY: unmaps the mapping `new` made.
-        unsafe { libc::munmap(self.0.cast(), CHUNK) };
+        unsafe { libc::munmap(self.base.cast(), CHUNK * self.count) };
     }
 }
 
-/// `pwrite` + `fdatasync` and `pread` MB/s of `bytes` in CHUNK pieces on a new file.
-fn raw_file(bytes: u64) -> (f64, f64) {
+/// `pwrite` + `fdatasync` and `pread` MB/s of `bytes` in CHUNK pieces on a new file,
+/// to and from `buffers` buffers of CHUNK bytes in turn (as many as the testbed's
+/// client keeps requests in flight, so that both touch the same amount of memory);
+/// with `early_writeback`, each `pwrite` is followed by `sync_file_range` starting the
+/// write-back of its range (what the block server does after each write).
+fn raw_file(bytes: u64, buffers: usize, early_writeback: bool) -> (f64, f64) {
     use std::os::fd::AsRawFd;
     let path = tmp("bench-raw.img");
     let file = std::fs::File::options()
@@ -237,20 +348,32 @@ fn raw_file(bytes: u64) -> (f64, f64) {
         .open(&path)
         .unwrap();
     file.set_len(bytes).unwrap();
-    let buf = SharedBuffer::new(0x5a);
+    let buf = SharedBuffers::new(buffers, 0x5a);
     let fd = file.as_raw_fd();
     let start = Instant::now();
-    for off in (0..bytes).step_by(CHUNK) {
+    for (i, off) in (0..bytes).step_by(CHUNK).enumerate() {
         // SAFETY: writes CHUNK bytes from the live mapping.
-        let n = unsafe { libc::pwrite(fd, buf.0.cast(), CHUNK, off as libc::off_t) };
+        let n = unsafe { libc::pwrite(fd, buf.nth(i), CHUNK, off as libc::off_t) };
         assert_eq!(n, CHUNK as isize);
+        if early_writeback {
+            // SAFETY: plain sync_file_range on a descriptor we own.
+            let r = unsafe {
+                libc::sync_file_range(
+                    fd,
+                    off as libc::off64_t,
+                    CHUNK as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                )
+            };
+            assert_eq!(r, 0);
+        }
     }
     file.sync_data().unwrap();
     let write = bytes as f64 / 1e6 / start.elapsed().as_secs_f64();
     let start = Instant::now();
-    for off in (0..bytes).step_by(CHUNK) {
+    for (i, off) in (0..bytes).step_by(CHUNK).enumerate() {
         // SAFETY: reads CHUNK bytes into the live mapping.
-        let n = unsafe { libc::pread(fd, buf.0.cast(), CHUNK, off as libc::off_t) };
+        let n = unsafe { libc::pread(fd, buf.nth(i), CHUNK, off as libc::off_t) };
         assert_eq!(n, CHUNK as isize);
     }
     let read = bytes as f64 / 1e6 / start.elapsed().as_secs_f64();
@@ -259,22 +382,21 @@ fn raw_file(bytes: u64) -> (f64, f64) {
     (write, read)
 }
 
-/// Write and read MB/s of the test subject through the block server.
-fn testbed_block(bytes: u64) -> (f64, f64) {
+/// Write and read MB/s of the test subject through the block server, with up to
+/// `in_flight` requests in flight (`None`: as many as its data buffer holds), and
+/// that number.
+fn testbed_block(bytes: u64, in_flight: Option<u64>) -> (f64, f64, usize) {
     let img = tmp("bench-block.img");
     std::fs::File::create(&img).unwrap().set_len(bytes).unwrap();
+    let mut mode = vec!["block-bench".to_string(), (bytes >> 20).to_string()];
+    mode.extend(in_flight.map(|n| n.to_string()));
     let out = Command::new(TESTBED)
         .args(["run", "--exec", SUBJECT])
         .arg(example("blockstore"))
         .arg("--disk")
         .arg(format!("storage={}", img.display()))
-        .args([
-            "--timeout",
-            "300",
-            "--",
-            "block-bench",
-            &(bytes >> 20).to_string(),
-        ])
+        .args(["--timeout", "300", "--"])
+        .args(&mode)
         .output()
         .unwrap();
     let _ = std::fs::remove_file(&img);
@@ -290,7 +412,25 @@ fn testbed_block(bytes: u64) -> (f64, f64) {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no {k} in {log}"))
     };
-    (field("write_mb_s="), field("read_mb_s="))
+    (
+        field("write_mb_s="),
+        field("read_mb_s="),
+        field("in_flight=") as usize,
+    )
+}
+
+/// Rounds of the block comparison (each takes about two seconds).
+const BLOCK_ROUNDS: usize = 5;
+
+/// The best write and read figures seen.
+#[derive(Clone, Copy, Default)]
+struct Best(f64, f64);
+
+impl Best {
+    fn add(&mut self, (write, read): (f64, f64)) {
+        self.0 = self.0.max(write);
+        self.1 = self.1.max(read);
+    }
 }
 
 fn block() {
@@ -298,16 +438,23 @@ fn block() {
     // The first large write of a run pays for the kernel making room in the page
     // cache; a warm-up pass keeps that out of both figures. Then alternating rounds,
     // best of each (the disk and CPUs may be shared).
-    raw_file(bytes);
-    let (mut raw_write, mut raw_read, mut write, mut read) = (0f64, 0f64, 0f64, 0f64);
-    for _ in 0..ROUNDS {
-        let (w, r) = raw_file(bytes);
-        raw_write = raw_write.max(w);
-        raw_read = raw_read.max(r);
-        let (w, r) = testbed_block(bytes);
-        write = write.max(w);
-        read = read.max(r);
+    raw_file(bytes, 1, false);
+    // The testbed with as many requests in flight as its buffer holds (N) and with
+    // one, each beside raw I/O on as many buffers; raw with early write-back.
+    let (mut testbed, mut raw, mut testbed_one, mut raw_one, mut raw_early) = Default::default();
+    let mut in_flight = 1;
+    for _ in 0..BLOCK_ROUNDS {
+        let (w, r, n) = testbed_block(bytes, None);
+        in_flight = n;
+        Best::add(&mut testbed, (w, r));
+        Best::add(&mut raw, raw_file(bytes, n, false));
+        let (w, r, _) = testbed_block(bytes, Some(1));
+        Best::add(&mut testbed_one, (w, r));
+        Best::add(&mut raw_one, raw_file(bytes, 1, false));
+        Best::add(&mut raw_early, raw_file(bytes, n, true));
     }
+    let (testbed, raw, testbed_one, raw_one, raw_early): (Best, Best, Best, Best, Best) =
+        (testbed, raw, testbed_one, raw_one, raw_early);
     let chunk = vec![0x5au8; CHUNK];
     let mut dst = vec![0u8; CHUNK];
     let start = Instant::now();
@@ -317,14 +464,38 @@ fn block() {
     }
     let memcpy = bytes as f64 / 1e6 / start.elapsed().as_secs_f64();
     println!(
-        "block write ({BLOCK_MIB} MiB, 4 MiB requests, then sync): testbed {write:>7.0} MB/s | \
-         raw pwrite+fdatasync {raw_write:>7.0} MB/s | memcpy {memcpy:>7.0} MB/s | testbed/raw {:.2}",
-        write / raw_write
+        "block write ({BLOCK_MIB} MiB, 4 MiB requests, {in_flight} in flight, then sync): testbed {:>7.0} MB/s | \
+         raw pwrite+fdatasync {:>7.0} MB/s | memcpy {memcpy:>7.0} MB/s | testbed/raw {:.2}",
+        testbed.0,
+        raw.0,
+        testbed.0 / raw.0
     );
     println!(
-        "block read  ({BLOCK_MIB} MiB, 4 MiB requests):            testbed {read:>7.0} MB/s | \
-         raw pread           {raw_read:>7.0} MB/s | memcpy {memcpy:>7.0} MB/s | testbed/raw {:.2}",
-        read / raw_read
+        "block read  ({BLOCK_MIB} MiB, 4 MiB requests, {in_flight} in flight):            testbed {:>7.0} MB/s | \
+         raw pread           {:>7.0} MB/s | memcpy {memcpy:>7.0} MB/s | testbed/raw {:.2}",
+        testbed.1,
+        raw.1,
+        testbed.1 / raw.1
+    );
+    println!(
+        "block write, 1 request in flight: testbed {:>7.0} MB/s | raw pwrite+fdatasync {:>7.0} MB/s \
+         | testbed/raw {:.2}",
+        testbed_one.0,
+        raw_one.0,
+        testbed_one.0 / raw_one.0
+    );
+    println!(
+        "block read,  1 request in flight: testbed {:>7.0} MB/s | raw pread           {:>7.0} MB/s \
+         | testbed/raw {:.2}",
+        testbed_one.1,
+        raw_one.1,
+        testbed_one.1 / raw_one.1
+    );
+    println!(
+        "block write, raw with the server's early write-back (pwrite+sync_file_range, then \
+         fdatasync): {:>7.0} MB/s | testbed/that {:.2}",
+        raw_early.0,
+        testbed.0 / raw_early.0
     );
 }
 
@@ -362,6 +533,9 @@ fn main() {
     let wanted = |part: &str| args.is_empty() || args.iter().any(|a| part.contains(a.as_str()));
     if wanted("net") {
         net();
+    }
+    if wanted("receive") {
+        net_receive();
     }
     if wanted("block") {
         block();

@@ -24,20 +24,22 @@
 //!   does.
 //!
 //! A QEMU guest ([`Kernel::run_qemu`], `docs/qemu.md`) talks through the doorbell instead
-//! of the control socket (events, its exit code, the boot stage's handshake), gets no
-//! vectors (its periodic tick wakes it; its [`Injector`] only counts them), and its TSC
-//! is offset from the host's ([`SubjectClock`]): every TSC value the kernel writes for
-//! or compares with a subject is that subject's.
+//! of the control socket (events, halts, its exit code, the boot stage's handshake),
+//! gets no vectors but wake-ups (its [`Injector`] writes a byte to the guest's wake-up
+//! UART when a vector is due and the guest may be halted), and its TSC is offset from
+//! the host's ([`SubjectClock`]): every TSC value the kernel writes for or compares with
+//! a subject is that subject's.
 
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use muen_spec::model::SourceAction;
 use muen_testbed_abi::hosted::Message;
 
-use crate::clock::{rdtsc, SubjectClock, TscRate};
+use crate::clock::{closest_reading, rdtsc, SubjectClock, TscRate};
 use crate::memory::Memory;
 use crate::os::{self, EventFd, Received, SignalFd};
 use crate::qemu::doorbell::{Bell, Doorbell};
@@ -51,9 +53,67 @@ use crate::subject::{Exit, Subject};
 pub struct Injector<'a> {
     /// The control socket; `None` in QEMU mode.
     socket: Option<BorrowedFd<'a>>,
+    /// QEMU mode: the guest's wake-up UART.
+    guest: Option<GuestWake<'a>>,
     pending: [AtomicU64; 4],
     wake: EventFd,
     sent: AtomicU64,
+}
+
+/// Wakes a QEMU guest through its wake-up UART (`docs/qemu.md`, "Vectors and idle").
+///
+/// Every byte written raises the UART's interrupt line once the guest has read the
+/// previous one, which its halt stub does right before it reports the halt on the
+/// doorbell and halts. So a byte is written when a vector is due and none is
+/// outstanding (written, and no halt reported since); a vector due while one is
+/// outstanding is remembered and gets its byte when the next halt is reported. Either
+/// way the guest cannot sleep through it: a byte written before its halt stub read
+/// the UART left the interrupt pending (the PIC latches the edge), one written after
+/// wakes it.
+#[derive(Debug)]
+struct GuestWake<'a> {
+    uart: BorrowedFd<'a>,
+    state: Mutex<WakeState>,
+    bytes: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct WakeState {
+    /// A byte was written and the guest has not reported a halt since.
+    outstanding: bool,
+    /// A vector came due while a byte was outstanding.
+    wanted: bool,
+}
+
+impl GuestWake<'_> {
+    fn state(&self) -> std::sync::MutexGuard<'_, WakeState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes one byte (never blocks: at most a few are ever unread).
+    fn write(&self, state: &mut WakeState) {
+        state.outstanding = true;
+        if let Ok(true) = os::send_nonblocking(self.uart.as_raw_fd(), &[0x57]) {
+            self.bytes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn vector_due(&self) {
+        let mut state = self.state();
+        if state.outstanding {
+            state.wanted = true;
+        } else {
+            self.write(&mut state);
+        }
+    }
+
+    fn halted(&self) {
+        let mut state = self.state();
+        state.outstanding = false;
+        if std::mem::take(&mut state.wanted) {
+            self.write(&mut state);
+        }
+    }
 }
 
 impl<'a> Injector<'a> {
@@ -61,29 +121,51 @@ impl<'a> Injector<'a> {
     pub fn new(socket: BorrowedFd<'a>) -> io::Result<Self> {
         Ok(Injector {
             socket: Some(socket),
+            guest: None,
             pending: Default::default(),
             wake: EventFd::new()?,
             sent: AtomicU64::new(0),
         })
     }
 
-    /// An injector for a QEMU guest, which gets no vectors on demand: QEMU offers no
-    /// way to inject one that the runtime need not acknowledge, so the boot stage's
-    /// periodic tick wakes the guest instead and the runtime then looks at its
-    /// channels (`docs/qemu.md`). Vectors are only counted.
-    pub fn counting() -> io::Result<Self> {
+    /// An injector for a QEMU guest, which gets no vectors on demand (QEMU offers no
+    /// way to inject one that the runtime need not acknowledge) but wake-ups through
+    /// its wake-up UART, whose character device is `uart` (the testbed's end of a
+    /// socket pair, the same for every start of the guest); the runtime then looks at
+    /// its channels and its clock. Vectors are counted.
+    pub fn guest(uart: BorrowedFd<'a>) -> io::Result<Self> {
         Ok(Injector {
             socket: None,
+            guest: Some(GuestWake {
+                uart,
+                state: Mutex::new(WakeState::default()),
+                bytes: AtomicU64::new(0),
+            }),
             pending: Default::default(),
             wake: EventFd::new()?,
             sent: AtomicU64::new(0),
         })
+    }
+
+    /// QEMU mode: the guest reported a halt (it read its wake-up UART before).
+    pub fn guest_halted(&self) {
+        if let Some(g) = &self.guest {
+            g.halted();
+        }
+    }
+
+    /// QEMU mode: how many wake-up bytes were written.
+    pub fn guest_wakes(&self) -> Option<u64> {
+        self.guest.as_ref().map(|g| g.bytes.load(Ordering::Relaxed))
     }
 
     /// Injects vector `v` into the subject. Never blocks.
     pub fn inject(&self, v: u8) {
         let Some(socket) = self.socket else {
             self.sent.fetch_add(1, Ordering::Relaxed);
+            if let Some(g) = &self.guest {
+                g.vector_due();
+            }
             return;
         };
         match os::send_nonblocking(socket.as_raw_fd(), &Message::Vector(v).encode()) {
@@ -128,10 +210,13 @@ impl<'a> Injector<'a> {
     }
 
     /// Forgets pending vectors (the subject is reset: Muen clears its pending
-    /// interrupts).
+    /// interrupts); a guest's wake-up state starts afresh.
     fn clear_pending(&self) {
         for bits in &self.pending {
             bits.store(0, Ordering::Release);
+        }
+        if let Some(g) = &self.guest {
+            *g.state() = WakeState::default();
         }
     }
 
@@ -139,7 +224,7 @@ impl<'a> Injector<'a> {
         self.pending.iter().any(|w| w.load(Ordering::Acquire) != 0)
     }
 
-    /// How many vectors were delivered to the socket (QEMU mode: raised by the peers).
+    /// How many vectors were delivered to the socket (QEMU mode: that came due).
     pub fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
     }
@@ -179,6 +264,8 @@ pub struct QemuReport {
     pub started: Option<u64>,
     /// When the boot stage reported it (to measure QEMU's and the boot stage's start).
     pub started_at: Option<Instant>,
+    /// QEMU's CPU time by then (its start-up and the boot stage).
+    pub started_cpu: Option<Duration>,
     /// Lines from the boot stage (why it could not boot).
     pub boot_text: Vec<String>,
 }
@@ -210,6 +297,12 @@ const SCHED_END: u64 =
 const TIMED_TRIGGER: u64 =
     std::mem::offset_of!(muen_sinfo::TimedEventRecord, tsc_trigger_value) as u64;
 const TIMED_EVENT: u64 = std::mem::offset_of!(muen_sinfo::TimedEventRecord, event) as u64;
+
+/// When a QEMU guest starts, the boot stage's TSC word is read in bursts until it
+/// changed in this many (a few milliseconds while the guest's vCPU runs) ...
+const TSC_CHANGES: u32 = 16;
+/// ... or for at most this long.
+const TSC_LIMIT: Duration = Duration::from_millis(10);
 
 /// How long the kernel waits for a log sink to read a subject's lines before it starts
 /// the subject again.
@@ -716,6 +809,10 @@ impl<'a> Kernel<'a> {
                                     self.ring(i, bell, &mut guests[i].report, host);
                                 }
                             }
+                            let g = &mut guests[i];
+                            if g.report.started.is_some() && g.report.started_cpu.is_none() {
+                                g.report.started_cpu = g.machine.process.cpu_time();
+                            }
                         }
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(e) => return Err(e),
@@ -817,8 +914,18 @@ impl<'a> Kernel<'a> {
                 self.handle_event(subject, n);
             }
             Bell::Exit(code) => report.exit_code = Some(code),
+            Bell::Halt => {
+                self.subjects[subject].injector.guest_halted();
+                self.halt(subject);
+            }
             Bell::Started(tsc) if report.started.is_none() => {
-                self.subjects[subject].clock.align(tsc, rdtsc());
+                // The message's TSC is read late by the doorbell's latency (and by any
+                // time the testbed did not run); the word the boot stage keeps writing
+                // is read within a few hundred nanoseconds.
+                let (guest, host_tsc) =
+                    closest_reading(host.tsc_word(subject), TSC_CHANGES, TSC_LIMIT)
+                        .unwrap_or((tsc, rdtsc()));
+                self.subjects[subject].clock.align(guest, host_tsc);
                 report.started = Some(tsc);
                 report.started_at = Some(Instant::now());
                 self.restart_frames(subject);
@@ -867,6 +974,8 @@ impl Guest {
 pub trait GuestHost {
     /// Starts subject `subject`'s guest again (after a reset).
     fn start(&mut self, subject: usize) -> io::Result<Machine>;
+    /// The word subject `subject`'s boot stage writes its TSC into while it waits.
+    fn tsc_word(&self, subject: usize) -> &AtomicU64;
     /// Subject `subject`'s boot stage reported the guest's TSC and the clock is
     /// aligned: publish what depends on it and let the guest go on.
     fn started(&mut self, subject: usize);
@@ -924,6 +1033,44 @@ mod tests {
             out.push(buf);
         }
         out
+    }
+
+    #[test]
+    fn a_guest_gets_one_wake_up_byte_until_it_reports_a_halt() {
+        let (ours, uart) = std::os::unix::net::UnixStream::pair().unwrap();
+        uart.set_nonblocking(true).unwrap();
+        let bytes = || {
+            let mut buf = [0u8; 16];
+            match std::io::Read::read(&mut &uart, &mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let injector = Injector::guest(ours.as_fd()).unwrap();
+        // A vector while none is outstanding: a byte.
+        injector.inject(33);
+        assert_eq!(bytes(), 1);
+        // More vectors before the guest read it and halted: no more bytes.
+        injector.inject(33);
+        injector.inject(32);
+        assert_eq!(bytes(), 0);
+        // The halt report (the guest read the UART first): the held-back vectors get
+        // their byte now, one for all of them.
+        injector.guest_halted();
+        assert_eq!(bytes(), 1);
+        // Another halt without a vector since: nothing; the next vector: a byte.
+        injector.guest_halted();
+        assert_eq!(bytes(), 0);
+        injector.guest_halted();
+        injector.inject(40);
+        assert_eq!(bytes(), 1);
+        // A reset forgets the outstanding byte: the next vector gets one at once.
+        injector.clear_pending();
+        injector.inject(40);
+        assert_eq!(bytes(), 1);
+        assert_eq!(injector.sent(), 5);
+        assert_eq!(injector.guest_wakes(), Some(4));
     }
 
     #[test]

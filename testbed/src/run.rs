@@ -251,8 +251,10 @@ pub struct Report {
     pub testbed_cpu: Duration,
     /// The kernel's counters.
     pub kernel: KernelStats,
-    /// Vectors injected.
+    /// Vectors injected (QEMU mode: that came due).
     pub vectors: u64,
+    /// QEMU mode: bytes written to the guests' wake-up UARTs.
+    pub guest_wakes: Option<u64>,
     /// Per network device.
     pub net: Vec<(String, NetStats)>,
     /// Per block device.
@@ -270,6 +272,8 @@ pub struct Report {
     /// QEMU mode: from QEMU's start to the boot stage's handshake (QEMU's start-up and
     /// the boot stage's work).
     pub boot_time: Option<Duration>,
+    /// QEMU mode: QEMU's CPU time until then.
+    pub boot_cpu: Option<Duration>,
 }
 
 impl Report {
@@ -286,12 +290,26 @@ impl Report {
             pct(self.testbed_cpu),
         )];
         if let Some(accel) = self.accel {
+            // QEMU's CPU per wall second from the boot stage's handshake to the end:
+            // the subject's share without QEMU's own start-up (with one subject).
+            let running = match (self.boot_time, self.boot_cpu) {
+                (Some(t), Some(c)) if self.wall > t => format!(
+                    "{:.3}",
+                    100.0 * self.subject_cpu.saturating_sub(c).as_secs_f64()
+                        / (self.wall - t).as_secs_f64()
+                ),
+                _ => "none".to_string(),
+            };
             lines.push(format!(
-                "qemu_accel={accel} qemu_boot_ms={}",
+                "qemu_accel={accel} qemu_boot_ms={} qemu_boot_cpu_s={} \
+                 qemu_running_cpu_pct={running} wakes={}",
                 self.boot_time.map_or("none".to_string(), |t| format!(
                     "{:.1}",
                     t.as_secs_f64() * 1e3
-                ))
+                )),
+                self.boot_cpu
+                    .map_or("none".to_string(), |c| format!("{:.4}", c.as_secs_f64())),
+                self.guest_wakes.unwrap_or(0)
             ));
         }
         let k = &self.kernel;
@@ -677,6 +695,7 @@ struct GuestReport {
     boot_text: Vec<String>,
     registers: Option<String>,
     boot_time: Option<Duration>,
+    boot_cpu: Option<Duration>,
 }
 
 /// Runs the kernel for the subjects of `options` in `memory` with the peers, each peer
@@ -810,9 +829,15 @@ fn serve<'m>(
         }
         let _ = io::stdout().flush();
         let (outcome, wall) = outcome?;
-        let (accel, boot_text, registers, boot_time) = match outcome.guest {
-            Some(g) => (Some(g.accel), g.boot_text, g.registers, g.boot_time),
-            None => (None, Vec::new(), None, None),
+        let (accel, boot_text, registers, boot_time, boot_cpu) = match outcome.guest {
+            Some(g) => (
+                Some(g.accel),
+                g.boot_text,
+                g.registers,
+                g.boot_time,
+                g.boot_cpu,
+            ),
+            None => (None, Vec::new(), None, None, None),
         };
         Ok(Report {
             subject: setup.subjects[outcome.subject].name().to_string(),
@@ -822,6 +847,11 @@ fn serve<'m>(
             testbed_cpu: subject::own_cpu_time().saturating_sub(cpu_before),
             kernel: kernel.stats(),
             vectors: links.iter().map(|l| l.injector.sent()).sum(),
+            guest_wakes: links
+                .iter()
+                .map(|l| l.injector.guest_wakes())
+                .reduce(|a, b| Some(a? + b?))
+                .flatten(),
             net,
             block,
             log_messages,
@@ -830,6 +860,7 @@ fn serve<'m>(
             boot_text,
             registers,
             boot_time,
+            boot_cpu,
         })
     })
 }

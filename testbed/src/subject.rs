@@ -56,8 +56,9 @@ fn high_copy(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(copy) })
 }
 
-/// The most descriptors [`Subject::spawn_command`] hands over (fds 3 to 8).
-pub const MAX_PASSED_FDS: usize = 6;
+/// The most descriptors [`Subject::spawn_command`] hands over (fds 3 to 9: below the
+/// copies at 10 and up that `high_copy` makes).
+pub const MAX_PASSED_FDS: usize = 7;
 
 impl Subject {
     /// Starts `executable` with `args`, handing it `memory` and `control`.
@@ -141,6 +142,31 @@ impl Subject {
     /// The process id.
     pub fn pid(&self) -> libc::pid_t {
         self.pid
+    }
+
+    /// CPU time (user + system, all threads) the process used so far; `None` once it
+    /// was collected (its total is in [`Exit`]) or if the kernel does not tell.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        if self.reaped {
+            return None;
+        }
+        let mut clock: libc::clockid_t = 0;
+        // SAFETY: writes the clock id of our (not yet collected) child into the local.
+        if unsafe { libc::clock_getcpuclockid(self.pid, &mut clock) } != 0 {
+            return None;
+        }
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: reads that clock into the live local.
+        if unsafe { libc::clock_gettime(clock, &mut t) } != 0 {
+            return None;
+        }
+        Some(
+            Duration::from_secs(u64::try_from(t.tv_sec).ok()?)
+                + Duration::from_nanos(u64::try_from(t.tv_nsec).ok()?),
+        )
     }
 
     /// Collects the process if it ended.

@@ -1,6 +1,7 @@
 //! The block server, end to end with the test subject: data written through it is in
-//! the image and survives a restart of the testbed; discards read back as zeros; bad
-//! requests get error statuses and do not touch the image outside the allowed range.
+//! the image and survives a restart of the testbed, and a completed write survives a
+//! killed testbed; discards read back as zeros; bad requests get error statuses and do
+//! not touch the image outside the allowed range.
 
 mod common;
 
@@ -72,6 +73,52 @@ fn data_written_through_the_server_survives_a_restart() {
         log_lines(&out.stdout, "blockstore"),
         ["mismatch at sector 1000"]
     );
+}
+
+#[test]
+fn completed_writes_survive_a_killed_testbed() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let img = image("crash.img", 4096, |_| 0xcc);
+    let mut testbed = common::testbed()
+        .arg("run")
+        .arg("--exec")
+        .arg(common::subject())
+        .arg(common::example("blockstore"))
+        .args(["--timeout", "60", "--disk", &disk_arg(&img)])
+        .args(["--", "block-write-hang", "2000", "400", "9"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut log = Vec::new();
+    for line in BufReader::new(testbed.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.contains("completed 200 sectors at 2200");
+        log.push(line);
+        if done {
+            // The subject saw every write answered: the testbed dies without warning
+            // (and its subject with it, PR_SET_PDEATHSIG).
+            testbed.kill().unwrap();
+            break;
+        }
+    }
+    let status = testbed.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("synced 200 sectors at 2000, status 0")),
+        "{log:#?}"
+    );
+    // Synced or only completed, every write is in the image; nothing else changed.
+    let bytes = std::fs::read(&img).unwrap();
+    expect_pattern(&bytes, 2000, 400, 9);
+    assert!(bytes[..2000 * 512].iter().all(|b| *b == 0xcc));
+    assert!(bytes[2400 * 512..].iter().all(|b| *b == 0xcc));
 }
 
 #[test]

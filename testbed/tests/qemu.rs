@@ -190,8 +190,11 @@ fn qemu_tcg_a_hang_is_stopped_at_the_timeout_with_registers() {
     assert!(last.contains("fixture%INFO spinning forever"), "{err}");
 }
 
-fn the_idle_loop_sleeps_until_its_deadline(accel: &str) {
-    let out = qemu_fixture(accel, &fixture("sleep"), &["--timeout", "60"]);
+/// The sleep fixture's three 300 ms sleeps, in microseconds, and the run's output.
+fn sleeps(accel: &str, extra: &[&str]) -> (Vec<u64>, Output) {
+    let mut args = vec!["--timeout", "60"];
+    args.extend_from_slice(extra);
+    let out = qemu_fixture(accel, &fixture("sleep"), &args);
     assert!(out.status.success(), "{}", show(&out));
     let slept: Vec<u64> = log_lines(&out.stdout, "fixture")
         .iter()
@@ -199,11 +202,30 @@ fn the_idle_loop_sleeps_until_its_deadline(accel: &str) {
         .filter_map(|l| l.split(' ').next()?.parse().ok())
         .collect();
     assert_eq!(slept.len(), 3, "{}", show(&out));
-    for us in slept {
-        // The deadline is 300 ms: not early, and late only by the tick (1 ms) plus
-        // however long the host takes to run QEMU again.
-        assert!((300_000..1_000_000).contains(&us), "slept {us} us");
+    for us in &slept {
+        // The deadline is 300 ms: not early, and late only by however long the host
+        // takes to run the testbed and QEMU again.
+        assert!((300_000..1_000_000).contains(us), "slept {us} us");
     }
+    (slept, out)
+}
+
+fn the_idle_loop_sleeps_until_its_deadline(accel: &str) {
+    let (_, out) = sleeps(accel, &[]);
+    // No tick: the guest halted once per sleep and was woken once per deadline, by a
+    // byte on its wake-up UART.
+    assert_eq!(stat(&out.stderr, "halts"), Some(3), "{}", show(&out));
+    assert_eq!(stat(&out.stderr, "timed_events"), Some(3), "{}", show(&out));
+    assert_eq!(stat(&out.stderr, "wakes"), Some(3), "{}", show(&out));
+}
+
+#[test]
+fn qemu_tcg_a_periodic_tick_still_wakes_the_guest_when_asked_for() {
+    // With `--tick 250` the guest also wakes every 4 ms: it halts again each time (the
+    // runtime looks at its clock), so there are far more halts than sleeps.
+    let (_, out) = sleeps("tcg", &["--tick", "250"]);
+    let halts = stat(&out.stderr, "halts").unwrap_or_else(|| panic!("{}", show(&out)));
+    assert!(halts > 50, "{halts} halts in 0.9 s with a 250 Hz tick");
 }
 
 #[test]
@@ -263,30 +285,33 @@ fn qemu_images_without_the_runtimes_stubs_are_refused() {
         show(&out)
     );
     // A stub with other bytes (another runtime version, say): refused, not patched.
-    let mut bytes = std::fs::read(&image).unwrap();
-    let (address, offset) = {
-        let elf = Elf::parse(&bytes).unwrap();
-        let address = elf.symbol("muen_subject_exit").unwrap().unwrap();
-        let text = elf
-            .segments()
-            .unwrap()
-            .into_iter()
-            .find(|s| s.vaddr <= address && address < s.vaddr + s.memsz)
-            .unwrap();
-        (address, text.offset + (address - text.vaddr))
-    };
-    bytes[offset as usize] = 0x90;
-    let changed = temp("changed-stub");
-    std::fs::write(&changed, bytes).unwrap();
-    let out = qemu_fixture("tcg", &changed, &["--timeout", "60"]);
-    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
-    assert!(
-        stderr(&out).contains(&format!(
-            "`muen_subject_exit` at {address:#x} holds [90, f4, eb, fd"
-        )),
-        "{}",
-        show(&out)
-    );
+    for (stub, found) in [
+        ("muen_subject_exit", "[90, f4, eb, fd"),
+        ("muen_subject_halt", "[90, f4, fa, c3"),
+    ] {
+        let mut bytes = std::fs::read(&image).unwrap();
+        let (address, offset) = {
+            let elf = Elf::parse(&bytes).unwrap();
+            let address = elf.symbol(stub).unwrap().unwrap();
+            let text = elf
+                .segments()
+                .unwrap()
+                .into_iter()
+                .find(|s| s.vaddr <= address && address < s.vaddr + s.memsz)
+                .unwrap();
+            (address, text.offset + (address - text.vaddr))
+        };
+        bytes[offset as usize] = 0x90;
+        let changed = temp(&format!("changed-{stub}"));
+        std::fs::write(&changed, bytes).unwrap();
+        let out = qemu_fixture("tcg", &changed, &["--timeout", "60"]);
+        assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+        assert!(
+            stderr(&out).contains(&format!("`{stub}` at {address:#x} holds {found}")),
+            "{}",
+            show(&out)
+        );
+    }
 }
 
 #[test]

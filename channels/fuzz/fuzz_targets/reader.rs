@@ -4,10 +4,10 @@
 //! operations. The writer's operations are arbitrary header stores (of any value, of
 //! the value an honest writer would store, or of a value near the current one),
 //! arbitrary bytes anywhere in the region, honest element writes and honest
-//! (re)initialisations. The reader's operations are single reads (bytes and typed),
-//! batch reads, drains and pending-data queries, and reads during which the writer
-//! acts at one of the points inside the read (after the epoch check, during
-//! synchronisation, after the copies).
+//! (re)initialisations. The reader's operations are single reads (bytes, typed, and in
+//! two parts through `read_with`), batch reads, drains and pending-data queries, and
+//! reads during which the writer acts at one of the points inside the read (after the
+//! epoch check, during synchronisation, after the copies).
 //!
 //! Checked:
 //! - nothing panics; the region ends at an inaccessible page (a read past it faults),
@@ -98,6 +98,11 @@ enum Op {
     ReadTyped,
     ReadBatch {
         capacity: u8,
+    },
+    /// One element through `read_with`, copied in two parts split here (and a copy
+    /// beyond the element, which must fail and copy nothing).
+    ReadParts {
+        split: u8,
     },
     Drain,
     Pending,
@@ -479,6 +484,9 @@ fn run(input: &Input) {
             Op::Writer(action) => w.act(action),
             Op::Read => checked_read(&mut r, &mut model, &w, &mut delivered, None),
             Op::ReadTyped => checked_read(&mut r, &mut model, &w, &mut delivered, Some(0)),
+            Op::ReadParts { split } => {
+                checked_read_parts(&mut r, &mut model, &w, &mut delivered, *split)
+            }
             Op::ReadBatch { capacity } => {
                 let capacity = 1 + *capacity as usize % (MAX_SLOTS + 2);
                 checked_read(&mut r, &mut model, &w, &mut delivered, Some(capacity));
@@ -572,6 +580,43 @@ fn checked_read(
         (e, g) => panic!("model {e:?}, reader {g:?}"),
     }
     assert_eq!(Model::of(r), *model, "state after a read ({kind:?})");
+    delivered.follow(before, *model);
+}
+
+/// A read through `read_with` that copies the element in two parts (split at
+/// `split % (size + 1)`) and tries a copy beyond it: the same result as a read.
+fn checked_read_parts(
+    r: &mut Reader<'_>,
+    model: &mut Model,
+    w: &World<'_>,
+    delivered: &mut Delivered,
+    split: u8,
+) {
+    let size = w.size;
+    let before = *model;
+    let expected = model.read(w, 1);
+    let mut buf = buffer(1, size);
+    let at = usize::from(split) % (size + 1);
+    let got = r.read_with(|e| {
+        assert_eq!(e.size(), size);
+        let (head, tail) = buf[..size].split_at_mut(at);
+        e.copy_to(0, head).unwrap();
+        e.copy_to(at, tail).unwrap();
+        // One byte past the element: refused, nothing copied.
+        let mut past = [0xa5u8];
+        assert!(e.copy_to(size, &mut past).is_err());
+        assert_eq!(past, [0xa5]);
+    });
+    sentinel_intact(&buf, size);
+    match (&expected, got) {
+        (Ok(bytes), Ok(())) => {
+            assert_eq!(&buf[..size], &bytes[..], "element bytes");
+            delivered.deliver(before.rc, 1);
+        }
+        (Err(e), Err(g)) => assert_eq!(*e, g),
+        (e, g) => panic!("model {e:?}, reader {g:?}"),
+    }
+    assert_eq!(Model::of(r), *model, "state after a read in parts");
     delivered.follow(before, *model);
 }
 

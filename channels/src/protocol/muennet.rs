@@ -10,6 +10,9 @@ use core::mem::{offset_of, size_of};
 use zerocopy::little_endian::U16;
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
+use crate::error::ReadError;
+use crate::reader::Reader;
+
 /// Protocol identifier (bytes in memory `14 e8 08 9b 54 5c de 7a`).
 pub const PROTOCOL: u64 = 0x7ade_5c54_9b08_e814;
 
@@ -21,6 +24,9 @@ pub const MTU: usize = 1500;
 
 /// Size of one element.
 pub const ELEMENT_SIZE: usize = size_of::<Element>();
+
+/// Offset of the length field in an element.
+pub const LENGTH_OFFSET: usize = offset_of!(Element, length);
 
 /// One frame as it lies in the channel (1516 bytes, no padding).
 #[derive(Clone, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
@@ -81,6 +87,37 @@ impl Element {
     }
 }
 
+/// Reads the next element of `reader` (a muennet channel) straight into `frame`: its
+/// length field, then that many bytes of its frame, checked together as one element
+/// ([`Reader::read_with`]). One copy of the frame, and none of the padding after it.
+///
+/// Returns the length field, which comes from the peer: for a value of 0, above
+/// [`FRAME_MAX`] or above `frame.len()` nothing is copied (the frame is not whole or
+/// does not fit). On an error the contents of `frame` are unspecified.
+pub fn read_frame(reader: &mut Reader<'_>, frame: &mut [u8]) -> Result<u16, ReadError> {
+    if reader.element_size() != ELEMENT_SIZE {
+        return Err(ReadError::WrongLength {
+            element_size: reader.element_size(),
+            found: ELEMENT_SIZE,
+        });
+    }
+    reader.read_with(|element| {
+        let mut length = [0u8; 2];
+        // In range: the element is ELEMENT_SIZE bytes (checked above).
+        let _ = element.copy_to(LENGTH_OFFSET, &mut length);
+        let field = u16::from_le_bytes(length);
+        // The field may be torn (the writer racing this copy); then the read fails
+        // afterwards, and the bounds keep the copy inside both the element and `frame`.
+        let n = usize::from(field);
+        if n <= FRAME_MAX {
+            if let Some(dst) = frame.get_mut(..n) {
+                let _ = element.copy_to(0, dst);
+            }
+        }
+        field
+    })
+}
+
 impl fmt::Debug for Element {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("muennet::Element")
@@ -109,6 +146,61 @@ mod tests {
         assert_eq!(&b[..4], &[1, 2, 3, 0]);
         assert_eq!(&b[1514..], &[3, 0]);
         assert_eq!(e.frame().unwrap(), &[1, 2, 3]);
+    }
+
+    #[test]
+    fn read_frame_copies_the_frame_straight_into_the_buffer() {
+        extern crate std;
+        use crate::{epoch_from, Region, RegionMut, Writer};
+        use core::sync::atomic::AtomicU64;
+        let memory: std::vec::Vec<AtomicU64> = (0..0x4000 / 8).map(|_| AtomicU64::new(0)).collect();
+        let mut tx = Writer::init(
+            RegionMut::from_atomics(&memory).unwrap(),
+            PROTOCOL,
+            ELEMENT_SIZE,
+            epoch_from(7),
+        )
+        .unwrap();
+        let mut rx = Reader::new(
+            Region::from_atomics(&memory).unwrap(),
+            PROTOCOL,
+            ELEMENT_SIZE,
+        )
+        .unwrap();
+        let mut buf = [0x55u8; FRAME_MAX];
+        assert_eq!(read_frame(&mut rx, &mut buf), Err(ReadError::EpochChanged));
+        assert_eq!(read_frame(&mut rx, &mut buf), Err(ReadError::NoData));
+        for len in [1usize, 60, 1000, FRAME_MAX] {
+            let frame: std::vec::Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            tx.write(&Element::new(&frame).unwrap()).unwrap();
+            buf.fill(0x55);
+            assert_eq!(read_frame(&mut rx, &mut buf), Ok(len as u16));
+            assert_eq!(&buf[..len], &frame[..]);
+            // Nothing after the frame was copied.
+            assert!(buf[len..].iter().all(|b| *b == 0x55));
+        }
+        // A frame longer than the buffer: the field says so, nothing is copied.
+        tx.write(&Element::new(&[9; 100]).unwrap()).unwrap();
+        let mut small = [0u8; 10];
+        assert_eq!(read_frame(&mut rx, &mut small), Ok(100));
+        assert_eq!(small, [0; 10]);
+        // A length field beyond FRAME_MAX (a hostile peer): returned as it is, nothing
+        // copied.
+        let mut bad = Element::new(&[1; 8]).unwrap();
+        bad.length = U16::new(u16::MAX);
+        tx.write(&bad).unwrap();
+        let mut big = [0u8; 2 * FRAME_MAX];
+        assert_eq!(read_frame(&mut rx, &mut big), Ok(u16::MAX));
+        assert!(big.iter().all(|b| *b == 0));
+        // A reader of another element size is refused.
+        let mut other = Reader::new(Region::from_atomics(&memory).unwrap(), PROTOCOL, 32).unwrap();
+        assert_eq!(
+            read_frame(&mut other, &mut buf),
+            Err(ReadError::WrongLength {
+                element_size: 32,
+                found: ELEMENT_SIZE
+            })
+        );
     }
 
     #[test]

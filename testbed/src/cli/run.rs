@@ -104,7 +104,8 @@ pub struct RunArgs {
     /// QEMU's accelerator: auto (KVM when /dev/kvm is usable, else TCG), kvm or tcg.
     #[arg(long, value_name = "ACCEL", requires = "qemu")]
     accel: Option<AccelChoice>,
-    /// The rate of the guest's wake-up tick, Hz (QEMU mode; 0: none).
+    /// A periodic tick for the guest, Hz (QEMU mode; default 0: none, the testbed
+    /// wakes the guest when a vector is due).
     #[arg(long, value_name = "HZ", requires = "qemu")]
     tick: Option<u32>,
     /// Run this executable instead of building the app (for the testbed's own tests:
@@ -216,14 +217,10 @@ fn qemu_target(
         boot_stage,
         qemu,
         accel,
-        tick_hz: args.tick.unwrap_or(DEFAULT_TICK_HZ),
+        tick_hz: args.tick.unwrap_or(0),
         solo5: vec![guest],
     })
 }
-
-/// The default rate of the guest's tick in QEMU mode: 1 kHz bounds the delay of a
-/// wake-up to 1 ms.
-pub const DEFAULT_TICK_HZ: u32 = 1000;
 
 /// The timeout of `args`.
 fn timeout(args: &RunArgs) -> Result<Option<Duration>, Failure> {
@@ -628,7 +625,7 @@ fn system_run(args: &RunArgs, file: &Path) -> Result<(Setup, Target), Failure> {
             boot_stage,
             qemu,
             accel,
-            tick_hz: args.tick.unwrap_or(DEFAULT_TICK_HZ),
+            tick_hz: args.tick.unwrap_or(0),
             solo5: Vec::new(),
         })
     } else {

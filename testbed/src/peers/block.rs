@@ -3,8 +3,17 @@
 //!
 //! The subject writes requests into `<dev>|req` and triggers its event; the server
 //! reads them, answers each one in `<dev>|resp` and injects the `<dev>|resp` vector
-//! after each batch. Data moves through `<dev>|data` with `pread`/`pwrite` directly
-//! between the image and the shared buffer (as the AHCI controller's DMA would).
+//! after each batch (a batch ends early once it has taken [`RESPONSE_DELAY_MAX`]).
+//! Data moves through `<dev>|data` with `pread`/`pwrite` directly between the image
+//! and the shared buffer (as the AHCI controller's DMA would).
+//!
+//! # Durability
+//!
+//! A Write is answered once `pwrite` returned: the data is in the host's page cache,
+//! so it survives the testbed (killed or crashed), not a power loss. A Sync is
+//! answered after `fdatasync`. After signalling a batch the server starts the
+//! write-back of what it wrote ([`Server::start_writeback`]), which makes a later
+//! Sync quicker without changing either promise.
 //!
 //! # What it answers
 //!
@@ -38,8 +47,10 @@
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
+use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use muen_channel::protocol::muenblock::{
     self, smart, status, Request, RequestKind, Response, RESPONSE_ELEMENTS,
@@ -59,6 +70,9 @@ pub const MAX_BLOCKS: u64 = 8192;
 pub const MAX_DEVICES: u64 = 1;
 /// Requests a client may have in flight (the response ring's capacity).
 pub const MAX_REQUESTS: u64 = RESPONSE_ELEMENTS;
+/// How long a response may wait for the rest of its batch before the server signals
+/// it (see [`Server::serve_batch`]).
+pub const RESPONSE_DELAY_MAX: Duration = Duration::from_micros(50);
 
 /// An image file serving as a disk.
 #[derive(Debug)]
@@ -178,6 +192,8 @@ pub struct Server<'m> {
     response_vector: Option<u8>,
     disk: Option<Disk>,
     geometry: Geometry,
+    /// Bytes of the image written since their write-back was last started.
+    unwritten: Option<Range<u64>>,
     /// Counters.
     pub stats: BlockStats,
 }
@@ -211,6 +227,7 @@ impl<'m> Server<'m> {
             response_vector,
             disk,
             geometry,
+            unwritten: None,
             stats: BlockStats::default(),
         })
     }
@@ -239,6 +256,7 @@ impl<'m> Server<'m> {
                         injector.inject(v);
                     }
                 }
+                self.start_writeback();
                 if more {
                     wake.notify();
                 }
@@ -248,8 +266,15 @@ impl<'m> Server<'m> {
 
     /// Answers up to a ring's worth of requests. Returns how many were answered and
     /// whether requests may be left.
+    ///
+    /// A batch also ends after a request once it has taken [`RESPONSE_DELAY_MAX`], so
+    /// that the responses so far are signalled while later requests are served: a
+    /// client with several large requests in flight gets each answer as its transfer
+    /// completes and can queue the next one while the server works on the others
+    /// (quick requests are still answered with one vector per batch).
     pub fn serve_batch(&mut self) -> (u64, bool) {
         let mut answered = 0;
+        let start = Instant::now();
         for _ in 0..muenblock::REQUEST_ELEMENTS {
             let request = match self.requests.read::<Request>() {
                 Ok(r) => r,
@@ -265,8 +290,44 @@ impl<'m> Server<'m> {
             let _ = self.responses.write(&Response::to(&request, status));
             self.stats.requests += 1;
             answered += 1;
+            if start.elapsed() >= RESPONSE_DELAY_MAX {
+                break;
+            }
         }
         (answered, true)
+    }
+
+    /// Starts writing back to the disk what the writes answered since the last call,
+    /// without waiting for it (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so that a
+    /// later `Sync` finds most of the data on the disk already instead of writing all
+    /// of it then. Called after the responses were signalled. It changes when data
+    /// reaches the disk, never what a response promises: a completed Write is in the
+    /// host's page cache (it survives the testbed, not a power loss), a completed
+    /// Sync on the disk.
+    pub fn start_writeback(&mut self) {
+        let (Some(range), Some(disk)) = (self.unwritten.take(), &self.disk) else {
+            return;
+        };
+        // SAFETY: plain sync_file_range on a descriptor we own. Its result is only a
+        // hint: a failed write-back is reported by the next Sync's fdatasync.
+        unsafe {
+            libc::sync_file_range(
+                disk.file.as_raw_fd(),
+                range.start as libc::off64_t,
+                (range.end - range.start) as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            )
+        };
+    }
+
+    /// Notes that `length` bytes at `offset` of the image were written.
+    fn written(&mut self, offset: u64, length: u64) {
+        let (now, pending) = pending_writeback(self.unwritten.take(), offset..offset + length);
+        if now.is_some() {
+            self.unwritten = now;
+            self.start_writeback();
+        }
+        self.unwritten = Some(pending);
     }
 
     /// The status for `req`, after doing what it asks if it is valid.
@@ -295,21 +356,30 @@ impl<'m> Server<'m> {
             RequestKind::MaxDevices => MAX_DEVICES,
             RequestKind::MaxRequests => MAX_REQUESTS,
             RequestKind::GetSmart => smart::UNDEFINED,
-            RequestKind::Sync => match &self.disk {
-                // SAFETY: plain fdatasync on a descriptor we own.
-                Some(d) if unsafe { libc::fdatasync(d.file.as_raw_fd()) } != 0 => {
-                    self.stats.failed += 1;
-                    status::SYNC_FAILED
+            RequestKind::Sync => {
+                // fdatasync writes back what is pending, too.
+                self.unwritten = None;
+                match &self.disk {
+                    // SAFETY: plain fdatasync on a descriptor we own.
+                    Some(d) if unsafe { libc::fdatasync(d.file.as_raw_fd()) } != 0 => {
+                        self.stats.failed += 1;
+                        status::SYNC_FAILED
+                    }
+                    _ => status::OK,
                 }
-                _ => status::OK,
-            },
+            }
             RequestKind::Read | RequestKind::Write | RequestKind::Discard => {
                 let (Some(io), Some(disk)) = (self.geometry.check_io(kind, req), &self.disk) else {
                     self.stats.refused += 1;
                     return status::ENOTSUP;
                 };
                 match self.transfer(kind, io, disk) {
-                    Ok(()) => status::OK,
+                    Ok(()) => {
+                        if kind == RequestKind::Write {
+                            self.written(io.disk_offset, io.length);
+                        }
+                        status::OK
+                    }
                     Err(_) => {
                         self.stats.failed += 1;
                         status::EIO
@@ -361,6 +431,22 @@ impl<'m> Server<'m> {
     }
 }
 
+/// The write-back to start now and the range still pending after `written` was
+/// written: contiguous or overlapping ranges become one, a range elsewhere is started
+/// now.
+fn pending_writeback(
+    pending: Option<Range<u64>>,
+    written: Range<u64>,
+) -> (Option<Range<u64>>, Range<u64>) {
+    match pending {
+        None => (None, written),
+        Some(r) if written.start <= r.end && written.end >= r.start => {
+            (None, r.start.min(written.start)..r.end.max(written.end))
+        }
+        Some(r) => (Some(r), written),
+    }
+}
+
 /// Deallocates `length` bytes at `offset` of `file` so that they read as zeros: a hole
 /// where the file system supports it, written zeros elsewhere.
 fn discard(file: &File, offset: u64, length: u64) -> io::Result<()> {
@@ -393,6 +479,23 @@ mod tests {
 
     fn io(length: u64, sector: u64, buffer: u64) -> Request {
         Request::new(RequestKind::Read, 0, 7, length, sector, buffer)
+    }
+
+    #[test]
+    fn written_ranges_merge_until_one_lies_elsewhere() {
+        assert_eq!(pending_writeback(None, 0..512), (None, 0..512));
+        // Contiguous on either side, or overlapping: one range.
+        assert_eq!(pending_writeback(Some(0..512), 512..1024), (None, 0..1024));
+        assert_eq!(pending_writeback(Some(512..1024), 0..512), (None, 0..1024));
+        assert_eq!(
+            pending_writeback(Some(0..4096), 1024..2048),
+            (None, 0..4096)
+        );
+        // Elsewhere: the pending range is started now.
+        assert_eq!(
+            pending_writeback(Some(0..512), 4096..4608),
+            (Some(0..512), 4096..4608)
+        );
     }
 
     #[test]

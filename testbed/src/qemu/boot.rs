@@ -82,11 +82,11 @@ impl BootStage {
     }
 }
 
-/// The vector of the periodic tick for `view`: the highest block of 8 vectors (the
-/// PIC's base must be a multiple of 8) of which the subject uses none, so that the
-/// tick does not look like one of its own vectors; 248 if every block has one (the
+/// The PIC's vector base for `view`: the highest block of 8 vectors (the PIC's base
+/// must be a multiple of 8) of which the subject uses none, so that the wake-up UART
+/// and the tick do not look like its own vectors; 248 if every block has one (the
 /// runtime treats any vector as a wake-up only, so a shared one is harmless).
-pub fn tick_vector(view: &SubjectView) -> u8 {
+pub fn vector_base(view: &SubjectView) -> u8 {
     (4..32u8)
         .rev()
         .map(|block| block * 8)
@@ -120,17 +120,18 @@ pub fn check_registers(view: &SubjectView) -> Result<(), String> {
     }
 }
 
-/// The boot configuration for `view` in `guest`, with a tick of `tick_hz` (0: none).
+/// The boot configuration for `view` in `guest`, with a periodic tick of `tick_hz`
+/// (0: none).
 pub fn config(view: &SubjectView, guest: &GuestMemory, tick_hz: u32) -> BootConfig {
     let pool = guest.pool.clone();
-    let (vector, divisor) = match tick_hz {
-        0 => (0, 0),
-        hz => (tick_vector(view), tick_divisor(hz)),
+    let divisor = match tick_hz {
+        0 => 0,
+        hz => tick_divisor(hz),
     };
     BootConfig {
         magic: BOOT_CONFIG_MAGIC.into(),
         version: BOOT_CONFIG_VERSION.into(),
-        tick_vector: u16::from(vector).into(),
+        vector_base: u16::from(vector_base(view)).into(),
         tick_divisor: divisor.into(),
         pool_start: pool.start.into(),
         pool_end: pool.end.into(),
@@ -141,6 +142,7 @@ pub fn config(view: &SubjectView, guest: &GuestMemory, tick_hz: u32) -> BootConf
         }
         .into(),
         go: 0.into(),
+        guest_tsc: 0.into(),
         rdi: view
             .registers
             .others
@@ -168,21 +170,21 @@ mod tests {
     }
 
     #[test]
-    fn the_tick_avoids_the_subjects_vectors() {
+    fn the_pic_vectors_avoid_the_subjects_vectors() {
         let mut w = echo();
-        assert_eq!(tick_vector(&w), 248);
+        assert_eq!(vector_base(&w), 248);
         w.vectors.push(NamedNumber {
             name: "x".into(),
             number: 250,
         });
-        assert_eq!(tick_vector(&w), 240);
+        assert_eq!(vector_base(&w), 240);
         w.vectors = (32..=255)
             .map(|n| NamedNumber {
                 name: format!("v{n}"),
                 number: n,
             })
             .collect();
-        assert_eq!(tick_vector(&w), 248);
+        assert_eq!(vector_base(&w), 248);
         assert_eq!(tick_divisor(1000), 1193);
         assert_eq!(tick_divisor(1), u16::MAX);
         assert_eq!(tick_divisor(u32::MAX), 1);
@@ -207,8 +209,10 @@ mod tests {
         );
         assert_eq!(c.pool_end.get(), g.ram);
         assert_eq!(c.cr4_extra.get(), CR4_OSXMMEXCPT);
-        assert_eq!((c.tick_vector.get(), c.tick_divisor.get()), (248, 1193));
-        assert_eq!(config(&w, &g, 0).tick_divisor.get(), 0);
+        assert_eq!((c.vector_base.get(), c.tick_divisor.get()), (248, 1193));
+        // Without a tick the vectors are the same (the wake-up UART's line is IRQ 4).
+        let c = config(&w, &g, 0);
+        assert_eq!((c.vector_base.get(), c.tick_divisor.get()), (248, 0));
         assert_eq!(c.rdi.get(), 0);
         let mut solo5 = w.clone();
         solo5.registers.others.insert(Gpr::Rdi, 0x1000);

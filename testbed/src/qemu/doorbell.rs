@@ -8,12 +8,15 @@
 //! | `0x40 c` | the runtime's exit stub | the subject exits with code `c` |
 //! | `0x41 t0..t7` | the boot stage | about to start the subject; guest TSC (little-endian) |
 //! | `0x42 text.. 0x0a` | the boot stage | a line of text (why it cannot boot) |
+//! | `0x43` | the runtime's halt stub | the subject read the wake-up UART and halts |
 //!
 //! The guest is not trusted: any other byte is reported as [`Bell::Malformed`] and the
 //! parser carries on with the next byte; text is cut at [`TEXT_MAX`] bytes and shown
 //! with its control characters escaped.
 
-use muen_testbed_abi::qemu::{DOORBELL_EVENT_MAX, DOORBELL_EXIT, DOORBELL_STARTED, DOORBELL_TEXT};
+use muen_testbed_abi::qemu::{
+    DOORBELL_EVENT_MAX, DOORBELL_EXIT, DOORBELL_HALT, DOORBELL_STARTED, DOORBELL_TEXT,
+};
 
 /// The longest boot stage line kept; the rest of a longer line is dropped.
 pub const TEXT_MAX: usize = 512;
@@ -29,6 +32,8 @@ pub enum Bell {
     Started(u64),
     /// A line from the boot stage (control characters escaped).
     Text(String),
+    /// The subject halts (it read the wake-up UART first).
+    Halt,
     /// A byte that starts no message.
     Malformed(u8),
 }
@@ -77,6 +82,7 @@ impl Doorbell {
                     self.state = State::Text(Vec::new());
                     None
                 }
+                DOORBELL_HALT => Some(Bell::Halt),
                 other => Some(Bell::Malformed(other)),
             },
             State::Exit => {
@@ -146,7 +152,7 @@ mod tests {
         let mut bytes = vec![0, 63, 0x41];
         bytes.extend_from_slice(&0x1122_3344_5566_7788u64.to_le_bytes());
         bytes.extend_from_slice(b"\x42no map\n");
-        bytes.extend_from_slice(&[0x40, 0xff, 2]);
+        bytes.extend_from_slice(&[0x40, 0xff, 2, 0x43]);
         assert_eq!(
             all(&bytes),
             [
@@ -156,6 +162,7 @@ mod tests {
                 Bell::Text("no map".into()),
                 Bell::Exit(255),
                 Bell::Event(2),
+                Bell::Halt,
             ]
         );
     }
@@ -163,8 +170,8 @@ mod tests {
     #[test]
     fn bad_bytes_are_reported_and_parsing_goes_on() {
         assert_eq!(
-            all(&[0x43, 0xff, 5, 0x40]),
-            [Bell::Malformed(0x43), Bell::Malformed(0xff), Bell::Event(5)]
+            all(&[0x44, 0xff, 5, 0x40]),
+            [Bell::Malformed(0x44), Bell::Malformed(0xff), Bell::Event(5)]
         );
         // Text is escaped, bounded and delivered even without its line feed.
         let mut long = vec![0x42];

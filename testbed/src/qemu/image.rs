@@ -1,12 +1,13 @@
 //! The subject's ELF image in guest memory: its `subject_binary` regions filled from the
-//! file, and the runtime's two paravirtualisation stubs switched to their QEMU bodies.
+//! file, and the runtime's three paravirtualisation stubs switched to their QEMU bodies.
 //!
 //! `vmcall` cannot be trapped portably under QEMU (TCG raises #UD into the subject's
-//! IDT; KVM handles it as its own hypercall). The runtime therefore triggers events and
-//! exits through two 16-byte stubs with fixed symbols (`muen_testbed_abi::qemu`); the testbed
-//! finds them in the symbol table, checks that they hold exactly the Muen bodies, and
-//! writes the QEMU bodies (port I/O to the doorbell and QEMU's exit device) over them
-//! in guest memory. The file itself is not changed.
+//! IDT; KVM handles it as its own hypercall), and QEMU cannot inject a vector that
+//! needs no acknowledgement. The runtime therefore triggers events, exits and halts
+//! through three 16-byte stubs with fixed symbols (`muen_testbed_abi::qemu`); the
+//! testbed finds them in the symbol table, checks that they hold exactly the Muen
+//! bodies, and writes the QEMU bodies (port I/O to the doorbell, QEMU's exit device and
+//! the wake-up UART) over them in guest memory. The file itself is not changed.
 //!
 //! A Solo5 unikernel has no such stubs: its one way out is Solo5's `platform_exit`
 //! (exit status in EDI), whose start gets the QEMU exit stub's body
@@ -15,7 +16,8 @@
 use std::path::Path;
 
 use muen_testbed_abi::qemu::{
-    EXIT_MUEN, EXIT_QEMU, EXIT_SYMBOL, HYPERCALL_MUEN, HYPERCALL_QEMU, HYPERCALL_SYMBOL, STUB_SIZE,
+    EXIT_MUEN, EXIT_QEMU, EXIT_SYMBOL, HALT_MUEN, HALT_QEMU, HALT_SYMBOL, HYPERCALL_MUEN,
+    HYPERCALL_QEMU, HYPERCALL_SYMBOL, STUB_SIZE,
 };
 
 use crate::memory::Memory;
@@ -58,9 +60,9 @@ impl SubjectImage {
         let find = |name: &str| -> Result<u64, String> {
             elf.symbol(name)?.ok_or_else(|| {
                 format!(
-                    "no symbol `{name}`: QEMU mode routes the subject's events and exit \
-                     through muen-subject's stubs, so the image must be built with the \
-                     runtime and not stripped"
+                    "no symbol `{name}`: QEMU mode routes the subject's events, exit and \
+                     halts through muen-subject's stubs, so the image must be built with \
+                     the runtime and not stripped"
                 )
             })
         };
@@ -76,6 +78,7 @@ impl SubjectImage {
             stubs: vec![
                 stub(HYPERCALL_SYMBOL, HYPERCALL_MUEN, HYPERCALL_QEMU)?,
                 stub(EXIT_SYMBOL, EXIT_MUEN, EXIT_QEMU)?,
+                stub(HALT_SYMBOL, HALT_MUEN, HALT_QEMU)?,
             ],
             bytes,
         })

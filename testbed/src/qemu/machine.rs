@@ -1,6 +1,6 @@
 //! The QEMU process: its command line and its start.
 //!
-//! QEMU gets six descriptors (as fds 3 to 8, through [`Subject::spawn_command`]):
+//! QEMU gets seven descriptors (as fds 3 to 9, through [`Subject::spawn_command`]):
 //!
 //! | fd | what | QEMU option |
 //! |---:|------|-------------|
@@ -10,14 +10,15 @@
 //! | 6 | the monitor socket (QMP) | `-chardev socket,fd=6` for `-mon mode=control` |
 //! | 7 | the run's memory file (every region, shared with the other guests) | `id=shared`, `/proc/self/fd/7` |
 //! | 8 | the guest's page table pool | `id=pool`, `/proc/self/fd/8` |
+//! | 9 | the wake-up socket | `-chardev socket,fd=9` for an `isa-serial` at COM1 (port 0x3f8, IRQ 4) |
 //!
 //! The three memories are the guest's RAM in this order (`crate::memory::GuestMemory`):
 //! QEMU lays the memory of NUMA nodes one after another, so each is a node
 //! (`-numa node,memdev=…`).
 //!
 //! The machine is `microvm` (no PCI, no firmware tables: the quickest to start) with
-//! its 8259 PIC and 8254 PIT for the tick, and nothing else: no serial port, no RTC, no
-//! option ROMs, no display. QEMU's stderr is passed on line by line, each line marked as
+//! its 8259 PIC, the wake-up UART, the 8254 PIT only for a periodic tick, and nothing
+//! else: no RTC, no option ROMs, no display. QEMU's stderr is passed on line by line, each line marked as
 //! QEMU's.
 
 use std::fs::File;
@@ -29,7 +30,7 @@ use std::process::{Command, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use muen_testbed_abi::qemu::{DOORBELL_PORT, EXIT_PORT};
+use muen_testbed_abi::qemu::{DOORBELL_PORT, EXIT_PORT, WAKE_UART_IRQ, WAKE_UART_PORT};
 
 use crate::memory::{GuestMemory, Memory};
 use crate::os::cvt;
@@ -44,15 +45,21 @@ pub const DEFAULT_QEMU: &str = "qemu-system-x86_64";
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// QEMU's arguments for a guest whose RAM is `low`, `shared` and `pool` bytes (the
-/// three parts of [`GuestMemory`]).
-pub fn arguments(accel: Accel, low: u64, shared: u64, pool: u64) -> Vec<String> {
+/// three parts of [`GuestMemory`]), with an 8254 PIT if `pit` (for a periodic tick;
+/// without one the guest has no timer device at all, so an idle QEMU has nothing to
+/// do).
+pub fn arguments(accel: Accel, low: u64, shared: u64, pool: u64, pit: bool) -> Vec<String> {
+    let machine = format!(
+        "microvm,x-option-roms=off,isa-serial=off,rtc=off,acpi=off,pit={},pic=on",
+        if pit { "on" } else { "off" }
+    );
     let mut args: Vec<String> = [
         "-nodefaults",
         "-no-user-config",
         "-display",
         "none",
         "-machine",
-        "microvm,x-option-roms=off,isa-serial=off,rtc=off,acpi=off,pit=on,pic=on",
+        &machine,
         "-accel",
         accel.qemu_name(),
         "-cpu",
@@ -90,12 +97,16 @@ pub fn arguments(accel: Accel, low: u64, shared: u64, pool: u64) -> Vec<String> 
         "socket,id=monitor,fd=6".into(),
         "-mon".into(),
         "chardev=monitor,mode=control".into(),
+        "-chardev".into(),
+        "socket,id=wake,fd=9".into(),
+        "-device".into(),
+        format!("isa-serial,chardev=wake,iobase={WAKE_UART_PORT:#x},irq={WAKE_UART_IRQ}"),
         // A triple fault pauses the guest (instead of resetting it), so that its
         // registers can still be read; QMP reports it.
         "-action".into(),
         "reboot=shutdown,shutdown=pause".into(),
     ]);
-    if accel == Accel::Kvm {
+    if accel == Accel::Kvm && pit {
         // The in-kernel PIT would otherwise replay every tick the guest missed while
         // its interrupts were off (most of the time), waking it many times in a row.
         args.extend(["-global".into(), "kvm-pit.lost_tick_policy=discard".into()]);
@@ -126,14 +137,17 @@ pub struct Machine {
 }
 
 impl Machine {
-    /// Starts `qemu` with `accel` on `guest` (its own memory) and `memory` (the run's)
-    /// with the boot stage `rom`, and connects to its monitor.
+    /// Starts `qemu` with `accel` (and a PIT if `pit`) on `guest` (its own memory) and
+    /// `memory` (the run's) with the boot stage `rom` and `wake` as the wake-up UART's
+    /// character device (QEMU's end of a socket pair), and connects to its monitor.
     pub fn start(
         qemu: &Path,
         accel: Accel,
+        pit: bool,
         guest: &GuestMemory,
         memory: &Memory,
         rom: &[u8],
+        wake: &UnixStream,
     ) -> io::Result<Self> {
         let rom = memfd(c"muen-testbed-rom", rom)?;
         let (doorbell, doorbell_qemu) = UnixStream::pair()?;
@@ -145,6 +159,7 @@ impl Machine {
                 guest.low.len() as u64,
                 memory.len() as u64,
                 guest.pool.end - guest.pool.start,
+                pit,
             ))
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -155,6 +170,7 @@ impl Machine {
             monitor_qemu.as_fd(),
             memory.fd(),
             guest.pool_fd(),
+            wake.as_fd(),
         ];
         let (process, stderr) = Subject::spawn_command(command, &fds)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", qemu.display())))?;

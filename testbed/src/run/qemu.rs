@@ -5,12 +5,16 @@
 //! through the doorbell (`docs/qemu.md`).
 
 use std::io;
-use std::sync::atomic::Ordering;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use muen_sinfo::MemoryKind;
 use muen_spec::Content;
-use muen_testbed_abi::qemu::{BOOT_CONFIG_ADDRESS, BOOT_CONFIG_GO_OFFSET};
+use muen_testbed_abi::qemu::{
+    BOOT_CONFIG_ADDRESS, BOOT_CONFIG_GO_OFFSET, BOOT_CONFIG_GUEST_TSC_OFFSET,
+};
 
 use super::{
     host, serve, time_info_of, write_sinfo, Devices, Ending, GuestReport, Options, Outcome, Peers,
@@ -70,13 +74,20 @@ pub(super) fn run(
         .map(|_| SubjectClock::host())
         .collect();
     let peers = Peers::open(options, devices, &memory, &clocks)?;
-    // The guests get no vectors: their tick wakes them (`Injector::counting`).
-    let injectors = setup
+    // The guests get no vectors but wake-ups through their UARTs (`Injector::guest`),
+    // one socket pair per subject for all its starts: ours, QEMU's.
+    let wakes = setup
         .subjects
         .iter()
-        .map(|_| Injector::counting())
+        .map(|_| UnixStream::pair())
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(host("socketpair"))?;
+    let injectors = wakes
+        .iter()
+        .map(|(ours, _)| Injector::guest(ours.as_fd()))
         .collect::<io::Result<Vec<_>>>()
         .map_err(host("eventfd"))?;
+    let wakes_qemu: Vec<&UnixStream> = wakes.iter().map(|(_, theirs)| theirs).collect();
     let links: Vec<SubjectLink> = clocks
         .iter()
         .zip(&injectors)
@@ -89,6 +100,7 @@ pub(super) fn run(
         images: &images,
         memory: &memory,
         clocks: &clocks,
+        wakes: &wakes_qemu,
         guests: Vec::new(),
     };
     for i in 0..setup.subjects.len() {
@@ -113,6 +125,8 @@ struct Machines<'r> {
     images: &'r [SubjectImage],
     memory: &'r Memory,
     clocks: &'r [SubjectClock],
+    /// QEMU's end of each guest's wake-up socket.
+    wakes: &'r [&'r UnixStream],
     /// Each guest's own memory (replaced when it starts again).
     guests: Vec<GuestMemory>,
 }
@@ -158,9 +172,11 @@ impl Machines<'_> {
         Machine::start(
             &self.q.qemu,
             self.q.accel,
+            self.q.tick_hz > 0,
             &self.guests[i],
             self.memory,
             self.boot.rom(),
+            self.wakes[i],
         )
         .map_err(|e| io::Error::other(format!("starting QEMU ({}): {e}", self.q.qemu.display())))
     }
@@ -170,6 +186,12 @@ impl GuestHost for Machines<'_> {
     fn start(&mut self, subject: usize) -> io::Result<Machine> {
         self.guests[subject] = self.prepare(subject).map_err(io::Error::other)?;
         self.start_machine(subject)
+    }
+
+    fn tsc_word(&self, subject: usize) -> &AtomicU64 {
+        self.guests[subject]
+            .low
+            .word_at(BOOT_CONFIG_ADDRESS + BOOT_CONFIG_GUEST_TSC_OFFSET)
     }
 
     fn started(&mut self, subject: usize) {
@@ -257,6 +279,7 @@ fn guests(
             boot_text: std::mem::take(&mut g.report.boot_text),
             registers: guest_registers,
             boot_time: g.report.started_at.map(|t| t - launched),
+            boot_cpu: g.report.started_cpu,
         }),
     })
 }

@@ -1,15 +1,16 @@
 //! The Muen platform handle: how the subject talks to its kernel.
 //!
-//! Two 16-byte stubs with fixed symbols, each in its own section, are the image's only
-//! paravirtualisation points (`muen_testbed_abi::qemu`: the testbed's QEMU mode
+//! Three 16-byte stubs with fixed symbols, each in its own section, are the image's
+//! only paravirtualisation points (`muen_testbed_abi::qemu`: the testbed's QEMU mode
 //! replaces exactly these bytes before boot, after checking them; on Muen they run as
 //! they are):
 //!
 //! - `muen_subject_hypercall`: `vmcall; ret`, event number in RAX;
-//! - `muen_subject_exit`: `cli; 1: hlt; jmp 1b`, exit code in EDI.
+//! - `muen_subject_exit`: `cli; 1: hlt; jmp 1b`, exit code in EDI;
+//! - `muen_subject_halt`: `sti; hlt; cli; ret`, the idle loop's sleep (the QEMU body
+//!   also acknowledges the testbed's wake-up source and clobbers RAX and RDX).
 //!
-//! [`Muen`] implements [`Platform`] with them, `rdtsc`, and the `sti; hlt` of the idle
-//! loop. The module imports nothing of the Muen platform, so the CPU code (`cpu`) can
+//! [`Muen`] implements [`Platform`] with them and `rdtsc`. The module imports nothing of the Muen platform, so the CPU code (`cpu`) can
 //! report exceptions through this handle.
 
 use core::arch::{asm, global_asm};
@@ -42,6 +43,20 @@ global_asm!(
     "    jmp 2b",
     "    .fill 12, 1, 0xcc",
     ".size muen_subject_exit, 16",
+    "",
+    // Halt: with interrupts disabled on entry and on return; a vector pending at the
+    // `sti` ends the `hlt` in its shadow at once. RAX and RDX may be clobbered.
+    ".section .text.muen_subject_halt, \"ax\", @progbits",
+    ".balign 16",
+    ".global muen_subject_halt",
+    ".type muen_subject_halt, @function",
+    "muen_subject_halt:",
+    "    sti",
+    "    hlt",
+    "    cli",
+    "    ret",
+    "    .fill 12, 1, 0xcc",
+    ".size muen_subject_halt, 16",
 );
 
 extern "C" {
@@ -49,6 +64,8 @@ extern "C" {
     fn muen_subject_hypercall();
     /// Ends the subject with the code in EDI (`cli; hlt` forever on Muen).
     fn muen_subject_exit() -> !;
+    /// Sleeps until a vector arrives (`sti; hlt; cli` on Muen); clobbers RAX and RDX.
+    fn muen_subject_halt();
 }
 
 /// The Muen platform (a zero-sized handle).
@@ -112,11 +129,22 @@ impl Platform for Muen {
         if ready() || PENDING.any() {
             return false;
         }
-        // SAFETY: enables interrupts for exactly the `hlt`: the IDT is loaded, and the
-        // vector stubs only set a bit in PENDING and `iretq`. The target has no red
-        // zone, so the interrupt frame pushed below RSP overwrites nothing. Memory is
-        // clobbered (no `nomem`): PENDING changes behind the compiler's back.
-        unsafe { asm!("sti", "hlt", "cli") };
+        // SAFETY: `muen_subject_halt` (above) is `sti; hlt; cli; ret`: it enables
+        // interrupts for exactly the `hlt`; the IDT is loaded, and the vector stubs only
+        // set a bit in PENDING and `iretq`. The testbed's QEMU mode replaces the body
+        // (muen_testbed_abi::qemu::HALT_QEMU) with one that first reads its wake-up
+        // UART and writes its doorbell (port I/O, clobbering RAX and RDX, declared
+        // here), then does the same. The target has no red zone, so the `call` and the
+        // interrupt frame pushed below RSP overwrite nothing. Memory is clobbered (no
+        // `nomem`): PENDING changes behind the compiler's back.
+        unsafe {
+            asm!(
+                "call {halt}",
+                halt = sym muen_subject_halt,
+                out("rax") _,
+                out("rdx") _,
+            )
+        };
         true
     }
 

@@ -33,14 +33,14 @@
 //! still reported), and an IDT: vectors 0..=31 log the exception and exit (through
 //! [`exit`](crate::exit)), vectors 32..=255 set their bit in
 //! the pending bitmap and return. Interrupts stay disabled except for the `sti; hlt`
-//! pair in [`Platform::halt_unless`](super::Platform::halt_unless), so vector handlers
-//! never run in the middle of application code.
+//! pair of the halt stub that [`Platform::halt_unless`](super::Platform::halt_unless)
+//! calls, so vector handlers never run in the middle of application code.
 //!
 //! # Modules
 //!
 //! - `kernel`: the [`Muen`] handle and its [`Platform`](super::Platform) implementation:
-//!   the two stubs through which the subject talks to its kernel (event, exit),
-//!   `rdtsc`, `sti; hlt`. It imports nothing of this platform.
+//!   the three stubs through which the subject talks to its kernel (event, exit,
+//!   halt), `rdtsc`. It imports nothing of this platform.
 //! - `cpu`: the GDT, TSS and IDT, the vector stubs, and the exception path, which
 //!   reports through the handle of `kernel` (or hands the exception to the handler
 //!   given to [`Muen::init_with_exception_handler`]).

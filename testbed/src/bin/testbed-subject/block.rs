@@ -73,17 +73,43 @@ impl Client {
 
     /// Sends the request bytes `raw` (any kind, even an unknown one; the tag is
     /// replaced by a fresh one) and waits for the answer.
-    pub fn call_raw(&mut self, p: &mut Platform, mut raw: [u8; 32]) -> Response {
+    pub fn call_raw(&mut self, p: &mut Platform, raw: [u8; 32]) -> Response {
+        let tag = self.submit_raw(raw);
+        p.trigger(self.request_event);
+        let r = self.next_response(p);
+        if r.tag() != tag {
+            die("response with a wrong tag");
+        }
+        r
+    }
+
+    /// Writes `request` (its tag replaced by a fresh one) without triggering the
+    /// request event ([`Client::notify`] does) or waiting; returns its tag.
+    pub fn submit(&mut self, request: Request) -> u32 {
+        let mut raw = [0u8; 32];
+        raw.copy_from_slice(zerocopy::IntoBytes::as_bytes(&request));
+        self.submit_raw(raw)
+    }
+
+    fn submit_raw(&mut self, mut raw: [u8; 32]) -> u32 {
         self.tag = self.tag.wrapping_add(1);
         raw[4..8].copy_from_slice(&self.tag.to_le_bytes());
         self.requests
             .write_bytes(&raw)
             .unwrap_or_else(|e| die(&format!("request: {e}")));
+        self.tag
+    }
+
+    /// Triggers the request event: the server looks at the requests.
+    pub fn notify(&self, p: &Platform) {
         p.trigger(self.request_event);
+    }
+
+    /// Waits for the next response (sleeping on the response vector).
+    pub fn next_response(&mut self, p: &mut Platform) -> Response {
         loop {
             match self.responses.read::<Response>() {
-                Ok(r) if r.tag() == self.tag => return r,
-                Ok(_) => die("response with a wrong tag"),
+                Ok(r) => return r,
                 Err(ReadError::EpochChanged) => continue,
                 Err(ReadError::NoData) | Err(ReadError::Inactive) => {
                     p.poll_vectors();

@@ -13,10 +13,11 @@
 //! | `echo [SPIN_US]` | returns every frame with swapped MACs (spinning SPIN_US per frame); answers `STATS`, exits on `QUIT` |
 //! | `net-peer TO FROM` | the other end of examples/echo's network device as a subject: ARP, then a UDP echo, through channels `TO` and `FROM` |
 //! | `block-write SECTOR COUNT SEED` | writes a pattern, syncs |
+//! | `block-write-hang SECTOR COUNT SEED` | writes a pattern, the first half synced, then hangs (logs `synced`, `completed`) |
 //! | `block-verify SECTOR COUNT SEED` | reads the pattern back and compares |
 //! | `block-discard SECTOR COUNT` | discards, reads back zeros |
 //! | `block-bad` | sends invalid requests and checks that each is refused |
-//! | `block-bench MIB` | writes and reads MIB MiB, logs MB/s |
+//! | `block-bench MIB [IN_FLIGHT]` | writes (then syncs) and reads MIB MiB with up to IN_FLIGHT requests in flight (default: as many as the data buffer holds), logs MB/s |
 //! | `bad-control` | sends malformed control messages, exits 0 |
 //! | `hang` | spins forever |
 //! | `panic` | panics |

@@ -40,10 +40,11 @@ pub fn run(p: &mut Platform, mode: &str, args: &[String]) -> i32 {
             _ => die("net-peer: give the channel to write and the channel to read"),
         },
         "block-write" => block_write(p, arg(0), arg(1), arg(2)),
+        "block-write-hang" => block_write_hang(p, arg(0), arg(1), arg(2)),
         "block-verify" => block_verify(p, arg(0), arg(1), arg(2)),
         "block-discard" => block_discard(p, arg(0), arg(1)),
         "block-bad" => block_bad(p),
-        "block-bench" => block_bench(p, arg(0)),
+        "block-bench" => block_bench(p, arg(0), args.get(1).and_then(|a| a.parse().ok())),
         "bad-control" => {
             // Messages a subject must not send: a vector, an unknown opcode, a long one.
             p.send_raw(&[3, 40]);
@@ -433,6 +434,41 @@ fn block_write(p: &mut Platform, sector: u64, count: u64, seed: u64) -> i32 {
     i32::from(s != status::OK)
 }
 
+/// Writes `count` sectors at `sector` one request of 8 sectors at a time: the first
+/// half synced (logs `synced`), the second half only completed (logs `completed`), then
+/// hangs, so that a test can kill the testbed and look at the image.
+fn block_write_hang(p: &mut Platform, sector: u64, count: u64, seed: u64) -> i32 {
+    let mut c = Client::connect(p);
+    let half = count / 2;
+    let write = |c: &mut Client, p: &mut Platform, first: u64, n: u64| {
+        let mut done = 0;
+        while done < n {
+            let k = (n - done).min(8);
+            fill(c, first + done, k, seed);
+            let s = c.status(
+                p,
+                Request::new(RequestKind::Write, 0, 0, k * c.block_len, first + done, 0),
+            );
+            if s != status::OK {
+                die(&format!("write at sector {}: status {s}", first + done));
+            }
+            done += k;
+        }
+    };
+    write(&mut c, p, sector, half);
+    let s = c.status(p, Request::simple(RequestKind::Sync, 0, 0));
+    log!("synced {half} sectors at {sector}, status {s}");
+    write(&mut c, p, sector + half, count - half);
+    log!(
+        "completed {} sectors at {}, not synced; hanging",
+        count - half,
+        sector + half
+    );
+    loop {
+        p.halt();
+    }
+}
+
 fn block_verify(p: &mut Platform, sector: u64, count: u64, seed: u64) -> i32 {
     let mut c = Client::connect(p);
     let mut done = 0;
@@ -630,7 +666,10 @@ fn block_bad(p: &mut Platform) -> i32 {
     }
 }
 
-fn block_bench(p: &mut Platform, mib: u64) -> i32 {
+/// Writes (then syncs) and reads `mib` MiB in requests of the server's largest size,
+/// with up to `window` requests in flight (each with its own slice of the data buffer;
+/// at most as many as the buffer holds), and logs the MB/s of each.
+fn block_bench(p: &mut Platform, mib: u64, window: Option<u64>) -> i32 {
     let mut c = Client::connect(p);
     let total = mib << 20;
     if total / c.block_len > c.blocks {
@@ -638,19 +677,48 @@ fn block_bench(p: &mut Platform, mib: u64) -> i32 {
         return 1;
     }
     let chunk = c.max_blocks * c.block_len;
+    let slots = (c.data.len() as u64 / chunk).max(1);
+    let window = window.unwrap_or(slots).clamp(1, slots);
+    // Every slice of the buffer in use holds the same data.
     let max = c.max_blocks;
     fill(&mut c, 0, max, 1);
+    let mut bytes = vec![0u8; chunk as usize];
+    let _ = c.data.as_region().read_bytes(0, &mut bytes);
+    for slot in 1..window {
+        c.data
+            .write_bytes((slot * chunk) as usize, &bytes)
+            .unwrap_or_else(|e| die(&e.to_string()));
+    }
     let hz = tsc_hz(p) as f64;
     let mut run = |c: &mut Client, kind: RequestKind| -> f64 {
         let start = rdtsc();
-        let mut done = 0;
+        // The tags in flight, by buffer slot.
+        let mut in_flight: Vec<Option<u32>> = vec![None; window as usize];
+        let (mut next, mut done) = (0u64, 0u64);
         while done < total {
-            let n = (total - done).min(chunk);
-            let s = c.status(p, Request::new(kind, 0, 0, n, done / c.block_len, 0));
-            if s != status::OK {
-                die(&format!("bench {kind:?}: status {s}"));
+            let mut sent = false;
+            while next < total {
+                let Some(slot) = in_flight.iter().position(Option::is_none) else {
+                    break;
+                };
+                let n = (total - next).min(chunk);
+                let request = Request::new(kind, 0, 0, n, next / c.block_len, slot as u64 * chunk);
+                in_flight[slot] = Some(c.submit(request));
+                next += n;
+                sent = true;
             }
-            done += n;
+            if sent {
+                c.notify(p);
+            }
+            let r = c.next_response(p);
+            let Some(slot) = in_flight.iter().position(|t| *t == Some(r.tag())) else {
+                die("response with a wrong tag");
+            };
+            if r.status() != status::OK {
+                die(&format!("bench {kind:?}: status {}", r.status()));
+            }
+            in_flight[slot] = None;
+            done += chunk.min(total - done);
         }
         if kind == RequestKind::Write {
             c.status(p, Request::simple(RequestKind::Sync, 0, 0));
@@ -659,6 +727,6 @@ fn block_bench(p: &mut Platform, mib: u64) -> i32 {
     };
     let write = run(&mut c, RequestKind::Write);
     let read = run(&mut c, RequestKind::Read);
-    log!("bench write_mb_s={write:.1} read_mb_s={read:.1}");
+    log!("bench write_mb_s={write:.1} read_mb_s={read:.1} in_flight={window}");
     0
 }
