@@ -449,17 +449,6 @@ fn image_for(test: &str, bindings: Bindings) -> PathBuf {
     }
 }
 
-/// The testbed's extra arguments for a network program: solo5-muen sleeps in
-/// `solo5_yield` until a vector, and QEMU mode delivers vectors only at the guest's
-/// tick (docs/qemu.md "Vectors and idle"), so its network runs use a 10 kHz tick;
-/// Solo5's C bindings spin and need none.
-fn network_extra(bindings: Bindings) -> &'static [&'static str] {
-    match bindings {
-        Bindings::C => &[],
-        Bindings::Rust => &["--tick", "10000"],
-    }
-}
-
 /// How a program's result compares with tests.bats.
 enum Verdict {
     /// As tests.bats expects on hvt.
@@ -585,10 +574,9 @@ fn network(
 ) -> Row {
     let ns = Netns::new();
     let image = image_for(test, bindings);
-    let mut extra: Vec<String> = (0..devices)
+    let extra: Vec<String> = (0..devices)
         .map(|i| format!("--tap=service{i}=tap10{i}"))
         .collect();
-    extra.extend(network_extra(bindings).iter().map(|a| a.to_string()));
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let started = Instant::now();
     let mut child = command(Some(&ns), &image, "tcg", &extra, &["limit"])
