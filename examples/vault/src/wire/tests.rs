@@ -107,7 +107,8 @@ fn changed_request(f: impl FnOnce(&mut [u8])) -> Result<Request, WireError> {
 #[test]
 fn every_broken_request_is_refused_with_its_reason() {
     use WireError::*;
-    let cases: Vec<(Box<dyn Fn(&mut [u8])>, WireError)> = vec![
+    type Change = Box<dyn Fn(&mut [u8])>;
+    let cases: Vec<(Change, WireError)> = vec![
         (Box::new(|b| b[8] = 0), Kind(0)),
         (Box::new(|b| b[8] = 9), Kind(9)),
         (
