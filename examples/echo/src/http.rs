@@ -166,6 +166,8 @@ pub enum Status {
     HeadTooLarge,
     /// 500.
     InternalError,
+    /// 502.
+    BadGateway,
     /// 503.
     Unavailable,
     /// 504.
@@ -189,6 +191,7 @@ impl Status {
             Status::PayloadTooLarge => 413,
             Status::HeadTooLarge => 431,
             Status::InternalError => 500,
+            Status::BadGateway => 502,
             Status::Unavailable => 503,
             Status::GatewayTimeout => 504,
             Status::VersionNotSupported => 505,
@@ -208,6 +211,7 @@ impl Status {
             Status::PayloadTooLarge => "Content Too Large",
             Status::HeadTooLarge => "Request Header Fields Too Large",
             Status::InternalError => "Internal Server Error",
+            Status::BadGateway => "Bad Gateway",
             Status::Unavailable => "Service Unavailable",
             Status::GatewayTimeout => "Gateway Timeout",
             Status::VersionNotSupported => "HTTP Version Not Supported",
