@@ -70,8 +70,12 @@ pub struct AppAdditions {
     pub memory: Vec<PhysicalMemory>,
     /// `/system/events`: the app's self events.
     pub events: Vec<String>,
-    /// `/system/channels`: the app's debug log and its channels.
+    /// `/system/channels`: the app's debug log and its devices' channels.
     pub channels: Vec<PhysicalChannel>,
+    /// `/system/channels`: the app channels this app declares (those it writes, and
+    /// those it reads that no app of the set writes), with their logical names. They
+    /// go after every other channel, by logical name ([`SystemAdditions::to_xml`]).
+    pub app_channels: Vec<(String, PhysicalChannel)>,
     /// `/system/subjects`: the app's subject.
     pub subject: Subject,
     /// `/system/subjects`: the stand-in at the other end of its channels, if it has any.
@@ -582,6 +586,7 @@ impl AppAdditions {
         let mut memory = Vec::new();
         let mut events = Vec::new();
         let mut channels = Vec::new();
+        let mut app_channels = Vec::new();
         let mut maps = Vec::new();
         let mut restarts = Vec::new();
         let mut dbgserver_log = None;
@@ -627,11 +632,16 @@ impl AppAdditions {
             };
             if owner {
                 check_length("physical channel name", &name)?;
-                channels.push(PhysicalChannel {
+                let channel = PhysicalChannel {
                     name: name.clone(),
                     size: ChannelSize::Bytes(c.region.size),
                     has_event,
-                });
+                };
+                if is_app_channel(&c.logical) {
+                    app_channels.push((c.logical.clone(), channel));
+                } else {
+                    channels.push(channel);
+                }
             }
             maps.push(map(&c.logical, &name));
             // The other end: another app of the set, or (once, by the owner) the
@@ -745,6 +755,7 @@ impl AppAdditions {
             memory,
             events,
             channels,
+            app_channels,
             subject,
             peer,
             dbgserver_log,
@@ -867,9 +878,22 @@ impl Out {
             apps.iter().map(|p| (p.app.as_str(), p.events.as_slice())),
             |w, e| w.empty("event", &[("name", e), ("mode", "self")]),
         )?;
+        // The app channels after all the others, by logical name: Muen lists a
+        // subject's channel events and vectors in the order the system declares its
+        // channels, so each app's come in the order of its specification (its devices'
+        // first, then its app channels by name), and the pages are what its
+        // specification alone gives.
+        let mut app_channels: Vec<&(String, PhysicalChannel)> =
+            apps.iter().flat_map(|a| &a.app_channels).collect();
+        app_channels.sort_by(|a, b| a.0.cmp(&b.0));
+        let app_channels: Vec<PhysicalChannel> =
+            app_channels.into_iter().map(|(_, c)| c.clone()).collect();
+        let between = [("channels between the apps", app_channels.as_slice())];
         self.section(
             "channels",
-            apps.iter().map(|p| (p.app.as_str(), p.channels.as_slice())),
+            apps.iter()
+                .map(|p| (p.app.as_str(), p.channels.as_slice()))
+                .chain(between.iter().copied()),
             |w, c| {
                 let size = match c.size {
                     ChannelSize::Bytes(n) => word64(n),
@@ -1211,6 +1235,7 @@ mod tests {
         let declared = |a: &AppAdditions| -> Vec<(String, bool)> {
             a.channels
                 .iter()
+                .chain(a.app_channels.iter().map(|(_, c)| c))
                 .filter(|c| !c.name.starts_with("debuglog_"))
                 .map(|c| (c.name.clone(), c.has_event))
                 .collect()
