@@ -17,6 +17,24 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "rustdoc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
+# Solo5's test programs (its tenders, elftool and the `muen` images), built from the
+# pinned tree ../shared/solo5 in a copy under target/solo5 (cached by a stamp of the
+# source): solo5-abi, policy-gen and muen-testbed test against them.
+step "Solo5: build its test programs (scripts/solo5-build.sh)"
+./scripts/solo5-build.sh
+
+# solo5-muen (Solo5's Muen bindings on the runtime) as the object that replaces Solo5's
+# solo5_muen.o: its C side exists only for x86_64-unknown-none, so the workspace's
+# clippy run on the host does not see it. The acceptance table below links Solo5's test
+# objects with it (SOLO5_MUEN_OBJECT).
+step "solo5-muen: lints for x86_64-unknown-none, solo5_muen.o (both ABI pairs)"
+cargo clippy -p solo5-muen --target x86_64-unknown-none -- -D warnings
+cargo clippy -p solo5-muen --target x86_64-unknown-none --features abi3 -- -D warnings
+SOLO5_MUEN_ABI3_OBJECT="$(./scripts/solo5-muen-build.sh --features abi3 target/solo5-muen/abi3/solo5_muen.o)"
+SOLO5_MUEN_OBJECT="$(./scripts/solo5-muen-build.sh)"
+export SOLO5_MUEN_OBJECT SOLO5_MUEN_ABI3_OBJECT
+size "$SOLO5_MUEN_OBJECT"
+
 step "host tests"
 # policy-gen's tests validate every generated policy with xmllint (from setup.sh); they
 # fail, never skip, without it.
@@ -37,9 +55,9 @@ if ! [ -c /dev/kvm ] || ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
     echo "SKIPPED: muen-testbed's qemu_kvm tests (/dev/kvm is missing or not usable)"
     skip+=(--skip qemu_kvm)
 fi
-# The tests that run Muen's tool chain (names with `muens_tool_chain`) run in their
-# own step below, where their output is shown.
-cargo test --workspace -- "${skip[@]}" --skip muens_tool_chain
+# The Solo5 acceptance table and the tests that run Muen's tool chain (names with
+# `muens_tool_chain`) run in their own steps below, where their output is shown.
+cargo test --workspace -- "${skip[@]}" --skip muens_tool_chain --skip netns_solo5_
 
 # Muen's own policy tools (../shared/muen, both generations): every step of every
 # pipeline.sh run is printed, with "Successfully validated" from mucfgvalidate. A
@@ -48,6 +66,19 @@ step "Muen's tool chain: the examples with policy-gen's system additions (with a
 cargo test -p muen-testbed --test muen_pipeline -- --nocapture muens_tool_chain
 step "Muen's tool chain: every system snippet of docs/muen.md"
 cargo test -p policy-gen --test system_snippet -- --nocapture muens_tool_chain
+step "Muen's tool chain: Solo5 unikernels' specifications (both generations; solo5-check, mugensolo5), the testbed's boot info and page against Muen's"
+cargo test -p policy-gen --test solo5 -- --nocapture muens_tool_chain
+cargo test -p muen-testbed --test solo5 -- --nocapture muens_tool_chain
+
+# Solo5's own test programs in QEMU mode (TCG), judged by Solo5's tests.bats: the test
+# prints a table of every program with its result (docs/solo5.md). The network ones
+# run in a private namespace, so the test needs root.
+step "Solo5's test programs on the testbed (QEMU, TCG): the acceptance table, Solo5's C bindings and solo5-muen"
+if [ "$(id -u)" -eq 0 ]; then
+    cargo test -p muen-testbed --test solo5 netns_solo5_qemu_tcg_acceptance_table -- --nocapture
+else
+    echo "SKIPPED: the Solo5 acceptance table (its network tests need root)"
+fi
 
 step "no_std builds for x86_64-unknown-none"
 cargo build --target x86_64-unknown-none -p muen-abi
@@ -82,6 +113,16 @@ cargo +nightly miri test -p muen-channel
 # tests; the integration tests also pass under Miri but add minutes (see docs/sinfo.md).
 step "miri: muen-sinfo unit tests"
 cargo +nightly miri test -p muen-sinfo --lib
+
+# The unsafe code of solo5-muen's host-testable part: the boot info and the manifest
+# read from raw addresses, TLS blocks written through them. (Its property tests need
+# the file system, which Miri's isolation refuses, and are pure arithmetic; the heap
+# and console tests add half a minute of sinfo page building and no unsafe code of
+# their own.)
+step "miri: solo5-muen (boot info, manifest, TLS)"
+MIRIFLAGS="-Zmiri-permissive-provenance -Zmiri-ignore-leaks" \
+    cargo +nightly miri test -p solo5-muen --lib -- tls:: manifest:: \
+    boot::tests::the_record boot::tests::a_wrong_rdi --skip proptest --skip tp_offset_is
 
 step "stress: muen-channel, writer and reader threads, 22 million elements (release)"
 cargo test --release -p muen-channel --test stress -- --ignored --nocapture

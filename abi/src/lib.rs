@@ -10,7 +10,9 @@
 //! - [`layout`]: the fixed virtual addresses (sinfo page, RAM, device window, ...);
 //! - [`numbers`]: how event ids and interrupt vectors are allocated;
 //! - [`addr`]: virtual and physical addresses as types of their own;
-//! - [`time`]: TSC readings, the TSC rate and monotonic instants.
+//! - [`time`]: TSC readings, the TSC rate and monotonic instants;
+//! - [`solo5`]: the note by which a Solo5 unikernel says that its Muen bindings are
+//!   this project's (`solo5-muen`), for `policy-gen --elf` and the testbed.
 //!
 //! The crate is `no_std` and allocation-free so that the runtime can use it. The
 //! conventions are explained with their reasons in `docs/conventions.md`.
@@ -22,6 +24,7 @@ pub mod addr;
 pub mod layout;
 pub mod names;
 pub mod numbers;
+pub mod solo5;
 pub mod time;
 
 pub use addr::{PhysAddr, VirtAddr};

@@ -110,8 +110,13 @@ pub enum ElfProblem {
 
 impl fmt::Display for ElfError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: ", self.path.display())?;
-        match &self.problem {
+        write!(f, "{}: {}", self.path.display(), self.problem)
+    }
+}
+
+impl fmt::Display for ElfProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             ElfProblem::Read(e) => write!(f, "cannot read the ELF file: {e}"),
             ElfProblem::NotElf => f.write_str("not an ELF file (no ELF magic)"),
             ElfProblem::NotElf64X86_64 { found } => {

@@ -9,6 +9,8 @@
 //! - [`elf`]: the ELF's loadable segments as named, page-aligned regions.
 //! - [`spec`]: the plan (and image) as a [`muen_spec::ComponentSpec`], which
 //!   `muen_spec::write` writes and the testbed runs.
+//! - [`solo5`]: a Solo5 unikernel's specification from its ELF notes alone (no
+//!   manifest), as Solo5's Muen bindings expect it.
 //! - [`additions`]: what a Muen system policy needs to run apps as subjects (the
 //!   `--system-additions` fragment).
 //!
@@ -18,6 +20,7 @@
 
 pub mod additions;
 pub mod elf;
+pub mod solo5;
 pub mod spec;
 
 use std::fmt;

@@ -457,5 +457,5 @@ fn usage_errors_exit_with_2() {
     let out = run(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("<MANIFEST>"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("<--elf <FILE>|MANIFEST>"));
 }

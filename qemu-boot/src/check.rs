@@ -33,6 +33,8 @@ pub struct Plan {
     pub rip: u64,
     /// The subject's initial stack pointer.
     pub rsp: u64,
+    /// The subject's initial RDI.
+    pub rdi: u64,
     /// CR4 bits to set beyond the native profile's.
     pub cr4_extra: u64,
     /// The periodic tick, if any.
@@ -191,6 +193,7 @@ pub fn check(config: &BootConfig, map: &MemMap<'_>) -> Result<Plan, BootError> {
     Ok(Plan {
         rip,
         rsp: header.rsp.get(),
+        rdi: config.rdi.get(),
         cr4_extra: config.cr4_extra.get(),
         tick,
         pool,
@@ -218,6 +221,7 @@ mod tests {
             pool_end: 0x101_0000.into(),
             cr4_extra: CR4_OSXMMEXCPT.into(),
             go: 0.into(),
+            rdi: 0x1000.into(),
         }
     }
 
@@ -264,6 +268,7 @@ mod tests {
         let plan = run(&config(), 0x20_0000, &good()).unwrap();
         assert_eq!(plan.rip, 0x20_0000);
         assert_eq!(plan.rsp, 0x43ff_fff8);
+        assert_eq!(plan.rdi, 0x1000);
         assert_eq!(
             plan.tick,
             Some(Tick {
@@ -287,7 +292,8 @@ mod tests {
             Err(BootError::Config("bad magic"))
         );
         let mut c = config();
-        c.version = 2.into();
+        // Version 1 had no RDI.
+        c.version = 1.into();
         assert!(matches!(
             run(&c, 0x20_0000, &good()),
             Err(BootError::Config(_))

@@ -143,18 +143,18 @@ global_asm!(
 );
 
 // The handover code. It is never run here: it is copied so that it ends exactly at the
-// subject's RIP. On entry RDI = the subject's CR3, RSI = the subject's RSP, RSP = the
-// boot stack (mapped by the handover tables). The subject starts with every
-// general-purpose register 0 except RSP and RDI (its CR3), RFLAGS = 0x2.
+// subject's RIP. On entry RAX = the subject's CR3, RSI = the subject's RSP, RDX = the
+// subject's RDI, RSP = the boot stack (mapped by the handover tables). The subject
+// starts with every general-purpose register 0 except RSP, RDI (the policy's) and RAX
+// (its CR3: some register must hold it for the last instruction), RFLAGS = 0x2. After
+// `popfq` only `mov`s follow, which leave RFLAGS alone.
 global_asm!(
     ".section .rodata.muen_qemu_boot_handover, \"a\", @progbits",
     ".global muen_qemu_boot_handover",
     ".global muen_qemu_boot_handover_end",
     "muen_qemu_boot_handover:",
-    "    xor eax, eax",
     "    xor ebx, ebx",
     "    xor ecx, ecx",
-    "    xor edx, edx",
     "    xor ebp, ebp",
     "    xor r8d, r8d",
     "    xor r9d, r9d",
@@ -167,8 +167,10 @@ global_asm!(
     "    push 2",
     "    popfq",
     "    mov rsp, rsi",
+    "    mov rdi, rdx",
     "    mov esi, 0",
-    "    mov cr3, rdi",
+    "    mov edx, 0",
+    "    mov cr3, rax",
     "muen_qemu_boot_handover_end:",
 );
 
@@ -350,8 +352,9 @@ fn boot() -> Result<core::convert::Infallible, BootError> {
             "jmp {stub}",
             handover = in(reg) handover,
             stub = in(reg) stub,
-            in("rdi") subject.root(),
+            in("rax") subject.root(),
             in("rsi") plan.rsp,
+            in("rdx") plan.rdi,
             options(noreturn),
         )
     }

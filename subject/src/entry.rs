@@ -3,10 +3,16 @@
 //!
 //! The application names its `main` in `muen_subject::entry!(main)`. The macro emits
 //!
-//! - the platform's entry symbol: `muen_subject_main`, which the runtime's `_start`
-//!   calls on Muen, or the C `main` that the C library's start code calls on Linux;
-//!   both call `start`, which sets the platform up, checks the sinfo page, attaches
-//!   the log, runs `main` and exits with the code of what it returned;
+//! - on Muen, the image's entry `_start` (assembly in section
+//!   `.text.muen_subject_start`, which the linker script puts first): it disables
+//!   interrupts, aligns the stack, zeroes `.bss` and calls `muen_subject_main`. It is
+//!   emitted into the application, not compiled into the library, so that a program
+//!   with an entry of its own (Solo5's bindings, `solo5-muen`) can link the runtime
+//!   without a second `_start`;
+//! - the platform's entry symbol: `muen_subject_main`, which `_start` calls on Muen,
+//!   or the C `main` that the C library's start code calls on Linux; both call
+//!   `start`, which sets the platform up, checks the sinfo page, attaches the log,
+//!   runs `main` and exits with the code of what it returned;
 //! - on Muen, the `#[panic_handler]` (in the application, so that the library itself
 //!   stays testable with `std`), which calls `panic`.
 //!
@@ -40,7 +46,34 @@ use crate::runtime::Runtime;
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
-        /// Called by the runtime's `_start` on Muen.
+        // The entry of the Muen image, placed first in the image by the linker script.
+        #[cfg(target_os = "none")]
+        ::core::arch::global_asm!(
+            ".section .text.muen_subject_start, \"ax\", @progbits",
+            ".global _start",
+            ".type _start, @function",
+            "_start:",
+            "    cli",
+            "    cld",
+            // RSP comes from the policy (top of RAM - 8). Realign it so that the `call`
+            // below leaves RSP = 8 (mod 16) at the callee's entry, as the System V ABI
+            // wants.
+            "    and rsp, -16",
+            // Muen fills .bss with zeroes already (policy-gen declares it `fill 0`);
+            // zero it again so that a restart of the subject (reset without reloading)
+            // starts clean.
+            "    lea rdi, [rip + __muen_subject_bss_start]",
+            "    lea rcx, [rip + __muen_subject_bss_end]",
+            "    sub rcx, rdi",
+            "    xor eax, eax",
+            "    rep stosb",
+            "    xor ebp, ebp",
+            "    call muen_subject_main",
+            "    ud2",
+            ".size _start, . - _start",
+        );
+
+        /// Called by `_start` on Muen.
         #[cfg(target_os = "none")]
         #[unsafe(no_mangle)]
         extern "C" fn muen_subject_main() -> ! {

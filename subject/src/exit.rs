@@ -25,7 +25,7 @@ use ::log::Level;
 use muen_channel::Event;
 
 use crate::log::LOG;
-use crate::platform::machine::Platform;
+use crate::platform::machine::{CpuException, Platform};
 
 /// Exit code when `main` returns an error, or the runtime cannot start (Muen).
 pub const EXIT_ERROR: i32 = 1;
@@ -97,25 +97,21 @@ const EXCEPTIONS: [&str; 32] = [
 
 /// A CPU exception as it is logged:
 /// `exception #PF vector 14 error 0x2 rip 0x201234 cr2 0x0` (CR2 for page faults).
-struct Exception {
-    vector: u8,
-    error: u64,
-    rip: u64,
-    cr2: Option<u64>,
-}
+struct Exception<'a>(&'a CpuException);
 
-impl fmt::Display for Exception {
+impl fmt::Display for Exception<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Exception {
+        let CpuException {
             vector,
-            error,
+            error_code,
             rip,
             cr2,
-        } = *self;
+            ..
+        } = *self.0;
         let name = EXCEPTIONS.get(usize::from(vector)).copied().unwrap_or("?");
         write!(
             f,
-            "exception {name} vector {vector} error {error:#x} rip {rip:#x}"
+            "exception {name} vector {vector} error {error_code:#x} rip {rip:#x}"
         )?;
         match cr2 {
             Some(cr2) => write!(f, " cr2 {cr2:#x}"),
@@ -124,24 +120,16 @@ impl fmt::Display for Exception {
     }
 }
 
-/// Reports CPU exception `vector` and exits with [`exit_code_of_exception`]; called by
-/// the Muen platform's exception handler.
+/// Reports a CPU exception and exits with [`exit_code_of_exception`]; what the Muen
+/// platform's exception path does unless the program gave it a handler of its own.
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
-pub(crate) fn exception<P: Platform + ?Sized>(
-    platform: &P,
-    vector: u8,
-    error: u64,
-    rip: u64,
-    cr2: Option<u64>,
-) -> ! {
-    let report = Exception {
-        vector,
-        error,
-        rip,
-        cr2,
-    };
-    LOG.record(Level::Error, format_args!("{report}"));
-    finish(platform, exit_event(), exit_code_of_exception(vector))
+pub(crate) fn exception<P: Platform + ?Sized>(platform: &P, exception: &CpuException) -> ! {
+    LOG.record(Level::Error, format_args!("{}", Exception(exception)));
+    finish(
+        platform,
+        exit_event(),
+        exit_code_of_exception(exception.vector),
+    )
 }
 
 #[cfg(test)]
@@ -190,42 +178,39 @@ mod tests {
     #[test]
     fn exceptions_are_described_and_exit_with_128_plus_the_vector() {
         let _log = crate::log::serial();
-        let page_fault = Exception {
-            vector: 14,
-            error: 2,
-            rip: 0x20_1234,
-            cr2: Some(0),
+        let at = |vector, error_code, rip, cr2| CpuException {
+            vector,
+            error_code,
+            rip,
+            cs: 0x08,
+            rflags: 0x2,
+            rsp: 0x4000_0000,
+            ss: 0x10,
+            cr2,
         };
+        let page_fault = at(14, 2, 0x20_1234, Some(0));
         assert_eq!(
-            page_fault.to_string(),
+            Exception(&page_fault).to_string(),
             "exception #PF vector 14 error 0x2 rip 0x201234 cr2 0x0"
         );
-        let ud = Exception {
-            vector: 6,
-            error: 0,
-            rip: 0x20_0010,
-            cr2: None,
-        };
+        let ud = at(6, 0, 0x20_0010, None);
         assert_eq!(
-            ud.to_string(),
+            Exception(&ud).to_string(),
             "exception #UD vector 6 error 0x0 rip 0x200010"
         );
-        let beyond = Exception {
-            vector: 40,
-            error: 0,
-            rip: 0,
-            cr2: None,
-        };
-        assert!(beyond.to_string().starts_with("exception ? vector 40"));
+        let beyond = at(40, 0, 0, None);
+        assert!(Exception(&beyond)
+            .to_string()
+            .starts_with("exception ? vector 40"));
 
         // The panic and exception paths have no runtime: they use the remembered event.
         let p = Recorder::default();
         set_exit_event(Event::new(5));
-        assert_eq!(exit_code(|| exception(&p, 6, 0, 0x20_0010, None)), 134);
-        assert_eq!(exit_code(|| exception(&p, 13, 0, 0, None)), 141);
+        assert_eq!(exit_code(|| exception(&p, &ud)), 134);
+        assert_eq!(exit_code(|| exception(&p, &at(13, 0, 0, None))), 141);
         assert_eq!(*p.events.borrow(), [5, 5]);
         set_exit_event(None);
-        assert_eq!(exit_code(|| exception(&p, 0, 0, 0, None)), 128);
+        assert_eq!(exit_code(|| exception(&p, &at(0, 0, 0, None))), 128);
         assert_eq!(*p.events.borrow(), [5, 5], "no exit event: none triggered");
 
         // A panic exits with 101, also when it happens while a panic is reported.

@@ -70,8 +70,9 @@ pub const ROM_BASE: u64 = (1 << 32) - ROM_SIZE;
 /// Magic value of [`BootConfig`]: ASCII `muenboot` in memory order.
 pub const BOOT_CONFIG_MAGIC: u64 = u64::from_le_bytes(*b"muenboot");
 
-/// Version of the [`BootConfig`] layout described here.
-pub const BOOT_CONFIG_VERSION: u32 = 1;
+/// Version of the [`BootConfig`] layout described here (2: with
+/// [`rdi`](BootConfig::rdi)).
+pub const BOOT_CONFIG_VERSION: u32 = 2;
 
 /// What the testbed tells the boot stage, at [`BOOT_CONFIG_ADDRESS`].
 ///
@@ -101,9 +102,15 @@ pub struct BootConfig {
     /// and time pages for the guest TSC that [`DOORBELL_STARTED`] reported; the boot
     /// stage waits for it before it jumps to the subject.
     pub go: U64,
+    /// The subject's initial RDI: the policy's `<gpr><rdi>` (0 if it gives none). A
+    /// Solo5 unikernel finds its boot info there. The subject's other general-purpose
+    /// registers start at 0, except RSP and RAX, which carries the subject's CR3 into
+    /// the handover's last instruction (`docs/qemu.md`).
+    pub rdi: U64,
 }
 
-const _: () = assert!(core::mem::size_of::<BootConfig>() == 48);
+const _: () = assert!(core::mem::size_of::<BootConfig>() == 56);
+const _: () = assert!(core::mem::offset_of!(BootConfig, rdi) == 48);
 const _: () = assert!(core::mem::offset_of!(BootConfig, tick_vector) == 12);
 const _: () = assert!(core::mem::offset_of!(BootConfig, pool_start) == 16);
 const _: () = assert!(core::mem::offset_of!(BootConfig, go) == 40);

@@ -49,6 +49,10 @@ pub struct Backing {
     /// Initial content: a fill pattern is written, everything else starts zeroed (file
     /// content, the sinfo page and the image, is written by the run).
     pub content: Content,
+    /// A virtual address a subject maps it at, modulo 2 MiB ([`Backing::phase_of`]):
+    /// QEMU mode places a region of at least 2 MiB at an offset congruent to it, so
+    /// that the boot stage maps its 2 MiB-aligned part with large pages.
+    pub phase: u64,
 }
 
 impl Backing {
@@ -60,8 +64,14 @@ impl Backing {
             .map(|m| Backing {
                 size: m.region.size,
                 content: m.content.clone(),
+                phase: Backing::phase_of(m.region.address),
             })
             .collect()
+    }
+
+    /// The [`phase`](Backing::phase) of a region mapped at `address`.
+    pub fn phase_of(address: muen_abi::VirtAddr) -> u64 {
+        address.as_u64() % muen_qemu_boot::paging::LARGE_PAGE_SIZE
     }
 }
 
@@ -79,8 +89,12 @@ pub struct Placement {
 pub enum Layout {
     /// Hosted mode: one after another after the memory map.
     Hosted,
-    /// QEMU mode: one after another from offset 0, a region of at least 2 MiB at a
-    /// 2 MiB-aligned offset (so that the boot stage can map it with large pages).
+    /// QEMU mode: one after another from offset 0, a region of at least 2 MiB at an
+    /// offset congruent to its [`phase`](Backing::phase) modulo 2 MiB (so that the
+    /// boot stage can map its aligned part with large pages: a Solo5 unikernel's RAM
+    /// starts right after its image, e.g. at 0x20d000, and in 4 KiB pages its 512 MiB
+    /// would need 131 072 page table entries, which a hypervisor that emulates the boot
+    /// stage writes slowly).
     Guest,
 }
 
@@ -95,7 +109,10 @@ pub fn place(regions: &[Backing], layout: Layout) -> Option<(Vec<Placement>, u64
     let mut placements = Vec::with_capacity(regions.len());
     for r in regions {
         if layout == Layout::Guest && r.size >= LARGE {
-            offset = offset.checked_next_multiple_of(LARGE)?;
+            // The first offset from here with offset ≡ phase (mod 2 MiB); the guest's
+            // RAM holds the file at a 2 MiB-aligned guest physical address.
+            let gap = (r.phase % LARGE + LARGE - offset % LARGE) % LARGE;
+            offset = offset.checked_add(gap)?;
         }
         placements.push(Placement {
             offset,
@@ -543,6 +560,31 @@ mod tests {
             assert_eq!(e.size.get(), r.region.size);
             assert_eq!(e.flags.get() & ENTRY_WRITABLE != 0, r.writable);
         }
+    }
+
+    #[test]
+    fn large_regions_lie_congruent_to_their_address_for_large_pages() {
+        const LARGE: u64 = muen_qemu_boot::paging::LARGE_PAGE_SIZE;
+        let mut w = echo();
+        // RAM right after an image, as Solo5's: not 2 MiB-aligned.
+        let ram = w.mapping_index("ram").unwrap();
+        w.mappings[ram].region.address = muen_abi::VirtAddr::new(0x20_d000);
+        w.mappings[ram].region.size = 0x2000_0000;
+        let (p, _) = place(&Backing::of_view(&w), Layout::Guest).unwrap();
+        for (m, p) in w.mappings.iter().zip(&p) {
+            if m.region.size >= LARGE {
+                let address = m.region.address.as_u64();
+                assert_eq!(p.offset % LARGE, address % LARGE, "{}", m.name);
+            }
+        }
+        for (a, b) in p.iter().zip(&p[1..]) {
+            assert!(a.offset + a.size <= b.offset);
+        }
+        // Guest physical = GUEST_LOW_SIZE + offset: 4 KiB pages up to 0x40_0000, then
+        // 2 MiB ones, so a few tables instead of 256.
+        let physical = GUEST_LOW_SIZE + p[ram].offset;
+        let frames = muen_qemu_boot::paging::frames_needed([(0x20_d000, physical, 0x2000_0000)]);
+        assert!(frames < 8, "{frames} frames");
     }
 
     #[test]

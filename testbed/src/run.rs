@@ -40,6 +40,7 @@ use crate::peers::tap::Tap;
 use crate::peers::Stop;
 use crate::qemu::accel::Accel;
 use crate::qemu::qmp::GuestStop;
+use crate::qemu::solo5::Solo5Guest;
 use crate::setup::{Page, Setup};
 use crate::subject::{self, Exit, Status};
 
@@ -89,6 +90,16 @@ pub struct QemuTarget {
     pub accel: Accel,
     /// The tick's rate in Hz (0: none).
     pub tick_hz: u32,
+    /// Per image, whether it is a Solo5 unikernel and what it needs besides
+    /// (`crate::qemu::solo5`); empty: none is.
+    pub solo5: Vec<Option<Solo5Guest>>,
+}
+
+impl QemuTarget {
+    /// What image `i` needs as a Solo5 unikernel, if it is one.
+    pub fn solo5_guest(&self, i: usize) -> Option<&Solo5Guest> {
+        self.solo5.get(i).and_then(Option::as_ref)
+    }
 }
 
 /// A device of a subject named on the command line: `DEV` or `SUBJECT/DEV`.
@@ -491,10 +502,11 @@ fn device_label(setup: &Setup, subject: usize, name: &str) -> String {
     }
 }
 
-/// A network bridge with the subject it serves and the event that wakes it.
+/// A network bridge with the subject it serves and the event that wakes it (`None`:
+/// the subject never signals, the bridge polls).
 struct NetPeer<'m> {
     subject: usize,
-    event: u8,
+    event: Option<u8>,
     bridge: Bridge<'m>,
 }
 
@@ -590,6 +602,10 @@ impl<'m> Peers<'m> {
                 .map_err(|e| RunError::Host(e.to_string()))?;
             let bridge = Bridge::new(&label, input, output, d.input_vector, tap, pcap)
                 .map_err(|e| RunError::BadInput(e.to_string()))?;
+            let bridge = match d.output_event {
+                Some(_) => bridge,
+                None => bridge.polling_output(crate::peers::net::OutputPolling::SOLO5),
+            };
             bridges.push(NetPeer {
                 subject: at.subject,
                 event: d.output_event,
@@ -693,7 +709,9 @@ fn serve<'m>(
     let mut kernel = Kernel::new(setup, memory, options.tsc, options.frame, links);
     kernel.reset_on_sigusr1(options.reset_on_sigusr1);
     for (p, wake) in peers.bridges.iter().zip(&net_wakes) {
-        kernel.link(p.subject, p.event, wake);
+        if let Some(event) = p.event {
+            kernel.link(p.subject, event, wake);
+        }
     }
     for (p, wake) in peers.servers.iter().zip(&block_wakes) {
         kernel.link(p.subject, p.event, wake);

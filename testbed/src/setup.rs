@@ -139,6 +139,7 @@ impl Setup {
                 backing: Backing {
                     size: m.region.size,
                     content: m.content.clone(),
+                    phase: Backing::phase_of(m.region.address),
                 },
             })
             .collect();
@@ -395,6 +396,7 @@ pub fn from_system(
                                 backing: Backing {
                                     size: p_region.size,
                                     content: p_region.content.clone(),
+                                    phase: Backing::phase_of(m.region.address),
                                 },
                             });
                             physical[*p] = Some(regions.len() - 1);
@@ -410,6 +412,7 @@ pub fn from_system(
                             backing: Backing {
                                 size: m.region.size,
                                 content: m.content.clone(),
+                                phase: Backing::phase_of(m.region.address),
                             },
                         });
                         regions.len() - 1

@@ -27,8 +27,9 @@ pub struct NetDevice {
     pub output: usize,
     /// Vector injected after the testbed wrote frames (`None`: the subject polls).
     pub input_vector: Option<u8>,
-    /// Event the subject triggers after writing frames.
-    pub output_event: u8,
+    /// Event the subject triggers after writing frames (`None`: it never signals, as
+    /// Solo5's Muen bindings; the network bridge then polls `<dev>|out`).
+    pub output_event: Option<u8>,
 }
 
 /// A block device: requests in `<dev>|req`, responses in `<dev>|resp`, data in
@@ -162,14 +163,12 @@ impl World {
         for dev in net_names {
             let input = endpoint(view, dev, "in", Role::Reader)?;
             let output = endpoint(view, dev, "out", Role::Writer)?;
-            let out_name = &view.mappings[output].name;
-            let output_event = view.event(out_name).ok_or_else(|| no_event(out_name))?;
             self.net.push(NetDevice {
                 name: dev.to_string(),
                 input,
                 output,
                 input_vector: view.vector(&view.mappings[input].name),
-                output_event,
+                output_event: view.event(&view.mappings[output].name),
             });
         }
         for dev in block_names {
@@ -216,8 +215,8 @@ fn endpoint(view: &SubjectView, dev: &str, end: &str, role: Role) -> Result<usiz
 
 fn no_event(channel: &str) -> WorldError {
     WorldError::Device(format!(
-        "writer channel `{channel}` has no `event`: the testbed's peer would never learn \
-         that it was written"
+        "writer channel `{channel}` has no `event`: the testbed's block server would never \
+         learn that it was written"
     ))
 }
 
@@ -290,8 +289,21 @@ mod tests {
                 input: 0,
                 output: 1,
                 input_vector: Some(33),
-                output_event: 2
+                output_event: Some(2)
             }]
+        );
+        // Polled, as Solo5 uses them: neither a vector nor an event.
+        let polled = world(
+            vec![
+                chan("n|in", 0x10_0000, 0x10_0000, Role::Reader),
+                chan("n|out", 0x20_0000, 0x10_0000, Role::Writer),
+            ],
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(
+            (polled.net[0].input_vector, polled.net[0].output_event),
+            (None, None)
         );
         assert_eq!(w.block[0].name, "b");
         assert_eq!(
@@ -310,8 +322,9 @@ mod tests {
         assert!(matches!(e, Err(WorldError::Device(m)) if m.contains("`n|out`")));
         let e = world(
             vec![
-                chan("n|in", 0x10_0000, 0x10_0000, Role::Reader),
-                chan("n|out", 0x20_0000, 0x10_0000, Role::Writer),
+                chan("b|req", 0x30_0000, 0x8000, Role::Writer),
+                chan("b|resp", 0x31_0000, 0x4000, Role::Reader),
+                memory("b|data", 0x40_0000, 0x1000),
             ],
             vec![],
         );

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod muen_kit;
+pub mod solo5;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -52,6 +52,28 @@ impl<P: Platform + ?Sized> Platform for &P {
     }
 }
 
+/// A CPU exception (vectors 0..=31) as the Muen platform's exception stubs see it: the
+/// vector and the interrupt frame the CPU pushed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuException {
+    /// The vector (0 = #DE, ..., 14 = #PF, ...).
+    pub vector: u8,
+    /// The error code the CPU pushed; 0 for the vectors that push none.
+    pub error_code: u64,
+    /// The faulting instruction (or the next one, for traps).
+    pub rip: u64,
+    /// The code segment selector at the time.
+    pub cs: u64,
+    /// RFLAGS at the time.
+    pub rflags: u64,
+    /// The stack pointer at the time.
+    pub rsp: u64,
+    /// The stack segment selector at the time.
+    pub ss: u64,
+    /// CR2 (the faulting address) for a page fault, `None` for every other vector.
+    pub cr2: Option<u64>,
+}
+
 /// A set of interrupt vectors (256 bits).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VectorSet([u64; 4]);

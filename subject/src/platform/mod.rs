@@ -22,7 +22,7 @@ pub mod hosted;
 #[cfg(target_os = "none")]
 pub mod muen;
 
-pub use machine::{Platform, VectorSet};
+pub use machine::{CpuException, Platform, VectorSet};
 // For the runtime's tests, whose simulated platform fills the bitmap.
 #[cfg(test)]
 pub(crate) use machine::PENDING;

@@ -14,6 +14,7 @@ use muen_spec::{Content, Mapping, SubjectView};
 use muen_testbed::qemu::accel::{self, Accel, AccelChoice};
 use muen_testbed::qemu::machine::DEFAULT_QEMU;
 use muen_testbed::qemu::qmp::{self, GuestStop};
+use muen_testbed::qemu::solo5::{self, Solo5Guest};
 use muen_testbed::run::{
     self, DeviceName, Ending, HostedTarget, Options, QemuTarget, RunError, Target, DEFAULT_FRAME,
 };
@@ -21,6 +22,7 @@ use muen_testbed::setup::{self, Chosen, Setup};
 use muen_testbed::subject::Status;
 use muen_testbed::world::World;
 use muen_testbed::{app, os, policy};
+use policy_gen::solo5::{Solo5Image, Solo5Options};
 
 use super::Failure;
 
@@ -51,7 +53,8 @@ subjects); 124 if it was stopped at --timeout; 2 for bad input, 1 for other erro
 the testbed. With --system a subject the policy resets on its exit is started again \
 (see --restarts); the run ends when a subject ends for good.")]
 pub struct RunArgs {
-    /// The app: a directory with Cargo.toml and app.toml, or its app.toml.
+    /// The app: a directory with Cargo.toml and app.toml, or its app.toml; or a Solo5
+    /// unikernel built for Muen (`*.muen`, QEMU mode only; recognised by its Solo5 notes).
     app: Option<PathBuf>,
     /// Run with this component specification instead of generating one from the app.
     #[arg(long, value_name = "FILE", conflicts_with = "system")]
@@ -118,10 +121,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME=ARG", value_parser = dev_arg, hide = true)]
     subject_arg: Vec<DevArg>,
     /// The subject info page's format: 4 (what Muen's mugensinfo writes, both tool
-    /// generations) or 5 (what Solo5's current Muen bindings read).
-    #[arg(long, value_name = "FORMAT", default_value_t)]
-    sinfo_format: super::SinfoFormat,
-    /// Arguments for the subject (the testbed's test subject takes some).
+    /// generations; the default) or 5 (what Solo5's current Muen bindings read). For a
+    /// Solo5 unikernel the default is the format its ABI version reads (5 for 4, 4 for 3).
+    #[arg(long, value_name = "FORMAT")]
+    sinfo_format: Option<super::SinfoFormat>,
+    /// Arguments for the subject (the testbed's test subject takes some); a Solo5
+    /// unikernel's command line (joined with spaces; default: its policy's `bootparams`).
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<OsString>,
 }
@@ -185,18 +190,26 @@ fn qemu_machine(args: &RunArgs) -> Result<(Accel, PathBuf, PathBuf), Failure> {
     Ok((accel, qemu, boot_stage()?))
 }
 
-/// The QEMU target of a run: the image (`--exec` or APP built for Muen), the boot
-/// stage, the accelerator.
-fn qemu_target(args: &RunArgs) -> Result<QemuTarget, Failure> {
-    let image = match (&args.exec, &args.app) {
-        (Some(elf), _) => elf.clone(),
-        (None, Some(app)) => {
+/// The QEMU target of a run: the image (`--exec` or APP built for Muen, or a Solo5
+/// unikernel with what it needs), the boot stage, the accelerator.
+fn qemu_target(
+    args: &RunArgs,
+    solo5: Option<(PathBuf, Solo5Guest)>,
+) -> Result<QemuTarget, Failure> {
+    let (unikernel, guest) = match solo5 {
+        Some((path, guest)) => (Some(path), Some(guest)),
+        None => (None, None),
+    };
+    let image = match (unikernel, &args.exec, &args.app) {
+        (Some(unikernel), _, _) => unikernel,
+        (None, Some(elf), _) => elf.clone(),
+        (None, None, Some(app)) => {
             let paths = app::locate(app).map_err(|e| Failure::BadInput(e.to_string()))?;
             let name = app::name(&paths.manifest).map_err(|e| Failure::BadInput(e.to_string()))?;
             app::build(&paths.package, &name, args.release, Some(app::MUEN_TARGET))
                 .map_err(|e| Failure::BadInput(e.to_string()))?
         }
-        (None, None) => {
+        (None, None, None) => {
             return Err(Failure::BadInput(
                 "--policy alone does not say what to run: give the APP to build".into(),
             ))
@@ -209,6 +222,7 @@ fn qemu_target(args: &RunArgs) -> Result<QemuTarget, Failure> {
         qemu,
         accel,
         tick_hz: args.tick.unwrap_or(DEFAULT_TICK_HZ),
+        solo5: vec![guest],
     })
 }
 
@@ -227,14 +241,28 @@ fn timeout(args: &RunArgs) -> Result<Option<Duration>, Failure> {
     }
 }
 
-/// The setup and targets of a run of one app (or `--policy`).
+/// The setup and targets of a run of one app (or `--policy`), or of a Solo5 unikernel
+/// (APP or `--exec`, recognised by its notes).
 fn single(args: &RunArgs) -> Result<(Setup, Target), Failure> {
     if !args.subject_arg.is_empty() {
         return Err(Failure::BadInput("--subject-arg needs --system".into()));
     }
+    if let Some(path) = args.exec.as_ref().or(args.app.as_ref()) {
+        if let Some(image) = solo5::detect(path).map_err(Failure::BadInput)? {
+            if !args.qemu {
+                return Err(Failure::BadInput(solo5::hosted_refusal(path)));
+            }
+            let (world, guest) = solo5_run(args, path, &image)?;
+            let version = args
+                .sinfo_format
+                .map_or_else(|| guest.sinfo_version(), |f| f.version());
+            let target = qemu_target(args, Some((path.clone(), guest)))?;
+            return Ok((Setup::single(world, version), Target::Qemu(target)));
+        }
+    }
     // QEMU mode builds the image first: its policy comes from the ELF.
     let qemu = if args.qemu {
-        Some(qemu_target(args)?)
+        Some(qemu_target(args, None)?)
     } else {
         None
     };
@@ -262,7 +290,86 @@ fn single(args: &RunArgs) -> Result<(Setup, Target), Failure> {
             args: args.args.clone(),
         }]),
     };
-    Ok((Setup::single(world, args.sinfo_format.version()), target))
+    Ok((
+        Setup::single(world, args.sinfo_format.unwrap_or_default().version()),
+        target,
+    ))
+}
+
+/// A run of the Solo5 unikernel at `path` (`image`): its world (from `--policy`, else
+/// made as `policy-gen --elf` makes it, with the command line as `bootparams`) and what
+/// the guest needs besides. The command line is ARGS joined with spaces, else the
+/// policy's `bootparams` (on Muen: the subject's `<bootparams>`).
+fn solo5_run(
+    args: &RunArgs,
+    path: &Path,
+    image: &Solo5Image,
+) -> Result<(World, Solo5Guest), Failure> {
+    let bad = |e: String| Failure::BadInput(e);
+    // solo5-muen serves block devices (muenblock); Solo5's own bindings have none.
+    let disk_refused = image.bindings == policy_gen::solo5::Bindings::Solo5;
+    if let Some(disk) = args.disk.first().filter(|_| disk_refused) {
+        let kind = match image.devices.iter().find(|d| d.name == disk.dev) {
+            Some(d) => format!("its {} device", d.device_type.name()),
+            None => "no such device".to_string(),
+        };
+        return Err(bad(format!(
+            "--disk {}=...: {}: {kind}; Solo5's Muen bindings have no block devices (every \
+             solo5_block_* call answers SOLO5_R_EUNSPEC), so its policy gives none",
+            disk.dev,
+            path.display()
+        )));
+    }
+    let given = args
+        .args
+        .iter()
+        .map(|a| {
+            a.to_str().map(str::to_string).ok_or_else(|| {
+                bad(format!(
+                    "{}: the command line must be UTF-8 text, not {a:?}",
+                    path.display()
+                ))
+            })
+        })
+        .collect::<Result<Vec<String>, Failure>>()?;
+    let cmdline = (!given.is_empty()).then(|| given.join(" "));
+    let (spec, places, source) = match &args.policy {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| bad(format!("{}: cannot read the policy: {e}", file.display())))?;
+            let (spec, places) =
+                muen_spec::parse_with_places(&text, file).map_err(|e| bad(e.to_string()))?;
+            (spec, Some(places), file.clone())
+        }
+        None => {
+            let options = Solo5Options {
+                bootparams: cmdline.clone().unwrap_or_default(),
+                ..Solo5Options::default()
+            };
+            let spec = policy_gen::solo5::component_spec(image, path, &options)
+                .map_err(|e| bad(format!("{}: {e}", path.display())))?;
+            let source = PathBuf::from(format!("{} (generated policy)", path.display()));
+            (spec, None, source)
+        }
+    };
+    let cmdline = cmdline.unwrap_or_else(|| {
+        spec.config
+            .strings
+            .iter()
+            .find(|c| c.name == policy_gen::solo5::CONFIG_BOOTPARAMS)
+            .map(|c| c.value.clone())
+            .unwrap_or_default()
+    });
+    let world = policy::world(&spec, places.as_ref(), &source, policy::Image::Include)
+        .map_err(|e| bad(e.to_string()))?;
+    Ok((
+        world,
+        Solo5Guest {
+            abi: image.abi,
+            bindings: image.bindings,
+            cmdline,
+        },
+    ))
 }
 
 /// What runs one subject of a system: an app, or a prebuilt executable (image).
@@ -438,7 +545,17 @@ fn system_run(args: &RunArgs, file: &Path) -> Result<(Setup, Target), Failure> {
             .map(|a| OsString::from(&a.value))
             .collect();
         let (executable, app_view) = match program {
-            Program::Prebuilt(path) => (path.clone(), None),
+            Program::Prebuilt(path) => {
+                if solo5::detect(path).map_err(Failure::BadInput)?.is_some() {
+                    return Err(Failure::BadInput(format!(
+                        "{}: a Solo5 unikernel runs on its own (muen-testbed run --qemu \
+                         {}), not yet as a subject of --system",
+                        path.display(),
+                        path.display()
+                    )));
+                }
+                (path.clone(), None)
+            }
             Program::App(paths) => {
                 let app_name =
                     app::name(&paths.manifest).map_err(|e| Failure::BadInput(e.to_string()))?;
@@ -503,8 +620,12 @@ fn system_run(args: &RunArgs, file: &Path) -> Result<(Setup, Target), Failure> {
             });
         }
     }
-    let setup =
-        setup::from_system(&system, &chosen, args.sinfo_format.version()).map_err(|e| bad(&e))?;
+    let setup = setup::from_system(
+        &system,
+        &chosen,
+        args.sinfo_format.unwrap_or_default().version(),
+    )
+    .map_err(|e| bad(&e))?;
     let target = if args.qemu {
         let (accel, qemu, boot_stage) = qemu_machine(args)?;
         Target::Qemu(QemuTarget {
@@ -513,6 +634,7 @@ fn system_run(args: &RunArgs, file: &Path) -> Result<(Setup, Target), Failure> {
             qemu,
             accel,
             tick_hz: args.tick.unwrap_or(DEFAULT_TICK_HZ),
+            solo5: Vec::new(),
         })
     } else {
         Target::Hosted(hosted)

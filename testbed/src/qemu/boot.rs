@@ -12,6 +12,7 @@ use zerocopy::IntoBytes;
 
 use crate::memory::{GuestMemory, Memory};
 use crate::qemu::elf::Elf;
+use muen_spec::model::Gpr;
 use muen_spec::SubjectView;
 
 /// The 8254 PIT's input clock, Hz.
@@ -104,6 +105,21 @@ pub fn tick_divisor(hz: u32) -> u16 {
     u16::try_from(d.clamp(1, u64::from(u16::MAX))).unwrap_or(u16::MAX)
 }
 
+/// Checks that `view` sets no general-purpose register the boot stage cannot give the
+/// subject: it sets RIP, RSP and RDI from the policy ([`BootConfig::rdi`]) and starts
+/// every other at 0 (RAX carries the subject's CR3 into the handover, `docs/qemu.md`).
+pub fn check_registers(view: &SubjectView) -> Result<(), String> {
+    match view.registers.others.iter().find(|(&r, _)| r != Gpr::Rdi) {
+        Some((register, value)) => Err(format!(
+            "the policy sets {} to {value:#x}; QEMU mode sets RIP, RSP and RDI from the \
+             policy and starts every other general-purpose register at 0 (RAX holds the \
+             page tables' address)",
+            register.policy_name()
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The boot configuration for `view` in `guest`, with a tick of `tick_hz` (0: none).
 pub fn config(view: &SubjectView, guest: &GuestMemory, tick_hz: u32) -> BootConfig {
     let pool = guest.pool.clone();
@@ -125,6 +141,13 @@ pub fn config(view: &SubjectView, guest: &GuestMemory, tick_hz: u32) -> BootConf
         }
         .into(),
         go: 0.into(),
+        rdi: view
+            .registers
+            .others
+            .get(&Gpr::Rdi)
+            .copied()
+            .unwrap_or(0)
+            .into(),
     }
 }
 
@@ -186,6 +209,14 @@ mod tests {
         assert_eq!(c.cr4_extra.get(), CR4_OSXMMEXCPT);
         assert_eq!((c.tick_vector.get(), c.tick_divisor.get()), (248, 1193));
         assert_eq!(config(&w, &g, 0).tick_divisor.get(), 0);
+        assert_eq!(c.rdi.get(), 0);
+        let mut solo5 = w.clone();
+        solo5.registers.others.insert(Gpr::Rdi, 0x1000);
+        assert_eq!(config(&solo5, &g, 0).rdi.get(), 0x1000);
+        assert!(check_registers(&solo5).is_ok());
+        solo5.registers.others.insert(Gpr::Rbx, 1);
+        let e = check_registers(&solo5).unwrap_err();
+        assert!(e.starts_with("the policy sets rbx to 0x1"), "{e}");
     }
 
     #[test]

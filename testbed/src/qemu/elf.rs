@@ -85,10 +85,22 @@ const _: () = assert!(std::mem::offset_of!(Symbol, value) == 8);
 const PT_LOAD: u32 = 1;
 const SHT_SYMTAB: u32 = 2;
 const SHT_STRTAB: u32 = 3;
+const STT_FUNC: u8 = 2;
 const EM_X86_64: u16 = 62;
 const ET_EXEC: u16 = 2;
 const PF_X: u32 = 1;
 const PF_W: u32 = 2;
+
+/// A symbol: its value, size and whether it is a function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SymbolEntry {
+    /// The value (a function's address).
+    pub value: u64,
+    /// The size in bytes (a function's length).
+    pub size: u64,
+    /// Whether its type is `STT_FUNC`.
+    pub function: bool,
+}
 
 /// A loadable segment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -215,6 +227,12 @@ impl<'a> Elf<'a> {
     /// The value of the symbol `name` in the file's symbol tables (`None`: no such
     /// symbol, or no symbol table: a stripped file).
     pub fn symbol(&self, name: &str) -> Result<Option<u64>, String> {
+        Ok(self.symbol_entry(name)?.map(|s| s.value))
+    }
+
+    /// The symbol `name` (the first of that name, local or global) in the file's symbol
+    /// tables (`None`: no such symbol, or no symbol table: a stripped file).
+    pub fn symbol_entry(&self, name: &str) -> Result<Option<SymbolEntry>, String> {
         let h = &self.header;
         let sections: Vec<SectionHeader> = table(
             self.bytes,
@@ -251,7 +269,11 @@ impl<'a> Elf<'a> {
                 };
                 let text = rest.split(|&b| b == 0).next().unwrap_or_default();
                 if text == name.as_bytes() {
-                    return Ok(Some(sym.value.get()));
+                    return Ok(Some(SymbolEntry {
+                        value: sym.value.get(),
+                        size: sym.size.get(),
+                        function: sym.info & 0xf == STT_FUNC,
+                    }));
                 }
             }
         }

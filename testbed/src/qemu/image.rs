@@ -7,6 +7,10 @@
 //! finds them in the symbol table, checks that they hold exactly the Muen bodies, and
 //! writes the QEMU bodies (port I/O to the doorbell and QEMU's exit device) over them
 //! in guest memory. The file itself is not changed.
+//!
+//! A Solo5 unikernel has no such stubs: its one way out is Solo5's `platform_exit`
+//! (exit status in EDI), whose start gets the QEMU exit stub's body
+//! ([`SubjectImage::parse_solo5`], `crate::qemu::solo5`).
 
 use std::path::Path;
 
@@ -16,6 +20,7 @@ use muen_testbed_abi::qemu::{
 
 use crate::memory::Memory;
 use crate::qemu::elf::Elf;
+use crate::qemu::solo5;
 use muen_sinfo::MemoryKind;
 use muen_spec::{Content, Mapping, SubjectView};
 
@@ -23,7 +28,21 @@ use muen_spec::{Content, Mapping, SubjectView};
 #[derive(Debug)]
 pub struct SubjectImage {
     bytes: Vec<u8>,
-    stubs: [(u64, &'static str, [u8; STUB_SIZE], [u8; STUB_SIZE]); 2],
+    stubs: Vec<Stub>,
+}
+
+/// A place the testbed writes a QEMU body over.
+#[derive(Debug)]
+struct Stub {
+    /// Its address.
+    address: u64,
+    /// The symbol.
+    name: &'static str,
+    /// The bytes it must hold (`None`: a function of at least [`STUB_SIZE`] bytes whose
+    /// start is overwritten, whatever it holds).
+    muen: Option<[u8; STUB_SIZE]>,
+    /// What it gets.
+    qemu: [u8; STUB_SIZE],
 }
 
 impl SubjectImage {
@@ -45,13 +64,61 @@ impl SubjectImage {
                 )
             })
         };
-        let hypercall = find(HYPERCALL_SYMBOL)?;
-        let exit = find(EXIT_SYMBOL)?;
+        let stub = |name, muen, qemu| -> Result<Stub, String> {
+            Ok(Stub {
+                address: find(name)?,
+                name,
+                muen: Some(muen),
+                qemu,
+            })
+        };
         Ok(SubjectImage {
-            stubs: [
-                (hypercall, HYPERCALL_SYMBOL, HYPERCALL_MUEN, HYPERCALL_QEMU),
-                (exit, EXIT_SYMBOL, EXIT_MUEN, EXIT_QEMU),
+            stubs: vec![
+                stub(HYPERCALL_SYMBOL, HYPERCALL_MUEN, HYPERCALL_QEMU)?,
+                stub(EXIT_SYMBOL, EXIT_MUEN, EXIT_QEMU)?,
             ],
+            bytes,
+        })
+    }
+
+    /// Reads the Solo5 unikernel at `path` ([`Self::parse_solo5`]).
+    pub fn load_solo5(path: &Path) -> Result<Self, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::parse_solo5(bytes).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Checks the Solo5 unikernel `bytes` and finds its `platform_exit`
+    /// ([`solo5::PLATFORM_EXIT`]): a function of at least [`STUB_SIZE`] bytes, whose
+    /// start gets the QEMU exit stub's body (`docs/solo5.md` says why).
+    pub fn parse_solo5(bytes: Vec<u8>) -> Result<Self, String> {
+        let elf = Elf::parse(&bytes)?;
+        let name = solo5::PLATFORM_EXIT;
+        let symbol = elf.symbol_entry(name)?.ok_or_else(|| {
+            format!(
+                "no symbol `{name}`: QEMU mode takes a Solo5 unikernel's exit status from \
+                 the start of Solo5's `{name}`, so the image must not be stripped"
+            )
+        })?;
+        if !symbol.function || symbol.size < STUB_SIZE as u64 {
+            return Err(format!(
+                "symbol `{name}` at {:#x} is not a function of at least {STUB_SIZE} bytes \
+                 ({} bytes{}): not Solo5's Muen bindings?",
+                symbol.value,
+                symbol.size,
+                if symbol.function {
+                    ""
+                } else {
+                    ", not STT_FUNC"
+                }
+            ));
+        }
+        Ok(SubjectImage {
+            stubs: vec![Stub {
+                address: symbol.value,
+                name,
+                muen: None,
+                qemu: EXIT_QEMU,
+            }],
             bytes,
         })
     }
@@ -78,7 +145,13 @@ impl SubjectImage {
                     .map_err(|e| format!("writing region `{}`: {e}", r.name))?;
             }
         }
-        for &(address, name, muen, qemu) in &self.stubs {
+        for &Stub {
+            address,
+            name,
+            muen,
+            qemu,
+        } in &self.stubs
+        {
             let place = regions.iter().zip(&view.mappings).find(|(_, r)| {
                 let (start, size) = (r.region.address.as_u64(), r.region.size);
                 image_offset(r).is_some()
@@ -96,7 +169,7 @@ impl SubjectImage {
             let found = memory
                 .read_at(offset, STUB_SIZE)
                 .map_err(|e| format!("reading `{name}`: {e}"))?;
-            if found != muen {
+            if let Some(muen) = muen.filter(|muen| found != muen) {
                 return Err(format!(
                     "`{name}` at {address:#x} holds {found:02x?}, not the stub this testbed \
                      knows ({muen:02x?}): a different muen-subject version?"

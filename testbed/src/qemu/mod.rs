@@ -12,7 +12,9 @@
 //! - [`doorbell`]: the byte stream from the guest (events, exit code, boot handshake);
 //! - [`qmp`]: QEMU's monitor (the guest stopped; its registers);
 //! - [`machine`]: QEMU's command line and process;
-//! - [`elf`]: the checked ELF reading the others share.
+//! - [`elf`]: the checked ELF reading the others share;
+//! - [`solo5`]: what an unmodified Solo5 unikernel needs besides (boot info, exit,
+//!   subject info format).
 
 pub mod accel;
 pub mod boot;
@@ -21,3 +23,4 @@ pub mod elf;
 pub mod image;
 pub mod machine;
 pub mod qmp;
+pub mod solo5;

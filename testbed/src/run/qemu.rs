@@ -23,7 +23,9 @@ use crate::os::SignalFd;
 use crate::qemu::boot::{self, BootStage};
 use crate::qemu::image::SubjectImage;
 use crate::qemu::machine::Machine;
+use crate::qemu::solo5;
 use crate::run::QEMU_LOG_PERIOD;
+use policy_gen::solo5::Bindings;
 
 /// Runs the subjects of `options` in the QEMU guests of `q`.
 pub(super) fn run(
@@ -38,8 +40,24 @@ pub(super) fn run(
     let images = q
         .images
         .iter()
-        .map(|path| SubjectImage::load(path).map_err(RunError::BadInput))
-        .collect::<Result<Vec<_>, _>>()?;
+        .enumerate()
+        // Solo5's C bindings exit through `platform_exit`; solo5-muen uses the
+        // runtime's stubs, as the project's own images do.
+        .map(|(i, path)| match q.solo5_guest(i).map(|g| g.bindings) {
+            None | Some(Bindings::MuenSubject) => SubjectImage::load(path),
+            Some(Bindings::Solo5) => SubjectImage::load_solo5(path),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(RunError::BadInput)?;
+    for (i, s) in setup.subjects.iter().enumerate() {
+        boot::check_registers(&s.world.view)
+            .map_err(|e| RunError::BadInput(format!("subject `{}`: {e}", s.name())))?;
+        // A Solo5 unikernel's boot info, checked before anything is made.
+        if let Some(guest) = q.solo5_guest(i) {
+            solo5::boot_info(&s.world.view, &guest.cmdline)
+                .map_err(|e| RunError::BadInput(format!("Solo5 boot info: {e}")))?;
+        }
+    }
     let signals = SignalFd::new().map_err(host("blocking signals"))?;
     let backings: Vec<Backing> = setup.regions.iter().map(|r| r.backing.clone()).collect();
     // Too much guest RAM is the app's problem, not the host's.
@@ -115,6 +133,12 @@ impl Machines<'_> {
         self.images[i]
             .install(view, &s.regions, self.memory)
             .map_err(|e| format!("{}: {e}", self.q.images[i].display()))?;
+        if let Some(guest) = self.q.solo5_guest(i) {
+            let (mapping, bytes) = solo5::boot_info(view, &guest.cmdline)?;
+            self.memory
+                .write_initial(s.regions[mapping], 0, &bytes)
+                .map_err(|e| format!("writing the Solo5 boot info: {e}"))?;
+        }
         let offsets: Vec<u64> = s
             .regions
             .iter()

@@ -1,40 +1,29 @@
-//! The CPU tables of a Muen subject: `_start`, GDT, TSS, IDT and the interrupt stubs.
+//! The CPU tables of a Muen subject: GDT, TSS, IDT and the interrupt stubs.
 //!
 //! The stubs are one table of 256 `call` instructions (5 bytes each), so that the IDT
 //! needs no table of addresses: gate `v` points to `muen_subject_stubs + 5 * v`. The
 //! common code behind them finds the vector from the return address the `call`
-//! pushed. Vectors 0..=31 go to [`exception`], which reports through
-//! [`exit`](crate::exit) and never returns; vectors 32..=255 set bit `v` of
+//! pushed. Vectors 0..=31 go to [`exception`], which hands a [`CpuException`] to the
+//! handler given to [`init`] (by default [`exit::exception`](crate::exit), which
+//! reports it and exits) and never returns; vectors 32..=255 set bit `v` of
 //! [`PENDING`] with `lock bts` and return with `iretq`.
+//!
+//! The entry, `_start`, is not here: the application's [`entry!`](crate::entry!)
+//! emits it, so that a program with an entry of its own (Solo5's bindings,
+//! `solo5-muen`) can use these tables without a second `_start`.
 
 use core::arch::{asm, global_asm};
 use core::mem::{offset_of, size_of};
 
 use super::kernel::Muen;
-use crate::platform::machine::PENDING;
+use crate::platform::machine::{CpuException, PENDING};
+
+/// What runs on a CPU exception (vectors 0..=31), on the stack the exception arrived
+/// on (page and double faults: an IST stack of 8 KiB), with interrupts disabled. It
+/// never returns: the subject ends.
+pub type ExceptionHandler = fn(Muen, &CpuException) -> !;
 
 global_asm!(
-    // The entry, placed first in the image by the linker script.
-    ".section .text.muen_subject_start, \"ax\", @progbits",
-    ".global _start",
-    ".type _start, @function",
-    "_start:",
-    "    cli",
-    "    cld",
-    // RSP comes from the policy (top of RAM - 8). Realign it so that the `call` below
-    // leaves RSP = 8 (mod 16) at the callee's entry, as the System V ABI wants.
-    "    and rsp, -16",
-    // Muen fills .bss with zeroes already (policy-gen declares it `fill 0`); zero it
-    // again so that a restart of the subject (reset without reloading) starts clean.
-    "    lea rdi, [rip + __muen_subject_bss_start]",
-    "    lea rcx, [rip + __muen_subject_bss_end]",
-    "    sub rcx, rdi",
-    "    xor eax, eax",
-    "    rep stosb",
-    "    xor ebp, ebp",
-    "    call muen_subject_main",
-    "    ud2",
-    "",
     ".section .text.muen_subject_stubs, \"ax\", @progbits",
     ".balign 16",
     ".global muen_subject_stubs",
@@ -179,6 +168,8 @@ const PAGE_FAULT_IST: u8 = 1;
 const DOUBLE_FAULT_IST: u8 = 2;
 
 struct Tables {
+    /// The handler of vectors 0..=31; `None`: [`exit::exception`](crate::exit).
+    exception_handler: Option<ExceptionHandler>,
     gdt: [u64; 5],
     tss: Tss,
     idt: [Gate; 256],
@@ -188,6 +179,7 @@ struct Tables {
 // Zero-initialised, so it lives in .bss. Written once by `init`, then only read by the
 // CPU (and the IST stacks used by it).
 static mut TABLES: Tables = Tables {
+    exception_handler: None,
     gdt: [0; 5],
     tss: Tss {
         _reserved0: 0,
@@ -202,17 +194,20 @@ static mut TABLES: Tables = Tables {
     ist_stacks: [const { IstStack([0; IST_STACK_SIZE]) }; 2],
 };
 
-/// Builds and loads the GDT, TSS and IDT.
+/// Builds and loads the GDT, TSS and IDT; CPU exceptions go to `exception_handler`
+/// (`None`: [`exit::exception`](crate::exit)).
 ///
 /// # Safety
 ///
 /// Called once, with interrupts disabled, before any other code uses the tables; the
 /// CPU is in the state `super`'s documentation describes.
-pub(super) unsafe fn init() {
+pub(super) unsafe fn init(exception_handler: Option<ExceptionHandler>) {
     // SAFETY: the only access to TABLES, before anything else runs (contract): no
     // reference to it exists, and the raw pointers below are derived from `&raw mut`.
+    // The handler is stored before the IDT is loaded, so `exception` sees it.
     unsafe {
         let t = &raw mut TABLES;
+        (*t).exception_handler = exception_handler;
         let stacks = &raw const (*t).ist_stacks as u64;
         let stack_top = |i: u64| stacks + (i + 1) * IST_STACK_SIZE as u64;
         (*t).tss.ist[usize::from(PAGE_FAULT_IST) - 1] = stack_top(0);
@@ -283,13 +278,18 @@ fn has_error_code(vector: u8) -> bool {
 extern "sysv64" fn exception(vector: u64, frame: *const u64) -> ! {
     let vector = vector as u8;
     // SAFETY: `frame` points to the interrupt frame the CPU just pushed on this stack,
-    // which holds the error code for exactly the vectors `has_error_code` names.
-    let (error, rip) = unsafe {
-        if has_error_code(vector) {
-            (frame.read_volatile(), frame.add(1).read_volatile())
+    // which holds the error code for exactly the vectors `has_error_code` names, then
+    // five words.
+    let (error_code, [rip, cs, rflags, rsp, ss]) = unsafe {
+        let (error_code, rest) = if has_error_code(vector) {
+            (frame.read_volatile(), frame.add(1))
         } else {
-            (0, frame.read_volatile())
-        }
+            (0, frame)
+        };
+        (
+            error_code,
+            core::array::from_fn(|i| rest.add(i).read_volatile()),
+        )
     };
     let cr2 = if vector == 14 {
         let cr2: u64;
@@ -299,5 +299,24 @@ extern "sysv64" fn exception(vector: u64, frame: *const u64) -> ! {
     } else {
         None
     };
-    crate::exit::exception(&Muen::assume_initialised(), vector, error, rip, cr2)
+    let report = CpuException {
+        vector,
+        error_code,
+        rip,
+        cs,
+        rflags,
+        rsp,
+        ss,
+        cr2,
+    };
+    // The handler was written once by `init` before the IDT that leads here was
+    // loaded, and is only read since.
+    let tables = &raw const TABLES;
+    // SAFETY: (as above) no mutable access to TABLES exists any more.
+    let handler = unsafe { (*tables).exception_handler };
+    let platform = Muen::assume_initialised();
+    match handler {
+        Some(handler) => handler(platform, &report),
+        None => crate::exit::exception(&platform, &report),
+    }
 }

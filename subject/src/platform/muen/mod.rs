@@ -25,12 +25,13 @@
 //!
 //! # What the runtime sets up
 //!
-//! `_start` (in `cpu.rs`) disables interrupts, aligns the stack, zeroes `.bss` and calls
-//! the application's entry (`muen_subject_main`, emitted by [`entry!`](crate::entry!)),
-//! which calls [`Muen::init`]: a GDT with the selectors Muen's profile uses (code 0x08,
-//! data 0x10, TSS 0x18), a TSS whose IST stacks take page faults and double faults (so
-//! that a stack overflow is still reported), and an IDT: vectors 0..=31 log the
-//! exception and exit (through [`exit`](crate::exit)), vectors 32..=255 set their bit in
+//! `_start` (emitted by [`entry!`](crate::entry!) into the application) disables
+//! interrupts, aligns the stack, zeroes `.bss` and calls the application's entry
+//! (`muen_subject_main`, emitted by the same macro), which calls [`Muen::init`]: a GDT
+//! with the selectors Muen's profile uses (code 0x08, data 0x10, TSS 0x18), a TSS
+//! whose IST stacks take page faults and double faults (so that a stack overflow is
+//! still reported), and an IDT: vectors 0..=31 log the exception and exit (through
+//! [`exit`](crate::exit)), vectors 32..=255 set their bit in
 //! the pending bitmap and return. Interrupts stay disabled except for the `sti; hlt`
 //! pair in [`Platform::halt_unless`](super::Platform::halt_unless), so vector handlers
 //! never run in the middle of application code.
@@ -40,18 +41,21 @@
 //! - `kernel`: the [`Muen`] handle and its [`Platform`](super::Platform) implementation:
 //!   the two stubs through which the subject talks to its kernel (event, exit),
 //!   `rdtsc`, `sti; hlt`. It imports nothing of this platform.
-//! - `cpu`: `_start`, the GDT, TSS and IDT, the vector stubs, and the exception
-//!   handler, which reports through the handle of `kernel`.
+//! - `cpu`: the GDT, TSS and IDT, the vector stubs, and the exception path, which
+//!   reports through the handle of `kernel` (or hands the exception to the handler
+//!   given to [`Muen::init_with_exception_handler`]).
 //!
 //! This module declares them and sets the CPU up in [`Muen::init`].
 
 mod cpu;
 mod kernel;
 
+pub use cpu::ExceptionHandler;
 pub use kernel::Muen;
 
 impl Muen {
-    /// Loads the runtime's GDT, TSS and IDT and returns the platform handle.
+    /// Loads the runtime's GDT, TSS and IDT and returns the platform handle. CPU
+    /// exceptions are reported by [`exit`](crate::exit) (exit code 128 + vector).
     ///
     /// # Safety
     ///
@@ -59,7 +63,19 @@ impl Muen {
     /// state the module documentation describes.
     pub unsafe fn init() -> Self {
         // SAFETY: forwarded contract.
-        unsafe { cpu::init() };
+        unsafe { cpu::init(None) };
+        Muen::assume_initialised()
+    }
+
+    /// [`Muen::init`], with CPU exceptions going to `handler` instead: for a program
+    /// that reports them its own way (Solo5's bindings, `solo5-muen`).
+    ///
+    /// # Safety
+    ///
+    /// As [`Muen::init`]: called once, before anything else of the platform runs.
+    pub unsafe fn init_with_exception_handler(handler: ExceptionHandler) -> Self {
+        // SAFETY: forwarded contract.
+        unsafe { cpu::init(Some(handler)) };
         Muen::assume_initialised()
     }
 }
