@@ -30,7 +30,7 @@ step "Solo5: build its test programs (scripts/solo5-build.sh)"
 step "solo5-muen: lints for x86_64-unknown-none, solo5_muen.o (both ABI pairs)"
 cargo clippy -p solo5-muen --target x86_64-unknown-none -- -D warnings
 cargo clippy -p solo5-muen --target x86_64-unknown-none --features abi3 -- -D warnings
-SOLO5_MUEN_ABI3_OBJECT="$(./scripts/solo5-muen-build.sh --features abi3 target/solo5-muen/abi3/solo5_muen.o)"
+SOLO5_MUEN_ABI3_OBJECT="$(./scripts/solo5-muen-build.sh --features abi3 "$PWD/target/solo5-muen/abi3/solo5_muen.o")"
 SOLO5_MUEN_OBJECT="$(./scripts/solo5-muen-build.sh)"
 export SOLO5_MUEN_OBJECT SOLO5_MUEN_ABI3_OBJECT
 size "$SOLO5_MUEN_OBJECT"
