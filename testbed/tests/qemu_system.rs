@@ -24,7 +24,8 @@ use std::time::Duration;
 use muen_spec::Generation;
 
 use common::apps::{
-    counter, echo_from, has, in_ns, new_image, status_page, text, Mode, Source, SUBJECT_IP,
+    counter, echo_from, guestbook_entries_survive_a_reset_of_vault, has, in_ns, new_image,
+    status_page, text, Mode, Source, SUBJECT_IP,
 };
 use common::system::{Specs, System, APPS};
 use common::{log_lines, require_kvm, require_root, show, stat, testbed};
@@ -216,4 +217,18 @@ fn qemu_kvm_guests_run_side_by_side_with_one_log() {
         "{hello_lines:#?}"
     );
     assert_eq!(stat(&out.stderr, "restarts"), Some(3), "{}", show(&out));
+}
+
+/// The guestbook (web and vault, two guests) with TCG: the entries survive a reset of
+/// vault's guest (SIGUSR1), on the hashed policy with mugensinfo's pages.
+#[test]
+fn netns_qemu_tcg_system_guestbook_entries_survive_a_reset_of_vault() {
+    require_root("netns_qemu_tcg_system_guestbook_entries_survive_a_reset_of_vault");
+    let (policy, sinfo) = pages(true);
+    guestbook_entries_survive_a_reset_of_vault(
+        Mode::Qemu("tcg"),
+        (&policy, Some(&sinfo)),
+        "qemu-guestbook.img",
+        Duration::from_secs(120),
+    );
 }

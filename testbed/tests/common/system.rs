@@ -16,7 +16,7 @@ use muen_spec::Generation;
 use super::muen_kit::{Kit, Run};
 
 /// The examples the systems hold, each as a subject of its name.
-pub const APPS: [&str; 3] = ["hello", "echo", "blockstore"];
+pub const APPS: [&str; 5] = ["hello", "echo", "blockstore", "web", "vault"];
 
 /// What the specifications given to the pipeline describe.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
