@@ -8,13 +8,15 @@
 //! policy and its pages. The examples' tests through `--system`, with the testbed's
 //! page and with mugensinfo's: `echo` in a private network namespace (`netns_` tests,
 //! root only: ping, curl, ab), `blockstore` booted three times by its policy's reset;
-//! and two guests side by side.
+//! and two guests side by side. The guestbook (web and vault, two guests) with TCG:
+//! POST and GET with curl, vault's guest reset by SIGUSR1, the entries still there
+//! (`netns_qemu_tcg_`: root, no KVM needed).
 //!
 //! One hosted run on the same system shows that a hosted subject runs on a policy that
 //! maps its image too (the image regions mapped, zeroed, for the page's sake).
 //!
-//! The QEMU tests need a usable `/dev/kvm` (`qemu_kvm` in their names) and fail saying
-//! so without one; `scripts/test.sh` skips them visibly there.
+//! The other QEMU tests need a usable `/dev/kvm` (`qemu_kvm` in their names) and fail
+//! saying so without one; `scripts/test.sh` skips them visibly there.
 
 mod common;
 

@@ -2,7 +2,7 @@
 //! configures them (`muen-testbed run --system POLICY_B --subject NAME APP ...`),
 //! hosted.
 //!
-//! The system is `../shared/muen/pipeline.sh` on Muen's demo system with the three
+//! The system is `../shared/muen/pipeline.sh` on Muen's demo system with the five
 //! examples added (`common::system`, once per test binary): policy B, as `mucfgalloc`
 //! writes it, and `mugensinfo`'s pages.
 //!
@@ -12,6 +12,10 @@
 //!   mugensinfo's: `echo` in a private network namespace (`netns_` tests, root only:
 //!   ping, a thousand UDP datagrams, curl, ab), `blockstore` booted three times by
 //!   its policy's reset.
+//! - The guestbook (`netns_` tests): `web` on a TAP and `vault` on a disk, two
+//!   subjects on the channel pair their policy wires; an entry posted and read back
+//!   with curl, vault reset (SIGUSR1, `--reset-on-sigusr1`) and the entry still
+//!   there. And a compromised `web` (vault-forger) whose forged requests vault refuses.
 //! - Several subjects at once: `echo` and the test subject as `echo_peer` over the
 //!   channels the policy gives them; `hello` restarted by its policy beside `echo`,
 //!   one log stream.
