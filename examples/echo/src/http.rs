@@ -307,7 +307,7 @@ pub fn write(out: &mut Cursor<'_>, head: &Head<'_>, body: &[u8], head_only: bool
     Ok(())
 }
 
-/// [`write`] with `echo`'s head: `Server: muen-echo`, `Allow: GET, HEAD`.
+/// [`write()`] with `echo`'s head: `Server: muen-echo`, `Allow: GET, HEAD`.
 pub fn write_response(
     out: &mut Cursor<'_>,
     status: Status,

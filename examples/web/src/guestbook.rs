@@ -4,7 +4,7 @@
 //! |---------|----------------|--------|
 //! | `GET /` (or `HEAD`) | the newest [`SHOWN`] entries | 200, `guestbook: N entries` and one line per entry, `#<n> <name>: <text>`, oldest first |
 //! | `GET /entries/<n>` | entry `n` | 200 with its line, or 404 |
-//! | `POST /entries` with a form `name=...&text=...` ([`form`](crate::form)) | to append it | 201 `entry <n>`, `Location: /entries/<n>` |
+//! | `POST /entries` with a form `name=...&text=...` ([`form`]) | to append it | 201 `entry <n>`, `Location: /entries/<n>` |
 //!
 //! A form that is no entry is 400 (with the reason) and never reaches vault. Vault's
 //! refusals: a full book is 507, one that needs repair, a damaged entry or a failed
