@@ -57,6 +57,11 @@ if ! [ -c /dev/kvm ] || ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
 fi
 # The Solo5 acceptance table and the tests that run Muen's tool chain (names with
 # `muens_tool_chain`) run in their own steps below, where their output is shown.
+# The examples' end-to-end tests on a system made by Muen's tool chain run here
+# (muen-testbed's tests/system.rs and tests/qemu_system.rs, each making its system with
+# pipeline.sh once), among them the guestbook's: `netns_system_guestbook_*` and
+# `netns_qemu_tcg_system_guestbook_*` (web and vault, POST and GET with curl, vault
+# reset by SIGUSR1) and `system_vault_refuses_what_a_compromised_web_forges_*`.
 cargo test --workspace -- "${skip[@]}" --skip muens_tool_chain --skip netns_solo5_
 
 # Muen's own policy tools (../shared/muen, both generations): every step of every
@@ -144,7 +149,7 @@ MIRIFLAGS="-Zmiri-permissive-provenance -Zmiri-ignore-leaks" \
     exit:: entry::
 
 step "examples for Muen: static ELFs at the entry address, accepted by policy-gen, sizes"
-for app in hello echo blockstore; do
+for app in hello echo blockstore web vault; do
     cargo build -p "$app" --target x86_64-unknown-none --release
     elf=target/x86_64-unknown-none/release/$app
     readelf -h "$elf" | grep -Eq 'Type:[[:space:]]+EXEC' ||

@@ -122,13 +122,16 @@ pub enum NameError {
     /// The name does not start with an ASCII letter.
     BadStart,
     /// The name contains a character other than ASCII letters, digits, `_` and `-`
-    /// (device names: letters, digits and `_`).
+    /// (device and channel names: letters, digits and `_`).
     BadCharacter {
         /// The offending character.
         found: char,
         /// Its byte position.
         position: usize,
     },
+    /// The name is one the runtime or Muen's toolchain uses for the subject's own
+    /// resources ([`RESERVED`]).
+    Reserved,
 }
 
 impl core::fmt::Display for NameError {
@@ -142,6 +145,16 @@ impl core::fmt::Display for NameError {
                     f,
                     "has the character {found:?} at position {position}, which is not allowed"
                 )
+            }
+            NameError::Reserved => {
+                f.write_str("is reserved for the subject's own resources (")?;
+                for (i, name) in RESERVED.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    f.write_str(name)?;
+                }
+                f.write_str(")")
             }
         }
     }
@@ -178,6 +191,32 @@ pub fn check_device_name(name: &str) -> Result<(), NameError> {
     check(name, DEVICE_NAME_MAX, |c| {
         c.is_ascii_alphanumeric() || c == '_'
     })
+}
+
+/// Logical names of the subject's own resources, which an app channel may not take:
+/// its memory, the libraries' channels, the toolchain's pages, and the runtime's
+/// events and vectors (a writer channel's event and a reader channel's vector carry
+/// the channel's name).
+pub const RESERVED: [&str; 8] = [
+    RAM,
+    DEBUGLOG,
+    TIME_INFO,
+    SINFO,
+    SCHEDULING_INFO,
+    TIMED_EVENT,
+    EXIT_EVENT,
+    TIMER,
+];
+
+/// Checks the name of an app-to-app channel (`[channel.NAME]` in `app.toml`): the rules
+/// of [`check_device_name`] (the names share one name space: a channel's logical name is
+/// its name, a device's regions are `<device>|<endpoint>`), and none of [`RESERVED`].
+pub fn check_channel_name(name: &str) -> Result<(), NameError> {
+    check_device_name(name)?;
+    if RESERVED.contains(&name) {
+        return Err(NameError::Reserved);
+    }
+    Ok(())
 }
 
 /// The logical name of `endpoint` of device `device`, e.g. `service0|in`.
@@ -259,5 +298,35 @@ mod tests {
             Err(NameError::TooLong { max: 59 })
         );
         assert_eq!(check_component_name("é"), Err(NameError::BadStart));
+    }
+
+    #[test]
+    fn channel_names_follow_device_names_and_leave_the_subjects_own_alone() {
+        assert_eq!(check_channel_name("requests"), Ok(()));
+        assert_eq!(check_channel_name("to_vault_2"), Ok(()));
+        assert_eq!(
+            check_channel_name("a|b"),
+            Err(NameError::BadCharacter {
+                found: '|',
+                position: 1
+            })
+        );
+        assert_eq!(
+            check_channel_name(&"c".repeat(DEVICE_NAME_MAX + 1)),
+            Err(NameError::TooLong {
+                max: DEVICE_NAME_MAX
+            })
+        );
+        for name in RESERVED {
+            assert_eq!(check_device_name(name), Ok(()), "{name}");
+            assert_eq!(check_channel_name(name), Err(NameError::Reserved), "{name}");
+        }
+        let mut text = heapless::String::<128>::new();
+        write!(text, "{}", NameError::Reserved).unwrap();
+        assert_eq!(
+            text,
+            "is reserved for the subject's own resources (ram, debuglog, time_info, sinfo, \
+             scheduling_info, timed_event, exit, timer)"
+        );
     }
 }

@@ -23,6 +23,8 @@
 //! - [`copy`]: the race-free element copy;
 //! - [`writer`], [`reader`], [`error`]: the SHMStream algorithm;
 //! - [`protocol`]: `muennet`, `debuglog`, `muenblock`;
+//! - [`element`]: [`ElementType`], a protocol's element as one Rust type (its id and
+//!   size), which the protocols' element types implement;
 //! - [`event`]: events and vectors.
 //!
 //! ```
@@ -50,6 +52,7 @@
 #![no_std]
 
 pub mod copy;
+pub mod element;
 pub mod error;
 pub mod event;
 pub mod header;
@@ -58,6 +61,7 @@ pub mod reader;
 pub mod region;
 pub mod writer;
 
+pub use element::ElementType;
 pub use error::{ConfigError, Incompatible, Misbehaviour, ReadError, WriteError};
 pub use event::{Event, EventHook, Vector};
 pub use header::{ring_elements, Field, Header, HEADER_SIZE, TRANSPORT_MARKER};

@@ -21,6 +21,8 @@
 #![no_std]
 #![deny(unsafe_code)]
 
+pub mod channel;
+
 use core::fmt;
 
 use muen_abi::time::{Tsc, TscRate};

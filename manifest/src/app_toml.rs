@@ -13,9 +13,13 @@ use toml::Spanned;
 use crate::error::{Format, ManifestError, NameKind, Position, Problem};
 use crate::size::RawSize;
 use crate::suggest::suggest;
-use crate::{App, BlockDevice, NetDevice, DEFAULT_BUFFER_SIZE, DEFAULT_CHANNEL_SIZE, DEFAULT_RAM};
+use crate::{
+    App, BlockDevice, Channel, Direction, NetDevice, DEFAULT_APP_CHANNEL_SIZE, DEFAULT_BUFFER_SIZE,
+    DEFAULT_CHANNEL_SIZE, DEFAULT_RAM,
+};
 use muen_abi::layout::RAM_MAX;
-use muen_abi::names::{check_component_name, check_device_name, NameError};
+use muen_abi::names::{check_channel_name, check_component_name, check_device_name, NameError};
+use muen_channel::HEADER_SIZE;
 
 /// `app.toml` as written. Everything is optional here so that validation, not serde,
 /// reports missing keys, with the field name.
@@ -29,6 +33,8 @@ struct RawApp {
     net: BTreeMap<Spanned<String>, RawNet>,
     #[serde(default)]
     block: BTreeMap<Spanned<String>, RawBlock>,
+    #[serde(default)]
+    channel: BTreeMap<Spanned<String>, RawChannel>,
 }
 
 /// `[net.<name>]`.
@@ -45,11 +51,88 @@ struct RawBlock {
     buffer_size: Option<Spanned<RawSize>>,
 }
 
+/// `[channel.<name>]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChannel {
+    direction: Option<Spanned<String>>,
+    size: Option<Spanned<RawSize>>,
+    element_size: Option<Spanned<i64>>,
+    protocol: Option<Spanned<RawProtocol>>,
+    event: Option<bool>,
+}
+
+/// A protocol id as written: an integer, or a string of decimal digits or of hex
+/// digits after `0x` (with `_` between digits allowed), since TOML integers stop at
+/// 2^63 - 1 and protocol ids use all 64 bits.
+enum RawProtocol {
+    Integer(i64),
+    Text(String),
+}
+
+impl RawProtocol {
+    /// The id, if it is a non-zero 64-bit number.
+    fn value(&self) -> Option<u64> {
+        let value = match self {
+            RawProtocol::Integer(v) => u64::try_from(*v).ok()?,
+            RawProtocol::Text(text) => {
+                let (digits, radix) = match text.strip_prefix("0x") {
+                    Some(hex) => (hex, 16),
+                    None => (text.as_str(), 10),
+                };
+                let bare: String = digits.chars().filter(|&c| c != '_').collect();
+                let well_placed =
+                    !digits.starts_with('_') && !digits.ends_with('_') && !digits.contains("__");
+                if bare.is_empty() || !well_placed || !bare.chars().all(|c| c.is_digit(radix)) {
+                    return None;
+                }
+                u64::from_str_radix(&bare, radix).ok()?
+            }
+        };
+        (value != 0).then_some(value)
+    }
+
+    fn as_written(&self) -> String {
+        match self {
+            RawProtocol::Integer(v) => v.to_string(),
+            RawProtocol::Text(t) => std::format!("{t:?}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawProtocol {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RawProtocol;
+
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str("a protocol id (an integer, or a string like \"0x6775_6573\")")
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawProtocol, E> {
+                Ok(RawProtocol::Integer(v))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawProtocol, E> {
+                Ok(RawProtocol::Text(v.to_string()))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawProtocol, E> {
+                Ok(RawProtocol::Text(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
 // The keys of each table, for "did you mean" hints; `known_keys_are_accepted` checks
 // that serde accepts every one of them.
-pub(super) const APP_KEYS: &[&str] = &["name", "ram", "elf", "net", "block"];
+pub(super) const APP_KEYS: &[&str] = &["name", "ram", "elf", "net", "block", "channel"];
 pub(super) const NET_KEYS: &[&str] = &["channel_size"];
 pub(super) const BLOCK_KEYS: &[&str] = &["buffer_size"];
+pub(super) const CHANNEL_KEYS: &[&str] =
+    &["direction", "size", "element_size", "protocol", "event"];
 
 /// The keys allowed in the table at `parent`, if it is one of the manifest's tables.
 fn known_keys(parent: &[String]) -> Option<&'static [&'static str]> {
@@ -57,6 +140,7 @@ fn known_keys(parent: &[String]) -> Option<&'static [&'static str]> {
         [] => Some(APP_KEYS),
         [kind, _] if kind == "net" => Some(NET_KEYS),
         [kind, _] if kind == "block" => Some(BLOCK_KEYS),
+        [kind, _] if kind == "channel" => Some(CHANNEL_KEYS),
         _ => None,
     }
 }
@@ -167,12 +251,95 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<App, ManifestError> {
         });
     }
 
+    let mut channel = Vec::with_capacity(raw.channel.len());
+    for (key, value) in raw.channel {
+        let name = key.get_ref();
+        let field = |leaf: Option<&str>| match leaf {
+            Some(leaf) => field_path(&["channel", name, leaf]),
+            None => field_path(&["channel", name]),
+        };
+        check_channel_name(name)
+            .map_err(|e| name_error(name, e, NameKind::Channel, field(None), key.span()))?;
+        if let Some(first) = used.get(name) {
+            return Err(error(
+                Problem::DuplicateChannel {
+                    name: name.clone(),
+                    first: first.clone(),
+                },
+                field(None),
+                Some(key.span()),
+            ));
+        }
+        used.insert(name.clone(), field(None));
+        let direction = match value.direction {
+            None => return Err(error(Problem::Missing, field(Some("direction")), None)),
+            Some(d) => match d.get_ref().as_str() {
+                "in" => Direction::In,
+                "out" => Direction::Out,
+                other => {
+                    return Err(error(
+                        Problem::Direction {
+                            found: other.to_string(),
+                        },
+                        field(Some("direction")),
+                        Some(d.span()),
+                    ))
+                }
+            },
+        };
+        let channel_size = size(value.size, DEFAULT_APP_CHANNEL_SIZE, field(Some("size")))?;
+        let Some(element) = value.element_size else {
+            return Err(error(Problem::Missing, field(Some("element_size")), None));
+        };
+        let element_size = u64::try_from(*element.get_ref()).map_err(|_| {
+            error(
+                Problem::Invalid(std::format!(
+                    "the element size {} is negative",
+                    element.get_ref()
+                )),
+                field(Some("element_size")),
+                Some(element.span()),
+            )
+        })?;
+        if element_size == 0 || element_size > channel_size.saturating_sub(HEADER_SIZE as u64) {
+            return Err(error(
+                Problem::ElementSize {
+                    element_size,
+                    channel_size,
+                },
+                field(Some("element_size")),
+                Some(element.span()),
+            ));
+        }
+        let Some(protocol) = value.protocol else {
+            return Err(error(Problem::Missing, field(Some("protocol")), None));
+        };
+        let protocol_id = protocol.get_ref().value().ok_or_else(|| {
+            error(
+                Problem::Protocol {
+                    found: protocol.get_ref().as_written(),
+                },
+                field(Some("protocol")),
+                Some(protocol.span()),
+            )
+        })?;
+        channel.push(Channel {
+            name: key.get_ref().clone(),
+            direction,
+            size: channel_size,
+            element_size,
+            protocol: protocol_id,
+            event: value.event.unwrap_or(true),
+        });
+    }
+
     Ok(App {
         name: name.into_inner(),
         ram,
         elf,
         net,
         block,
+        channel,
     })
 }
 

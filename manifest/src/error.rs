@@ -107,6 +107,8 @@ pub enum NameKind {
     Component,
     /// A device name.
     Device,
+    /// A channel name.
+    Channel,
 }
 
 impl fmt::Display for NameKind {
@@ -114,6 +116,7 @@ impl fmt::Display for NameKind {
         f.write_str(match self {
             NameKind::Component => "component",
             NameKind::Device => "device",
+            NameKind::Channel => "channel",
         })
     }
 }
@@ -157,6 +160,31 @@ pub enum Problem {
         name: String,
         /// Where it was first used (a field path).
         first: String,
+    },
+    /// A channel name that a device or another channel uses already (device and channel
+    /// names share one name space).
+    DuplicateChannel {
+        /// The name.
+        name: String,
+        /// Where it was first used (a field path).
+        first: String,
+    },
+    /// A channel direction other than `"in"` and `"out"`.
+    Direction {
+        /// What was written.
+        found: String,
+    },
+    /// A channel element size that is zero or leaves no room for one element.
+    ElementSize {
+        /// The element size.
+        element_size: u64,
+        /// The channel's size.
+        channel_size: u64,
+    },
+    /// A protocol id that is not a non-zero 64-bit number.
+    Protocol {
+        /// What was written.
+        found: String,
     },
     /// An invalid size.
     Size(SizeError),
@@ -215,21 +243,53 @@ impl fmt::Display for Problem {
                         " (the device's regions are named `<device>|resp` and so on, and \
                          names have at most 63 characters)",
                     ),
+                    (NameError::TooLong { .. }, NameKind::Channel) => {
+                        f.write_str(" (channel names follow the rules of device names)")
+                    }
                     (NameError::BadStart | NameError::BadCharacter { .. }, NameKind::Component) => {
                         f.write_str(
                             " (allowed: an ASCII letter, then ASCII letters, digits, `_`, `-`)",
                         )
                     }
-                    (NameError::BadStart | NameError::BadCharacter { .. }, NameKind::Device) => {
+                    (
+                        NameError::BadStart | NameError::BadCharacter { .. },
+                        NameKind::Device | NameKind::Channel,
+                    ) => {
                         f.write_str(" (allowed: an ASCII letter, then ASCII letters, digits, `_`)")
                     }
-                    (NameError::Empty, _) => Ok(()),
+                    (NameError::Empty | NameError::Reserved, _) => Ok(()),
                 }
             }
             Problem::DuplicateDevice { name, first } => write!(
                 f,
                 "device name {name:?} is already used by `{first}` (device names must be \
                  unique across all kinds)"
+            ),
+            Problem::DuplicateChannel { name, first } => write!(
+                f,
+                "channel name {name:?} is already used by `{first}` (device and channel \
+                 names must be unique: they name the app's regions)"
+            ),
+            Problem::Direction { found } => write!(
+                f,
+                "unknown direction {found:?} (expected \"out\": this app writes the channel, \
+                 or \"in\": it reads it)"
+            ),
+            Problem::ElementSize {
+                element_size: 0, ..
+            } => f.write_str("the element size must not be zero"),
+            Problem::ElementSize {
+                element_size,
+                channel_size,
+            } => write!(
+                f,
+                "an element of {element_size} bytes does not fit the channel of \
+                 {channel_size} bytes after its 64-byte header"
+            ),
+            Problem::Protocol { found } => write!(
+                f,
+                "{found} is not a protocol id: write a non-zero 64-bit number, as an \
+                 integer or a string such as \"0x6775_6573_7462_6f6f\""
             ),
             Problem::Size(e) => e.fmt(f),
             Problem::RamTooLarge { size, max } => write!(

@@ -18,6 +18,14 @@
 //!
 //! [block.storage]        # zero or more block devices
 //! buffer_size = "16M"    # optional, default 16M: the shared data buffer
+//!
+//! [channel.requests]     # zero or more channels to other apps (`docs/policy-gen.md`)
+//! direction = "out"      # required: "out" (this app writes it) or "in" (it reads it)
+//! element_size = 512     # required: bytes per element
+//! protocol = "0x6775_6573_7462_6f6f"  # required: the protocol id, non-zero
+//! size = "64K"           # optional, default 1M
+//! event = true           # optional, default true: the writer signals, the reader
+//!                        # gets a vector
 //! ```
 //!
 //! Every error names the file, the field (as a TOML path such as
@@ -35,7 +43,7 @@ use std::string::String;
 use std::vec::Vec;
 
 pub use error::{Format, ManifestError, NameKind, Position, Problem, SizeError};
-pub use plan::{DeviceRegion, Plan, PlanError};
+pub use plan::{ChannelRegion, DeviceRegion, Plan, PlanError};
 pub use size::RawSize;
 
 /// RAM size when the manifest gives none: 64 MiB.
@@ -49,8 +57,8 @@ pub const DEFAULT_BUFFER_SIZE: u64 = 16 << 20;
 /// A validated app manifest.
 ///
 /// Names satisfy [`muen_abi::names`], sizes are non-zero multiples of the page size, device
-/// names are unique across kinds and each list is sorted by name (byte order), which is
-/// the allocation order. [`Plan::new`] checks again, so an `App` built by hand cannot
+/// and channel names are unique across kinds and each list is sorted by name (byte
+/// order), which is the allocation order. [`Plan::new`] checks again, so an `App` built by hand cannot
 /// produce a bad plan either.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct App {
@@ -64,6 +72,8 @@ pub struct App {
     pub net: Vec<NetDevice>,
     /// Block devices, sorted by name.
     pub block: Vec<BlockDevice>,
+    /// Channels to and from other apps, sorted by name.
+    pub channel: Vec<Channel>,
 }
 
 /// A network device: a reader channel `<name>|in` and a writer channel `<name>|out`.
@@ -84,6 +94,58 @@ pub struct BlockDevice {
     /// Size of the data buffer in bytes.
     pub buffer_size: u64,
 }
+
+/// A channel between this app and another one (`[channel.NAME]`): a region of its
+/// own, named `NAME`, that one app writes and others read. The system policy joins the
+/// `out` channel `NAME` of one app with the `in` channels `NAME` of others
+/// (`policy-gen --system-additions`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Channel {
+    /// The channel name (also its logical name in the policy and in sinfo).
+    pub name: String,
+    /// Whether this app writes or reads it.
+    pub direction: Direction,
+    /// Size of the channel in bytes (the 64-byte header and the ring of elements).
+    pub size: u64,
+    /// Bytes per element: the size of the element type both ends use.
+    pub element_size: u64,
+    /// The protocol id in the channel's header, non-zero: both ends agree on it.
+    pub protocol: u64,
+    /// Whether the writer signals: it triggers an event after writing, which reaches
+    /// the readers as a vector (Muen's `hasEvent`).
+    pub event: bool,
+}
+
+/// Which end of a [`Channel`] an app is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// `"in"`: the app reads the channel.
+    In,
+    /// `"out"`: the app writes the channel.
+    Out,
+}
+
+impl Direction {
+    /// The word in `app.toml`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+        }
+    }
+
+    /// How the app maps the channel: `in` is a reader, `out` a writer.
+    pub const fn role(self) -> muen_abi::names::Role {
+        match self {
+            Direction::In => muen_abi::names::Role::Reader,
+            Direction::Out => muen_abi::names::Role::Writer,
+        }
+    }
+}
+
+/// Size of an app channel when the manifest gives none: 1 MiB, as for network
+/// devices.
+pub const DEFAULT_APP_CHANNEL_SIZE: u64 = DEFAULT_CHANNEL_SIZE;
 
 impl App {
     /// Reads and validates an `app.toml`. A relative `elf` path is taken relative to the

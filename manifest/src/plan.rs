@@ -5,17 +5,19 @@
 //!
 //! - `ram` at [`layout::RAM_BASE`], the stack pointer at [`layout::stack_top`];
 //! - device regions in allocation order (network devices by name, then block devices by
-//!   name; per device its endpoints in [`Endpoint::of`] order), placed by
-//!   [`DeviceAllocator`] from [`layout::DEVICE_BASE`] with a guard page after each;
+//!   name; per device its endpoints in [`Endpoint::of`] order), then the app channels
+//!   by name, placed by [`DeviceAllocator`] from [`layout::DEVICE_BASE`] with a guard
+//!   page after each;
 //! - events `exit` = 0, `timer` = 1, then writer channels in allocation order; vectors
-//!   `timer` = 32, then reader channels in allocation order ([`NumberAllocator`]).
+//!   `timer` = 32, then reader channels in allocation order ([`NumberAllocator`]). An
+//!   app channel without an event (`event = false`) takes no number.
 
 use std::fmt;
 use std::string::{String, ToString};
 use std::vec::Vec;
 
 use crate::error::NameKind;
-use crate::App;
+use crate::{App, Direction};
 use muen_abi::layout::{self, DeviceAllocator, PlacementError, Region};
 use muen_abi::names::{self, DeviceKind, Endpoint, NameError, Role};
 use muen_abi::numbers::{self, NumberAllocator};
@@ -32,6 +34,35 @@ pub struct Plan {
     pub stack_top: VirtAddr,
     /// Every device region, in allocation order (which is also address order).
     pub devices: Vec<DeviceRegion>,
+    /// Every app channel, by name, after the devices in address order.
+    pub channels: Vec<ChannelRegion>,
+}
+
+/// An app channel (`[channel.NAME]`) with its place and numbers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelRegion {
+    /// The logical name: the channel's name.
+    pub name: String,
+    /// Whether the app writes or reads it.
+    pub direction: Direction,
+    /// Address and size.
+    pub region: Region,
+    /// Bytes per element.
+    pub element_size: u64,
+    /// The protocol id.
+    pub protocol: u64,
+    /// The event the app triggers after writing (an `out` channel with `event`).
+    pub event: Option<u8>,
+    /// The vector the app receives when the writer signals (an `in` channel with
+    /// `event`).
+    pub vector: Option<u8>,
+}
+
+impl ChannelRegion {
+    /// How the app maps it.
+    pub const fn role(&self) -> Role {
+        self.direction.role()
+    }
 }
 
 /// One region of a device.
@@ -67,10 +98,24 @@ pub enum PlanError {
         /// What is wrong with it.
         error: NameError,
     },
-    /// Two devices with the same name.
+    /// Two devices (or a device and a channel, or two channels) with the same name.
     DuplicateDevice {
         /// The name.
         name: String,
+    },
+    /// A channel's element does not fit it after the header, or its size is zero.
+    ElementSize {
+        /// The channel.
+        channel: String,
+        /// The element size.
+        element_size: u64,
+        /// The channel size.
+        size: u64,
+    },
+    /// A channel's protocol id is zero.
+    ZeroProtocol {
+        /// The channel.
+        channel: String,
     },
     /// The RAM size is zero, not page-aligned or does not fit below
     /// [`layout::RAM_LIMIT`].
@@ -104,7 +149,19 @@ impl fmt::Display for PlanError {
         match self {
             PlanError::Name { name, kind, error } => write!(f, "{kind} name {name:?} {error}"),
             PlanError::DuplicateDevice { name } => {
-                write!(f, "device name {name:?} is used more than once")
+                write!(f, "device or channel name {name:?} is used more than once")
+            }
+            PlanError::ElementSize {
+                channel,
+                element_size,
+                size,
+            } => write!(
+                f,
+                "channel `{channel}`: an element of {element_size} bytes does not fit a \
+                 channel of {size:#x} bytes after its 64-byte header (or is empty)"
+            ),
+            PlanError::ZeroProtocol { channel } => {
+                write!(f, "channel `{channel}`: the protocol id is 0")
             }
             PlanError::Ram { size } => write!(
                 f,
@@ -270,11 +327,75 @@ impl Plan {
             }
         }
 
+        let mut channels: Vec<&crate::Channel> = app.channel.iter().collect();
+        channels.sort_by_key(|c| c.name.as_str());
+        let mut planned_channels = Vec::new();
+        for c in channels {
+            names::check_channel_name(&c.name).map_err(|error| PlanError::Name {
+                name: c.name.clone(),
+                kind: NameKind::Channel,
+                error,
+            })?;
+            if seen.contains(&c.name.as_str()) {
+                return Err(PlanError::DuplicateDevice {
+                    name: c.name.clone(),
+                });
+            }
+            seen.push(&c.name);
+            let header = muen_channel::HEADER_SIZE as u64;
+            if c.element_size == 0 || c.element_size > c.size.saturating_sub(header) {
+                return Err(PlanError::ElementSize {
+                    channel: c.name.clone(),
+                    element_size: c.element_size,
+                    size: c.size,
+                });
+            }
+            if c.protocol == 0 {
+                return Err(PlanError::ZeroProtocol {
+                    channel: c.name.clone(),
+                });
+            }
+            let region = places.place(c.size).map_err(|error| PlanError::Placement {
+                region: c.name.clone(),
+                size: c.size,
+                error,
+            })?;
+            let (event, vector) = match (c.direction, c.event) {
+                (_, false) => (None, None),
+                (Direction::Out, true) => (
+                    Some(numbers.event().ok_or_else(|| PlanError::EventsExhausted {
+                        region: c.name.clone(),
+                    })?),
+                    None,
+                ),
+                (Direction::In, true) => (
+                    None,
+                    Some(
+                        numbers
+                            .vector()
+                            .ok_or_else(|| PlanError::VectorsExhausted {
+                                region: c.name.clone(),
+                            })?,
+                    ),
+                ),
+            };
+            planned_channels.push(ChannelRegion {
+                name: c.name.clone(),
+                direction: c.direction,
+                region,
+                element_size: c.element_size,
+                protocol: c.protocol,
+                event,
+                vector,
+            });
+        }
+
         Ok(Plan {
             name: app.name.clone(),
             ram,
             stack_top: layout::stack_top(ram.size),
             devices,
+            channels: planned_channels,
         })
     }
 }
@@ -306,6 +427,7 @@ mod tests {
                     buffer_size,
                 })
                 .collect(),
+            channel: Vec::new(),
         }
     }
 

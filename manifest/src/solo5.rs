@@ -136,6 +136,7 @@ pub(super) fn parse(text: &str, path: &Path, name: &str) -> Result<App, Manifest
         elf: None,
         net,
         block,
+        channel: Vec::new(),
     })
 }
 

@@ -65,6 +65,7 @@ buffer_size = 8192
                 name: "storage".into(),
                 buffer_size: 8192
             }],
+            channel: vec![],
         }
     );
 }
@@ -85,13 +86,19 @@ fn defaults() {
 #[test]
 fn known_keys_are_accepted() {
     // Every key that the hints offer must really be accepted: this manifest uses each.
-    use super::app_toml::{APP_KEYS, BLOCK_KEYS, NET_KEYS};
-    assert_eq!(APP_KEYS, ["name", "ram", "elf", "net", "block"]);
+    use super::app_toml::{APP_KEYS, BLOCK_KEYS, CHANNEL_KEYS, NET_KEYS};
+    assert_eq!(APP_KEYS, ["name", "ram", "elf", "net", "block", "channel"]);
     assert_eq!(NET_KEYS, ["channel_size"]);
     assert_eq!(BLOCK_KEYS, ["buffer_size"]);
+    assert_eq!(
+        CHANNEL_KEYS,
+        ["direction", "size", "element_size", "protocol", "event"]
+    );
     toml(
         "name = \"x\"\nram = \"4K\"\nelf = \"x\"\n\
-         [net.n]\nchannel_size = \"4K\"\n[block.b]\nbuffer_size = \"4K\"\n",
+         [net.n]\nchannel_size = \"4K\"\n[block.b]\nbuffer_size = \"4K\"\n\
+         [channel.c]\ndirection = \"in\"\nsize = \"4K\"\nelement_size = 64\n\
+         protocol = 1\nevent = false\n",
     )
     .unwrap();
 }
@@ -412,6 +419,7 @@ fn solo5_manifest() {
                 name: "disk".into(),
                 buffer_size: DEFAULT_BUFFER_SIZE
             }],
+            channel: vec![],
         }
     );
     let empty = json(r#"{"type": "solo5.manifest", "version": 1, "devices": []}"#).unwrap();
@@ -558,4 +566,207 @@ fn parsed_manifests_plan() {
             "disk|data"
         ]
     );
+}
+
+const CHANNELS: &str = r#"
+name = "web"
+
+[channel.requests]
+direction = "out"
+size = "64K"
+element_size = 512
+protocol = "0x6775_6573_7462_6f6f"
+
+[channel.responses]
+direction = "in"
+element_size = 512
+protocol = 7454976304729976687
+event = false
+"#;
+
+#[test]
+fn channels() {
+    let app = toml(CHANNELS).unwrap();
+    assert_eq!(
+        app.channel,
+        [
+            Channel {
+                name: "requests".into(),
+                direction: Direction::Out,
+                size: 64 << 10,
+                element_size: 512,
+                protocol: 0x6775_6573_7462_6f6f,
+                event: true,
+            },
+            Channel {
+                name: "responses".into(),
+                direction: Direction::In,
+                size: DEFAULT_APP_CHANNEL_SIZE,
+                element_size: 512,
+                protocol: 0x6775_6573_7462_6f6f,
+                event: false,
+            },
+        ]
+    );
+    let plan = Plan::new(&app).unwrap();
+    let base = muen_abi::layout::DEVICE_BASE.as_u64();
+    assert_eq!(plan.channels[0].region.address.as_u64(), base);
+    assert_eq!(
+        plan.channels[1].region.address.as_u64(),
+        base + (64 << 10) + muen_abi::layout::GUARD_SIZE
+    );
+    assert_eq!(
+        (plan.channels[0].event, plan.channels[0].vector),
+        (Some(2), None)
+    );
+    assert_eq!(
+        (plan.channels[1].event, plan.channels[1].vector),
+        (None, None)
+    );
+    assert_eq!(plan.channels[0].role(), muen_abi::names::Role::Writer);
+    assert_eq!(plan.channels[1].role(), muen_abi::names::Role::Reader);
+    // Protocols as hex with and without separators, in decimal, as integers.
+    for (written, value) in [
+        ("\"0xff\"", 0xff),
+        ("\"0xFFFF_FFFF_FFFF_FFFF\"", u64::MAX),
+        ("\"18446744073709551615\"", u64::MAX),
+        ("\"1_000\"", 1000),
+        ("42", 42),
+    ] {
+        let text = std::format!(
+            "name = \"x\"\n[channel.c]\ndirection = \"in\"\nelement_size = 8\nprotocol = {written}\n"
+        );
+        assert_eq!(toml(&text).unwrap().channel[0].protocol, value, "{written}");
+    }
+}
+
+#[test]
+fn bad_channels_name_the_field() {
+    let table = |body: &str| std::format!("name = \"x\"\n[net.dev]\n[channel.c]\n{body}");
+    let full = "direction = \"in\"\nelement_size = 8\nprotocol = 1\n";
+    toml(&table(full)).unwrap();
+    let cases: [(String, &str, &str); 12] = [
+        (
+            table("element_size = 8\nprotocol = 1\n"),
+            "channel.c.direction",
+            "missing",
+        ),
+        (
+            table("direction = \"both\"\nelement_size = 8\nprotocol = 1\n"),
+            "channel.c.direction",
+            "unknown direction \"both\" (expected \"out\"",
+        ),
+        (
+            table("direction = \"in\"\nprotocol = 1\n"),
+            "channel.c.element_size",
+            "missing",
+        ),
+        (
+            table("direction = \"in\"\nelement_size = 0\nprotocol = 1\n"),
+            "channel.c.element_size",
+            "the element size must not be zero",
+        ),
+        (
+            table("direction = \"in\"\nelement_size = -8\nprotocol = 1\n"),
+            "channel.c.element_size",
+            "the element size -8 is negative",
+        ),
+        (
+            table("direction = \"in\"\nsize = \"4K\"\nelement_size = 4033\nprotocol = 1\n"),
+            "channel.c.element_size",
+            "an element of 4033 bytes does not fit the channel of 4096 bytes",
+        ),
+        (
+            table("direction = \"in\"\nelement_size = 8\n"),
+            "channel.c.protocol",
+            "missing",
+        ),
+        (
+            table("direction = \"in\"\nelement_size = 8\nprotocol = 0\n"),
+            "channel.c.protocol",
+            "0 is not a protocol id",
+        ),
+        (
+            table("direction = \"in\"\nelement_size = 8\nprotocol = \"0x1_0000_0000_0000_0000\"\n"),
+            "channel.c.protocol",
+            "\"0x1_0000_0000_0000_0000\" is not a protocol id",
+        ),
+        (
+            table("direction = \"in\"\nelement_size = 8\nprotocol = \"0x_1\"\n"),
+            "channel.c.protocol",
+            "is not a protocol id",
+        ),
+        (
+            table("direction = \"in\"\nsize = 100\nelement_size = 8\nprotocol = 1\n"),
+            "channel.c.size",
+            "not a multiple of the page size",
+        ),
+        (
+            table("direction = \"in\"\nelement_size = 8\nprotocol = 1\nevnet = true\n"),
+            "channel.c.evnet",
+            "unknown key; did you mean `event`?",
+        ),
+    ];
+    for (text, field, message) in cases {
+        let e = toml_err(&text);
+        assert_eq!(e.field(), Some(field), "{text}");
+        assert!(e.to_string().contains(message), "{e} (wanted {message:?})");
+        assert!(e.to_string().starts_with("apps/echo/app.toml:"), "{e}");
+    }
+    // Names: device rules, the runtime's own names, shared with the devices.
+    let e = toml_err(&std::format!("name = \"x\"\n[channel.timer]\n{full}"));
+    assert_eq!(e.field(), Some("channel.timer"));
+    assert!(
+        e.to_string().contains("channel name \"timer\" is reserved"),
+        "{e}"
+    );
+    let e = toml_err(&std::format!("name = \"x\"\n[channel.\"a-b\"]\n{full}"));
+    assert!(
+        e.to_string()
+            .contains("channel name \"a-b\" has the character '-'"),
+        "{e}"
+    );
+    let e = toml_err(&std::format!(
+        "name = \"x\"\n[net.dev]\n[channel.dev]\n{full}"
+    ));
+    assert_eq!(e.field(), Some("channel.dev"));
+    assert_eq!(e.position(), pos(3, 10));
+    assert!(
+        matches!(e.problem(), Problem::DuplicateChannel { name, first } if name == "dev" && first == "net.dev"),
+        "{e}"
+    );
+}
+
+#[test]
+fn hand_built_channels_are_checked_again_by_the_plan() {
+    let mut app = toml(CHANNELS).unwrap();
+    app.channel[0].element_size = 0x10000;
+    assert!(matches!(
+        Plan::new(&app),
+        Err(PlanError::ElementSize { .. })
+    ));
+    let mut app = toml(CHANNELS).unwrap();
+    app.channel[1].protocol = 0;
+    assert_eq!(
+        Plan::new(&app),
+        Err(PlanError::ZeroProtocol {
+            channel: "responses".into()
+        })
+    );
+    let mut app = toml(CHANNELS).unwrap();
+    app.channel[1].name = "requests".into();
+    assert!(matches!(
+        Plan::new(&app),
+        Err(PlanError::DuplicateDevice { .. })
+    ));
+    let mut app = toml(CHANNELS).unwrap();
+    app.channel[1].name = "exit".into();
+    assert!(matches!(
+        Plan::new(&app),
+        Err(PlanError::Name {
+            kind: NameKind::Channel,
+            error: NameError::Reserved,
+            ..
+        })
+    ));
 }

@@ -18,9 +18,16 @@
 //!   (`$logchannel_size`, the size the library requires on every Muen system) and the
 //!   **dbgserver map** `log_<app>` that makes Muen's debug server read it; for
 //!   `libmutime`, the map of `time_info` to the system's `time_info` channel;
+//! - **app-to-app channels** (`[channel.NAME]` in the manifests; logical names without
+//!   `|`): the `out` channel `NAME` of one app and the `in` channels `NAME` of the
+//!   others are one physical channel `<writer>_NAME`, mapped in each of them, with
+//!   `hasEvent="asap"` if the ends signal. The ends must agree on the size, the element
+//!   size, the protocol id and whether they signal ([`SystemAdditions::with_protocols`]
+//!   checks what the manifests say), and a channel has one writer;
 //! - a **stand-in peer** `<app>_peer` (component `peer`, no code) at the other end of
-//!   every channel and sharing every required region, so that each channel has its
-//!   reader and its writer. It is marked as a stand-in in the XML: a real system puts
+//!   every device channel and every app channel that no other app of the set serves,
+//!   and sharing every required region, so that each channel has its reader and its
+//!   writer. It is marked as a stand-in in the XML: a real system puts
 //!   its own subjects there (a network device's channels go to e.g. `nic_linux`'s
 //!   muennet interface, a block device's to e.g. Muen's AHCI driver);
 //! - a **scheduling suggestion**: a partition `apps` with one group per subject.
@@ -63,8 +70,12 @@ pub struct AppAdditions {
     pub memory: Vec<PhysicalMemory>,
     /// `/system/events`: the app's self events.
     pub events: Vec<String>,
-    /// `/system/channels`: the app's debug log and its channels.
+    /// `/system/channels`: the app's debug log and its devices' channels.
     pub channels: Vec<PhysicalChannel>,
+    /// `/system/channels`: the app channels this app declares (those it writes, and
+    /// those it reads that no app of the set writes), with their logical names. They
+    /// go after every other channel, by logical name ([`SystemAdditions::to_xml`]).
+    pub app_channels: Vec<(String, PhysicalChannel)>,
     /// `/system/subjects`: the app's subject.
     pub subject: Subject,
     /// `/system/subjects`: the stand-in at the other end of its channels, if it has any.
@@ -170,6 +181,25 @@ pub struct Partition {
 /// The component of every stand-in peer: native, with no resources of its own.
 pub const PEER_COMPONENT: &str = "peer";
 
+/// What an app's manifest says of one of its app channels beyond the specification:
+/// the protocol id and the element size, on which both ends must agree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelProtocol {
+    /// The channel's logical name.
+    pub logical: String,
+    /// Its protocol id.
+    pub protocol: u64,
+    /// Its element size in bytes.
+    pub element_size: u64,
+}
+
+/// Whether a logical channel name is an app channel's (`[channel.NAME]`): device
+/// endpoints are `<device>|<endpoint>`, and the libraries' channels are not in a
+/// specification's `<channels>`.
+pub fn is_app_channel(logical: &str) -> bool {
+    !logical.contains('|')
+}
+
 /// Why no additions were written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AdditionsError {
@@ -194,6 +224,30 @@ pub enum AdditionsError {
     TargetWithoutSource(String),
     /// A source event with an action that has no kernel event of its name.
     SourceAction(String),
+    /// Two apps write the app channel of this name.
+    ChannelWriters {
+        /// The channel.
+        channel: String,
+        /// The other writer.
+        other: String,
+    },
+    /// Two ends of an app channel disagree.
+    ChannelMismatch(Box<ChannelMismatch>),
+}
+
+/// Two ends of an app channel that disagree (for [`AdditionsError::ChannelMismatch`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelMismatch {
+    /// The channel.
+    pub channel: String,
+    /// What they disagree on (`size`, `element size`, `protocol id`, `event`).
+    pub field: &'static str,
+    /// This app's end: `reads` or `writes`, and its value.
+    pub this: (&'static str, String),
+    /// The other app.
+    pub other: String,
+    /// The other app's end and value.
+    pub theirs: (&'static str, String),
 }
 
 impl fmt::Display for AdditionsError {
@@ -244,6 +298,23 @@ impl fmt::Display for AdditionsError {
                 "source event `{event}` has an action with no kernel event of its name \
                  (unmask_irq)"
             ),
+            AdditionsError::ChannelWriters { channel, other } => write!(
+                f,
+                "channel `{channel}`: `{other}` writes it too; a channel has one writer \
+                 (direction = \"out\" in one manifest, \"in\" in the others)"
+            ),
+            AdditionsError::ChannelMismatch(m) => write!(
+                f,
+                "channel `{channel}`: this app {} it with {field} {}, `{other}` {} it with \
+                 {field} {}; both ends of a channel must agree",
+                m.this.0,
+                m.this.1,
+                m.theirs.0,
+                m.theirs.1,
+                channel = m.channel,
+                field = m.field,
+                other = m.other,
+            ),
         }
     }
 }
@@ -274,18 +345,40 @@ fn map(logical: &str, physical: &str) -> Map {
 
 impl SystemAdditions {
     /// The additions for `apps`, each paired with a label for errors (its manifest
-    /// file); an error comes with the label of the app it concerns.
+    /// file); an error comes with the label of the app it concerns. App channels are
+    /// paired by name, their ends checked for what the specifications say (size,
+    /// event); [`SystemAdditions::with_protocols`] also checks the manifests' protocol
+    /// ids and element sizes.
     pub fn new<L: Clone>(apps: &[(L, ComponentSpec)]) -> Result<Self, (L, AdditionsError)> {
-        let mut out = Vec::new();
-        let mut groups = Vec::new();
-        for (i, (label, spec)) in apps.iter().enumerate() {
-            if apps[..i].iter().any(|(_, s)| s.name == spec.name) {
+        let apps: Vec<(L, ComponentSpec, Vec<ChannelProtocol>)> = apps
+            .iter()
+            .map(|(l, s)| (l.clone(), s.clone(), Vec::new()))
+            .collect();
+        Self::with_protocols(&apps)
+    }
+
+    /// [`SystemAdditions::new`] for apps whose app channels' protocol ids and element
+    /// sizes are known (from their manifests): paired ends must agree on them too.
+    pub fn with_protocols<L: Clone>(
+        apps: &[(L, ComponentSpec, Vec<ChannelProtocol>)],
+    ) -> Result<Self, (L, AdditionsError)> {
+        for (i, (label, spec, _)) in apps.iter().enumerate() {
+            if apps[..i].iter().any(|(_, s, _)| s.name == spec.name) {
                 return Err((
                     label.clone(),
                     AdditionsError::DuplicateApp(spec.name.clone()),
                 ));
             }
-            let app = AppAdditions::new(spec).map_err(|e| (label.clone(), e))?;
+        }
+        let inputs: Vec<(&ComponentSpec, &[ChannelProtocol])> = apps
+            .iter()
+            .map(|(_, spec, protocols)| (spec, protocols.as_slice()))
+            .collect();
+        let pairing = Pairing::of(&inputs).map_err(|(i, e)| (apps[i].0.clone(), e))?;
+        let mut out = Vec::new();
+        let mut groups = Vec::new();
+        for (i, (label, spec, _)) in apps.iter().enumerate() {
+            let app = AppAdditions::wired(spec, i, &pairing).map_err(|e| (label.clone(), e))?;
             groups.push(app.subject.name.clone());
             if let Some(peer) = &app.peer {
                 groups.push(peer.name.clone());
@@ -322,9 +415,167 @@ impl SystemAdditions {
     }
 }
 
+/// How the app channels of a set of apps are wired, by name.
+#[derive(Clone, Debug, Default)]
+struct Pairing {
+    channels: Vec<PairedChannel>,
+}
+
+/// One app channel of the set: its physical channel, and who serves its ends.
+#[derive(Clone, Debug)]
+struct PairedChannel {
+    logical: String,
+    /// `<owner>_<logical>`.
+    physical: String,
+    /// The app that declares the physical channel: the writer, else the first reader.
+    owner: usize,
+    /// The end the owner's stand-in peer holds, if no app of the set does.
+    stand_in: Option<Role>,
+}
+
+/// One end of an app channel, as an app of the set declares it.
+struct End<'a> {
+    app: usize,
+    role: Role,
+    size: u64,
+    signals: bool,
+    protocol: Option<&'a ChannelProtocol>,
+}
+
+impl End<'_> {
+    fn verb(&self) -> &'static str {
+        match self.role {
+            Role::Writer => "writes",
+            _ => "reads",
+        }
+    }
+}
+
+impl Pairing {
+    /// Pairs the app channels of `apps` (specification and manifest protocols); an
+    /// error comes with the index of the app it concerns.
+    fn of(
+        apps: &[(&ComponentSpec, &[ChannelProtocol])],
+    ) -> Result<Pairing, (usize, AdditionsError)> {
+        let mut names: Vec<&str> = Vec::new();
+        let mut ends: Vec<(&str, End<'_>)> = Vec::new();
+        for (app, (spec, protocols)) in apps.iter().enumerate() {
+            for c in spec.channels.iter().filter(|c| is_app_channel(&c.logical)) {
+                if !names.contains(&c.logical.as_str()) {
+                    names.push(&c.logical);
+                }
+                let signals = matches!(
+                    c.end,
+                    ChannelEnd::Reader { vector: Some(_) } | ChannelEnd::Writer { event: Some(_) }
+                );
+                ends.push((
+                    &c.logical,
+                    End {
+                        app,
+                        role: c.role(),
+                        size: c.region.size,
+                        signals,
+                        protocol: protocols.iter().find(|p| p.logical == c.logical),
+                    },
+                ));
+            }
+        }
+        let app_name = |i: usize| apps[i].0.name.clone();
+        let mut channels = Vec::new();
+        for name in names {
+            let group: Vec<&End<'_>> = ends
+                .iter()
+                .filter(|(n, _)| *n == name)
+                .map(|(_, e)| e)
+                .collect();
+            let mut writers = group.iter().filter(|e| e.role == Role::Writer);
+            let writer = writers.next();
+            if let Some(second) = writers.next() {
+                return Err((
+                    second.app,
+                    AdditionsError::ChannelWriters {
+                        channel: name.to_string(),
+                        other: app_name(writer.map_or(0, |w| w.app)),
+                    },
+                ));
+            }
+            let reference: &End<'_> = writer.copied().unwrap_or(group[0]);
+            for end in group.iter().filter(|e| !std::ptr::eq(**e, reference)) {
+                let mismatch = |field: &'static str, this: String, theirs: String| {
+                    (
+                        end.app,
+                        AdditionsError::ChannelMismatch(Box::new(ChannelMismatch {
+                            channel: name.to_string(),
+                            field,
+                            this: (end.verb(), this),
+                            other: app_name(reference.app),
+                            theirs: (reference.verb(), theirs),
+                        })),
+                    )
+                };
+                if end.size != reference.size {
+                    return Err(mismatch(
+                        "size",
+                        format!("{:#x}", end.size),
+                        format!("{:#x}", reference.size),
+                    ));
+                }
+                if end.signals != reference.signals {
+                    let on = |b: bool| if b { "on" } else { "off" }.to_string();
+                    return Err(mismatch("event", on(end.signals), on(reference.signals)));
+                }
+                if let (Some(a), Some(b)) = (end.protocol, reference.protocol) {
+                    if a.element_size != b.element_size {
+                        return Err(mismatch(
+                            "element size",
+                            a.element_size.to_string(),
+                            b.element_size.to_string(),
+                        ));
+                    }
+                    if a.protocol != b.protocol {
+                        return Err(mismatch(
+                            "protocol id",
+                            format!("{:#x}", a.protocol),
+                            format!("{:#x}", b.protocol),
+                        ));
+                    }
+                }
+            }
+            let has_reader = group.iter().any(|e| e.role == Role::Reader);
+            let stand_in = match (writer.is_some(), has_reader) {
+                (false, _) => Some(Role::Writer),
+                (true, false) => Some(Role::Reader),
+                (true, true) => None,
+            };
+            channels.push(PairedChannel {
+                logical: name.to_string(),
+                physical: physical(&app_name(reference.app), name),
+                owner: reference.app,
+                stand_in,
+            });
+        }
+        Ok(Pairing { channels })
+    }
+
+    fn channel(&self, logical: &str) -> Option<&PairedChannel> {
+        self.channels.iter().find(|c| c.logical == logical)
+    }
+}
+
 impl AppAdditions {
-    /// What the app of `spec` adds to the system.
+    /// What the app of `spec` adds to the system on its own: its app channels'
+    /// other ends are held by its stand-in peer.
     pub fn new(spec: &ComponentSpec) -> Result<Self, AdditionsError> {
+        let pairing = Pairing::of(&[(spec, &[])]).map_err(|(_, e)| e)?;
+        Self::wired(spec, 0, &pairing)
+    }
+
+    /// What app number `index` of a set adds, its app channels wired by `pairing`.
+    fn wired(
+        spec: &ComponentSpec,
+        index: usize,
+        pairing: &Pairing,
+    ) -> Result<Self, AdditionsError> {
         if !spec.devices.is_empty() {
             return Err(AdditionsError::Unsupported("devices (<requires><devices>)"));
         }
@@ -335,6 +586,7 @@ impl AppAdditions {
         let mut memory = Vec::new();
         let mut events = Vec::new();
         let mut channels = Vec::new();
+        let mut app_channels = Vec::new();
         let mut maps = Vec::new();
         let mut restarts = Vec::new();
         let mut dbgserver_log = None;
@@ -369,18 +621,34 @@ impl AppAdditions {
         let mut peer_channels = Vec::new();
         let mut replaces = Vec::new();
         for c in &spec.channels {
-            let name = physical(app, &c.logical);
-            check_length("physical channel name", &name)?;
             let has_event = matches!(
                 c.end,
                 ChannelEnd::Reader { vector: Some(_) } | ChannelEnd::Writer { event: Some(_) }
             );
-            channels.push(PhysicalChannel {
-                name: name.clone(),
-                size: ChannelSize::Bytes(c.region.size),
-                has_event,
-            });
+            let paired = pairing.channel(&c.logical);
+            let (name, owner, stand_in) = match paired {
+                Some(p) => (p.physical.clone(), p.owner == index, p.stand_in.is_some()),
+                None => (physical(app, &c.logical), true, true),
+            };
+            if owner {
+                check_length("physical channel name", &name)?;
+                let channel = PhysicalChannel {
+                    name: name.clone(),
+                    size: ChannelSize::Bytes(c.region.size),
+                    has_event,
+                };
+                if is_app_channel(&c.logical) {
+                    app_channels.push((c.logical.clone(), channel));
+                } else {
+                    channels.push(channel);
+                }
+            }
             maps.push(map(&c.logical, &name));
+            // The other end: another app of the set, or (once, by the owner) the
+            // stand-in peer.
+            if !(owner && stand_in) {
+                continue;
+            }
             let (role, prefix) = match c.role() {
                 Role::Reader => (Role::Writer, "to_"),
                 _ => (Role::Reader, "from_"),
@@ -393,7 +661,20 @@ impl AppAdditions {
                 physical: name,
                 notified: has_event,
             });
-            push_once(&mut replaces, replacement(&c.logical));
+            let serves = if is_app_channel(&c.logical) {
+                let other = match c.role() {
+                    Role::Reader => "out",
+                    _ => "in",
+                };
+                format!(
+                    "channel `{}`: an app with `[channel.{}]`, direction = \"{other}\" \
+                     (given to policy-gen with this one, it is wired here)",
+                    c.logical, c.logical
+                )
+            } else {
+                replacement(&c.logical)
+            };
+            push_once(&mut replaces, serves);
         }
         let mut peer_memory = Vec::new();
         for m in &spec.memory {
@@ -474,6 +755,7 @@ impl AppAdditions {
             memory,
             events,
             channels,
+            app_channels,
             subject,
             peer,
             dbgserver_log,
@@ -596,9 +878,22 @@ impl Out {
             apps.iter().map(|p| (p.app.as_str(), p.events.as_slice())),
             |w, e| w.empty("event", &[("name", e), ("mode", "self")]),
         )?;
+        // The app channels after all the others, by logical name: Muen lists a
+        // subject's channel events and vectors in the order the system declares its
+        // channels, so each app's come in the order of its specification (its devices'
+        // first, then its app channels by name), and the pages are what its
+        // specification alone gives.
+        let mut app_channels: Vec<&(String, PhysicalChannel)> =
+            apps.iter().flat_map(|a| &a.app_channels).collect();
+        app_channels.sort_by(|a, b| a.0.cmp(&b.0));
+        let app_channels: Vec<PhysicalChannel> =
+            app_channels.into_iter().map(|(_, c)| c.clone()).collect();
+        let between = [("channels between the apps", app_channels.as_slice())];
         self.section(
             "channels",
-            apps.iter().map(|p| (p.app.as_str(), p.channels.as_slice())),
+            apps.iter()
+                .map(|p| (p.app.as_str(), p.channels.as_slice()))
+                .chain(between.iter().copied()),
             |w, c| {
                 let size = match c.size {
                     ChannelSize::Bytes(n) => word64(n),
@@ -897,6 +1192,188 @@ mod tests {
         assert!(xml.contains("\n <subjects>"));
         assert!(!xml.contains("subject_sleep"));
         assert_eq!(all.partition.groups, ["echo"]);
+    }
+
+    /// Writes manifests into a fresh directory and returns the apps as
+    /// `system_additions` gives them to [`SystemAdditions::with_protocols`].
+    fn apps(tag: &str, manifests: &[&str]) -> Vec<(String, ComponentSpec, Vec<ChannelProtocol>)> {
+        let dir = std::env::temp_dir().join(format!("additions-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut out = Vec::new();
+        for (i, text) in manifests.iter().enumerate() {
+            let path = dir.join(format!("{i}.toml"));
+            std::fs::write(&path, text).unwrap();
+            let spec = crate::component_spec(&path, None, None).unwrap();
+            let protocols = muen_manifest::App::load(&path, None)
+                .unwrap()
+                .channel
+                .iter()
+                .map(|c| ChannelProtocol {
+                    logical: c.name.clone(),
+                    protocol: c.protocol,
+                    element_size: c.element_size,
+                })
+                .collect();
+            out.push((spec.name.clone(), spec, protocols));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        out
+    }
+
+    const WEB: &str = "name = \"web\"\n[net.service0]\n\
+        [channel.requests]\ndirection = \"out\"\nsize = \"64K\"\nelement_size = 512\nprotocol = 7\n\
+        [channel.responses]\ndirection = \"in\"\nsize = \"64K\"\nelement_size = 512\nprotocol = 8\n";
+    const VAULT: &str = "name = \"vault\"\n\
+        [channel.requests]\ndirection = \"in\"\nsize = \"64K\"\nelement_size = 512\nprotocol = 7\n\
+        [channel.responses]\ndirection = \"out\"\nsize = \"64K\"\nelement_size = 512\nprotocol = 8\n";
+
+    #[test]
+    fn an_out_and_an_in_channel_of_one_name_are_one_channel() {
+        let all = SystemAdditions::with_protocols(&apps("pair", &[WEB, VAULT])).unwrap();
+        let (web, vault) = (&all.apps[0], &all.apps[1]);
+        // Each channel is declared once, by its writer, and mapped in both.
+        let declared = |a: &AppAdditions| -> Vec<(String, bool)> {
+            a.channels
+                .iter()
+                .chain(a.app_channels.iter().map(|(_, c)| c))
+                .filter(|c| !c.name.starts_with("debuglog_"))
+                .map(|c| (c.name.clone(), c.has_event))
+                .collect()
+        };
+        assert_eq!(
+            declared(web),
+            [
+                ("web_service0_in".to_string(), true),
+                ("web_service0_out".to_string(), true),
+                ("web_requests".to_string(), true)
+            ]
+        );
+        assert_eq!(declared(vault), [("vault_responses".to_string(), true)]);
+        assert!(web.subject.maps.contains(&map("requests", "web_requests")));
+        assert!(web
+            .subject
+            .maps
+            .contains(&map("responses", "vault_responses")));
+        assert!(vault
+            .subject
+            .maps
+            .contains(&map("requests", "web_requests")));
+        assert!(vault
+            .subject
+            .maps
+            .contains(&map("responses", "vault_responses")));
+        // No stand-in for them: web's peer holds only its network device's ends, and
+        // vault has nothing left for a peer.
+        let peer = web.peer.as_ref().unwrap();
+        let ends: Vec<&str> = peer.channels.iter().map(|c| c.physical.as_str()).collect();
+        assert_eq!(ends, ["web_service0_in", "web_service0_out"]);
+        assert!(vault.peer.is_none());
+        assert_eq!(all.partition.groups, ["web", "web_peer", "vault"]);
+        let xml = all.to_xml("test");
+        assert_eq!(
+            xml.matches("<channel name=\"web_requests\"").count(),
+            1,
+            "{xml}"
+        );
+        assert_eq!(xml.matches("physical=\"web_requests\"").count(), 2, "{xml}");
+    }
+
+    #[test]
+    fn an_end_without_its_other_gets_the_stand_in() {
+        let alone = SystemAdditions::with_protocols(&apps("alone", &[VAULT])).unwrap();
+        let vault = &alone.apps[0];
+        let peer = vault.peer.as_ref().unwrap();
+        let ends: Vec<(Role, &str, &str, bool)> = peer
+            .channels
+            .iter()
+            .map(|c| (c.role, c.logical.as_str(), c.physical.as_str(), c.notified))
+            .collect();
+        assert_eq!(
+            ends,
+            [
+                (Role::Writer, "to_requests", "vault_requests", true),
+                (Role::Reader, "from_responses", "vault_responses", true)
+            ]
+        );
+        assert!(
+            peer.replaces[0].starts_with(
+                "channel `requests`: an app with `[channel.requests]`, direction = \"out\""
+            ),
+            "{:?}",
+            peer.replaces
+        );
+        // The same from AppAdditions::new.
+        let spec = &apps("alone2", &[VAULT])[0].1;
+        assert_eq!(AppAdditions::new(spec).unwrap(), *vault);
+        // Two readers and no writer: one channel, one stand-in writer (the first
+        // reader's peer).
+        let reader2 = VAULT.replace("vault", "mirror").replace(
+            "[channel.responses]\ndirection = \"out\"",
+            "[channel.other]\ndirection = \"out\"",
+        );
+        let two = SystemAdditions::with_protocols(&apps("two", &[VAULT, &reader2])).unwrap();
+        assert!(two.apps[1]
+            .subject
+            .maps
+            .contains(&map("requests", "vault_requests")));
+        let writers = two
+            .apps
+            .iter()
+            .filter_map(|a| a.peer.as_ref())
+            .flat_map(|p| &p.channels)
+            .filter(|c| c.physical == "vault_requests")
+            .count();
+        assert_eq!(writers, 1);
+    }
+
+    #[test]
+    fn ends_that_disagree_are_refused_naming_both() {
+        let refused = |tag: &str, web: &str| {
+            SystemAdditions::with_protocols(&apps(tag, &[web, VAULT]))
+                .unwrap_err()
+                .1
+                .to_string()
+        };
+        assert_eq!(
+            refused(
+                "size",
+                &WEB.replacen("size = \"64K\"", "size = \"128K\"", 1)
+            ),
+            "channel `requests`: this app reads it with size 0x10000, `web` writes it with \
+             size 0x20000; both ends of a channel must agree"
+        );
+        assert_eq!(
+            refused(
+                "elem",
+                &WEB.replacen("element_size = 512", "element_size = 256", 1)
+            ),
+            "channel `requests`: this app reads it with element size 512, `web` writes it \
+             with element size 256; both ends of a channel must agree"
+        );
+        assert_eq!(
+            refused("proto", &WEB.replacen("protocol = 7", "protocol = 9", 1)),
+            "channel `requests`: this app reads it with protocol id 0x7, `web` writes it \
+             with protocol id 0x9; both ends of a channel must agree"
+        );
+        assert_eq!(
+            refused(
+                "event",
+                &WEB.replacen("protocol = 7\n", "protocol = 7\nevent = false\n", 1)
+            ),
+            "channel `requests`: this app reads it with event on, `web` writes it with event \
+             off; both ends of a channel must agree"
+        );
+        let writer2 = VAULT.replace("vault", "forger").replace(
+            "[channel.requests]\ndirection = \"in\"",
+            "[channel.requests]\ndirection = \"out\"",
+        );
+        let e = SystemAdditions::with_protocols(&apps("writers", &[WEB, &writer2])).unwrap_err();
+        assert_eq!(e.0, "forger");
+        assert_eq!(
+            e.1.to_string(),
+            "channel `requests`: `web` writes it too; a channel has one writer (direction = \
+             \"out\" in one manifest, \"in\" in the others)"
+        );
     }
 
     #[test]

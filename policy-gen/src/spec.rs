@@ -56,8 +56,9 @@ impl std::error::Error for RegionNameTooLong {}
 ///   reads the TSC), every exception the schema allows goes to the subject's own
 ///   handlers, RIP and RSP, and CR4.OSXMMEXCPT so that SIMD floating-point exceptions
 ///   raise #XM, as in Muen's MirageOS component.
-/// - `<memory>`: the block devices' data buffers; `<channels>`: readers with their
-///   vector, writers with their event.
+/// - `<memory>`: the block devices' data buffers; `<channels>`: the devices' readers
+///   with their vector and writers with their event, then the app channels
+///   (`[channel.NAME]`, logical name `NAME`), with a vector or event if they signal.
 /// - `<events>`: vmcall events `exit` and `timer`, and the `timer` target event that
 ///   injects the timer vector (the integrator links `timer` to it with a `self` event).
 /// - `<provides>`: the image's regions (`subject_binary`), then `ram`.
@@ -101,22 +102,28 @@ pub fn component_spec(
             executable: false,
         })
         .collect();
-    let channels = plan
-        .devices
-        .iter()
-        .filter_map(|d| {
-            let end = match d.role {
-                Role::Reader => ChannelEnd::Reader { vector: d.vector },
-                Role::Writer => ChannelEnd::Writer { event: d.event },
-                Role::Memory => return None,
-            };
-            Some(Channel {
-                logical: d.name.clone(),
-                region: d.region,
-                end,
-            })
+    let devices = plan.devices.iter().filter_map(|d| {
+        let end = match d.role {
+            Role::Reader => ChannelEnd::Reader { vector: d.vector },
+            Role::Writer => ChannelEnd::Writer { event: d.event },
+            Role::Memory => return None,
+        };
+        Some(Channel {
+            logical: d.name.clone(),
+            region: d.region,
+            end,
         })
-        .collect();
+    });
+    // App channels after the devices: their logical name is the channel's name.
+    let app_channels = plan.channels.iter().map(|c| Channel {
+        logical: c.name.clone(),
+        region: c.region,
+        end: match c.role() {
+            Role::Writer => ChannelEnd::Writer { event: c.event },
+            _ => ChannelEnd::Reader { vector: c.vector },
+        },
+    });
+    let channels = devices.chain(app_channels).collect();
     let events = Events {
         source: [(EXIT_EVENT, names::EXIT_EVENT), (TIMER_EVENT, names::TIMER)]
             .into_iter()

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 use roxmltree::{Document, Node};
 
-const EXAMPLES: [&str; 3] = ["hello", "echo", "blockstore"];
+const EXAMPLES: [&str; 5] = ["hello", "echo", "blockstore", "web", "vault"];
 
 fn manifest(example: &str) -> PathBuf {
     repo_root().join("examples").join(example).join("app.toml")
@@ -125,8 +125,10 @@ fn every_section_is_muen_system_policy_xml() {
 /// For each app: every logical resource of its specification (and of its libraries) is
 /// mapped exactly once; every physical name is declared in the fragment (or is the
 /// system's `time_info`); channel and memory sizes are the specification's; every
-/// channel's other end is held by the stand-in peer with the opposite role; the app's
-/// debug log is read by dbgserver; every subject has a scheduling group.
+/// device channel's other end is held by the stand-in peer with the opposite role,
+/// every app channel's by the app at its other end (web and vault: `requests`,
+/// `responses`); the app's debug log is read by dbgserver; every subject has a
+/// scheduling group.
 #[test]
 fn every_resource_of_the_specifications_is_wired() {
     let xml = additions(&[], &EXAMPLES);
@@ -207,6 +209,25 @@ fn every_resource_of_the_specifications_is_wired() {
                 "{example}: size of `{}`",
                 c.logical
             );
+            logical.push(c.logical.clone());
+            if policy_gen::additions::is_app_channel(&c.logical) {
+                // The other app maps the same physical channel under the same name.
+                let other = if example == "web" { "vault" } else { "web" };
+                assert!(
+                    subject(other).descendants().any(|n| n.has_tag_name("map")
+                        && n.attribute("logical") == Some(c.logical.as_str())
+                        && n.attribute("physical") == Some(p)),
+                    "{example}: `{}` is not {other}'s `{p}`",
+                    c.logical
+                );
+                assert!(
+                    !peer
+                        .descendants()
+                        .any(|n| n.attribute("physical") == Some(p)),
+                    "{example}: a stand-in holds `{p}`"
+                );
+                continue;
+            }
             let peer_end = peer
                 .descendants()
                 .find(|n| n.attribute("physical") == Some(p))
@@ -216,7 +237,6 @@ fn every_resource_of_the_specifications_is_wired() {
                 _ => "reader",
             };
             assert_eq!(peer_end.tag_name().name(), opposite, "{p}");
-            logical.push(c.logical.clone());
         }
         for m in &spec.memory {
             let p = physical(&m.logical);
@@ -262,7 +282,11 @@ fn every_resource_of_the_specifications_is_wired() {
             "echo",
             "echo_peer",
             "blockstore",
-            "blockstore_peer"
+            "blockstore_peer",
+            "web",
+            "web_peer",
+            "vault",
+            "vault_peer"
         ]
     );
 }

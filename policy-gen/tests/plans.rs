@@ -9,8 +9,8 @@ use std::path::Path;
 
 use muen_abi::layout::{self, PAGE_SIZE};
 use muen_abi::names::Role;
-use muen_manifest::{App, BlockDevice, NetDevice, Plan, DEFAULT_RAM};
-use muen_spec::{expand, parse, write, Generation, Library, Origin};
+use muen_manifest::{App, BlockDevice, Channel, Direction, NetDevice, Plan, DEFAULT_RAM};
+use muen_spec::{expand, parse, write, ChannelEnd, Generation, Library, Origin};
 use policy_gen::elf::{self, Image};
 use policy_gen::spec::component_spec;
 use proptest::prelude::*;
@@ -36,6 +36,19 @@ fn app(name: &str, ram: u64, net: &[(&str, u64)], block: &[(&str, u64)]) -> App 
                 buffer_size,
             })
             .collect(),
+        channel: Vec::new(),
+    }
+}
+
+/// An app channel of `size` bytes with 512-byte elements.
+fn channel(name: &str, direction: Direction, size: u64, event: bool) -> Channel {
+    Channel {
+        name: name.into(),
+        direction,
+        size,
+        element_size: 512,
+        protocol: 0x6775_6573_7462_6f6f,
+        event,
     }
 }
 
@@ -135,11 +148,98 @@ fn image_regions_come_first() {
     assert_eq!(vectors, [("timer", 32)]);
 }
 
+/// App channels follow the devices, in name order; writers with an event get the next
+/// event ids, readers with one the next vectors; in the view they are channels of the
+/// component (sinfo order: the component's readers, then its writers).
+#[test]
+fn app_channels_follow_the_devices() {
+    let mut a = app("web", DEFAULT_RAM, &[("service0", 0x10_0000)], &[]);
+    a.channel = vec![
+        channel("responses", Direction::In, 0x1_0000, true),
+        channel("requests", Direction::Out, 0x1_0000, true),
+        channel("quiet", Direction::Out, 0x1000, false),
+    ];
+    let plan = Plan::new(&a).unwrap();
+    let spec = component_spec(&plan, None).unwrap();
+    let channels: Vec<(&str, u64, u64, ChannelEnd)> = spec
+        .channels
+        .iter()
+        .map(|c| {
+            (
+                c.logical.as_str(),
+                c.region.address.as_u64(),
+                c.region.size,
+                c.end,
+            )
+        })
+        .collect();
+    let base = layout::DEVICE_BASE.as_u64();
+    let g = layout::GUARD_SIZE;
+    let quiet = base + 2 * (0x10_0000 + g);
+    let requests = quiet + 0x1000 + g;
+    let responses = requests + 0x1_0000 + g;
+    assert_eq!(
+        channels,
+        [
+            (
+                "service0|in",
+                base,
+                0x10_0000,
+                ChannelEnd::Reader { vector: Some(33) }
+            ),
+            (
+                "service0|out",
+                base + 0x10_0000 + g,
+                0x10_0000,
+                ChannelEnd::Writer { event: Some(2) }
+            ),
+            ("quiet", quiet, 0x1000, ChannelEnd::Writer { event: None }),
+            (
+                "requests",
+                requests,
+                0x1_0000,
+                ChannelEnd::Writer { event: Some(3) }
+            ),
+            (
+                "responses",
+                responses,
+                0x1_0000,
+                ChannelEnd::Reader { vector: Some(34) }
+            ),
+        ]
+    );
+    let view = expand(&spec).unwrap();
+    assert_eq!(view.event("requests"), Some(3));
+    assert_eq!(view.vector("responses"), Some(34));
+    assert_eq!(view.event("quiet"), None);
+    let responses = view.mapping("responses").unwrap();
+    assert!(!responses.writable && responses.role == Role::Reader);
+    assert_eq!(responses.kind, muen_sinfo::MemoryKind::SubjectChannel);
+    assert!(view.mapping("requests").unwrap().writable);
+    for g in Generation::ALL {
+        let xml = policy_gen::document(&spec, g);
+        assert!(
+            xml.contains("<writer logical=\"requests\" virtualAddress=\"16#0010_0020_4000#\" size=\"16#0001_0000#\" event=\"3\"/>"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<writer logical=\"quiet\" virtualAddress=\"16#0010_0020_2000#\" size=\"16#1000#\"/>"),
+            "{xml}"
+        );
+        assert_eq!(parse(&xml, Path::new("web.xml")).unwrap(), spec);
+    }
+}
+
 proptest! {
     #[test]
     fn plans_round_trip_and_expand_to_a_valid_view(
         net in proptest::collection::btree_map("[a-z][a-z0-9_]{0,8}", 1u64..64, 0..20),
         block in proptest::collection::btree_map("[A-Z][a-z0-9_]{0,8}", 1u64..64, 0..20),
+        channels in proptest::collection::btree_map(
+            "[a-z][a-z0-9_]{0,8}",
+            (1u64..16, any::<bool>(), any::<bool>()),
+            0..12,
+        ),
         ram_pages in 1u64..0x10_0000,
         name in "[a-z][a-z0-9_-]{0,20}",
         with_image in any::<bool>(),
@@ -147,7 +247,19 @@ proptest! {
         let net: Vec<(&str, u64)> = net.iter().map(|(n, p)| (n.as_str(), p * PAGE_SIZE)).collect();
         let block: Vec<(&str, u64)> =
             block.iter().map(|(n, p)| (n.as_str(), p * PAGE_SIZE)).collect();
-        let plan = Plan::new(&app(&name, ram_pages * PAGE_SIZE, &net, &block)).unwrap();
+        let mut a = app(&name, ram_pages * PAGE_SIZE, &net, &block);
+        a.channel = channels
+            .iter()
+            .filter(|(n, _)| {
+                !net.iter().any(|(d, _)| d == n)
+                    && muen_abi::names::check_channel_name(n).is_ok()
+            })
+            .map(|(n, &(pages, out, event))| {
+                let direction = if out { Direction::Out } else { Direction::In };
+                channel(n, direction, pages * PAGE_SIZE, event)
+            })
+            .collect();
+        let plan = Plan::new(&a).unwrap();
         let image = with_image.then(image);
         let spec = component_spec(&plan, image.as_ref()).unwrap();
 
@@ -162,7 +274,10 @@ proptest! {
         let view = expand(&spec).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let m = &view.mappings;
         let regions = image.as_ref().map_or(0, |i| i.regions.len());
-        prop_assert_eq!(m.len(), regions + 1 + plan.devices.len() + 2 + 3);
+        prop_assert_eq!(
+            m.len(),
+            regions + 1 + plan.devices.len() + plan.channels.len() + 2 + 3
+        );
         for (i, x) in m.iter().enumerate() {
             prop_assert!(x.region.address.is_page_aligned());
             prop_assert_eq!(x.region.size % PAGE_SIZE, 0);
@@ -179,8 +294,25 @@ proptest! {
             prop_assert_eq!(view.event(&d.name), d.event);
             prop_assert_eq!(view.vector(&d.name), d.vector);
         }
-        prop_assert_eq!(view.events.len(), 2 + net.len() + block.len());
-        prop_assert_eq!(view.vectors.len(), 1 + net.len() + block.len());
+        for c in &plan.channels {
+            let mapping = view.mapping(&c.name).unwrap();
+            prop_assert_eq!(mapping.region, c.region);
+            prop_assert_eq!(mapping.role, c.role());
+            prop_assert_eq!(mapping.writable, c.role() == Role::Writer);
+            prop_assert_eq!(view.event(&c.name), c.event);
+            prop_assert_eq!(view.vector(&c.name), c.vector);
+        }
+        let signalling = |d: Direction| {
+            a.channel.iter().filter(|c| c.event && c.direction == d).count()
+        };
+        prop_assert_eq!(
+            view.events.len(),
+            2 + net.len() + block.len() + signalling(Direction::Out)
+        );
+        prop_assert_eq!(
+            view.vectors.len(),
+            1 + net.len() + block.len() + signalling(Direction::In)
+        );
         prop_assert!(view.has_library(Library::Debuglog) && view.has_library(Library::Time));
         prop_assert_eq!(view.registers.rsp, Some(plan.stack_top));
     }

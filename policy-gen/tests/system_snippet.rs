@@ -3,13 +3,18 @@
 //!
 //! - every block is marked (` ```xml system `: pasted into a system policy, ` ```xml
 //!   component `: a component specification, ` ```xml variant `: the power-off
-//!   variant);
-//! - each validates against Muen's schema (both generations of Muen's tools);
+//!   variant, ` ```xml generated `: an excerpt of what policy-gen writes for the
+//!   guestbook's pair `web` and `vault`);
+//! - each but the excerpts validates against Muen's schema (both generations of Muen's
+//!   tools); each excerpt's lines are, in order, lines of policy-gen's output for web
+//!   and vault (their specifications or their system additions);
 //! - each subject maps every logical resource of its generated specification and no
 //!   other;
 //! - all of them together, on Muen's demo system with the examples' specifications as
 //!   policy-gen writes them, pass Muen's whole tool chain (`../shared/muen/pipeline.sh`)
-//!   for both generations, the power-off variant with `hello` in the same system.
+//!   for both generations, the power-off variant with `hello` in the same system, and
+//!   `web` and `vault` with policy-gen's system additions (whose excerpts the document
+//!   shows) too.
 
 mod common;
 
@@ -29,6 +34,8 @@ enum Use {
     Component,
     /// Part of the power-off variant.
     Variant,
+    /// An excerpt of policy-gen's output for web and vault.
+    Generated,
 }
 
 /// The fenced ```xml blocks of `docs/muen.md` with their use; panics at an unmarked
@@ -45,10 +52,11 @@ fn xml_blocks() -> Vec<(Use, String)> {
                     "system" => Use::System,
                     "component" => Use::Component,
                     "variant" => Use::Variant,
+                    "generated" => Use::Generated,
                     other => panic!(
                         "docs/muen.md:{}: an xml block marked `{other}`; mark it `xml \
-                         system`, `xml component` or `xml variant` so that the test runs \
-                         it through Muen's tools",
+                         system`, `xml component`, `xml variant` or `xml generated` so \
+                         that the test runs it through Muen's tools",
                         number + 1
                     ),
                 };
@@ -79,6 +87,30 @@ fn spec_of(example: &str, generation: Generation) -> String {
     generate(&repo_root(), &args)
 }
 
+/// The guestbook's pair, whose app-to-app channels docs/muen.md shows.
+const PAIR: [&str; 2] = ["web", "vault"];
+
+/// `policy-gen --system-additions` for [`PAIR`].
+fn pair_additions() -> String {
+    let manifests: Vec<PathBuf> = PAIR
+        .iter()
+        .map(|e| repo_root().join("examples").join(e).join("app.toml"))
+        .collect();
+    policy_gen::system_additions(&manifests, None).unwrap()
+}
+
+/// Fails unless the lines of `excerpt` are consecutive lines of `generated` (both
+/// without their indentation).
+fn assert_excerpt_of(excerpt: &str, generated: &[String], what: &str) {
+    let lines: Vec<&str> = excerpt.lines().map(str::trim).collect();
+    assert!(
+        generated
+            .windows(lines.len())
+            .any(|w| w.iter().zip(&lines).all(|(g, l)| g == l)),
+        "{what}: not what policy-gen writes for web and vault:\n{excerpt}"
+    );
+}
+
 /// `$logchannel_size` is the system's configuration value, which `mucfgmerge`
 /// replaces before the schema applies; the demo system's.
 fn resolved(block: &str) -> String {
@@ -105,8 +137,23 @@ fn snippets_validate(generation: Generation) {
     let schema = fragment_schema(&dir, generation);
     let blocks = xml_blocks();
     let mut roots: Vec<(Use, &str)> = blocks.iter().map(|(u, b)| (*u, root(b))).collect();
+    // What policy-gen writes for web and vault, line by line, for the excerpts.
+    let mut generated: Vec<String> = PAIR
+        .iter()
+        .flat_map(|e| {
+            spec_of(e, generation)
+                .lines()
+                .map(|l| l.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    generated.extend(pair_additions().lines().map(|l| l.trim().to_string()));
     for (use_, block) in &blocks {
         let what = format!("{generation}: docs/muen.md block <{}>", root(block));
+        if *use_ == Use::Generated {
+            assert_excerpt_of(block, &generated, &what);
+            continue;
+        }
         match (use_, root(block)) {
             (Use::Variant, "event") => xmllint(
                 &hello_powering_off(generation, block),
@@ -153,6 +200,9 @@ fn snippets_validate(generation: Generation) {
             (Use::Component, "component"),
             (Use::Variant, "event"),
             (Use::Variant, "map"),
+            (Use::Generated, "channel"),
+            (Use::Generated, "map"),
+            (Use::Generated, "writer"),
         ]
     );
 }
@@ -182,6 +232,10 @@ impl Additions {
     fn from_docs(blocks: &[(Use, String)]) -> Additions {
         let mut a = Additions::default();
         for (use_, block) in blocks {
+            // The excerpts are policy-gen's; its whole additions are merged instead.
+            if *use_ == Use::Generated {
+                continue;
+            }
             let doc = Document::parse(block).unwrap();
             let top = doc.root_element();
             let children = || {
@@ -252,9 +306,10 @@ impl Additions {
 }
 
 /// Every block of docs/muen.md through Muen's tool chain of `generation`: echo and
-/// blockstore with their peers as the document wires them, and hello with the
-/// power-off variant (its additions from `policy-gen --system-additions` on its
-/// changed specification, which must contain the variant's map).
+/// blockstore with their peers as the document wires them, hello with the power-off
+/// variant (its additions from `policy-gen --system-additions` on its changed
+/// specification, which must contain the variant's map), and web and vault with
+/// policy-gen's additions (of which the document shows excerpts).
 fn docs_pass_muens_tool_chain(generation: Generation) {
     let kit = Kit::beside(&repo_root());
     let dir = TempDir::new(&format!("docs-muen-{generation}"));
@@ -278,9 +333,10 @@ fn docs_pass_muens_tool_chain(generation: Generation) {
         "hello's subject lacks the variant's map:\n{hello_additions}"
     );
     additions.merge(&hello_additions);
+    additions.merge(&pair_additions());
     let additions_file = dir.write("additions.xml", additions.to_xml());
 
-    let mut specs: Vec<PathBuf> = ["echo", "blockstore"]
+    let mut specs: Vec<PathBuf> = ["echo", "blockstore", "web", "vault"]
         .iter()
         .map(|e| dir.write(&format!("{e}.xml"), spec_of(e, generation)))
         .collect();
@@ -294,7 +350,15 @@ fn docs_pass_muens_tool_chain(generation: Generation) {
     });
     outcome.print();
     outcome.assert_passed();
-    for page in ["echo", "bridge", "blockstore", "blockserver", "hello"] {
+    for page in [
+        "echo",
+        "bridge",
+        "blockstore",
+        "blockserver",
+        "hello",
+        "web",
+        "vault",
+    ] {
         assert!(
             outcome.file(&format!("sinfo/{page}_sinfo")).is_file(),
             "no sinfo page for {page}"

@@ -71,6 +71,25 @@ pub enum AcquireError {
         /// The device.
         device: Name,
     },
+    /// The channel name breaks the naming rules (`muen_abi::names::check_channel_name`).
+    BadChannelName {
+        /// The name, cut to 63 bytes.
+        channel: Name,
+        /// The rule it breaks.
+        error: NameError,
+    },
+    /// A reader was asked for a channel the subject may write: its writable mapping
+    /// makes the subject the channel's writer.
+    NotReadOnly {
+        /// The logical region name.
+        region: Name,
+    },
+    /// The channel's end was taken already: a channel end is taken once, so that its
+    /// handle is the only user of the region.
+    ChannelTaken {
+        /// The channel.
+        channel: Name,
+    },
     /// The block server answered a geometry question with an unusable value.
     BadGeometry {
         /// The device.
@@ -109,6 +128,18 @@ impl fmt::Display for AcquireError {
             AcquireError::AlreadyAcquired { device } => {
                 write!(f, "device `{device}`: acquired already (a device is taken once)")
             }
+            AcquireError::BadChannelName { channel, error } => {
+                write!(f, "channel name `{channel}` {error}")
+            }
+            AcquireError::NotReadOnly { region } => write!(
+                f,
+                "region `{region}`: writable, so this subject is the channel's writer; a \
+                 reader takes a channel the subject reads"
+            ),
+            AcquireError::ChannelTaken { channel } => write!(
+                f,
+                "channel `{channel}`: taken already (a channel end is taken once)"
+            ),
             AcquireError::BadGeometry {
                 device,
                 field,

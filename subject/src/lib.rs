@@ -33,9 +33,10 @@
 //! - [`exit`]: exit codes, the exit, and the reports of panics and CPU exceptions
 //!   (the Muen platform's exception handler calls it).
 //! - [`net`] (muennet) and [`block`] (muenblock client): the drivers; with feature
-//!   `smoltcp` a `phy::Device` adapter.
+//!   `smoltcp` a `phy::Device` adapter. [`channel`]: typed ends of channels to other
+//!   subjects.
 //! - [`Runtime`]: the handle given to `main` (resources, clocks, the idle loop,
-//!   devices).
+//!   devices, channel ends).
 //! - [`entry`](mod@entry): [`entry!`] and what `main` may return.
 //!
 //! The runtime uses no heap. Feature `alloc` adds a global allocator over the `ram`
@@ -48,6 +49,7 @@
 extern crate std;
 
 pub mod block;
+pub mod channel;
 pub mod clock;
 pub mod device;
 pub mod entry;

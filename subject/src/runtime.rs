@@ -13,6 +13,7 @@ use muen_sinfo::{
 };
 
 use crate::block::MuenBlock;
+use crate::channel::{ChannelReader, ChannelWriter, ElementType};
 use crate::clock;
 use crate::device::{self, AcquireError, Pollable, Sys};
 use crate::exit;
@@ -321,6 +322,58 @@ impl<P: Platform> Runtime<P> {
         Ok(block)
     }
 
+    /// Takes the reading end of the app channel `name` for elements of type `E`
+    /// ([`channel`](crate::channel)): the region `name` (a channel the subject reads)
+    /// and the vector `name`, if the policy has one. Taken once, as
+    /// [`Runtime::net`]: asking again is [`AcquireError::ChannelTaken`].
+    ///
+    /// The reader is [`Pollable`]: `poll` returns when an element waits.
+    pub fn reader<E: ElementType>(&self, name: &str) -> Result<ChannelReader<'_, E>, AcquireError> {
+        let region = self.untaken_channel(name)?;
+        // SAFETY: every region of the page is mapped (`new`'s contract), and nothing
+        // else reads the channel through another reader: this runtime never handed
+        // it out (`untaken_channel`), no other runtime exists (`new`'s contract), and
+        // channel names are never the runtime's own regions (`names::RESERVED`).
+        let reader = unsafe { ChannelReader::acquire(&self.info, name) }?;
+        self.take(region);
+        Ok(reader)
+    }
+
+    /// Takes the writing end of the app channel `name` for elements of type `E` and
+    /// starts the channel ([`channel`](crate::channel)): the region `name` (writable)
+    /// and the event `name`, if the policy has one. Taken once, as
+    /// [`Runtime::reader`].
+    pub fn writer<E: ElementType>(
+        &self,
+        name: &str,
+    ) -> Result<ChannelWriter<'_, E, Self>, AcquireError> {
+        let region = self.untaken_channel(name)?;
+        // SAFETY: as in `reader`; nothing else writes the channel.
+        let writer = unsafe { ChannelWriter::acquire(self, &self.info, name) }?;
+        self.take(region);
+        Ok(writer)
+    }
+
+    /// The region of app channel `name`, if the page has it and it was not handed
+    /// out.
+    fn untaken_channel(&self, name: &str) -> Result<ResourceSet, AcquireError> {
+        let mut regions = ResourceSet::default();
+        // The name is checked by the acquisition (a bad one is never in the page as a
+        // channel the runtime hands out, but it must be reported as bad, not taken).
+        if names::check_channel_name(name).is_err() {
+            return Ok(regions);
+        }
+        if let Some(r) = self.info.resource(name, ResourceKind::Memory) {
+            if self.taken.get().contains(r.index) {
+                return Err(AcquireError::ChannelTaken {
+                    channel: device::name(name),
+                });
+            }
+            regions.insert(r.index);
+        }
+        Ok(regions)
+    }
+
     /// The memory regions of device `name` of `kind` that the page has, if none of
     /// them was handed out.
     fn untaken(&self, name: &str, kind: DeviceKind) -> Result<ResourceSet, AcquireError> {
@@ -390,6 +443,7 @@ impl<P: Platform> Sys for Runtime<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::channel::ElementType;
     use crate::platform::PENDING;
     use core::cell::Cell;
     use core::sync::atomic::{AtomicU64, Ordering};
@@ -822,5 +876,94 @@ mod tests {
         assert!(m.halts() > 0, "the server answered while the runtime slept");
         // Names that are not devices of the page are still reported missing.
         assert!(matches!(rt.net("net1"), Err(AcquireError::Missing { .. })));
+    }
+
+    /// An element type for the channel tests.
+    #[derive(
+        Clone,
+        Copy,
+        Debug,
+        PartialEq,
+        Eq,
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::Immutable,
+        zerocopy::KnownLayout,
+    )]
+    #[repr(C)]
+    struct Word(u64);
+
+    impl ElementType for Word {
+        const PROTOCOL: u64 = 0x776f_7264;
+    }
+
+    #[test]
+    fn a_channel_end_is_taken_once_and_poll_wakes_on_its_vector() {
+        use crate::channel::{ChannelError, Receiver, Sender};
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let timed_page = shared(0x1000);
+        let (inbox, outbox) = (shared(0x1000), shared(0x1000));
+        // The peer that writes the inbox: it writes one word while the subject
+        // sleeps, and its event arrives as the inbox's vector.
+        let mut peer = Writer::init(
+            RegionMut::from_atomics(inbox).unwrap(),
+            Word::PROTOCOL,
+            8,
+            epoch_from(7),
+        )
+        .unwrap();
+        let m = mock(move |_| {
+            peer.write(&Word(42)).unwrap();
+            PENDING.set(Vector(41));
+        });
+        let info = page("channels", |b| {
+            with_timer(b, timed_page);
+            b.memory("inbox", memory(inbox, MemoryKind::SubjectChannel, false))
+                .unwrap()
+                .vector("inbox", 41)
+                .unwrap()
+                .memory("outbox", memory(outbox, MemoryKind::SubjectChannel, true))
+                .unwrap()
+                .event("outbox", 6)
+                .unwrap();
+        });
+        // SAFETY: the page points at leaked test memory; this is its only runtime.
+        let rt = unsafe { Runtime::new(m, info) }.unwrap();
+        let taken = |channel: &str| AcquireError::ChannelTaken {
+            channel: Name::try_from(channel).unwrap(),
+        };
+        let mut rx = rt.reader::<Word>("inbox").unwrap();
+        assert_eq!(rt.reader::<Word>("inbox").err(), Some(taken("inbox")));
+        assert_eq!(rt.writer::<Word>("inbox").err(), Some(taken("inbox")));
+        assert_eq!(
+            taken("inbox").to_string(),
+            "channel `inbox`: taken already (a channel end is taken once)"
+        );
+        // A failed acquisition takes nothing: the reader of a writable channel fails,
+        // its writer then succeeds, once.
+        assert!(matches!(
+            rt.reader::<Word>("outbox"),
+            Err(AcquireError::NotReadOnly { .. })
+        ));
+        let mut tx = rt.writer::<Word>("outbox").unwrap();
+        assert_eq!(rt.writer::<Word>("outbox").err(), Some(taken("outbox")));
+        assert!(matches!(
+            rt.reader::<Word>("in|box"),
+            Err(AcquireError::BadChannelName { .. })
+        ));
+        assert!(matches!(
+            rt.reader::<Word>("nothere"),
+            Err(AcquireError::Missing { .. })
+        ));
+
+        // Nothing waits: poll sleeps until the peer's vector, then the word is there.
+        assert_eq!(rx.receive(), Err(ChannelError::Again));
+        let r = rt.poll(Instant::MAX, &[&rx]);
+        assert_eq!(r, Ready(1));
+        assert_eq!(m.halts(), 1);
+        assert!(rt.take_vectors().contains(Vector(41)));
+        assert_eq!(rx.receive(), Ok(Word(42)));
+        tx.send(&Word(1));
+        assert_eq!(m.events(), [6]);
     }
 }

@@ -19,7 +19,8 @@
 //!   its process ends, it is started again if an event reset it (its own `exit`, as a
 //!   system policy wires it, or another subject's) and the run's restart limit allows;
 //!   otherwise the run ends with it ([`End::Exited`]). A reset from another subject
-//!   stops it at once.
+//!   stops it at once, as does SIGUSR1 for the subject [`Kernel::reset_on_sigusr1`]
+//!   names.
 //! - **Time.** [`publish_time_info`] writes a time info page as Muen's time subject
 //!   does.
 //!
@@ -345,6 +346,8 @@ pub struct Kernel<'a> {
     wakers: Vec<&'a EventFd>,
     /// Resets and kernel actions raised by events, for the run loop.
     requests: Vec<(usize, Action)>,
+    /// The subject SIGUSR1 resets.
+    reset_on_sigusr1: Option<usize>,
     stats: KernelStats,
 }
 
@@ -411,6 +414,7 @@ impl<'a> Kernel<'a> {
             subjects,
             wakers: Vec::new(),
             requests: Vec::new(),
+            reset_on_sigusr1: None,
             stats: KernelStats::default(),
         };
         for i in 0..k.subjects.len() {
@@ -432,6 +436,13 @@ impl<'a> Kernel<'a> {
     /// waits (briefly) for the sink to say through `done` that it read them.
     pub fn set_log_waker(&mut self, subject: usize, waker: &'a EventFd, done: &'a EventFd) {
         self.subjects[subject].log.push((waker, done));
+    }
+
+    /// Makes SIGUSR1 reset subject `subject`, as an event with a `<reset/>` target
+    /// would (an operator's reset; a system's controller subject has such events).
+    /// `None`: SIGUSR1 ends the run like SIGTERM.
+    pub fn reset_on_sigusr1(&mut self, subject: Option<usize>) {
+        self.reset_on_sigusr1 = subject;
     }
 
     /// The counters so far.
@@ -685,8 +696,12 @@ impl<'a> Kernel<'a> {
             os::poll(&mut fds, Some(timeout))?;
             if os::readable(&fds[0]) {
                 while let Some(signo) = signals.next() {
-                    if signo != libc::SIGCHLD {
-                        return Ok(End::Interrupted(signo));
+                    match (signo, self.reset_on_sigusr1) {
+                        (libc::SIGCHLD, _) => {}
+                        (libc::SIGUSR1, Some(subject)) => {
+                            self.requests.push((subject, Action::Reset { subject }))
+                        }
+                        _ => return Ok(End::Interrupted(signo)),
                     }
                 }
                 for i in 0..n {
@@ -822,8 +837,12 @@ impl<'a> Kernel<'a> {
             let mut restarted = false;
             if os::readable(&fds[0]) {
                 while let Some(signo) = signals.next() {
-                    if signo != libc::SIGCHLD {
-                        return Ok(End::Interrupted(signo));
+                    match (signo, self.reset_on_sigusr1) {
+                        (libc::SIGCHLD, _) => {}
+                        (libc::SIGUSR1, Some(subject)) => {
+                            self.requests.push((subject, Action::Reset { subject }))
+                        }
+                        _ => return Ok(End::Interrupted(signo)),
                     }
                 }
                 for (i, g) in guests.iter_mut().enumerate() {

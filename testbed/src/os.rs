@@ -172,8 +172,13 @@ pub fn recv_nonblocking(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
 }
 
 /// The signals the testbed handles itself: the subject's end and requests to stop.
-pub const HANDLED_SIGNALS: [libc::c_int; 4] =
-    [libc::SIGCHLD, libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+pub const HANDLED_SIGNALS: [libc::c_int; 5] = [
+    libc::SIGCHLD,
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGUSR1,
+];
 
 /// A descriptor that reports [`HANDLED_SIGNALS`] (`signalfd`).
 ///

@@ -159,6 +159,8 @@ pub struct Options {
     pub tsc: TscRate,
     /// How often each subject may be started again after a reset (`None`: no limit).
     pub restarts: Option<u32>,
+    /// The subject that SIGUSR1 resets (`None`: SIGUSR1 ends the run like SIGTERM).
+    pub reset_on_sigusr1: Option<usize>,
 }
 
 /// Why a run could not start.
@@ -724,6 +726,7 @@ fn serve<'m>(
     let log_wakes = wakes(peers.logs.len())?;
     let log_done = wakes(peers.logs.len())?;
     let mut kernel = Kernel::new(setup, memory, options.tsc, options.frame, links);
+    kernel.reset_on_sigusr1(options.reset_on_sigusr1);
     for (p, wake) in peers.bridges.iter().zip(&net_wakes) {
         if let Some(event) = p.event {
             kernel.link(p.subject, event, wake);

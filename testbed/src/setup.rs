@@ -506,8 +506,10 @@ pub fn from_system(
 /// The first difference between the view an app's specification gives (`app`) and
 /// the subject's view in the policy (`policy`), as a sentence; `None` if they agree in
 /// what the subject sees: every mapping's name, address, size, rights and kind in
-/// order, the events and the vectors, RIP and RSP. (Contents and hashes are the
-/// policy's business: Muen fills channels the specification leaves uninitialized.)
+/// order, the events and the vectors (by name: Muen lists the events and vectors of
+/// channels in the order the system declares its channels, which a component cannot
+/// know), RIP and RSP. (Contents and hashes are the policy's business: Muen fills
+/// channels the specification leaves uninitialized.)
 pub fn first_mismatch(app: &SubjectView, policy: &SubjectView) -> Option<String> {
     let describe = |m: &Mapping| {
         format!(
@@ -541,23 +543,34 @@ pub fn first_mismatch(app: &SubjectView, policy: &SubjectView) -> Option<String>
             ));
         }
     }
+    // By name: each of the app's with the policy's of that name, then the policy's
+    // that the app lacks.
     let numbers = |kind: &str, a: &[muen_spec::NamedNumber], p: &[muen_spec::NamedNumber]| {
-        for i in 0..a.len().max(p.len()) {
-            let show = |n: Option<&muen_spec::NamedNumber>| {
-                n.map_or_else(
-                    || "nothing".to_string(),
-                    |n| format!("`{}` = {}", n.name, n.number),
-                )
-            };
-            if a.get(i) != p.get(i) {
-                return Some(format!(
-                    "{kind} #{i}: the app has {}, the policy {}",
-                    show(a.get(i)),
-                    show(p.get(i))
-                ));
+        for n in a {
+            match p.iter().find(|m| m.name == n.name) {
+                Some(m) if m.number == n.number => {}
+                Some(m) => {
+                    return Some(format!(
+                        "{kind} `{}`: the app has {}, the policy {}",
+                        n.name, n.number, m.number
+                    ))
+                }
+                None => {
+                    return Some(format!(
+                        "{kind} `{}`: the app has {}, the policy none",
+                        n.name, n.number
+                    ))
+                }
             }
         }
-        None
+        p.iter()
+            .find(|m| !a.iter().any(|n| n.name == m.name))
+            .map(|m| {
+                format!(
+                    "{kind} `{}`: the app has none, the policy {}",
+                    m.name, m.number
+                )
+            })
     };
     if let Some(m) = numbers("event", &app.events, &policy.events) {
         return Some(m);
@@ -624,14 +637,24 @@ mod tests {
         events.events[2].number = 5;
         assert_eq!(
             first_mismatch(&app, &events).unwrap(),
-            "event #2: the app has `service0|out` = 2, the policy `service0|out` = 5"
+            "event `service0|out`: the app has 2, the policy 5"
         );
         let mut vectors = app.clone();
         vectors.vectors.pop();
         assert_eq!(
             first_mismatch(&app, &vectors).unwrap(),
-            "vector #1: the app has `service0|in` = 33, the policy nothing"
+            "vector `service0|in`: the app has 33, the policy none"
         );
+        assert_eq!(
+            first_mismatch(&vectors, &app).unwrap(),
+            "vector `service0|in`: the app has none, the policy 33"
+        );
+        // Muen orders the events and vectors of channels as the system declares its
+        // channels: another order is no mismatch.
+        let mut reordered = app.clone();
+        reordered.vectors.reverse();
+        reordered.events.reverse();
+        assert_eq!(first_mismatch(&app, &reordered), None);
         let mut entry = app.clone();
         entry.registers.rip = Some(muen_abi::VirtAddr::new(0x30_0000));
         assert_eq!(

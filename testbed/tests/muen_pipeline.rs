@@ -2,8 +2,8 @@
 //! generations of Muen's tools), and the testbed's sinfo page against Muen's.
 //!
 //! For each generation, two runs of the whole chain on Muen's demo system, with hello,
-//! echo and blockstore added as subjects with their peers, by `policy-gen
-//! --system-additions`:
+//! echo, blockstore, web and vault added as subjects with their peers (web and vault
+//! also with the channel pair between them), by `policy-gen --system-additions`:
 //!
 //! 1. the specifications as `policy-gen --muen-tools GEN` writes them (no ELF);
 //! 2. with the release ELFs (`policy-gen --elf`, and `pipeline.sh --files`, which adds
@@ -36,7 +36,7 @@ use muen_testbed::policy::{self, Image};
 use common::muen_kit::{Kit, Outcome, Run};
 use common::{example, show, testbed};
 
-const APPS: [&str; 3] = ["hello", "echo", "blockstore"];
+const APPS: [&str; 5] = ["hello", "echo", "blockstore", "web", "vault"];
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -8,13 +8,15 @@
 //! policy and its pages. The examples' tests through `--system`, with the testbed's
 //! page and with mugensinfo's: `echo` in a private network namespace (`netns_` tests,
 //! root only: ping, curl, ab), `blockstore` booted three times by its policy's reset;
-//! and two guests side by side.
+//! and two guests side by side. The guestbook (web and vault, two guests) with TCG:
+//! POST and GET with curl, vault's guest reset by SIGUSR1, the entries still there
+//! (`netns_qemu_tcg_`: root, no KVM needed).
 //!
 //! One hosted run on the same system shows that a hosted subject runs on a policy that
 //! maps its image too (the image regions mapped, zeroed, for the page's sake).
 //!
-//! The QEMU tests need a usable `/dev/kvm` (`qemu_kvm` in their names) and fail saying
-//! so without one; `scripts/test.sh` skips them visibly there.
+//! The other QEMU tests need a usable `/dev/kvm` (`qemu_kvm` in their names) and fail
+//! saying so without one; `scripts/test.sh` skips them visibly there.
 
 mod common;
 
@@ -24,7 +26,8 @@ use std::time::Duration;
 use muen_spec::Generation;
 
 use common::apps::{
-    counter, echo_from, has, in_ns, new_image, status_page, text, Mode, Source, SUBJECT_IP,
+    counter, echo_from, guestbook_entries_survive_a_reset_of_vault, has, in_ns, new_image,
+    status_page, text, Mode, Source, SUBJECT_IP,
 };
 use common::system::{Specs, System, APPS};
 use common::{log_lines, require_kvm, require_root, show, stat, testbed};
@@ -216,4 +219,18 @@ fn qemu_kvm_guests_run_side_by_side_with_one_log() {
         "{hello_lines:#?}"
     );
     assert_eq!(stat(&out.stderr, "restarts"), Some(3), "{}", show(&out));
+}
+
+/// The guestbook (web and vault, two guests) with TCG: the entries survive a reset of
+/// vault's guest (SIGUSR1), on the hashed policy with mugensinfo's pages.
+#[test]
+fn netns_qemu_tcg_system_guestbook_entries_survive_a_reset_of_vault() {
+    require_root("netns_qemu_tcg_system_guestbook_entries_survive_a_reset_of_vault");
+    let (policy, sinfo) = pages(true);
+    guestbook_entries_survive_a_reset_of_vault(
+        Mode::Qemu("tcg"),
+        (&policy, Some(&sinfo)),
+        "qemu-guestbook.img",
+        Duration::from_secs(120),
+    );
 }

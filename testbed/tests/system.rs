@@ -2,7 +2,7 @@
 //! configures them (`muen-testbed run --system POLICY_B --subject NAME APP ...`),
 //! hosted.
 //!
-//! The system is `../shared/muen/pipeline.sh` on Muen's demo system with the three
+//! The system is `../shared/muen/pipeline.sh` on Muen's demo system with the five
 //! examples added (`common::system`, once per test binary): policy B, as `mucfgalloc`
 //! writes it, and `mugensinfo`'s pages.
 //!
@@ -12,6 +12,10 @@
 //!   mugensinfo's: `echo` in a private network namespace (`netns_` tests, root only:
 //!   ping, a thousand UDP datagrams, curl, ab), `blockstore` booted three times by
 //!   its policy's reset.
+//! - The guestbook (`netns_` tests): `web` on a TAP and `vault` on a disk, two
+//!   subjects on the channel pair their policy wires; an entry posted and read back
+//!   with curl, vault reset (SIGUSR1, `--reset-on-sigusr1`) and the entry still
+//!   there. And a compromised `web` (vault-forger) whose forged requests vault refuses.
 //! - Several subjects at once: `echo` and the test subject as `echo_peer` over the
 //!   channels the policy gives them; `hello` restarted by its policy beside `echo`,
 //!   one log stream.
@@ -28,8 +32,8 @@ use muen_spec::system;
 use muen_spec::Generation;
 
 use common::apps::{
-    counter, echo_from, has, in_ns, new_image, status_page, text, udp_echo_a_thousand_datagrams,
-    Mode, Source, SUBJECT_IP,
+    counter, echo_from, guestbook_entries_survive_a_reset_of_vault, has, in_ns, new_image,
+    status_page, text, udp_echo_a_thousand_datagrams, Mode, Source, SUBJECT_IP,
 };
 use common::system::{Specs, System};
 use common::{log_lines, require_root, show, stat, subject, testbed};
@@ -196,6 +200,30 @@ fn system_blockstore_on_mugensinfos_page_boots_three_times() {
     blockstore_boots_three_times(Mode::Hosted, source, "system-three-boots-page.img", "120");
 }
 
+#[test]
+fn netns_system_guestbook_entries_survive_a_reset_of_vault() {
+    require_root("netns_system_guestbook_entries_survive_a_reset_of_vault");
+    let policy = muen().policy_b();
+    guestbook_entries_survive_a_reset_of_vault(
+        Mode::Hosted,
+        (&policy, None),
+        "guestbook.img",
+        Duration::from_secs(60),
+    );
+}
+
+#[test]
+fn netns_system_guestbook_on_mugensinfos_pages_entries_survive_a_reset_of_vault() {
+    require_root("netns_system_guestbook_on_mugensinfos_pages_entries_survive_a_reset_of_vault");
+    let (policy, sinfo) = (muen().policy_b(), muen().sinfo());
+    guestbook_entries_survive_a_reset_of_vault(
+        Mode::Hosted,
+        (&policy, Some(&sinfo)),
+        "guestbook-page.img",
+        Duration::from_secs(60),
+    );
+}
+
 /// `muen-testbed run --system POLICY ARGS`.
 fn run_system(policy: &Path, args: &[&str]) -> Output {
     testbed()
@@ -323,6 +351,58 @@ fn subjects_run_side_by_side_with_one_log_and_one_time() {
     assert_eq!(stat(&out.stderr, "restarts"), Some(20), "{}", show(&out));
 }
 
+#[test]
+fn system_vault_refuses_what_a_compromised_web_forges_and_its_book_is_unharmed() {
+    // vault-forger (examples/vault/tests/fixture/forger.rs) plays subject `web`: it holds
+    // web's channel ends and nothing else of worth (its `service0` has no TAP here),
+    // and sends vault forged and random requests; it exits 0 only if vault refused
+    // each and the book holds exactly its two valid entries.
+    Mode::Hosted.build("vault");
+    let forger = Mode::Hosted.images().join("vault-forger");
+    let image = new_image("forged.img");
+    let disk = format!("vault/storage={}", image.display());
+    let vault = common::example("vault");
+    let out = run_system(
+        &muen().policy_b(),
+        &[
+            "--subject",
+            "web",
+            forger.to_str().unwrap(),
+            "--subject",
+            "vault",
+            vault.to_str().unwrap(),
+            "--disk",
+            &disk,
+            "--restarts",
+            "0",
+            "--timeout",
+            "120",
+            "--stats",
+        ],
+    );
+    // The run ends with the forger's end, its exit code the run's.
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let web = log_lines(&out.stdout, "web");
+    for line in [
+        "INFO forger: appended entry 1",
+        "INFO forger: 10 forged requests refused",
+        "INFO forger: 512 of 512 random refused",
+        "INFO forger: appended entry 2 of 2",
+        "INFO forger: vault unharmed",
+        "INFO exit 0",
+    ] {
+        assert!(has(&web, line), "{}", show(&out));
+    }
+    let vault = log_lines(&out.stdout, "vault");
+    assert!(
+        has(&vault, "WARN refused request 1: unknown kind 127"),
+        "{vault:#?}"
+    );
+    assert!(has(&vault, "INFO ready"), "{vault:#?}");
+    assert_eq!(stat(&out.stderr, "restarts"), Some(0), "{}", show(&out));
+    assert_eq!(stat(&out.stderr, "bad_messages"), Some(0), "{}", show(&out));
+}
+
 /// Runs `--system POLICY ARGS`: must fail with status 2 before any subject ran, with
 /// `message` on stderr.
 fn refused(policy: &Path, args: &[&str], message: &str) {
@@ -433,6 +513,12 @@ fn system_bad_input_is_refused_before_anything_runs() {
         ],
         "name: the page has `echo`, the policy `hello`",
     );
+    // SIGUSR1 can reset only a subject that runs.
+    refused(
+        &policy,
+        &["--subject", "echo", echo, "--reset-on-sigusr1", "hello"],
+        "--reset-on-sigusr1 hello: no --subject hello runs",
+    );
     // Options that need --system, and subjects given twice.
     refused(
         &policy,
@@ -444,4 +530,14 @@ fn system_bad_input_is_refused_before_anything_runs() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let out = testbed()
+        .args(["run", "--reset-on-sigusr1", "echo", echo])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--system"),
+        "{}",
+        show(&out)
+    );
 }

@@ -6,7 +6,8 @@
 //! superblock and appends one record after the last valid one. It never overwrites a
 //! valid record: the rules are in [`store`], the on-disk format in [`format`]. The
 //! binary (`src/main.rs`) logs what it found (`boot count: N`, `records: K
-//! verified`, the tail) and exits.
+//! verified`, the tail) and exits. The log itself ([`Log`]: open, append, read) is
+//! also the storage of `examples/vault`.
 
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
@@ -18,7 +19,7 @@ use core::fmt;
 
 use muen_subject::device::AcquireError;
 
-pub use store::{boot, Appended, Found, Last, Report, StoreError, Tail};
+pub use store::{boot, Appended, Found, Last, Log, Opened, ReadError, Report, StoreError, Tail};
 
 /// The block device the subject uses (named in `app.toml`).
 pub const DEVICE: &str = "storage";

@@ -22,18 +22,26 @@
 //!
 //! The binary (`src/main.rs`) only acquires the device and runs [`Server`] (returning
 //! a [`SetupError`] if it cannot); the modules here are tested on the host
-//! (`cargo test -p echo`).
+//! (`cargo test -p echo`). [`host`] (an IPv4 host that serves HTTP with a handler
+//! that may answer later) and [`http`] are also `examples/web`'s.
 
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
+#[cfg(all(feature = "testing", not(test)))]
+extern crate std;
+
+pub mod host;
 pub mod http;
 mod server;
 pub mod status;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
+pub use host::{Counted, CONNECTION_LIMIT};
 pub use server::{
-    Buffers, Counted, Memory, Queues, Server, CONNECTION_LIMIT, HTTP_RX, HTTP_SOCKETS, HTTP_TX,
-    SOCKETS, UDP_BUFFER, UDP_PACKETS, UDP_PAYLOAD_MAX,
+    Buffers, Memory, Queues, Server, HTTP_RX, HTTP_SOCKETS, HTTP_TX, SOCKETS, UDP_BUFFER,
+    UDP_PACKETS, UDP_PAYLOAD_MAX,
 };
 
 use core::fmt;

@@ -78,6 +78,11 @@ pub struct RunArgs {
     /// (default: as often as it says).
     #[arg(long, value_name = "N", requires = "system")]
     restarts: Option<u32>,
+    /// With --system: when the testbed gets SIGUSR1, reset subject NAME (as a system's
+    /// controller would, or its own exit event): it is started again within
+    /// --restarts. Without it, SIGUSR1 stops the run like SIGTERM.
+    #[arg(long, value_name = "NAME", requires = "system")]
+    reset_on_sigusr1: Option<String>,
     /// Bridge network device DEV to TAP interface IFNAME (created, and removed again,
     /// if it does not exist). With several subjects, SUBJECT/DEV names one's device.
     #[arg(long, value_name = "DEV=IFNAME", value_parser = dev_arg)]
@@ -689,6 +694,20 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
             .map(|a| (DeviceName::parse(&a.dev), PathBuf::from(&a.value)))
             .collect()
     };
+    let reset_on_sigusr1 = match &args.reset_on_sigusr1 {
+        None => None,
+        Some(name) => Some(
+            setup
+                .subjects
+                .iter()
+                .position(|s| s.name() == name)
+                .ok_or_else(|| {
+                    Failure::BadInput(format!(
+                        "--reset-on-sigusr1 {name}: no --subject {name} runs"
+                    ))
+                })?,
+        ),
+    };
     let options = Options {
         setup,
         target,
@@ -699,6 +718,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         frame: DEFAULT_FRAME,
         tsc: muen_testbed::clock::host_tsc_rate(),
         restarts: args.restarts,
+        reset_on_sigusr1,
     };
     let report = run::run(options).map_err(|e| match e {
         RunError::BadInput(m) => Failure::BadInput(m),

@@ -176,8 +176,14 @@ impl Running {
     /// Waits for a log line containing `text`; if none comes in time, stops the
     /// testbed and fails with its log and its stderr.
     pub fn wait_for(&mut self, text: &str, timeout: Duration) {
+        self.wait_for_count(text, 1, timeout)
+    }
+
+    /// Waits until `count` log lines (since the start) contain `text`; if they do not
+    /// come in time, stops the testbed and fails with its log and its stderr.
+    pub fn wait_for_count(&mut self, text: &str, count: usize, timeout: Duration) {
         let end = Instant::now() + timeout;
-        while !self.seen.iter().any(|l| l.contains(text)) {
+        while self.seen.iter().filter(|l| l.contains(text)).count() < count {
             let left = end.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) => self.seen.push(line),
@@ -185,12 +191,27 @@ impl Running {
                     let log = self.seen.join("\n");
                     let (code, stderr) = self.terminate();
                     panic!(
-                        "no log line with `{text}` within {timeout:?} (testbed ended with \
-                         {code:?}); the log:\n{log}\n--- stderr\n{stderr}"
+                        "not {count} log lines with `{text}` within {timeout:?} (testbed \
+                         ended with {code:?}); the log:\n{log}\n--- stderr\n{stderr}"
                     )
                 }
             }
         }
+    }
+
+    /// The log lines read so far.
+    pub fn seen(&self) -> &[String] {
+        &self.seen
+    }
+
+    /// Sends the testbed signal `signo` (such as SIGUSR1, which resets the subject
+    /// `--reset-on-sigusr1` names).
+    pub fn signal(&self, signo: libc::c_int) {
+        let child = self.child.as_ref().expect("the testbed runs");
+        // `ip netns exec` execs the testbed, so this is the testbed's pid.
+        // SAFETY: signals a child of this process that has not been waited for.
+        let r = unsafe { libc::kill(child.id() as i32, signo) };
+        assert_eq!(r, 0, "kill: {}", std::io::Error::last_os_error());
     }
 
     /// Stops the testbed with SIGTERM (it stops the subject and exits 128 + 15);
@@ -251,6 +272,217 @@ pub fn echo_from(mode: Mode, source: Source, extra: &[&str], ready: Duration) ->
     let mut run = Running::start(mode.command(Some(&ns), "echo", source, &args));
     run.wait_for("listening on 10.0.0.2/24", ready);
     (ns, run)
+}
+
+/// A namespace with a persistent TAP interface `tap0` at 10.0.0.1/24 and the
+/// guestbook running in `mode` as two subjects of the system `policy` (mugensinfo's
+/// pages from `sinfo` if given): `web` with its `service0` on `tap0`, `vault` with its
+/// disk `storage` on `image`, then `extra` arguments. Ready when web listens and vault
+/// has opened its book (within `ready`).
+pub fn guestbook_in_namespace(
+    mode: Mode,
+    (policy, sinfo): (&Path, Option<&Path>),
+    image: &Path,
+    extra: &[&str],
+    ready: Duration,
+) -> (Netns, Running) {
+    mode.build("web");
+    mode.build("vault");
+    let ns = Netns::new();
+    ns.exec(&["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"]);
+    ns.exec(&["ip", "addr", "add", HOST_CIDR, "dev", "tap0"]);
+    ns.exec(&["ip", "link", "set", "tap0", "up"]);
+    let mut c = ns.command(env!("CARGO_BIN_EXE_muen-testbed"));
+    c.env("CARGO_TARGET_DIR", mode.target_dir())
+        .env("CARGO_NET_OFFLINE", "true")
+        .arg("run");
+    if let Mode::Qemu(accel) = mode {
+        c.args(["--qemu", "--release", "--accel", accel]);
+    }
+    c.arg("--system")
+        .arg(policy)
+        .args(["--subject", "web"])
+        .arg(example("web"))
+        .args(["--subject", "vault"])
+        .arg(example("vault"));
+    if let Some(dir) = sinfo {
+        c.arg("--sinfo").arg(dir);
+    }
+    c.args(["--tap", "web/service0=tap0", "--disk"])
+        .arg(format!("vault/storage={}", image.display()))
+        .args(["--timeout", "300"])
+        .args(extra);
+    let mut run = Running::start(c);
+    run.wait_for("guestbook at http://10.0.0.2/", ready);
+    run.wait_for("INFO ready", ready);
+    (ns, run)
+}
+
+/// The guestbook's test on one run: `web` (HTTP on a TAP in a private namespace) and
+/// `vault` (the disk) as two subjects of the system, talking over the channel pair the
+/// policy wires. An entry is posted with curl and read back (`GET /`, `GET
+/// /entries/1`); then SIGUSR1 resets vault (`--reset-on-sigusr1 vault`, as a system's
+/// controller would), vault opens its book again from the disk, and the entry is
+/// still there; a second entry is appended after it.
+pub fn guestbook_entries_survive_a_reset_of_vault(
+    mode: Mode,
+    source: (&Path, Option<&Path>),
+    image: &str,
+    ready: Duration,
+) {
+    let image = new_image(image);
+    let start = Instant::now();
+    let (ns, mut run) = guestbook_in_namespace(
+        mode,
+        source,
+        &image,
+        &["--reset-on-sigusr1", "vault", "--restarts", "1", "--stats"],
+        ready,
+    );
+    let url = |path: &str| format!("http://{SUBJECT_IP}{path}");
+    // An empty book.
+    let front = http(&ns, &[&url("/")]);
+    assert_eq!(
+        (front.status, front.body.as_str()),
+        (200, "guestbook: 0 entries\n")
+    );
+    let missing = http(&ns, &[&url("/entries/1")]);
+    assert_eq!(
+        (missing.status, missing.body.as_str()),
+        (404, "no such entry\n")
+    );
+    // A form that is no entry never reaches vault.
+    let bad = http(&ns, &["-d", "name=ann", &url("/entries")]);
+    assert_eq!(
+        (bad.status, bad.body.as_str()),
+        (400, "the form has no `text`\n")
+    );
+    // POST, then GET it back.
+    let posted = http(
+        &ns,
+        &[
+            "-d",
+            "name=ann",
+            "--data-urlencode",
+            "text=hello, muen!",
+            &url("/entries"),
+        ],
+    );
+    assert_eq!((posted.status, posted.body.as_str()), (201, "entry 1\n"));
+    assert_eq!(posted.location.as_deref(), Some("/entries/1"));
+    let book = "guestbook: 1 entries\n\n#1 ann: hello, muen!\n";
+    let front = http(&ns, &[&url("/")]);
+    assert_eq!((front.status, front.body.as_str()), (200, book));
+    let entry = http(&ns, &[&url("/entries/1")]);
+    assert_eq!(
+        (entry.status, entry.body.as_str()),
+        (200, "#1 ann: hello, muen!\n")
+    );
+    // vault is reset; it opens the book from the disk again.
+    let up = start.elapsed();
+    run.signal(libc::SIGUSR1);
+    let reset = Instant::now();
+    run.wait_for("entries: 1 verified", ready);
+    run.wait_for_count("INFO ready", 2, ready);
+    let back = reset.elapsed();
+    let front = http(&ns, &[&url("/")]);
+    assert_eq!((front.status, front.body.as_str()), (200, book));
+    let entry = http(&ns, &[&url("/entries/1")]);
+    assert_eq!(
+        (entry.status, entry.body.as_str()),
+        (200, "#1 ann: hello, muen!\n")
+    );
+    let posted = http(
+        &ns,
+        &["-d", "name=bo", "-d", "text=second", &url("/entries")],
+    );
+    assert_eq!((posted.status, posted.body.as_str()), (201, "entry 2\n"));
+    let front = http(&ns, &[&url("/")]);
+    assert_eq!(
+        (front.status, front.body.as_str()),
+        (
+            200,
+            "guestbook: 2 entries\n\n#1 ann: hello, muen!\n#2 bo: second\n"
+        )
+    );
+    // Two starts of vault, one of web, each in its own log.
+    let lines = run.seen().to_vec();
+    let vault = super::log_lines(lines.join("\n").as_bytes(), "vault");
+    for (n, records) in [(1, 0), (2, 1)] {
+        assert!(
+            has(&vault, &format!("storage: boot count {n}")),
+            "{lines:#?}"
+        );
+        assert!(
+            has(&vault, &format!("entries: {records} verified")),
+            "{lines:#?}"
+        );
+    }
+    let web = super::log_lines(lines.join("\n").as_bytes(), "web");
+    assert_eq!(
+        web.iter()
+            .filter(|l| l.ends_with("guestbook at http://10.0.0.2/"))
+            .count(),
+        1,
+        "{lines:#?}"
+    );
+    let stderr = run.stop_cleanly();
+    assert_eq!(
+        super::stat(stderr.as_bytes(), "restarts"),
+        Some(1),
+        "{stderr}"
+    );
+    eprintln!(
+        "guestbook ({mode:?}): the first requests served {:.2} s after the start; vault \
+         ready again {:.2} s after SIGUSR1; {:.2} s in all",
+        up.as_secs_f64(),
+        back.as_secs_f64(),
+        start.elapsed().as_secs_f64()
+    );
+}
+
+/// An HTTP answer as curl received it.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    /// The status code.
+    pub status: u16,
+    /// The `Location` field, if any.
+    pub location: Option<String>,
+    /// The body.
+    pub body: String,
+}
+
+/// `curl -sS -i --max-time 10 ARGS` in `ns`: the answer (curl must succeed and the
+/// answer be one HTTP/1.1 response).
+pub fn http(ns: &Netns, args: &[&str]) -> HttpAnswer {
+    let out = ns
+        .command("curl")
+        .args(["-sS", "-i", "--max-time", "10"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "curl {args:?}: {}", super::show(&out));
+    let all = text(&out);
+    let (head, body) = all
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("curl {args:?}: no head: {all:?}"));
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.strip_prefix("HTTP/1.1 "))
+        .and_then(|l| l.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("curl {args:?}: no HTTP/1.1 status line: {all:?}"));
+    let location = lines.find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("location")
+            .then(|| value.trim().to_string())
+    });
+    HttpAnswer {
+        status,
+        location,
+        body: body.to_string(),
+    }
 }
 
 /// `program args` in the namespace; its output.

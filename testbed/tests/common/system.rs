@@ -1,7 +1,8 @@
 //! Muen systems made by Muen's own tool chain, for the `--system` tests:
-//! `../shared/muen/pipeline.sh` on Muen's demo system with the three examples added as
-//! subjects (policy-gen's specifications), run once per test binary, tool generation
-//! and kind of specification.
+//! `../shared/muen/pipeline.sh` on Muen's demo system with the five examples (hello,
+//! echo, blockstore and the guestbook's pair web and vault) added as subjects
+//! (policy-gen's specifications), run once per test binary, tool generation and kind
+//! of specification.
 //!
 //! The system additions (the subjects, their channels, events, peers and place in the
 //! scheduling plan) are policy-gen's (`--system-additions`): [`additions`] is the one
@@ -16,7 +17,7 @@ use muen_spec::Generation;
 use super::muen_kit::{Kit, Run};
 
 /// The examples the systems hold, each as a subject of its name.
-pub const APPS: [&str; 3] = ["hello", "echo", "blockstore"];
+pub const APPS: [&str; 5] = ["hello", "echo", "blockstore", "web", "vault"];
 
 /// What the specifications given to the pipeline describe.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -385,3 +385,91 @@ fn no_boot_ever_overwrites_a_valid_record() {
         }
     }
 }
+
+#[test]
+fn an_open_log_appends_record_after_record_and_reads_them_back() {
+    for block in [512, 4096] {
+        // 2 superblocks and 14 slots (a 4096-byte block holds 8 sectors).
+        let mut disk = MemDisk::new(16 * SECTOR, block);
+        let (mut log, opened) = Log::open(&mut disk).unwrap();
+        assert_eq!(
+            (opened.found, opened.records, opened.boot_count),
+            (Found::Blank, 0, 1)
+        );
+        assert_eq!((log.records(), log.slots(), log.boot_count()), (0, 14, 1));
+        for n in 1..=14u64 {
+            let text = format!("entry {n}");
+            assert_eq!(
+                log.append(&mut disk, text.as_bytes()),
+                Ok(Appended::Yes { sequence: n })
+            );
+        }
+        assert_eq!(log.append(&mut disk, b"one too many"), Ok(Appended::Full));
+        for n in 1..=14u64 {
+            let r = log.read(&mut disk, n).unwrap();
+            assert_eq!(
+                r.payload(),
+                format!("entry {n}").as_bytes(),
+                "block {block}"
+            );
+            assert_eq!(r.boot.get(), 1);
+        }
+        assert_eq!(
+            log.read(&mut disk, 0).err(),
+            Some(ReadError::NoRecord {
+                sequence: 0,
+                records: 14
+            })
+        );
+        assert_eq!(
+            log.read(&mut disk, 15).err(),
+            Some(ReadError::NoRecord {
+                sequence: 15,
+                records: 14
+            })
+        );
+        // A record damaged after the open is reported, not returned.
+        disk.slot_mut(3)[30] ^= 1;
+        assert!(matches!(
+            log.read(&mut disk, 4).err(),
+            Some(ReadError::Damaged {
+                sequence: 4,
+                error: SectorError::BadChecksum { .. }
+            })
+        ));
+        // The next open finds the log up to the damage, counts the boot, and
+        // appends nothing while valid records lie beyond it.
+        let (mut log, opened) = Log::open(&mut disk).unwrap();
+        assert_eq!(
+            (opened.records, opened.stranded, opened.boot_count),
+            (3, 10, 2)
+        );
+        assert_eq!(log.append(&mut disk, b"x"), Ok(Appended::Hole));
+        assert_eq!(log.read(&mut disk, 3).unwrap().payload(), b"entry 3");
+    }
+}
+
+#[test]
+fn appends_after_a_reopen_continue_the_log_and_a_failed_write_is_an_error() {
+    let mut disk = MemDisk::new(64 * 1024, 512);
+    let (mut log, _) = Log::open(&mut disk).unwrap();
+    log.append(&mut disk, b"first").unwrap();
+    let (mut log, opened) = Log::open(&mut disk).unwrap();
+    assert_eq!(opened.last.map(|l| l.sequence), Some(1));
+    assert_eq!(
+        log.append(&mut disk, b"second"),
+        Ok(Appended::Yes { sequence: 2 })
+    );
+    assert_eq!(log.read(&mut disk, 2).unwrap().boot.get(), 2);
+    disk.fail_writes_from = Some(disk.writes);
+    assert!(matches!(
+        log.append(&mut disk, b"third"),
+        Err(StoreError::Io(BlockError::Device { .. }))
+    ));
+    assert_eq!(log.records(), 2, "a failed append does not count");
+    disk.fail_writes_from = None;
+    assert_eq!(
+        log.append(&mut disk, b"third"),
+        Ok(Appended::Yes { sequence: 3 })
+    );
+}

@@ -2,88 +2,38 @@
 //! simulated time.
 
 use super::*;
-use muen_subject::device::{NetError, NetInfo, Pollable, FRAME_MAX, MTU};
+use crate::host::CONNECTION_LIMIT;
+use crate::testing::{counter, leak, Net, Polled, Wire, CLIENT_IP, CLIENT_MAC, SERVER_MAC};
+use muen_subject::Duration;
 use smoltcp::iface::SocketStorage;
 use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::socket::tcp;
 use smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, EthernetRepr, Icmpv4Packet,
-    Icmpv4Repr, IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr,
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
+    EthernetRepr, Icmpv4Packet, Icmpv4Repr, IpEndpoint, IpProtocol, Ipv4Packet, Ipv4Repr,
 };
-use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::rc::Rc;
 
-const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
-const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
-const CLIENT_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
-
-type Queue = Rc<RefCell<VecDeque<Vec<u8>>>>;
-
-/// One end of a wire: frames in, frames out, counted.
-struct Wire {
-    mac: [u8; 6],
-    rx: Queue,
-    tx: Queue,
-    stats: NetStats,
-}
-
-impl Pollable for Wire {
-    fn has_data(&self) -> bool {
-        !self.rx.borrow().is_empty()
+impl Polled for Server<'static, Wire> {
+    fn poll(&mut self, now: Instant) {
+        Server::poll(self, now)
     }
 }
 
-impl NetDevice for Wire {
-    fn info(&self) -> NetInfo {
-        NetInfo {
-            mac: self.mac,
-            mtu: MTU,
-        }
-    }
-    fn receive(&mut self, buf: &mut [u8]) -> Result<usize, NetError> {
-        let f = self.rx.borrow_mut().pop_front().ok_or(NetError::Again)?;
-        buf[..f.len()].copy_from_slice(&f);
-        self.stats.rx_frames += 1;
-        self.stats.rx_bytes += f.len() as u64;
-        Ok(f.len())
-    }
-    fn transmit(&mut self, frame: &[u8]) -> Result<(), NetError> {
-        if frame.len() > FRAME_MAX {
-            return Err(NetError::FrameTooLarge { len: frame.len() });
-        }
-        self.stats.tx_frames += 1;
-        self.stats.tx_bytes += frame.len() as u64;
-        self.tx.borrow_mut().push_back(frame.to_vec());
-        Ok(())
-    }
-}
-
-impl Counted for Wire {
-    fn stats(&self) -> NetStats {
-        self.stats
-    }
-}
-
-fn leak<T>(t: T) -> &'static mut T {
-    Box::leak(Box::new(t))
-}
-
-fn server(now: muen_subject::Instant) -> (Server<'static, Wire>, Queue, Queue) {
-    let to_server = Queue::default();
-    let from_server = Queue::default();
-    let wire = Wire {
-        mac: SERVER_MAC,
-        rx: to_server.clone(),
-        tx: from_server.clone(),
-        stats: NetStats::default(),
-    };
+/// A server on one end of a new wire, and the other end.
+fn server(now: Instant) -> (Server<'static, Wire>, Wire) {
+    let (wire, client) = Wire::pair();
     let memory = Memory::new(
         leak(Buffers::new()),
         leak([udp::PacketMetadata::EMPTY; 2 * UDP_PACKETS]),
     );
     let slots = leak([SocketStorage::EMPTY; SOCKETS]);
     let s = Server::new(wire, memory, slots, "test", now, 42);
-    (s, to_server, from_server)
+    (s, client)
+}
+
+fn net() -> Net<Server<'static, Wire>> {
+    let (server, client) = server(Instant::ZERO);
+    Net::new(server, client)
 }
 
 fn frame(dst: [u8; 6], ethertype: EthernetProtocol, payload_len: usize) -> Vec<u8> {
@@ -99,7 +49,8 @@ fn frame(dst: [u8; 6], ethertype: EthernetProtocol, payload_len: usize) -> Vec<u
 
 #[test]
 fn answers_arp_and_ping() {
-    let (mut s, to, from) = server(muen_subject::Instant::ZERO);
+    let (mut s, client) = server(Instant::ZERO);
+    let (to, from) = (client.tx, client.rx);
     let arp = ArpRepr::EthernetIpv4 {
         operation: ArpOperation::Request,
         source_hardware_addr: EthernetAddress(CLIENT_MAC),
@@ -110,7 +61,7 @@ fn answers_arp_and_ping() {
     let mut f = frame([0xff; 6], EthernetProtocol::Arp, arp.buffer_len());
     arp.emit(&mut ArpPacket::new_unchecked(&mut f[14..]));
     to.borrow_mut().push_back(f);
-    s.poll(muen_subject::Instant::from_nanos(1_000_000));
+    s.poll(Instant::from_nanos(1_000_000));
     let reply = from.borrow_mut().pop_front().expect("an ARP reply");
     let reply = EthernetFrame::new_checked(&reply[..]).unwrap();
     assert_eq!(reply.dst_addr(), EthernetAddress(CLIENT_MAC));
@@ -152,7 +103,7 @@ fn answers_arp_and_ping() {
         &caps,
     );
     to.borrow_mut().push_back(f);
-    s.poll(muen_subject::Instant::from_nanos(2_000_000));
+    s.poll(Instant::from_nanos(2_000_000));
     let reply = from.borrow_mut().pop_front().expect("an echo reply");
     let eth = EthernetFrame::new_checked(&reply[..]).unwrap();
     let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
@@ -169,114 +120,9 @@ fn answers_arp_and_ping() {
     assert!(from.borrow().is_empty());
 }
 
-/// The server and a smoltcp client at 10.0.0.1 on one wire, in simulated time.
-struct Net {
-    server: Server<'static, Wire>,
-    client: Interface,
-    device: Adapter<Wire>,
-    sockets: SocketSet<'static>,
-    now: muen_subject::Instant,
-}
-
-impl Net {
-    fn new() -> Net {
-        let (server, to, from) = server(muen_subject::Instant::ZERO);
-        let mut device = Adapter::new(Wire {
-            mac: CLIENT_MAC,
-            rx: from,
-            tx: to,
-            stats: NetStats::default(),
-        });
-        let mut client = Interface::new(
-            Config::new(HardwareAddress::Ethernet(EthernetAddress(CLIENT_MAC))),
-            &mut device,
-            SmolInstant::ZERO,
-        );
-        client.update_ip_addrs(|a| a.push(IpCidr::new(CLIENT_IP.into(), 24)).unwrap());
-        let sockets = SocketSet::new(&mut leak([SocketStorage::EMPTY; 40])[..]);
-        Net {
-            server,
-            client,
-            device,
-            sockets,
-            now: muen_subject::Instant::ZERO,
-        }
-    }
-
-    /// One millisecond: both sides poll.
-    fn step(&mut self) {
-        self.now = self.now + Duration::from_millis(1);
-        self.server.poll(self.now);
-        let now = smoltcp_instant(self.now);
-        self.client.poll(now, &mut self.device, &mut self.sockets);
-    }
-
-    /// Steps until `done` (at most `limit` steps).
-    fn until(&mut self, limit: u32, mut done: impl FnMut(&mut Self) -> bool) {
-        for _ in 0..limit {
-            if done(self) {
-                return;
-            }
-            self.step();
-        }
-        panic!(
-            "not done after {limit} ms; server frames in {:?}",
-            self.server.device().stats()
-        );
-    }
-
-    fn tcp(&mut self) -> SocketHandle {
-        let rx = &mut leak([0u8; 4096])[..];
-        let tx = &mut leak([0u8; 4096])[..];
-        self.sockets.add(tcp::Socket::new(
-            tcp::SocketBuffer::new(rx),
-            tcp::SocketBuffer::new(tx),
-        ))
-    }
-
-    fn connect(&mut self, h: SocketHandle, port: u16) {
-        let cx = self.client.context();
-        self.sockets
-            .get_mut::<tcp::Socket>(h)
-            .connect(cx, (ADDRESS, HTTP_PORT), port)
-            .unwrap();
-    }
-
-    /// Sends `request` on a new connection from `port` and returns the whole response.
-    fn http(&mut self, port: u16, request: &[u8]) -> String {
-        let h = self.tcp();
-        self.connect(h, port);
-        self.until(100, |n| n.sockets.get::<tcp::Socket>(h).may_send());
-        self.sockets
-            .get_mut::<tcp::Socket>(h)
-            .send_slice(request)
-            .unwrap();
-        let mut response = Vec::new();
-        self.until(1000, |n| {
-            let s = n.sockets.get_mut::<tcp::Socket>(h);
-            let _ = s.recv(|b| {
-                response.extend_from_slice(b);
-                (b.len(), ())
-            });
-            !s.may_recv()
-        });
-        let s = self.sockets.get_mut::<tcp::Socket>(h);
-        s.close();
-        self.until(100, |n| !n.sockets.get::<tcp::Socket>(h).is_active());
-        self.sockets.remove(h);
-        String::from_utf8(response).unwrap()
-    }
-}
-
-fn counter(page: &str, key: &str) -> u64 {
-    page.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(": ")?.parse().ok())
-        .unwrap_or_else(|| panic!("no `{key}` in {page}"))
-}
-
 #[test]
 fn echoes_udp_datagrams_of_every_size_to_their_sender() {
-    let mut net = Net::new();
+    let mut net = net();
     let rx = udp::PacketBuffer::new(
         &mut leak([udp::PacketMetadata::EMPTY; 4])[..],
         &mut leak([0u8; 4096])[..],
@@ -315,7 +161,7 @@ fn echoes_udp_datagrams_of_every_size_to_their_sender() {
 
 #[test]
 fn serves_the_status_page_on_sequential_and_concurrent_connections() {
-    let mut net = Net::new();
+    let mut net = net();
     for i in 0..40u16 {
         let r = net.http(10_000 + i, b"GET / HTTP/1.0\r\n\r\n");
         let (head, body) = r.split_once("\r\n\r\n").expect("head and body");
@@ -332,7 +178,7 @@ fn serves_the_status_page_on_sequential_and_concurrent_connections() {
     let handles: Vec<_> = (0..HTTP_SOCKETS as u16)
         .map(|i| {
             let h = net.tcp();
-            net.connect(h, 20_000 + i);
+            net.connect(h, 20_000 + i, HTTP_PORT);
             h
         })
         .collect();
@@ -367,7 +213,7 @@ fn serves_the_status_page_on_sequential_and_concurrent_connections() {
 
 #[test]
 fn errors_get_their_status() {
-    let mut net = Net::new();
+    let mut net = net();
     let r = net.http(10_000, b"GET /missing HTTP/1.1\r\n\r\n");
     assert!(r.starts_with("HTTP/1.1 404 Not Found\r\n"), "{r}");
     let r = net.http(10_001, b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
@@ -389,7 +235,7 @@ fn errors_get_their_status() {
     );
     // An incomplete head waits for the rest.
     let h = net.tcp();
-    net.connect(h, 10_005);
+    net.connect(h, 10_005, HTTP_PORT);
     net.until(100, |n| n.sockets.get::<tcp::Socket>(h).may_send());
     let s = net.sockets.get_mut::<tcp::Socket>(h);
     s.send_slice(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
@@ -408,12 +254,12 @@ fn errors_get_their_status() {
 
 #[test]
 fn idle_connections_are_dropped_at_the_limit_and_their_sockets_reused() {
-    let mut net = Net::new();
+    let mut net = net();
     // Every HTTP socket taken by a client that sends nothing.
     let idle: Vec<_> = (0..HTTP_SOCKETS as u16)
         .map(|i| {
             let h = net.tcp();
-            net.connect(h, 30_000 + i);
+            net.connect(h, 30_000 + i, HTTP_PORT);
             h
         })
         .collect();
@@ -432,7 +278,7 @@ fn idle_connections_are_dropped_at_the_limit_and_their_sockets_reused() {
     assert!(due <= net.now + CONNECTION_LIMIT);
     // One more client finds no listening socket and is refused.
     let extra = net.tcp();
-    net.connect(extra, 31_000);
+    net.connect(extra, 31_000, HTTP_PORT);
     net.until(100, |n| !n.sockets.get::<tcp::Socket>(extra).is_open());
     // After the limit the idle ones are aborted and the sockets listen again.
     net.until(11_000, |n| {
