@@ -45,7 +45,8 @@ pub struct ReaderStats {
     pub restarts: u64,
     /// Overruns ([`ChannelError::Lost`]).
     pub overruns: u64,
-    /// Elements lost in overruns.
+    /// Elements lost in overruns (saturating: a hostile writer's counter jumps can be
+    /// any size).
     pub lost: u64,
     /// Reads refused for the channel's type ([`ChannelError::WrongType`]).
     pub wrong_type: u64,
@@ -169,7 +170,8 @@ impl<'a, E: ElementType> ChannelReader<'a, E> {
             }
             ReadError::Overrun { lost } => {
                 self.stats.overruns += 1;
-                self.stats.lost += lost;
+                // A hostile writer's counter can make `lost` anything.
+                self.stats.lost = self.stats.lost.saturating_add(lost);
                 ChannelError::Lost { lost }
             }
             ReadError::Incompatible(i) => {
@@ -183,14 +185,21 @@ impl<'a, E: ElementType> ChannelReader<'a, E> {
         }
     }
 
-    /// Runs `read` once, and once more if it only reported the writer's first epoch
-    /// (the start of a writer this reader never followed is no restart).
+    /// Runs `read` once; again if it reported a new epoch without synchronising to it
+    /// (muen-channel discarded a copy because the writer restarted, and reports the
+    /// same restart again when it synchronises: one restart, reported once); and once
+    /// more if it only reported the writer's first epoch (the start of a writer this
+    /// reader never followed is no restart).
     fn read_with<T>(
         &mut self,
         mut read: impl FnMut(&mut Reader<'a>) -> Result<T, ReadError>,
     ) -> Result<T, ChannelError> {
         let first = !self.followed;
         let mut result = read(&mut self.reader);
+        if result.as_ref().err() == Some(&ReadError::EpochChanged) && self.reader.epoch().is_none()
+        {
+            result = read(&mut self.reader);
+        }
         if first && result.as_ref().err() == Some(&ReadError::EpochChanged) {
             result = read(&mut self.reader);
         }

@@ -239,6 +239,32 @@ fn restarts_overruns_and_wrong_types_are_reported_and_survived() {
 }
 
 #[test]
+fn a_restart_with_elements_left_unread_is_reported_once() {
+    let sys = SimSys::leaked();
+    let (w, r, _) = pair(0x1000, true);
+    // SAFETY: leaked memory; one end each (the second writer replaces the first, as a
+    // restarted subject would).
+    let mut tx = unsafe { ChannelWriter::<Note, _>::acquire(sys, &w, "notes") }.unwrap();
+    // SAFETY: as above.
+    let mut rx = unsafe { ChannelReader::<Note>::acquire(&r, "notes") }.unwrap();
+    for n in 1..=3 {
+        tx.send(&note(n));
+    }
+    // The reader knows three elements are published and reads one ...
+    assert_eq!(rx.receive(), Ok(note(1)));
+    // ... the writer restarts: the copy of element 2 is discarded for the new epoch,
+    // and the reader synchronises to it: one restart, one report.
+    sys.set_tsc(muen_abi::time::Tsc::from_ticks(sys.tsc().ticks() + 1000));
+    // SAFETY: as above.
+    let mut tx = unsafe { ChannelWriter::<Note, _>::acquire(sys, &w, "notes") }.unwrap();
+    assert_eq!(rx.receive(), Err(ChannelError::PeerRestarted));
+    assert_eq!(rx.receive(), Err(ChannelError::Again));
+    tx.send(&note(4));
+    assert_eq!(rx.receive(), Ok(note(4)));
+    assert_eq!(rx.stats().restarts, 1);
+}
+
+#[test]
 fn drain_skips_what_was_written_before() {
     let sys = SimSys::leaked();
     let (mut tx, mut rx, _) = ends(sys, 0x1000, true);
