@@ -39,6 +39,7 @@
 //! The crate uses `std` (it is a test tool); the devices it checks may be `no_std`.
 
 pub mod block;
+pub mod channel;
 pub mod net;
 pub mod pattern;
 pub mod peers;
