@@ -1,15 +1,22 @@
 //! In-memory reference implementations of the contract: [`MemNet`] and [`MemBlock`],
-//! with their peers. They pass the suite by construction, which makes them the base of
+//! with their peers, and the two ends of a typed channel on `muen-channel`
+//! ([`MemReceiver`], [`MemSender`] with [`MemSenderHarness`]). They pass the suite by construction, which makes them the base of
 //! the suite's own negative tests (each breaks one rule on purpose) and stand-ins for
 //! a device in an app's unit tests.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::marker::PhantomData;
+use std::sync::atomic::AtomicU64;
+
+use muen_channel::{epoch_from, ElementType, ReadError, Reader, Region, RegionMut, Writer};
+use muen_device::channel::{ChannelError, Receiver, Sender};
 
 use muen_device::{
     BlockDevice, BlockError, BlockInfo, NetDevice, NetError, NetInfo, Pollable, FRAME_MAX, MTU,
 };
 
 use crate::block::{BlockFault, BlockPeer};
+use crate::channel::{SenderHarness, SignalRecorder};
 use crate::net::{NetFault, NetPeer};
 
 /// An element as the peer wrote it: bytes and a length field that may lie.
@@ -360,5 +367,145 @@ impl<D: AsMut<MemBlock> + ?Sized> BlockPeer<D> for MemBlockPeer {
         let d = dev.as_mut();
         d.silent = false;
         d.error_status = false;
+    }
+}
+
+/// The reading end of a channel of `E`s on `muen-channel`'s reader: its errors as
+/// [`ChannelError`]s, the writer's first start no restart, each restart reported once.
+#[derive(Debug)]
+pub struct MemReceiver<'a, E> {
+    /// The reader.
+    pub reader: Reader<'a>,
+    followed: bool,
+    _element: PhantomData<fn() -> E>,
+}
+
+impl<'a, E: ElementType> MemReceiver<'a, E> {
+    /// A receiver of the channel in `memory`.
+    ///
+    /// # Panics
+    ///
+    /// If `memory` cannot hold one element (a test bug).
+    pub fn new(memory: &'a [AtomicU64]) -> Self {
+        let region = Region::from_atomics(memory).expect("a channel region");
+        MemReceiver {
+            reader: Reader::new(region, E::PROTOCOL, E::SIZE).expect("room for an element"),
+            followed: false,
+            _element: PhantomData,
+        }
+    }
+}
+
+/// `e` as the receiver reports it.
+pub fn channel_error(e: ReadError) -> ChannelError {
+    match e {
+        ReadError::NoData | ReadError::Inactive | ReadError::WrongLength { .. } => {
+            ChannelError::Again
+        }
+        ReadError::EpochChanged => ChannelError::PeerRestarted,
+        ReadError::Overrun { lost } => ChannelError::Lost { lost },
+        ReadError::Incompatible(i) => ChannelError::WrongType(i),
+        ReadError::Misbehaviour(m) => ChannelError::PeerMisbehaved(m),
+    }
+}
+
+impl<E: ElementType> Pollable for MemReceiver<'_, E> {
+    fn has_data(&self) -> bool {
+        self.reader.has_pending_data()
+    }
+}
+
+impl<E: ElementType> Receiver<E> for MemReceiver<'_, E> {
+    fn receive(&mut self) -> Result<E, ChannelError> {
+        let first = !self.followed;
+        let mut result = self.reader.read::<E>();
+        // A copy discarded for a new epoch: the next read synchronises to it.
+        if result.as_ref().err() == Some(&ReadError::EpochChanged) && self.reader.epoch().is_none()
+        {
+            result = self.reader.read::<E>();
+        }
+        if first && result.as_ref().err() == Some(&ReadError::EpochChanged) {
+            result = self.reader.read::<E>();
+        }
+        self.followed |= self.reader.epoch().is_some();
+        result.map_err(channel_error)
+    }
+}
+
+/// The writing end of a channel of `E`s on `muen-channel`'s writer, signalling a
+/// [`SignalRecorder`] after each element (and once per batch).
+#[derive(Debug)]
+pub struct MemSender<'a, E> {
+    /// The writer.
+    pub writer: Writer<'a>,
+    /// Told after each write.
+    pub signal: SignalRecorder<'a>,
+    _element: PhantomData<fn(&E)>,
+}
+
+impl<'a, E: ElementType> MemSender<'a, E> {
+    /// Starts the channel in `memory` with `epoch`.
+    ///
+    /// # Panics
+    ///
+    /// If `memory` cannot hold one element (a test bug).
+    pub fn start(memory: &'a [AtomicU64], epoch: u64, signal: SignalRecorder<'a>) -> Self {
+        let region = RegionMut::from_atomics(memory).expect("a channel region");
+        MemSender {
+            writer: Writer::init(region, E::PROTOCOL, E::SIZE, epoch_from(epoch))
+                .expect("room for an element"),
+            signal,
+            _element: PhantomData,
+        }
+    }
+}
+
+impl<E: ElementType> Sender<E> for MemSender<'_, E> {
+    fn send(&mut self, element: &E) {
+        let _ = self.writer.write(element);
+        self.signal.signal();
+    }
+
+    fn send_batch(&mut self, elements: &[E]) {
+        if elements.is_empty() {
+            return;
+        }
+        let _ = self.writer.write_batch(elements);
+        self.signal.signal();
+    }
+}
+
+/// Takes [`MemSender`]s of the channel in `memory`, each with a new epoch.
+#[derive(Debug)]
+pub struct MemSenderHarness<'a> {
+    /// The channel.
+    pub memory: &'a [AtomicU64],
+    /// The signals of every sender taken.
+    pub signal: SignalRecorder<'a>,
+    /// The epoch of the next start.
+    pub epoch: u64,
+}
+
+impl<'a> MemSenderHarness<'a> {
+    /// A harness of the channel in `memory`.
+    pub fn new(memory: &'a [AtomicU64]) -> Self {
+        MemSenderHarness {
+            memory,
+            signal: SignalRecorder::new(memory),
+            epoch: 0x4d45_4d00_0000_0001,
+        }
+    }
+}
+
+impl<'a, E: ElementType> SenderHarness<E> for MemSenderHarness<'a> {
+    type Sender = MemSender<'a, E>;
+
+    fn take(&mut self) -> MemSender<'a, E> {
+        self.epoch += 1;
+        MemSender::start(self.memory, self.epoch, self.signal.clone())
+    }
+
+    fn signals(&mut self) -> Option<Vec<u64>> {
+        Some(self.signal.take())
     }
 }
