@@ -3,18 +3,25 @@
 //! reference devices, which pass (`reference.rs`); each breaks one thing.
 
 use muen_channel::protocol::muenblock::{Request, RequestKind, Response};
+use muen_channel::Misbehaviour;
+use muen_device::channel::{ChannelError, Receiver, Sender};
 use muen_device::{
     BlockDevice, BlockError, BlockInfo, NetDevice, NetError, NetInfo, Pollable, FRAME_MAX,
 };
 use muen_device_compliance::block::{block_compliance, BlockRule};
+use muen_device_compliance::channel::{
+    receiver_compliance, sender_compliance, ChannelRule, SenderHarness,
+};
 use muen_device_compliance::net::{net_compliance, NetRule};
 use muen_device_compliance::peers::muenblock::{mem_server_harness, ChannelHarness};
 use muen_device_compliance::random::{block_random, net_random, RandomConfig};
 use muen_device_compliance::reference::{
-    MemBlock, MemBlockPeer, MemNet, MemNetPeer, MEM_NET_CAPACITY,
+    MemBlock, MemBlockPeer, MemNet, MemNetPeer, MemReceiver, MemSender, MemSenderHarness,
+    MEM_NET_CAPACITY,
 };
 use muen_device_compliance::server::{raw_request, server_compliance, ServerHarness, ServerRule};
 use muen_device_compliance::{Report, Rule};
+use muen_sim::shared;
 
 /// Checks that `report` names `rule` as its first violation, followed by exactly the
 /// rules in `also` (the ones that cannot hold when `rule` does not: a device that
@@ -868,4 +875,209 @@ fn random_block_sequences_catch_the_broken_devices() {
             .expect_err("the bug is found");
         assert_eq!(failure.violation.rule, rule, "{failure}");
     }
+}
+
+// ------------------------------------------------------------------ typed channels
+
+/// The channel element of the channel tests: 20 bytes.
+#[derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout)]
+#[repr(C)]
+struct Ping([u8; 20]);
+
+impl muen_channel::ElementType for Ping {
+    const PROTOCOL: u64 = 0x7069_6e67_0000_0001;
+}
+
+/// One way to break the receiver's contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReceiverBug {
+    /// Whole: `receive_batch` returns its elements newest first.
+    BatchNewestFirst,
+    /// NoData: `has_data` is always false.
+    HasDataLies,
+    /// Overrun: `Lost` counts one element less than were skipped.
+    LostOneTooFew,
+    /// PeerRestart: `PeerRestarted` is swallowed (the next result is returned instead).
+    SwallowsRestart,
+    /// WrongType: a channel of another type is `Again`, as if nothing waited.
+    HidesWrongType,
+    /// PeerMisbehaviour: after a write counter went back, the receiver follows it
+    /// (re-bases on it), so the elements between are delivered again.
+    FollowsRewoundCounter,
+}
+
+struct BrokenReceiver {
+    inner: MemReceiver<'static, Ping>,
+    bug: ReceiverBug,
+}
+
+impl Pollable for BrokenReceiver {
+    fn has_data(&self) -> bool {
+        self.bug != ReceiverBug::HasDataLies && self.inner.has_data()
+    }
+}
+
+impl Receiver<Ping> for BrokenReceiver {
+    fn receive(&mut self) -> Result<Ping, ChannelError> {
+        let r = self.inner.receive();
+        match (self.bug, r) {
+            (ReceiverBug::LostOneTooFew, Err(ChannelError::Lost { lost })) if lost > 1 => {
+                Err(ChannelError::Lost { lost: lost - 1 })
+            }
+            (ReceiverBug::SwallowsRestart, Err(ChannelError::PeerRestarted)) => {
+                self.inner.receive()
+            }
+            (ReceiverBug::HidesWrongType, Err(ChannelError::WrongType(_))) => {
+                Err(ChannelError::Again)
+            }
+            (
+                ReceiverBug::FollowsRewoundCounter,
+                Err(e @ ChannelError::PeerMisbehaved(Misbehaviour::WriteCounterBehind { .. })),
+            ) => {
+                let _ = self.inner.reader.drain();
+                Err(e)
+            }
+            (_, r) => r,
+        }
+    }
+
+    fn receive_batch(&mut self, elements: &mut [Ping]) -> Result<usize, ChannelError> {
+        let mut n = 0;
+        for slot in elements.iter_mut() {
+            match self.receive() {
+                Ok(e) => *slot = e,
+                Err(ChannelError::Again) if n > 0 => break,
+                Err(e) if n == 0 => return Err(e),
+                Err(_) => break,
+            }
+            n += 1;
+        }
+        if self.bug == ReceiverBug::BatchNewestFirst {
+            elements[..n].reverse();
+        }
+        Ok(n)
+    }
+}
+
+fn receiver_rejected(bug: ReceiverBug, rule: ChannelRule, also: &[ChannelRule]) {
+    let memory = shared(0x1000);
+    let mut rx = BrokenReceiver {
+        inner: MemReceiver::new(memory),
+        bug,
+    };
+    let report = receiver_compliance(&format!("MemReceiver with {bug:?}"), &mut rx, memory);
+    rejected_for(&report, rule, also);
+}
+
+#[test]
+fn channel_whole() {
+    receiver_rejected(ReceiverBug::BatchNewestFirst, ChannelRule::Whole, &[]);
+}
+
+#[test]
+fn channel_no_data() {
+    receiver_rejected(
+        ReceiverBug::HasDataLies,
+        ChannelRule::NoData,
+        &[ChannelRule::Overrun, ChannelRule::PeerRestart],
+    );
+}
+
+#[test]
+fn channel_overrun() {
+    receiver_rejected(ReceiverBug::LostOneTooFew, ChannelRule::Overrun, &[]);
+}
+
+#[test]
+fn channel_peer_restart() {
+    receiver_rejected(ReceiverBug::SwallowsRestart, ChannelRule::PeerRestart, &[]);
+}
+
+#[test]
+fn channel_wrong_type() {
+    receiver_rejected(ReceiverBug::HidesWrongType, ChannelRule::WrongType, &[]);
+}
+
+#[test]
+fn channel_peer_misbehaviour() {
+    receiver_rejected(
+        ReceiverBug::FollowsRewoundCounter,
+        ChannelRule::PeerMisbehaviour,
+        &[],
+    );
+}
+
+/// One way to break the sender's contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SenderBug {
+    /// SendWhole: the signal comes before the element is written.
+    SignalsFirst,
+    /// Start: every start has the same epoch (1, as Muen's block components use), so
+    /// readers cannot see a restart.
+    ConstantEpoch,
+}
+
+struct BrokenSender {
+    inner: MemSender<'static, Ping>,
+    bug: SenderBug,
+}
+
+impl Sender<Ping> for BrokenSender {
+    fn send(&mut self, element: &Ping) {
+        if self.bug == SenderBug::SignalsFirst {
+            self.inner.signal.signal();
+            let _ = self.inner.writer.write(element);
+        } else {
+            self.inner.send(element);
+        }
+    }
+
+    fn send_batch(&mut self, elements: &[Ping]) {
+        for e in elements {
+            self.send(e);
+        }
+    }
+}
+
+struct BrokenSenderHarness {
+    inner: MemSenderHarness<'static>,
+    bug: SenderBug,
+}
+
+impl SenderHarness<Ping> for BrokenSenderHarness {
+    type Sender = BrokenSender;
+
+    fn take(&mut self) -> BrokenSender {
+        if self.bug == SenderBug::ConstantEpoch {
+            self.inner.epoch = 0;
+        }
+        BrokenSender {
+            inner: self.inner.take(),
+            bug: self.bug,
+        }
+    }
+
+    fn signals(&mut self) -> Option<Vec<u64>> {
+        SenderHarness::<Ping>::signals(&mut self.inner)
+    }
+}
+
+fn sender_rejected(bug: SenderBug, rule: ChannelRule, also: &[ChannelRule]) {
+    let memory = shared(0x1000);
+    let mut harness = BrokenSenderHarness {
+        inner: MemSenderHarness::new(memory),
+        bug,
+    };
+    let report = sender_compliance(&format!("MemSender with {bug:?}"), &mut harness, memory);
+    rejected_for(&report, rule, also);
+}
+
+#[test]
+fn channel_send_whole() {
+    sender_rejected(SenderBug::SignalsFirst, ChannelRule::SendWhole, &[]);
+}
+
+#[test]
+fn channel_start() {
+    sender_rejected(SenderBug::ConstantEpoch, ChannelRule::Start, &[]);
 }
