@@ -1307,7 +1307,7 @@ where
         ensure!(epoch != 0, "{what}: the channel is inactive (epoch 0)");
         ensure!(
             !epochs.contains(&epoch),
-            "{what}: epoch {epoch:#x} again (epochs before: {epochs:#x?})"
+            "{what}: epoch {epoch:#x} again (epochs before: {epochs:x?})"
         );
         epochs.push(epoch);
         // A reader that followed the run before sees the start, and no old element.

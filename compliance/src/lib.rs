@@ -1,14 +1,21 @@
 //! The compliance suite of the device ABI (`docs/device-abi.md`).
 //!
 //! Any implementation of [`NetDevice`](muen_device::NetDevice) or
-//! [`BlockDevice`](muen_device::BlockDevice), and any muenblock server, runs
-//! it from its own tests:
+//! [`BlockDevice`](muen_device::BlockDevice), of a typed channel end
+//! ([`Receiver`](muen_device::channel::Receiver),
+//! [`Sender`](muen_device::channel::Sender)), and any muenblock server, runs it from
+//! its own tests:
 //!
 //! - [`net::net_compliance`] checks every [`net::NetRule`] with the device and a
 //!   [`net::NetPeer`] (send, collect, and where the peer can: restart, misbehave);
 //! - [`block::block_compliance`] checks every [`block::BlockRule`], with a
 //!   [`block::BlockPeer`] for the rules that need the server to fail, restart or lose
 //!   power;
+//! - [`channel::receiver_compliance`] and [`channel::sender_compliance`] check every
+//!   [`channel::ChannelRule`] of a channel end, with the suite playing the other end
+//!   on the channel memory (a writer that restarts, starts as another type, overruns
+//!   the receiver and writes hostile headers and ring bytes; a reader that checks
+//!   what a sender wrote and when it signalled);
 //! - [`server::server_compliance`] checks a muenblock server on its own
 //!   ([`server::ServerRule`]): it refuses what the contract forbids and never touches
 //!   the image or the buffer outside a valid request's range;
@@ -18,7 +25,8 @@
 //!
 //! Each rule is checked by one function, and the crate's own tests show for every rule
 //! a deliberately broken device (or server) that the suite rejects for exactly that
-//! rule. [`reference`](mod@reference) holds correct in-memory devices; [`peers`] makes
+//! rule. [`reference`](mod@reference) holds correct in-memory devices (and channel
+//! ends on `muen-channel`); [`peers`] makes
 //! the in-memory peers of `muen-sim` (the simulated kernel's muennet peer and
 //! muenblock server) the suite's peers, and drives any muenblock server through its
 //! channels.
