@@ -128,8 +128,9 @@ pub trait Sender<E: ElementType> {
     /// Sends one element.
     fn send(&mut self, element: &E);
 
-    /// Sends `elements` one after the other; they become visible together, with one
-    /// signal.
+    /// Sends `elements` one after the other. An implementation may make them visible
+    /// together with one signal (the runtime's `ChannelWriter` does); this default
+    /// sends each with [`Sender::send`], one signal each.
     fn send_batch(&mut self, elements: &[E]) {
         for e in elements {
             self.send(e);

@@ -186,7 +186,7 @@ impl<S: Sys + ?Sized> NetDevice for MuenNet<'_, S> {
                 Err(ReadError::EpochChanged) => {}
                 Err(ReadError::Overrun { lost }) => {
                     self.stats.rx_overruns += 1;
-                    self.stats.rx_lost += lost;
+                    self.stats.rx_lost = self.stats.rx_lost.saturating_add(lost);
                 }
                 Err(ReadError::Misbehaviour(_)) => self.stats.rx_errors += 1,
                 // The channel is refused until the peer fixes it; has_data is false

@@ -11,7 +11,7 @@
 
 use log::{info, warn};
 use muen_subject::channel::{ChannelError, Receiver, Sender};
-use muen_subject::{Instant, Runtime};
+use muen_subject::{Instant, Pollable, Runtime};
 use vault::wire::{RequestElement, ResponseElement};
 use vault::{Book, Vault, VaultError, ANSWER_MAX, DEVICE, REQUESTS, RESPONSES};
 use zerocopy::FromZeros;
@@ -57,6 +57,12 @@ fn main(rt: &mut Runtime) -> Result<(), VaultError> {
                 channel_errors += 1;
                 if channel_errors <= MALFORMED_LOGGED || channel_errors % 1024 == 0 {
                     warn!("{REQUESTS}: {e}");
+                }
+                // A refused channel (another type, a broken header) stays refused until
+                // web starts it anew, and says so at every receive: sleep until web
+                // signals instead of spinning on it.
+                if !requests.has_data() {
+                    rt.poll(Instant::MAX, &[&requests]);
                 }
                 continue;
             }
