@@ -14,7 +14,11 @@
 //! - `two threads`: a writer thread and a reader thread pinned to CPUs 1 and 0. The
 //!   writer stays less than a ring ahead of the reader's progress, which the reader
 //!   publishes through an atomic beside the channel (scaffolding for both sides:
-//!   SHMStream has no back channel).
+//!   SHMStream has no back channel). The writer thread moves to its CPU before the
+//!   sample starts (it is created on the reader's CPU);
+//! - `2 thr., batch reads`: the same, with this crate's reader taking up to 16
+//!   waiting elements per call (`Reader::read_batch_bytes`: one counter snapshot and
+//!   one check per batch); Solo5's C reader has no batch read and reads one.
 //!
 //! Every element carries its number; the reader checks each one, so both sides really
 //! deliver every element in order. Each repetition runs every row for both sides (the
@@ -28,13 +32,13 @@
 //! it had to use all the same). `nice -n -20` makes clean samples come sooner.
 //!
 //! Two-thread figures depend on how far apart the two vCPUs are: on the 2-vCPU
-//! development machine the core-to-core latency is either about 25 ns or 60-100 ns,
-//! and it changes between runs. Each two-thread sample is therefore bracketed by a
+//! development machine the core-to-core latency is about 14 ns (the vCPUs share a
+//! core), about 33 ns or 90-160 ns, and it changes between runs. Each two-thread sample is therefore bracketed by a
 //! ping-pong measurement (one-way latency of a cache line bouncing between the two
 //! pinned threads, itself taken without a context switch), and the table also shows
 //! the two sides per latency mode, so that a comparison is made within one mode:
-//! `near` (below 45 ns), `far` (45 ns and more) and `mixed` (the mode changed during
-//! the sample; no ratio).
+//! `sibling` (below 22 ns), `near` (below 45 ns), `far` (45 ns and more) and `mixed`
+//! (the mode changed during the sample; no ratio).
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::hint::black_box;
@@ -50,6 +54,10 @@ const PROTOCOL: u64 = 0xbe7c_0000_0000_0002;
 const REPETITIONS: usize = 20;
 /// One-way core-to-core latency below this is the "near" mode.
 const NEAR_NS: f64 = 45.0;
+/// Below this one-way latency the two vCPUs share a core (`sibling` mode).
+const SIBLING_NS: f64 = 22.0;
+/// Elements one batch read of the `two threads, batch reads` row takes at most.
+const BATCH_READ: usize = 16;
 /// Attempts at a sample without a context switch.
 const ATTEMPTS: usize = 20;
 const READER_CPU: usize = 0;
@@ -93,6 +101,15 @@ trait ChannelWriter: Send {
 
 trait ChannelReader {
     fn read(&mut self, element: &mut [u8]) -> Got;
+
+    /// Reads as many waiting elements as fit `elements` (a multiple of the element
+    /// size) and returns how many. Without a batch API: one element.
+    fn read_batch(&mut self, elements: &mut [u8], size: usize) -> Result<usize, Got> {
+        match self.read(&mut elements[..size]) {
+            Got::Element => Ok(1),
+            other => Err(other),
+        }
+    }
 }
 
 /// One implementation: opens a writer and a synchronised reader on `memory`.
@@ -168,6 +185,15 @@ impl ChannelReader for muen_channel::Reader<'_> {
             Ok(()) => Got::Element,
             Err(ReadError::NoData) => Got::NoData,
             Err(e) => Got::Other(e.to_string()),
+        }
+    }
+
+    #[inline]
+    fn read_batch(&mut self, elements: &mut [u8], _size: usize) -> Result<usize, Got> {
+        match self.read_batch_bytes(elements) {
+            Ok(n) => Ok(n),
+            Err(ReadError::NoData) => Err(Got::NoData),
+            Err(e) => Err(Got::Other(e.to_string())),
         }
     }
 }
@@ -319,18 +345,23 @@ fn one_one<S: Side>(side: &S, c: &Config) -> Timing {
     t
 }
 
-/// Writer thread on `WRITER_CPU`, reader on this thread (pinned to `READER_CPU`).
-fn two_threads<S: Side>(side: &S, c: &Config) -> Timing {
+/// Writer thread on `WRITER_CPU`, reader on this thread (pinned to `READER_CPU`),
+/// reading up to `batch` elements per call ([`ChannelReader::read_batch`]; 1: `read`).
+fn two_threads<S: Side>(side: &S, c: &Config, batch: usize) -> Timing {
     let memory = Memory::new(c.region);
     let (mut w, mut r) = side.open(&memory, c.size);
     let ring = c.ring();
     let total = c.n_threads;
     let progress = AtomicU64::new(0);
+    let ready = AtomicBool::new(false);
     let go = AtomicBool::new(false);
     std::thread::scope(|s| {
         let writer = s.spawn(|| {
+            // The thread starts on the reader's CPU (it inherits its affinity) and
+            // must get there once to move itself: before the sample, not during it.
             pin(WRITER_CPU);
             let mut src = vec![0xa5u8; c.size];
+            ready.store(true, Ordering::Release);
             while !go.load(Ordering::Acquire) {
                 std::hint::spin_loop();
             }
@@ -347,19 +378,35 @@ fn two_threads<S: Side>(side: &S, c: &Config) -> Timing {
             }
             switches() != before
         });
-        let mut dst = vec![0u8; c.size];
+        let mut dst = vec![0u8; c.size * batch];
+        // Lets the writer run on this CPU until it has moved to its own.
+        while !ready.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
         go.store(true, Ordering::Release);
         let t = timed(total, || {
             let mut n = 0;
             while n < total {
-                match r.read(&mut dst) {
-                    Got::Element => {
-                        check(&dst, n);
-                        n += 1;
+                let got = if batch == 1 {
+                    match r.read(&mut dst) {
+                        Got::Element => Ok(1),
+                        other => Err(other),
+                    }
+                } else {
+                    // Never more than the writer will write.
+                    let room = batch.min((total - n) as usize);
+                    r.read_batch(&mut dst[..room * c.size], c.size)
+                };
+                match got {
+                    Ok(k) => {
+                        for e in dst.chunks_exact(c.size).take(k) {
+                            check(e, n);
+                            n += 1;
+                        }
                         progress.store(n, Ordering::Release);
                     }
-                    Got::NoData => backoff(),
-                    Got::Other(e) => panic!("flow-controlled channel, element {n}: {e}"),
+                    Err(Got::NoData) => backoff(),
+                    Err(e) => panic!("flow-controlled channel, element {n}: {e:?}"),
                 }
             }
         });
@@ -410,10 +457,11 @@ fn ping_pong() -> f64 {
                 }
                 switches() != before
             });
-            // The first round trip waits for the other thread to start: not timed.
+            // The first round trip waits for the other thread to start and move to
+            // its CPU (it starts on this one): not timed, and yielding.
             ball.store(1, Ordering::Release);
             while ball.load(Ordering::Acquire) != 2 {
-                std::hint::spin_loop();
+                std::thread::yield_now();
             }
             let t = timed(2 * (ROUND_TRIPS - 1), || {
                 for i in 1..ROUND_TRIPS {
@@ -443,6 +491,8 @@ fn median(v: &[f64]) -> f64 {
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
+    /// The two vCPUs share a core (below `SIBLING_NS`).
+    Sibling,
     Near,
     Far,
     /// The latency before and after the sample fell into different modes.
@@ -450,10 +500,19 @@ enum Mode {
 }
 
 fn mode(before: f64, after: f64) -> Mode {
-    match (before < NEAR_NS, after < NEAR_NS) {
-        (true, true) => Mode::Near,
-        (false, false) => Mode::Far,
-        _ => Mode::Mixed,
+    let of = |ns: f64| {
+        if ns < SIBLING_NS {
+            Mode::Sibling
+        } else if ns < NEAR_NS {
+            Mode::Near
+        } else {
+            Mode::Far
+        }
+    };
+    if of(before) == of(after) {
+        of(before)
+    } else {
+        Mode::Mixed
     }
 }
 
@@ -573,7 +632,11 @@ fn main() {
         ];
         let mut single: Vec<(Vec<Timing>, Vec<Timing>)> =
             vec![(Vec::new(), Vec::new()); rows.len()];
-        let mut threads: (Vec<Sample>, Vec<Sample>) = (Vec::new(), Vec::new());
+        // Two-thread rows: the reader reads one element per call, then (ours) up to
+        // BATCH_READ per call; Solo5's C reader has no batch read and reads one.
+        let variants = [("two threads", 1), ("2 thr., batch reads", BATCH_READ)];
+        let mut threads: Vec<(Vec<Sample>, Vec<Sample>)> =
+            vec![(Vec::new(), Vec::new()); variants.len()];
         // Repetition 0 warms up (caches, page tables, CPU frequency) and is not kept.
         for rep in 0..=options.repetitions {
             let keep = rep > 0;
@@ -594,21 +657,23 @@ fn main() {
             if !options.two_threads {
                 continue;
             }
-            let (a, b) = if c_first {
-                let a = sampled(|| two_threads(&c, cfg));
-                (a, sampled(|| two_threads(&Rust, cfg)))
-            } else {
-                let b = sampled(|| two_threads(&Rust, cfg));
-                (sampled(|| two_threads(&c, cfg)), b)
-            };
-            if keep {
-                threads.0.push(a);
-                threads.1.push(b);
+            for (&(_, batch), t) in variants.iter().zip(threads.iter_mut()) {
+                let (a, b) = if c_first {
+                    let a = sampled(|| two_threads(&c, cfg, batch));
+                    (a, sampled(|| two_threads(&Rust, cfg, batch)))
+                } else {
+                    let b = sampled(|| two_threads(&Rust, cfg, batch));
+                    (sampled(|| two_threads(&c, cfg, batch)), b)
+                };
+                if keep {
+                    t.0.push(a);
+                    t.1.push(b);
+                }
             }
         }
         println!("\n{} ({} elements in the ring)", cfg.name, cfg.ring());
         println!(
-            "{:<22} {:>10} {:>13} {:>7} {:>15} {:>10}",
+            "{:<28} {:>10} {:>13} {:>7} {:>15} {:>10}",
             "",
             C::NAME,
             Rust::NAME,
@@ -621,7 +686,7 @@ fn main() {
             let per = |t: &[Timing]| median(&t.iter().map(|t| t.per_element).collect::<Vec<_>>());
             let (mc, mr) = (melem(per(tc)), melem(per(tr)));
             println!(
-                "{:<22} {:>10.1} {:>13.1} {:>7.2} {:>15} {:>10}",
+                "{:<28} {:>10.1} {:>13.1} {:>7.2} {:>15} {:>10}",
                 name,
                 mc,
                 mr,
@@ -639,56 +704,59 @@ fn main() {
             (melem(median(&per)), median(&lat))
         };
         let timings = |s: &[Sample]| s.iter().map(|s| s.timing).collect::<Vec<_>>();
-        let (mc, lc) = all(&threads.0);
-        let (mr, lr) = all(&threads.1);
-        println!(
-            "{:<22} {:>10.1} {:>13.1} {:>7.2} {:>15} {:>10}",
-            "two threads (all)",
-            mc,
-            mr,
-            mr / mc,
-            format!("{lc:.0} / {lr:.0}"),
-            format!(
-                "{} / {}",
-                preempted(&timings(&threads.0)),
-                preempted(&timings(&threads.1))
-            )
-        );
-        for (m, label) in [
-            (Mode::Near, "near"),
-            (Mode::Far, "far"),
-            (Mode::Mixed, "mixed"),
-        ] {
-            let pick = |s: &[Sample]| -> Vec<Sample> {
-                s.iter().copied().filter(|s| s.mode == m).collect()
-            };
-            let (sc, sr) = (pick(&threads.0), pick(&threads.1));
-            if sc.is_empty() && sr.is_empty() {
-                continue;
-            }
-            let fmt = |s: &[Sample]| {
-                if s.is_empty() {
-                    ("-".to_string(), "-".to_string())
-                } else {
-                    let (m, l) = all(s);
-                    (format!("{m:.1}"), format!("{l:.0}"))
-                }
-            };
-            let ((vc, lc), (vr, lr)) = (fmt(&sc), fmt(&sr));
-            let ratio = if sc.is_empty() || sr.is_empty() || m == Mode::Mixed {
-                "-".to_string()
-            } else {
-                format!("{:.2}", all(&sr).0 / all(&sc).0)
-            };
+        for (&(name, _), t) in variants.iter().zip(&threads) {
+            let (mc, lc) = all(&t.0);
+            let (mr, lr) = all(&t.1);
             println!(
-                "{:<22} {:>10} {:>13} {:>7} {:>15} {:>10}",
-                format!("two threads ({label})"),
-                vc,
-                vr,
-                ratio,
-                format!("{lc} / {lr}"),
-                format!("n = {} / {}", sc.len(), sr.len())
+                "{:<28} {:>10.1} {:>13.1} {:>7.2} {:>15} {:>10}",
+                format!("{name} (all)"),
+                mc,
+                mr,
+                mr / mc,
+                format!("{lc:.0} / {lr:.0}"),
+                format!(
+                    "{} / {}",
+                    preempted(&timings(&t.0)),
+                    preempted(&timings(&t.1))
+                )
             );
+            for (m, label) in [
+                (Mode::Sibling, "sibling"),
+                (Mode::Near, "near"),
+                (Mode::Far, "far"),
+                (Mode::Mixed, "mixed"),
+            ] {
+                let pick = |s: &[Sample]| -> Vec<Sample> {
+                    s.iter().copied().filter(|s| s.mode == m).collect()
+                };
+                let (sc, sr) = (pick(&t.0), pick(&t.1));
+                if sc.is_empty() && sr.is_empty() {
+                    continue;
+                }
+                let fmt = |s: &[Sample]| {
+                    if s.is_empty() {
+                        ("-".to_string(), "-".to_string())
+                    } else {
+                        let (m, l) = all(s);
+                        (format!("{m:.1}"), format!("{l:.0}"))
+                    }
+                };
+                let ((vc, lc), (vr, lr)) = (fmt(&sc), fmt(&sr));
+                let ratio = if sc.is_empty() || sr.is_empty() || m == Mode::Mixed {
+                    "-".to_string()
+                } else {
+                    format!("{:.2}", all(&sr).0 / all(&sc).0)
+                };
+                println!(
+                    "{:<28} {:>10} {:>13} {:>7} {:>15} {:>10}",
+                    format!("{name} ({label})"),
+                    vc,
+                    vr,
+                    ratio,
+                    format!("{lc} / {lr}"),
+                    format!("n = {} / {}", sc.len(), sr.len())
+                );
+            }
         }
     }
 }
