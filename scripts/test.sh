@@ -62,7 +62,8 @@ fi
 # pipeline.sh once), among them the guestbook's: `netns_system_guestbook_*` and
 # `netns_qemu_tcg_system_guestbook_*` (web and vault, POST and GET with curl, vault
 # reset by SIGUSR1) and `system_vault_refuses_what_a_compromised_web_forges_*`.
-cargo test --workspace -- "${skip[@]}" --skip muens_tool_chain --skip netns_solo5_
+cargo test --workspace -- "${skip[@]}" --skip muens_tool_chain --skip netns_solo5_ \
+    --skip qemu_kvm_solo5_acceptance_table
 
 # Muen's own policy tools (../shared/muen, both generations): every step of every
 # pipeline.sh run is printed, with "Successfully validated" from mucfgvalidate. A
@@ -83,6 +84,12 @@ if [ "$(id -u)" -eq 0 ]; then
     cargo test -p muen-testbed --test solo5 netns_solo5_qemu_tcg_acceptance_table -- --nocapture
 else
     echo "SKIPPED: the Solo5 acceptance table (its network tests need root)"
+fi
+step "Solo5's test programs on the testbed (QEMU, KVM): the same table without the network programs"
+if [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+    cargo test -p muen-testbed --test solo5 qemu_kvm_solo5_acceptance_table -- --nocapture
+else
+    echo "SKIPPED: the Solo5 acceptance table under KVM (/dev/kvm is missing or not usable)"
 fi
 
 step "no_std builds for x86_64-unknown-none"
