@@ -351,16 +351,6 @@ fn muens_tool_chain_gives_solo5_the_testbeds_boot_info_and_sinfo() {
 // The acceptance table: every program with Solo5's C bindings (Solo5's own images) and
 // with solo5-muen (the same test objects relinked with this project's solo5_muen.o).
 
-thread_local! {
-    /// The accelerator the acceptance table's programs run with on this thread.
-    static ACCEL: std::cell::Cell<&'static str> = const { std::cell::Cell::new("tcg") };
-}
-
-/// The accelerator of the table being made on this thread ([`ACCEL`]).
-fn accel() -> &'static str {
-    ACCEL.with(std::cell::Cell::get)
-}
-
 /// The Muen bindings a column of the table runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Bindings {
@@ -552,8 +542,8 @@ impl Row {
 }
 
 /// A program that tests.bats expects to succeed: status 0 and `SUCCESS`.
-fn success(test: &'static str, bindings: Bindings, args: &[&str]) -> Row {
-    let r = run(&image_for(test, bindings), accel(), &[], args);
+fn success(accel: &str, test: &'static str, bindings: Bindings, args: &[&str]) -> Row {
+    let r = run(&image_for(test, bindings), accel, &[], args);
     Row::new(test, "status 0, SUCCESS", Verdict::Passes).check(&r, 0, &["SUCCESS"])
 }
 
@@ -562,9 +552,9 @@ fn success(test: &'static str, bindings: Bindings, args: &[&str]) -> Row {
 /// arithmetic (`mulps xmm1, xmm1`, a register operation) with an instruction emulation
 /// failure, which QEMU reports as a KVM internal error and the testbed as its exit
 /// status. The row accepts either and says which it saw.
-fn fpu_under_kvm(b: Bindings) -> Row {
+fn fpu_under_kvm(accel: &str, b: Bindings) -> Row {
     let bats = "status 0, SUCCESS";
-    let r = run(&image_for("fpu", b), accel(), &[], &[]);
+    let r = run(&image_for("fpu", b), accel, &[], &[]);
     if r.status == Some(0) {
         return Row::new("fpu", bats, Verdict::Passes).check(&r, 0, &["SUCCESS"]);
     }
@@ -595,13 +585,14 @@ fn fpu_under_kvm(b: Bindings) -> Row {
 /// A program that tests.bats expects to abort: status 255 and `ABORT`, here with the
 /// crash report `trap` (if given) of Solo5's trap handler.
 fn abort(
+    accel: &str,
     test: &'static str,
     bindings: Bindings,
     bats: &'static str,
     verdict: Verdict,
     trap: &[&str],
 ) -> Row {
-    let r = run(&image_for(test, bindings), accel(), &[], &[]);
+    let r = run(&image_for(test, bindings), accel, &[], &[]);
     let mut lines = vec!["ABORT"];
     lines.extend_from_slice(trap);
     Row::new(test, bats, verdict).check(&r, 255, &lines)
@@ -611,6 +602,7 @@ fn abort(
 /// 10.N.0.1/24, the unikernel 10.N.0.2, `count` flood pings to each at once, then
 /// status 0 and SUCCESS (`test_net* limit` stops after its count of echo replies).
 fn network(
+    accel: &str,
     test: &'static str,
     bindings: Bindings,
     bats: &'static str,
@@ -624,7 +616,7 @@ fn network(
         .collect();
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let started = Instant::now();
-    let mut child = command(Some(&ns), &image, accel(), &extra, &["limit"])
+    let mut child = command(Some(&ns), &image, accel, &extra, &["limit"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -730,7 +722,7 @@ fn network(
 }
 
 /// The rows of every program with `bindings`, in table order.
-fn acceptance_rows(bindings: Bindings, with_network: bool) -> Vec<Row> {
+fn acceptance_rows(accel: &str, bindings: Bindings, with_network: bool) -> Vec<Row> {
     use Bindings::{Rust, C};
     let tests = solo5_tests();
     let mut rows = Vec::new();
@@ -740,24 +732,25 @@ fn acceptance_rows(bindings: Bindings, with_network: bool) -> Vec<Row> {
     let hello_lines = ["Hello, World", "Command line is: 'Hello_Solo5'", "SUCCESS"];
     match b {
         C => {
-            let r = hello_runs(accel());
+            let r = hello_runs(accel);
             rows.push(Row::new("hello", hello_bats, Verdict::Passes).check(&r, 0, &hello_lines));
         }
         Rust => {
-            let r = run(&relinked("hello"), accel(), &[], &["Hello_Solo5"]);
+            let r = run(&relinked("hello"), accel, &[], &["Hello_Solo5"]);
             let mut lines = vec!["Solo5: Bindings version solo5-muen"];
             lines.extend(hello_lines);
             rows.push(Row::new("hello", hello_bats, Verdict::Passes).check(&r, 0, &lines));
         }
     }
     for test in ["globals", "fpu", "tls", "time"] {
-        if test == "fpu" && accel() == "kvm" {
-            rows.push(fpu_under_kvm(b));
+        if test == "fpu" && accel == "kvm" {
+            rows.push(fpu_under_kvm(accel, b));
         } else {
-            rows.push(success(test, b, &[]));
+            rows.push(success(accel, test, b, &[]));
         }
     }
     rows.push(abort(
+        accel,
         "ssp",
         b,
         "status 255, ABORT",
@@ -766,6 +759,7 @@ fn acceptance_rows(bindings: Bindings, with_network: bool) -> Vec<Row> {
     ));
     // FS base 0: `mov %fs:0x28` reads page 0, which nothing maps.
     rows.push(abort(
+        accel,
         "notls",
         b,
         "status 255, ABORT",
@@ -778,7 +772,7 @@ fn acceptance_rows(bindings: Bindings, with_network: bool) -> Vec<Row> {
     // end, which the testbed's exit patch skips). solo5-muen reads the command line
     // first and prints nothing but errors with --solo5:quiet.
     let quiet_bats = "status 0, SUCCESS, no `Solo5:` line (command line `--solo5:quiet`)";
-    let r = run(&image_for("quiet", b), accel(), &[], &["--solo5:quiet"]);
+    let r = run(&image_for("quiet", b), accel, &[], &["--solo5:quiet"]);
     let row = match b {
         C => {
             let mut row = Row::new(
@@ -828,6 +822,7 @@ fn acceptance_rows(bindings: Bindings, with_network: bool) -> Vec<Row> {
     rows.push(row);
 
     rows.push(abort(
+        accel,
         "exception",
         b,
         "status 255, ABORT",
@@ -842,6 +837,7 @@ fn acceptance_rows(bindings: Bindings, with_network: bool) -> Vec<Row> {
         ],
     ));
     rows.push(abort(
+        accel,
         "zeropage",
         b,
         "status 255, ABORT",
@@ -853,6 +849,7 @@ fn acceptance_rows(bindings: Bindings, with_network: bool) -> Vec<Row> {
     // violation is a page fault inside the unikernel, which Solo5 reports and aborts.
     // hvt instead catches it in the host (EPT) and the tender exits with status 1.
     rows.push(abort(
+        accel,
         "xnow",
         b,
         "Linux, OpenBSD: status 1, `host/guest translation fault` (hvt's tender)",
@@ -863,6 +860,7 @@ fn acceptance_rows(bindings: Bindings, with_network: bool) -> Vec<Row> {
         &["Solo5: trap: type=#PF ec=0x3"],
     ));
     rows.push(abort(
+        accel,
         "wnox",
         b,
         "OpenBSD only: status 1, `host/guest translation fault`",
@@ -872,7 +870,7 @@ fn acceptance_rows(bindings: Bindings, with_network: bool) -> Vec<Row> {
         ),
         &["Solo5: trap: type=#PF ec=0x11"],
     ));
-    let r = run(&image_for("rnox", b), accel(), &[], &[]);
+    let r = run(&image_for("rnox", b), accel, &[], &[]);
     rows.push(
         Row::new(
             "rnox",
@@ -888,6 +886,7 @@ fn acceptance_rows(bindings: Bindings, with_network: bool) -> Vec<Row> {
 
     if with_network {
         rows.push(network(
+            accel,
             "net",
             b,
             "root: status 0, SUCCESS after 100000 flood pings (`limit`)",
@@ -895,6 +894,7 @@ fn acceptance_rows(bindings: Bindings, with_network: bool) -> Vec<Row> {
             100_000,
         ));
         rows.push(network(
+            accel,
             "net_2if",
             b,
             "root: status 0, SUCCESS after 50000 flood pings on each interface",
@@ -923,7 +923,7 @@ fn acceptance_rows(bindings: Bindings, with_network: bool) -> Vec<Row> {
                 !tests.join("test_blk/test_blk.muen").exists(),
                 "Solo5 builds test_blk.muen after all",
             );
-            let r = run(&link_test_blk(), accel(), &[], &[]);
+            let r = run(&link_test_blk(), accel, &[], &[]);
             let mut row = row.check_more(&r, 99, &["Could not acquire 'storage' block device"]);
             row.seen = format!("not built; linked: {}", row.seen);
             row
@@ -934,7 +934,7 @@ fn acceptance_rows(bindings: Bindings, with_network: bool) -> Vec<Row> {
             let disk = common::temp("solo5-muen-storage.img");
             std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
             let arg = format!("--disk=storage={}", disk.display());
-            let r = run(&relinked("blk"), accel(), &[&arg], &[]);
+            let r = run(&relinked("blk"), accel, &[&arg], &[]);
             let mut row = Row::new("blk", blk_bats, Verdict::Passes).check(
                 &r,
                 0,
@@ -952,7 +952,7 @@ fn acceptance_rows(bindings: Bindings, with_network: bool) -> Vec<Row> {
     let mft_bats = "status 0, SUCCESS (63 --block: devices)";
     let row = match b {
         C => {
-            let r = run(&muen_image("mft_maxdevices"), accel(), &[], &[]);
+            let r = run(&muen_image("mft_maxdevices"), accel, &[], &[]);
             Row::new(
                 "mft_maxdevices",
                 mft_bats,
@@ -963,7 +963,7 @@ fn acceptance_rows(bindings: Bindings, with_network: bool) -> Vec<Row> {
             )
             .check(&r, 1, &["FAILURE"])
         }
-        Rust => mft_maxdevices_solo5_muen(mft_bats),
+        Rust => mft_maxdevices_solo5_muen(accel, mft_bats),
     };
     rows.push(row);
 
@@ -1005,7 +1005,7 @@ fn acceptance_rows(bindings: Bindings, with_network: bool) -> Vec<Row> {
 /// `storage0` and `storage62`: with a policy that gives those two their channels (the
 /// spec `policy-gen` makes for the image with only those devices), the 64-entry
 /// manifest passes validation, handle 63 works, and the program succeeds.
-fn mft_maxdevices_solo5_muen(bats: &'static str) -> Row {
+fn mft_maxdevices_solo5_muen(accel: &str, bats: &'static str) -> Row {
     let image = relinked("mft_maxdevices");
     let mut row = Row::new(
         "mft_maxdevices",
@@ -1056,7 +1056,7 @@ fn mft_maxdevices_solo5_muen(bats: &'static str) -> Row {
         .collect();
     let mut extra = vec!["--policy", policy.to_str().unwrap()];
     extra.extend(disks.iter().map(String::as_str));
-    let r = run(&image, accel(), &extra, &[]);
+    let r = run(&image, accel, &extra, &[]);
     let mut row = row.check_more(&r, 0, &["SUCCESS"]);
     row.seen = format!("storage0 and storage62 with channels: {}", row.seen);
     row
@@ -1157,9 +1157,8 @@ fn qemu_kvm_solo5_acceptance_table() {
 /// `with_network`), prints the table and the reasons, and fails on any result that
 /// is not the one its row expects.
 fn acceptance_table(accel: &'static str, with_network: bool) {
-    ACCEL.with(|a| a.set(accel));
-    let c = acceptance_rows(Bindings::C, with_network);
-    let rust = acceptance_rows(Bindings::Rust, with_network);
+    let c = acceptance_rows(accel, Bindings::C, with_network);
+    let rust = acceptance_rows(accel, Bindings::Rust, with_network);
 
     // The table: one row per program, one column per kind of bindings.
     let header = [
