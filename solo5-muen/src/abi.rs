@@ -571,6 +571,39 @@ unsafe fn c_name<'a>(name: *const c_char) -> Option<&'a [u8]> {
     Some(unsafe { core::slice::from_raw_parts(name, len) })
 }
 
+/// The two `solo5_*_acquire` functions: the device `name` from `acquire`, its handle
+/// and information written through `handle` and `info`; SOLO5_R_EINVAL for a bad name
+/// or a null pointer.
+///
+/// # Safety
+///
+/// `name` is a NUL-terminated string; `handle` and `info` are null or writable.
+unsafe fn acquire<I>(
+    name: *const c_char,
+    handle: *mut Solo5Handle,
+    info: *mut I,
+    acquire: impl FnOnce(&[u8]) -> Result<(Solo5Handle, I), Solo5Result>,
+) -> Solo5Result {
+    // SAFETY: forwarded contract.
+    let Some(name) = (unsafe { c_name(name) }) else {
+        return Solo5Result::Einval;
+    };
+    if handle.is_null() || info.is_null() {
+        return Solo5Result::Einval;
+    }
+    match acquire(name) {
+        Ok((h, i)) => {
+            // SAFETY: both writable (contract, checked non-null).
+            unsafe {
+                handle.write(h);
+                info.write(i);
+            }
+            Solo5Result::Ok
+        }
+        Err(e) => e,
+    }
+}
+
 /// `solo5_net_acquire`.
 ///
 /// # Safety
@@ -583,23 +616,7 @@ pub unsafe extern "C" fn solo5_net_acquire(
     info: *mut Solo5NetInfo,
 ) -> Solo5Result {
     // SAFETY: forwarded contract.
-    let Some(name) = (unsafe { c_name(name) }) else {
-        return Solo5Result::Einval;
-    };
-    if handle.is_null() || info.is_null() {
-        return Solo5Result::Einval;
-    }
-    match bindings().net_acquire(name) {
-        Ok((h, i)) => {
-            // SAFETY: both writable (contract, checked non-null).
-            unsafe {
-                handle.write(h);
-                info.write(i);
-            }
-            Solo5Result::Ok
-        }
-        Err(e) => e,
-    }
+    unsafe { acquire(name, handle, info, |name| bindings().net_acquire(name)) }
 }
 
 /// `solo5_net_write`.
@@ -665,23 +682,7 @@ pub unsafe extern "C" fn solo5_block_acquire(
     info: *mut Solo5BlockInfo,
 ) -> Solo5Result {
     // SAFETY: forwarded contract.
-    let Some(name) = (unsafe { c_name(name) }) else {
-        return Solo5Result::Einval;
-    };
-    if handle.is_null() || info.is_null() {
-        return Solo5Result::Einval;
-    }
-    match bindings().block_acquire(name) {
-        Ok((h, i)) => {
-            // SAFETY: both writable (contract, checked non-null).
-            unsafe {
-                handle.write(h);
-                info.write(i);
-            }
-            Solo5Result::Ok
-        }
-        Err(e) => e,
-    }
+    unsafe { acquire(name, handle, info, |name| bindings().block_acquire(name)) }
 }
 
 /// `solo5_block_write`.
