@@ -11,7 +11,8 @@
 //!   server, with as many requests in flight as its data buffer holds and with one;
 //!   beside `pwrite` + `fdatasync` and `pread` of the same amount in the same chunks on
 //!   an image on the same file system, to and from as many buffers in turn (also with
-//!   the server's early write-back), and `memcpy`;
+//!   the server's early write-back, and reads by two threads, as the server reads
+//!   large requests), and `memcpy`;
 //! - idle: CPU time per wall second of a subject sleeping on its timed event, and of
 //!   the testbed meanwhile.
 //!
@@ -295,6 +296,11 @@ struct SharedBuffers {
     count: usize,
 }
 
+// SAFETY: the buffers are plain memory that threads reach only through the kernel
+// (`pread` into disjoint halves); the mapping lives until the struct is dropped, after
+// the scoped threads ended.
+unsafe impl Sync for SharedBuffers {}
+
 impl SharedBuffers {
     fn new(count: usize, fill: u8) -> Self {
         let len = CHUNK * count;
@@ -337,9 +343,9 @@ impl Drop for SharedBuffers {
 /// client keeps requests in flight, so that both touch the same amount of memory);
 /// with `early_writeback`, each `pwrite` is followed by `sync_file_range` starting the
 /// write-back of its range (what the block server does after each write).
-fn raw_file(bytes: u64, buffers: usize, early_writeback: bool) -> (f64, f64) {
+fn raw_file(bytes: u64, buffers: usize, early_writeback: bool) -> Raw {
     use std::os::fd::AsRawFd;
-    let path = tmp("bench-raw.img");
+    let path = tmp(&format!("bench-raw-{}.img", std::process::id()));
     let file = std::fs::File::options()
         .read(true)
         .write(true)
@@ -377,16 +383,56 @@ fn raw_file(bytes: u64, buffers: usize, early_writeback: bool) -> (f64, f64) {
         assert_eq!(n, CHUNK as isize);
     }
     let read = bytes as f64 / 1e6 / start.elapsed().as_secs_f64();
+    // The same reads by two threads, each reading its half of every chunk, a chunk
+    // done when both are (what the block server does with large reads).
+    let barrier = std::sync::Barrier::new(2);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for half in 0..2 {
+            let (barrier, buf) = (&barrier, &buf);
+            s.spawn(move || {
+                for (i, off) in (0..bytes).step_by(CHUNK).enumerate() {
+                    let at = half * CHUNK / 2;
+                    // SAFETY: reads half a chunk into its half of a buffer of the live
+                    // mapping; the other thread reads the other half.
+                    let n = unsafe {
+                        libc::pread(
+                            fd,
+                            buf.nth(i).cast::<u8>().add(at).cast(),
+                            CHUNK / 2,
+                            (off + at as u64) as libc::off_t,
+                        )
+                    };
+                    assert_eq!(n, (CHUNK / 2) as isize);
+                    barrier.wait();
+                }
+            });
+        }
+    });
+    let read_two = bytes as f64 / 1e6 / start.elapsed().as_secs_f64();
     drop(file);
     let _ = std::fs::remove_file(&path);
-    (write, read)
+    Raw {
+        write,
+        read,
+        read_two,
+    }
+}
+
+/// MB/s of one raw pass.
+#[derive(Clone, Copy, Default)]
+struct Raw {
+    write: f64,
+    read: f64,
+    /// Reads by two threads, half of each chunk each.
+    read_two: f64,
 }
 
 /// Write and read MB/s of the test subject through the block server, with up to
 /// `in_flight` requests in flight (`None`: as many as its data buffer holds), and
 /// that number.
 fn testbed_block(bytes: u64, in_flight: Option<u64>) -> (f64, f64, usize) {
-    let img = tmp("bench-block.img");
+    let img = tmp(&format!("bench-block-{}.img", std::process::id()));
     std::fs::File::create(&img).unwrap().set_len(bytes).unwrap();
     let mut mode = vec!["block-bench".to_string(), (bytes >> 20).to_string()];
     mode.extend(in_flight.map(|n| n.to_string()));
@@ -422,14 +468,23 @@ fn testbed_block(bytes: u64, in_flight: Option<u64>) -> (f64, f64, usize) {
 /// Rounds of the block comparison (each takes about two seconds).
 const BLOCK_ROUNDS: usize = 5;
 
-/// The best write and read figures seen.
+/// The best figures seen.
 #[derive(Clone, Copy, Default)]
-struct Best(f64, f64);
+struct Best {
+    write: f64,
+    read: f64,
+    read_two: f64,
+}
 
 impl Best {
-    fn add(&mut self, (write, read): (f64, f64)) {
-        self.0 = self.0.max(write);
-        self.1 = self.1.max(read);
+    fn testbed(&mut self, (write, read): (f64, f64)) {
+        self.write = self.write.max(write);
+        self.read = self.read.max(read);
+    }
+
+    fn raw(&mut self, raw: Raw) {
+        self.testbed((raw.write, raw.read));
+        self.read_two = self.read_two.max(raw.read_two);
     }
 }
 
@@ -441,20 +496,18 @@ fn block() {
     raw_file(bytes, 1, false);
     // The testbed with as many requests in flight as its buffer holds (N) and with
     // one, each beside raw I/O on as many buffers; raw with early write-back.
-    let (mut testbed, mut raw, mut testbed_one, mut raw_one, mut raw_early) = Default::default();
+    let [mut testbed, mut raw, mut testbed_one, mut raw_one, mut raw_early] = [Best::default(); 5];
     let mut in_flight = 1;
     for _ in 0..BLOCK_ROUNDS {
         let (w, r, n) = testbed_block(bytes, None);
         in_flight = n;
-        Best::add(&mut testbed, (w, r));
-        Best::add(&mut raw, raw_file(bytes, n, false));
+        testbed.testbed((w, r));
+        raw.raw(raw_file(bytes, n, false));
         let (w, r, _) = testbed_block(bytes, Some(1));
-        Best::add(&mut testbed_one, (w, r));
-        Best::add(&mut raw_one, raw_file(bytes, 1, false));
-        Best::add(&mut raw_early, raw_file(bytes, n, true));
+        testbed_one.testbed((w, r));
+        raw_one.raw(raw_file(bytes, 1, false));
+        raw_early.raw(raw_file(bytes, n, true));
     }
-    let (testbed, raw, testbed_one, raw_one, raw_early): (Best, Best, Best, Best, Best) =
-        (testbed, raw, testbed_one, raw_one, raw_early);
     let chunk = vec![0x5au8; CHUNK];
     let mut dst = vec![0u8; CHUNK];
     let start = Instant::now();
@@ -466,36 +519,46 @@ fn block() {
     println!(
         "block write ({BLOCK_MIB} MiB, 4 MiB requests, {in_flight} in flight, then sync): testbed {:>7.0} MB/s | \
          raw pwrite+fdatasync {:>7.0} MB/s | memcpy {memcpy:>7.0} MB/s | testbed/raw {:.2}",
-        testbed.0,
-        raw.0,
-        testbed.0 / raw.0
+        testbed.write,
+        raw.write,
+        testbed.write / raw.write
     );
     println!(
         "block read  ({BLOCK_MIB} MiB, 4 MiB requests, {in_flight} in flight):            testbed {:>7.0} MB/s | \
          raw pread           {:>7.0} MB/s | memcpy {memcpy:>7.0} MB/s | testbed/raw {:.2}",
-        testbed.1,
-        raw.1,
-        testbed.1 / raw.1
+        testbed.read,
+        raw.read,
+        testbed.read / raw.read
     );
     println!(
         "block write, 1 request in flight: testbed {:>7.0} MB/s | raw pwrite+fdatasync {:>7.0} MB/s \
          | testbed/raw {:.2}",
-        testbed_one.0,
-        raw_one.0,
-        testbed_one.0 / raw_one.0
+        testbed_one.write,
+        raw_one.write,
+        testbed_one.write / raw_one.write
     );
     println!(
         "block read,  1 request in flight: testbed {:>7.0} MB/s | raw pread           {:>7.0} MB/s \
          | testbed/raw {:.2}",
-        testbed_one.1,
-        raw_one.1,
-        testbed_one.1 / raw_one.1
+        testbed_one.read,
+        raw_one.read,
+        testbed_one.read / raw_one.read
+    );
+    println!(
+        "block read, raw by two threads (half of each chunk each, as the server reads requests of \
+         {} MiB or more): {in_flight} buffers {:>7.0} MB/s, testbed/that {:.2} | 1 buffer {:>7.0} MB/s, \
+         testbed/that {:.2}",
+        muen_testbed::peers::block::SPLIT_MIN >> 20,
+        raw.read_two,
+        testbed.read / raw.read_two,
+        raw_one.read_two,
+        testbed_one.read / raw_one.read_two
     );
     println!(
         "block write, raw with the server's early write-back (pwrite+sync_file_range, then \
          fdatasync): {:>7.0} MB/s | testbed/that {:.2}",
-        raw_early.0,
-        testbed.0 / raw_early.0
+        raw_early.write,
+        testbed.write / raw_early.write
     );
 }
 

@@ -141,6 +141,35 @@ fn writes_larger_than_a_request_are_split_and_land_in_place() {
 }
 
 #[test]
+fn reads_the_server_splits_between_two_threads_come_back_in_place() {
+    // 9000 sectors from sector 300 (not page-aligned on the image): a 4 MiB read, which
+    // the server reads in two halves on two threads (at least SPLIT_MIN), then the rest.
+    const { assert!(4 << 20 >= muen_testbed::peers::block::SPLIT_MIN) };
+    let (first, count, seed) = (300u64, 9000u64, 9);
+    let img = image("split-read.img", 10_000, |at| {
+        let sector = at as u64 / 512;
+        if (first..first + count).contains(&sector) {
+            pattern(seed, sector, at % 512)
+        } else {
+            0xaa
+        }
+    });
+    let out = run_subject(
+        "blockstore",
+        &["--disk", &disk_arg(&img), "--stats"],
+        &["block-verify", "300", "9000", "9"],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("verified 9000 sectors at 300"),
+        "{}",
+        show(&out)
+    );
+    // Reset, Media_Blocks, Block_Length, Max_Blocks_Count, two reads.
+    assert_eq!(stat(&out.stderr, "requests"), Some(6), "{}", show(&out));
+}
+
+#[test]
 fn discarded_blocks_read_back_as_zeros() {
     let img = image("discard.img", 2048, |i| (i % 251) as u8 + 1);
     let disk = disk_arg(&img);

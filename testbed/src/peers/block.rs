@@ -57,6 +57,11 @@ use muen_channel::protocol::muenblock::{
 };
 use muen_channel::{ReadError, Reader, Writer};
 
+mod transfer;
+
+pub use transfer::SPLIT_MIN;
+use transfer::{transfer_all, Direction, ReadHelper};
+
 use crate::kernel::Injector;
 use crate::memory::Memory;
 use crate::os::{self, cvt, EventFd};
@@ -73,6 +78,9 @@ pub const MAX_REQUESTS: u64 = RESPONSE_ELEMENTS;
 /// How long a response may wait for the rest of its batch before the server signals
 /// it (see [`Server::serve_batch`]).
 pub const RESPONSE_DELAY_MAX: Duration = Duration::from_micros(50);
+/// How long the server keeps watching the request ring after a batch before it sleeps
+/// on the request event (see [`Server::run`]).
+pub const POLL_MAX: Duration = Duration::from_micros(50);
 
 /// An image file serving as a disk.
 #[derive(Debug)]
@@ -194,6 +202,8 @@ pub struct Server<'m> {
     geometry: Geometry,
     /// Bytes of the image written since their write-back was last started.
     unwritten: Option<Range<u64>>,
+    /// The second reader of large reads, started by the first one.
+    read_helper: Option<ReadHelper>,
     /// Counters.
     pub stats: BlockStats,
 }
@@ -228,6 +238,7 @@ impl<'m> Server<'m> {
             disk,
             geometry,
             unwritten: None,
+            read_helper: None,
             stats: BlockStats::default(),
         })
     }
@@ -238,6 +249,13 @@ impl<'m> Server<'m> {
     }
 
     /// Serves requests until `stop`. `wake` is the `<dev>|req` event.
+    ///
+    /// Woken by the event, the server serves batches until the request ring has stayed
+    /// empty for [`POLL_MAX`] after the last one, and only then sleeps on the event
+    /// again: a client that queues its next request as soon as it sees a response (one
+    /// request in flight) finds the server still watching, without the trip through
+    /// the kernel's event and the server's wake-up (QEMU's I/O threads poll for the same
+    /// reason, `poll-max-ns`).
     pub fn run(&mut self, injector: &Injector<'_>, wake: &EventFd, stop: &Stop) -> io::Result<()> {
         loop {
             let mut fds = [
@@ -248,8 +266,11 @@ impl<'m> Server<'m> {
             if os::readable(&fds[0]) {
                 return Ok(());
             }
-            if os::readable(&fds[1]) {
-                wake.clear();
+            if !os::readable(&fds[1]) {
+                continue;
+            }
+            wake.clear();
+            loop {
                 let (answered, more) = self.serve_batch();
                 if answered > 0 {
                     if let Some(v) = self.response_vector {
@@ -257,9 +278,29 @@ impl<'m> Server<'m> {
                     }
                 }
                 self.start_writeback();
-                if more {
-                    wake.notify();
+                if stop.given() {
+                    return Ok(());
                 }
+                if !more && !self.requests_within(POLL_MAX) {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Whether the request ring shows a request (or a change of its header) within
+    /// `limit`, watched by spinning.
+    fn requests_within(&self, limit: Duration) -> bool {
+        let start = Instant::now();
+        loop {
+            if self.requests.has_pending_data() {
+                return true;
+            }
+            if start.elapsed() >= limit {
+                return false;
+            }
+            for _ in 0..32 {
+                std::hint::spin_loop();
             }
         }
     }
@@ -369,11 +410,11 @@ impl<'m> Server<'m> {
                 }
             }
             RequestKind::Read | RequestKind::Write | RequestKind::Discard => {
-                let (Some(io), Some(disk)) = (self.geometry.check_io(kind, req), &self.disk) else {
+                let (Some(io), Some(_)) = (self.geometry.check_io(kind, req), &self.disk) else {
                     self.stats.refused += 1;
                     return status::ENOTSUP;
                 };
-                match self.transfer(kind, io, disk) {
+                match self.transfer(kind, io) {
                     Ok(()) => {
                         if kind == RequestKind::Write {
                             self.written(io.disk_offset, io.length);
@@ -389,7 +430,10 @@ impl<'m> Server<'m> {
         }
     }
 
-    fn transfer(&self, kind: RequestKind, io: Io, disk: &Disk) -> io::Result<()> {
+    fn transfer(&mut self, kind: RequestKind, io: Io) -> io::Result<()> {
+        let Some(disk) = &self.disk else {
+            return Err(io::Error::other("no image"));
+        };
         let fd = disk.file.as_raw_fd();
         if kind == RequestKind::Discard {
             return discard(&disk.file, io.disk_offset, io.length);
@@ -398,36 +442,31 @@ impl<'m> Server<'m> {
             .memory
             .range(self.data, io.buffer_offset)
             .ok_or_else(|| io::Error::other("buffer outside the data region"))?;
-        // Checked by `check_io`; repeated here because the pointer arithmetic below
-        // relies on it.
-        if rest < io.length {
-            return Err(io::Error::other("buffer outside the data region"));
+        // Checked by `check_io`; repeated here because the transfers below rely on it.
+        let len = usize::try_from(io.length)
+            .ok()
+            .filter(|_| rest >= io.length)
+            .ok_or_else(|| io::Error::other("buffer outside the data region"))?;
+        if kind == RequestKind::Read && len >= SPLIT_MIN && self.read_helper.is_none() {
+            // Without a helper thread the server reads alone.
+            self.read_helper = ReadHelper::spawn(&format!("{}-read", self.name)).ok();
         }
-        let mut done = 0u64;
-        while done < io.length {
-            // SAFETY: `buffer + done .. buffer + length` lies inside `<dev>|data` of the
-            // shared mapping (checked above). The kernel copies between the file and
-            // that memory; no Rust reference to it exists, and the subject changing it
-            // meanwhile only changes the bytes transferred.
-            let n = unsafe {
-                let at = buffer.add(done as usize);
-                let len = (io.length - done) as usize;
-                let off = (io.disk_offset + done) as libc::off_t;
-                if kind == RequestKind::Read {
-                    libc::pread(fd, at.cast(), len, off)
-                } else {
-                    libc::pwrite(fd, at.cast(), len, off)
-                }
-            };
-            match os::cvt_size(n) {
-                // The image shrank under us: the range no longer exists.
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => done += n as u64,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+        let direction = if kind == RequestKind::Read {
+            Direction::Read
+        } else {
+            Direction::Write
+        };
+        match &self.read_helper {
+            Some(helper) if direction == Direction::Read && len >= SPLIT_MIN => {
+                // SAFETY: `buffer .. buffer + len` lies inside `<dev>|data` of the
+                // shared mapping (checked above), which outlives the call; no Rust
+                // reference to it exists, and the subject changing it meanwhile only
+                // changes the bytes transferred.
+                unsafe { helper.read(fd, buffer, len, io.disk_offset) }
             }
+            // SAFETY: as for the read above.
+            _ => unsafe { transfer_all(fd, direction, buffer, len, io.disk_offset) },
         }
-        Ok(())
     }
 }
 

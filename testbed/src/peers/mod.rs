@@ -18,7 +18,7 @@ pub mod tap;
 
 use std::io;
 
-use crate::os::EventFd;
+use crate::os::{self, EventFd};
 
 /// Tells every peer that the run is over: after one last look at their channels they
 /// return.
@@ -34,6 +34,12 @@ impl Stop {
     /// Gives the signal (it stays given).
     pub fn stop(&self) {
         self.0.notify();
+    }
+
+    /// Whether the signal was given (without waiting).
+    pub fn given(&self) -> bool {
+        let mut fd = [os::pollfd(self.0.fd(), libc::POLLIN)];
+        os::poll(&mut fd, Some(std::time::Duration::ZERO)).is_ok() && os::readable(&fd[0])
     }
 
     /// The descriptor to poll: readable once the signal is given.
