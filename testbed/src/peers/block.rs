@@ -5,7 +5,10 @@
 //! reads them, answers each one in `<dev>|resp` and injects the `<dev>|resp` vector
 //! after each batch (a batch ends early once it has taken [`RESPONSE_DELAY_MAX`]).
 //! Data moves through `<dev>|data` with `pread`/`pwrite` directly between the image
-//! and the shared buffer (as the AHCI controller's DMA would).
+//! and the shared buffer (as the AHCI controller's DMA would); reads of
+//! [`SPLIT_MIN`] or more are read in two halves at once, by the server and a helper
+//! thread. After a batch the server watches the request ring for [`POLL_MAX`] before
+//! it sleeps on the event again ([`Server::run`]).
 //!
 //! # Durability
 //!
