@@ -250,7 +250,7 @@ fn main() {
     ];
     let engine = if cfg!(target_arch = "x86_64") {
         if std::arch::is_x86_feature_detected!("avx") {
-            "32-byte AVX moves above 64 B, 16-byte moves from 16 to 64 B"
+            "32-byte AVX moves above 64 B (stores from the end), 16-byte moves from 16 to 64 B"
         } else {
             "rep movsb above 64 B, 16-byte moves from 16 to 64 B"
         }

@@ -25,6 +25,12 @@
 //! side that goes first alternates); 20 repetitions, medians, million elements per
 //! second.
 //!
+//! Every sample gets memory of its own: the ring a fresh mapping (so that one run's
+//! physical pages do not decide all its samples: with the ring reused, whole runs came
+//! out a fifth slower or faster), the elements to write and the buffer to read into at
+//! a 16-byte offset in a page that moves from sample to sample (see [`Placed`]: with
+//! one placement per run, single-thread ratios moved by up to 0.15 between runs).
+//!
 //! The development machine is shared, so a sample (a few milliseconds) counts only if
 //! no thread of it lost its CPU meanwhile: the threads' context switches
 //! (`getrusage(RUSAGE_THREAD)`) are compared before and after, and a sample with a
@@ -40,7 +46,7 @@
 //! `sibling` (below 22 ns), `near` (below 45 ns), `far` (45 ns and more) and `mixed`
 //! (the mode changed during the sample; no ratio).
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::alloc::Layout;
 use std::hint::black_box;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -63,7 +69,8 @@ const ATTEMPTS: usize = 20;
 const READER_CPU: usize = 0;
 const WRITER_CPU: usize = 1;
 
-/// Page-aligned, zeroed memory for one channel. Only the channel implementations
+/// Page-aligned, zeroed memory for one channel, a fresh private mapping whose pages
+/// are allocated before the sample (`MAP_POPULATE`). Only the channel implementations
 /// access it (through raw pointers), never a Rust reference.
 struct Memory {
     ptr: NonNull<u8>,
@@ -73,19 +80,71 @@ struct Memory {
 impl Memory {
     fn new(len: usize) -> Memory {
         let layout = Layout::from_size_align(len, 4096).unwrap();
-        // SAFETY: `len` is non-zero (a channel has at least a header).
-        let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).expect("allocation");
+        // SAFETY: a fresh private anonymous mapping, checked below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED, "mmap");
+        let ptr = NonNull::new(p.cast::<u8>()).expect("mmap");
         Memory { ptr, layout }
     }
 }
 
 impl Drop for Memory {
     fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout; the channel ends borrowing it
+        // SAFETY: mapped in `new` with this length; the channel ends borrowing it
         // (their lifetimes end before the memory is dropped).
-        unsafe { dealloc(self.ptr.as_ptr(), self.layout) }
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.layout.size()) };
     }
 }
+
+/// A private buffer of `len` bytes at a 16-byte offset in a page (the alignment the
+/// allocator gives) that changes from one buffer to the next (67 such steps further
+/// each time, all 256 offsets in turn), so that the medians average over how the
+/// buffers lie relative to cache lines and to the ring's slots (line splits, and 4 KiB
+/// aliasing between a copy's loads and stores, depend on it) instead of keeping one
+/// placement for a whole run.
+struct Placed {
+    buf: Vec<u8>,
+    at: usize,
+    len: usize,
+}
+
+impl Placed {
+    fn new(len: usize, fill: u8) -> Placed {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let step = NEXT.fetch_add(67, Ordering::Relaxed) as usize % 256;
+        let buf = vec![fill; len + 2 * 4096];
+        let base = buf.as_ptr() as usize;
+        let at = base.next_multiple_of(4096) - base + step * 16;
+        Placed { buf, at, len }
+    }
+}
+
+impl std::ops::Deref for Placed {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.at..self.at + self.len]
+    }
+}
+
+impl std::ops::DerefMut for Placed {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.at..self.at + self.len]
+    }
+}
+
+/// A value on 128 bytes of its own (two cache lines: the adjacent-line prefetcher
+/// fetches lines in pairs).
+#[repr(align(128))]
+struct Padded<T>(T);
 
 /// What a read gave, in terms both implementations share.
 #[derive(Debug, PartialEq, Eq)]
@@ -307,8 +366,8 @@ fn batch<S: Side>(side: &S, c: &Config) -> Timing {
     let (mut w, mut r) = side.open(&memory, c.size);
     let ring = c.ring();
     let rounds = c.n.div_ceil(ring);
-    let mut src = vec![0xa5u8; c.size];
-    let mut dst = vec![0u8; c.size];
+    let mut src = Placed::new(c.size, 0xa5);
+    let mut dst = Placed::new(c.size, 0);
     let t = timed(rounds * ring, || {
         let mut next = 0;
         for _ in 0..rounds {
@@ -331,8 +390,8 @@ fn batch<S: Side>(side: &S, c: &Config) -> Timing {
 fn one_one<S: Side>(side: &S, c: &Config) -> Timing {
     let memory = Memory::new(c.region);
     let (mut w, mut r) = side.open(&memory, c.size);
-    let mut src = vec![0xa5u8; c.size];
-    let mut dst = vec![0u8; c.size];
+    let mut src = Placed::new(c.size, 0xa5);
+    let mut dst = Placed::new(c.size, 0);
     let t = timed(c.n, || {
         for n in 0..c.n {
             stamp(&mut src, n);
@@ -349,18 +408,24 @@ fn one_one<S: Side>(side: &S, c: &Config) -> Timing {
 /// reading up to `batch` elements per call ([`ChannelReader::read_batch`]; 1: `read`).
 fn two_threads<S: Side>(side: &S, c: &Config, batch: usize) -> Timing {
     let memory = Memory::new(c.region);
-    let (mut w, mut r) = side.open(&memory, c.size);
+    let (w, mut r) = side.open(&memory, c.size);
     let ring = c.ring();
     let total = c.n_threads;
-    let progress = AtomicU64::new(0);
-    let ready = AtomicBool::new(false);
-    let go = AtomicBool::new(false);
+    // Each on a line (pair) of its own, away from the reader's handle on this stack.
+    let progress = Padded(AtomicU64::new(0));
+    let ready = Padded(AtomicBool::new(false));
+    let go = Padded(AtomicBool::new(false));
+    let (progress, ready, go) = (&progress.0, &ready.0, &go.0);
     std::thread::scope(|s| {
-        let writer = s.spawn(|| {
+        let writer = s.spawn(move || {
+            // The writer's handle, which it changes with every element, lives on this
+            // thread's stack, not beside the reader's (a shared line would cost either
+            // side transfers the other does not pay).
+            let mut w = w;
             // The thread starts on the reader's CPU (it inherits its affinity) and
             // must get there once to move itself: before the sample, not during it.
             pin(WRITER_CPU);
-            let mut src = vec![0xa5u8; c.size];
+            let mut src = Placed::new(c.size, 0xa5);
             ready.store(true, Ordering::Release);
             while !go.load(Ordering::Acquire) {
                 std::hint::spin_loop();
@@ -378,7 +443,7 @@ fn two_threads<S: Side>(side: &S, c: &Config, batch: usize) -> Timing {
             }
             switches() != before
         });
-        let mut dst = vec![0u8; c.size * batch];
+        let mut dst = Placed::new(c.size * batch, 0);
         // Lets the writer run on this CPU until it has moved to its own.
         while !ready.load(Ordering::Acquire) {
             std::thread::yield_now();

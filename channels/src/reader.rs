@@ -82,6 +82,10 @@ pub struct Reader<'a> {
     /// `WriteCounterBehind` was reported and the write counter has not passed the read
     /// counter since: later reads say `NoData` until it does.
     behind_reported: bool,
+    /// The last look at the write counter found no new element: the reader is right
+    /// behind its writer, which is probably filling the next slot now, so the next
+    /// element is copied from its end (module `copy`, "Why copies go from the end").
+    caught_up: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -116,6 +120,7 @@ impl<'a> Reader<'a> {
             slot: 0,
             refused_epoch: 0,
             behind_reported: false,
+            caught_up: false,
         })
     }
 
@@ -218,6 +223,7 @@ impl<'a> Reader<'a> {
         debug_assert!((1..=self.elements).contains(&available));
         // 1 <= n <= elements.
         let n = available.min(capacity);
+        let from_end = core::mem::take(&mut self.caught_up);
         let elements = self.elements as usize;
         let mut slot = self.slot;
         for i in 0..n as usize {
@@ -227,11 +233,12 @@ impl<'a> Reader<'a> {
             // `capacity >= n` elements (caller). One copy per element: a writer copies
             // element by element too, so racing copies have the same length.
             unsafe {
-                r.load_unchecked(
-                    HEADER_SIZE + slot * self.size,
-                    dst.add(i * self.size),
-                    self.size,
-                )
+                let (at, to) = (HEADER_SIZE + slot * self.size, dst.add(i * self.size));
+                if from_end {
+                    r.load_unchecked_from_end(at, to, self.size)
+                } else {
+                    r.load_unchecked(at, to, self.size)
+                }
             };
             slot += 1;
             if slot == elements {
@@ -377,6 +384,7 @@ impl<'a> Reader<'a> {
         let wc = r.load_with(Field::Wc, Ordering::Acquire);
         let rc = self.rc;
         if wc == rc {
+            self.caught_up = true;
             return Err(ReadError::NoData);
         }
         if wc < rc {
@@ -430,6 +438,7 @@ impl<'a> Reader<'a> {
                 self.slot = 0;
                 self.refused_epoch = 0;
                 self.behind_reported = false;
+                self.caught_up = false;
                 Ok(())
             }
             Err(e) => {
@@ -561,6 +570,12 @@ impl<'a> Reader<'a> {
         }
         let wc = r.load_with(Field::Wc, Ordering::Relaxed);
         wc > self.rc || (wc < self.rc && !self.behind_reported)
+    }
+
+    /// Whether the next element will be copied from its end (tests).
+    #[cfg(test)]
+    pub(crate) const fn copies_from_end(&self) -> bool {
+        self.caught_up
     }
 
     /// The epoch this reader is synchronised to, if any.

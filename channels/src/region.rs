@@ -205,6 +205,18 @@ impl<'a> Region<'a> {
         // contract makes readable and shared only through atomic accesses.
         unsafe { copy::load(self.base.as_ptr().add(offset), dst, len) }
     }
+
+    /// [`Region::load_unchecked`] from the end of the range towards its start
+    /// ([`copy::load_from_end`]).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Region::load_unchecked`].
+    #[inline(always)]
+    pub(crate) unsafe fn load_unchecked_from_end(&self, offset: usize, dst: *mut u8, len: usize) {
+        // SAFETY: as in `load_unchecked`.
+        unsafe { copy::load_from_end(self.base.as_ptr().add(offset), dst, len) }
+    }
 }
 
 /// A channel region this subject may write (on Muen: a writer channel, mapped

@@ -1295,3 +1295,50 @@ mod random {
         }
     }
 }
+
+/// Large elements (the vector paths of the copy engine on x86-64) arrive intact both
+/// ways a reader copies them: from the end when its last read found nothing new (it
+/// is right behind the writer), from the start when elements were waiting.
+#[test]
+fn large_elements_arrive_intact_from_either_end() {
+    for size in [65usize, 100, 1516] {
+        let ring = 5u64;
+        let m = memory(64 + size * ring as usize);
+        let mut w =
+            Writer::init(RegionMut::from_atomics(&m).unwrap(), PROTO, size, epoch(3)).unwrap();
+        let mut r = Reader::new(Region::from_atomics(&m).unwrap(), PROTO, size).unwrap();
+        let mut got = std::vec![0u8; size];
+        assert_eq!(r.read_bytes(&mut got), Err(ReadError::EpochChanged));
+        let element = |n: u64| -> Vec<u8> {
+            (0..size)
+                .map(|i| (n as usize * 7 + i * 13 + i / 256) as u8)
+                .collect()
+        };
+        let mut n = 0u64;
+        for round in 0..12u64 {
+            // Caught up (nothing new), then one element: copied from its end.
+            assert_eq!(r.read_bytes(&mut got), Err(ReadError::NoData));
+            assert!(r.copies_from_end());
+            w.write_bytes(&element(n)).unwrap();
+            r.read_bytes(&mut got).unwrap();
+            assert_eq!(got, element(n), "size {size}, element {n} from the end");
+            n += 1;
+            // Several waiting: copied from the start.
+            let waiting = 1 + round % 3;
+            for k in 0..waiting {
+                w.write_bytes(&element(n + k)).unwrap();
+            }
+            for k in 0..waiting {
+                assert!(!r.copies_from_end());
+                r.read_bytes(&mut got).unwrap();
+                assert_eq!(
+                    got,
+                    element(n + k),
+                    "size {size}, element {} from the start",
+                    n + k
+                );
+            }
+            n += waiting;
+        }
+    }
+}
