@@ -53,7 +53,8 @@
 //! throughput` shows the engine, the word loop and `memcpy` side by side.)
 //!
 //! Why copies go from the end: slots are packed, so a slot's first cache line is also
-//! the last line of the slot before (for 1516-byte elements always), and a reader that
+//! the last line of the slot before (for 15 of every 16 1516-byte slots; the others
+//! start on a line boundary), and a reader that
 //! keeps up with its writer copies slot `k` while the writer fills slot `k + 1`. A
 //! writer that fills a slot from its start takes the shared line away from the reader
 //! right when the reader is about to copy it; and a reader that copies upwards has the
@@ -64,10 +65,12 @@
 //! A reader that is behind copies upwards, which suits the prefetchers better.
 //! Measured with `cargo bench -p muen-channel --bench versus_solo5` (1516-byte
 //! elements, 1 MiB ring, writer and reader on two CPUs 33 ns apart, ratio to Solo5's
-//! C channel, medians of 30 runs of six samples each): both upwards 1.02 (0.81 to
-//! 1.46, a third of the runs below 1.0); stores from the end, loads upwards 1.12; both
-//! from the end 1.65 (1.42 to 1.67 over the 30 runs). In one thread (one write, then
-//! one read) stores from the end cost a little: 1.09 against 1.16.
+//! C channel; median and lowest of 30 interleaved runs of six samples each): both
+//! upwards 1.02 (0.81); stores from the end, loads upwards 1.12 (0.80); stores from
+//! the end and a caught-up reader from the end 1.65 (1.42). A reader always copying
+//! from the end did as well with two threads but cost the single-thread rows up to a
+//! tenth. In one thread (one write, then one read) stores from the end cost a little:
+//! 1.09 against 1.16.
 //!
 //! Why not the `atomic-memcpy` crate: it implements the same P1478 semantics, but only
 //! for a `T` known at compile time (protocols with a run-time element size need a
