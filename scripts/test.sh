@@ -199,6 +199,9 @@ else
     echo "SKIPPED: ./scripts/demo.sh echo (network namespaces need root)"
 fi
 
+step "muen-channel: against Solo5's C channel (release; every ratio row, the two-thread ones per latency mode)"
+nice -n -20 cargo bench -p muen-channel --bench versus_solo5
+
 step "muen-testbed: data path benchmark (release; network part needs root)"
 cargo bench -p muen-testbed --bench datapath
 
