@@ -28,7 +28,7 @@
 //!     more than 32 bytes the second and last but one; chunks may overlap); more than
 //!     64 bytes, if the CPU has AVX (detected once, with the `cpufeatures` crate),
 //!     32-byte moves: stores **from the end towards the start**, loads from the start
-//!     ([`load`]) or from the end ([`load_from_end`]), each aligned to 32 bytes on
+//!     ([`load`]) or from the end ([`load_from`] with [`Start::End`]), each aligned to 32 bytes on
 //!     one side; without AVX `rep movsb`;
 //!   - without SSE (`x86_64-unknown-none`, the Muen target: the runtime does not save
 //!     vector registers): more than 64 bytes with one `rep movsb` (`rep stosb` to
@@ -94,18 +94,27 @@ pub unsafe fn load(src: *const u8, dst: *mut u8, len: usize) {
     unsafe { imp::load(src, dst, len) }
 }
 
-/// [`load`] from the end of the range towards its start (where the engine has a
-/// direction: vector moves; a `rep movsb` and short copies go upwards). Readers use it
-/// for an element the writer published last, while it is probably writing the next
-/// slot (see the module documentation).
+/// Which end of the range a [`load_from`] starts at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// The lowest address, as [`load`].
+    Front,
+    /// The highest address: the copy moves downwards, where the engine has a direction
+    /// (vector moves; `rep movsb` and copies of up to 64 bytes go upwards). Readers
+    /// start there for an element the writer published last, while it is probably
+    /// filling the next slot (see the module documentation).
+    End,
+}
+
+/// [`load`] starting at either end of the range.
 ///
 /// # Safety
 ///
 /// As for [`load`].
 #[inline]
-pub unsafe fn load_from_end(src: *const u8, dst: *mut u8, len: usize) {
+pub unsafe fn load_from(src: *const u8, dst: *mut u8, len: usize, start: Start) {
     // SAFETY: forwarded contract.
-    unsafe { imp::load_from_end(src, dst, len) }
+    unsafe { imp::load_from(src, dst, len, start) }
 }
 
 /// Copies `len` bytes from private memory at `src` into shared memory at `dst`.
@@ -239,7 +248,7 @@ pub mod portable {
 
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 mod imp {
-    use super::portable;
+    use super::{portable, Start};
     use core::arch::asm;
 
     /// Up to this length the small-copy path beats the large one's start-up cost
@@ -306,10 +315,18 @@ mod imp {
 
     #[inline(always)]
     pub(super) unsafe fn load(src: *const u8, dst: *mut u8, len: usize) {
+        // SAFETY: forwarded contract.
+        unsafe { load_from(src, dst, len, Start::Front) }
+    }
+
+    #[inline(always)]
+    pub(super) unsafe fn load_from(src: *const u8, dst: *mut u8, len: usize, start: Start) {
         // SAFETY: `load`'s contract is the helpers' (one side shared, the other private).
         unsafe {
             if len <= SMALL {
                 small(src, dst, len, true)
+            } else if start == Start::End {
+                large_load_from_end(src, dst, len)
             } else {
                 large(src, dst, len)
             }
@@ -342,18 +359,6 @@ mod imp {
         }
         // SAFETY: forwarded contract.
         unsafe { rep_movsb(src, dst, len) }
-    }
-
-    #[inline(always)]
-    pub(super) unsafe fn load_from_end(src: *const u8, dst: *mut u8, len: usize) {
-        // SAFETY: `load_from_end`'s contract is the helpers'.
-        unsafe {
-            if len <= SMALL {
-                small(src, dst, len, true)
-            } else {
-                large_load_from_end(src, dst, len)
-            }
-        }
     }
 
     #[inline(always)]
@@ -616,7 +621,18 @@ mod imp {
 
 #[cfg(not(all(target_arch = "x86_64", not(miri))))]
 mod imp {
-    pub(super) use super::portable::{load, load as load_from_end, store, zero};
+    pub(super) use super::portable::{load, store, zero};
+
+    /// The portable engine has one direction.
+    ///
+    /// # Safety
+    ///
+    /// As for [`load`](super::load).
+    #[inline(always)]
+    pub(super) unsafe fn load_from(src: *const u8, dst: *mut u8, len: usize, _: super::Start) {
+        // SAFETY: forwarded contract.
+        unsafe { load(src, dst, len) }
+    }
 }
 
 #[cfg(test)]

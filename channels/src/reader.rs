@@ -12,6 +12,7 @@ use core::sync::atomic::{fence, Ordering};
 
 use zerocopy::{FromBytes, IntoBytes};
 
+use crate::copy;
 use crate::error::{ConfigError, Incompatible, Misbehaviour, ReadError};
 use crate::header::{Field, HEADER_SIZE, TRANSPORT_MARKER};
 use crate::region::{OutOfBounds, Region};
@@ -217,13 +218,12 @@ impl<'a> Reader<'a> {
     ) -> Result<u64, ReadError> {
         let r = self.region;
         let rc = self.rc;
-        let (epoch, wc) = self.snapshot(capacity, &mut hook)?;
+        let (epoch, wc, start) = self.snapshot(capacity, &mut hook)?;
         // 1 <= wc - rc <= elements.
         let available = wc - rc;
         debug_assert!((1..=self.elements).contains(&available));
         // 1 <= n <= elements.
         let n = available.min(capacity);
-        let from_end = core::mem::take(&mut self.caught_up);
         let elements = self.elements as usize;
         let mut slot = self.slot;
         for i in 0..n as usize {
@@ -233,12 +233,12 @@ impl<'a> Reader<'a> {
             // `capacity >= n` elements (caller). One copy per element: a writer copies
             // element by element too, so racing copies have the same length.
             unsafe {
-                let (at, to) = (HEADER_SIZE + slot * self.size, dst.add(i * self.size));
-                if from_end {
-                    r.load_unchecked_from_end(at, to, self.size)
-                } else {
-                    r.load_unchecked(at, to, self.size)
-                }
+                r.load_unchecked_from(
+                    HEADER_SIZE + slot * self.size,
+                    dst.add(i * self.size),
+                    self.size,
+                    start,
+                )
             };
             slot += 1;
             if slot == elements {
@@ -277,7 +277,7 @@ impl<'a> Reader<'a> {
         copy: impl FnOnce(&ElementRef<'a>) -> R,
         mut hook: impl FnMut(Step),
     ) -> Result<R, ReadError> {
-        let (epoch, wc) = self.snapshot(1, &mut hook)?;
+        let (epoch, wc, _) = self.snapshot(1, &mut hook)?;
         // `slot < elements` and `64 + size * elements <= region.len()` (synchronised),
         // so the element lies inside the region; `ElementRef` checks every copy anyway.
         let element = ElementRef {
@@ -296,13 +296,16 @@ impl<'a> Reader<'a> {
     }
 
     /// The epoch and a write counter with `1 <= wc - rc <= elements` before copying up
-    /// to `capacity` elements, or the error to report.
+    /// to `capacity` elements, and the end to copy them from, or the error to report.
+    /// From the end ([`copy::Start::End`]) only right after a look at the write counter
+    /// found nothing new: the reader is then right behind the writer, which is
+    /// probably filling the next slot (module `copy`, "Why copies go from the end").
     #[inline(always)]
     fn snapshot(
         &mut self,
         capacity: u64,
         hook: &mut impl FnMut(Step),
-    ) -> Result<(u64, u64), ReadError> {
+    ) -> Result<(u64, u64, copy::Start), ReadError> {
         let known = self
             .rc
             .checked_add(capacity)
@@ -312,9 +315,16 @@ impl<'a> Reader<'a> {
             // loaded (acquire) in this epoch, and `known_wc - rc <= elements` was
             // checked then: no header access is needed before the copies. The checks
             // after them (epoch, `wsc`) decide as always.
-            Ok((self.epoch, self.known_wc))
+            Ok((self.epoch, self.known_wc, copy::Start::Front))
         } else {
-            self.published(hook)
+            let (epoch, wc) = self.published(hook)?;
+            // Set by the `NoData` before; cleared here, off the path above.
+            let start = if core::mem::take(&mut self.caught_up) {
+                copy::Start::End
+            } else {
+                copy::Start::Front
+            };
+            Ok((epoch, wc, start))
         }
     }
 

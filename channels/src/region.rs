@@ -206,16 +206,22 @@ impl<'a> Region<'a> {
         unsafe { copy::load(self.base.as_ptr().add(offset), dst, len) }
     }
 
-    /// [`Region::load_unchecked`] from the end of the range towards its start
-    /// ([`copy::load_from_end`]).
+    /// [`Region::load_unchecked`] starting at either end of the range
+    /// ([`copy::load_from`]).
     ///
     /// # Safety
     ///
     /// As for [`Region::load_unchecked`].
     #[inline(always)]
-    pub(crate) unsafe fn load_unchecked_from_end(&self, offset: usize, dst: *mut u8, len: usize) {
+    pub(crate) unsafe fn load_unchecked_from(
+        &self,
+        offset: usize,
+        dst: *mut u8,
+        len: usize,
+        start: copy::Start,
+    ) {
         // SAFETY: as in `load_unchecked`.
-        unsafe { copy::load_from_end(self.base.as_ptr().add(offset), dst, len) }
+        unsafe { copy::load_from(self.base.as_ptr().add(offset), dst, len, start) }
     }
 }
 
