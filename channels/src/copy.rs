@@ -514,6 +514,47 @@ mod imp {
             }
         }
 
+        /// The body of [`backward_store`] and [`backward_load`]: more than 64 bytes
+        /// from `$src` to `$dst`, from the end towards the start, with 32-byte moves:
+        /// the last 32 bytes, then 64 bytes per iteration downwards from the end of the
+        /// side in register `$side` rounded down to 32 bytes (so that the loop's
+        /// accesses on that side are aligned: `$load` and `$store` are the loop's
+        /// mnemonics, the aligned one on that side), then the first 64 bytes (loaded
+        /// before the loop). `rax`, `ymm0..ymm3` and, through `vzeroupper`, every
+        /// vector register are clobbered.
+        macro_rules! from_end {
+            ($src:expr, $dst:expr, $len:expr, $side:literal, $load:literal, $store:literal) => {
+                asm!(
+                    "vmovdqu ymm0, [rsi + rcx - 32]",
+                    "vmovdqu ymm1, [rsi]",
+                    "vmovdqu ymm2, [rsi + 32]",
+                    "vmovdqu [rdi + rcx - 32], ymm0",
+                    concat!("lea rax, [", $side, " + rcx]"),
+                    "and rax, -32",
+                    concat!("sub rax, ", $side),
+                    "cmp rax, 64",
+                    "jbe 3f",
+                    "2:",
+                    "sub rax, 64",
+                    concat!($load, " ymm0, [rsi + rax]"),
+                    concat!($load, " ymm3, [rsi + rax + 32]"),
+                    concat!($store, " [rdi + rax], ymm0"),
+                    concat!($store, " [rdi + rax + 32], ymm3"),
+                    "cmp rax, 64",
+                    "ja 2b",
+                    "3:",
+                    "vmovdqu [rdi], ymm1",
+                    "vmovdqu [rdi + 32], ymm2",
+                    "vzeroupper",
+                    inout("rsi") $src => _,
+                    inout("rdi") $dst => _,
+                    inout("rcx") $len => _,
+                    clobber_abi("C"),
+                    options(nostack),
+                )
+            };
+        }
+
         /// Copies more than 64 bytes from the end towards the start with 32-byte
         /// moves: the last 32 bytes, then 64 bytes per iteration downwards from the
         /// end rounded down to 32 bytes (aligned stores), then the first 64 bytes
@@ -535,37 +576,7 @@ mod imp {
             // what is left below `rax` (at most 64 bytes) lies inside the first 64
             // bytes, stored last. Accesses as in `large`: bytes in overlapping chunks
             // are moved twice with the same value.
-            unsafe {
-                asm!(
-                    "vmovdqu ymm0, [rsi + rcx - 32]",
-                    "vmovdqu ymm1, [rsi]",
-                    "vmovdqu ymm2, [rsi + 32]",
-                    "vmovdqu [rdi + rcx - 32], ymm0",
-                    "lea rax, [rdi + rcx]",
-                    "and rax, -32",
-                    "sub rax, rdi",
-                    "cmp rax, 64",
-                    "jbe 3f",
-                    "2:",
-                    "sub rax, 64",
-                    "vmovdqu ymm0, [rsi + rax]",
-                    "vmovdqu ymm3, [rsi + rax + 32]",
-                    "vmovdqa [rdi + rax], ymm0",
-                    "vmovdqa [rdi + rax + 32], ymm3",
-                    "cmp rax, 64",
-                    "ja 2b",
-                    "3:",
-                    "vmovdqu [rdi], ymm1",
-                    "vmovdqu [rdi + 32], ymm2",
-                    "vzeroupper",
-                    inout("rsi") src => _,
-                    inout("rdi") dst => _,
-                    inout("rcx") len => _,
-                    // rax, ymm0..ymm3, and `vzeroupper` changes every vector register.
-                    clobber_abi("C"),
-                    options(nostack),
-                );
-            }
+            unsafe { from_end!(src, dst, len, "rdi", "vmovdqu", "vmovdqa") }
         }
 
         /// Copies more than 64 bytes from the end towards the start with 32-byte
@@ -584,37 +595,7 @@ mod imp {
             // boundary of the source instead of the destination: every chunk lies
             // between offset 0 and `len`, the loop's loads are aligned, and what is
             // left below the loop (at most 64 bytes) lies inside the first 64 bytes.
-            unsafe {
-                asm!(
-                    "vmovdqu ymm0, [rsi + rcx - 32]",
-                    "vmovdqu ymm1, [rsi]",
-                    "vmovdqu ymm2, [rsi + 32]",
-                    "vmovdqu [rdi + rcx - 32], ymm0",
-                    "lea rax, [rsi + rcx]",
-                    "and rax, -32",
-                    "sub rax, rsi",
-                    "cmp rax, 64",
-                    "jbe 3f",
-                    "2:",
-                    "sub rax, 64",
-                    "vmovdqa ymm0, [rsi + rax]",
-                    "vmovdqa ymm3, [rsi + rax + 32]",
-                    "vmovdqu [rdi + rax], ymm0",
-                    "vmovdqu [rdi + rax + 32], ymm3",
-                    "cmp rax, 64",
-                    "ja 2b",
-                    "3:",
-                    "vmovdqu [rdi], ymm1",
-                    "vmovdqu [rdi + 32], ymm2",
-                    "vzeroupper",
-                    inout("rsi") src => _,
-                    inout("rdi") dst => _,
-                    inout("rcx") len => _,
-                    // rax, ymm0..ymm3, and `vzeroupper` changes every vector register.
-                    clobber_abi("C"),
-                    options(nostack),
-                );
-            }
+            unsafe { from_end!(src, dst, len, "rsi", "vmovdqa", "vmovdqu") }
         }
     }
 }
