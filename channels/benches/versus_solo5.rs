@@ -44,7 +44,9 @@
 //! pinned threads, itself taken without a context switch), and the table also shows
 //! the two sides per latency mode, so that a comparison is made within one mode:
 //! `sibling` (below 22 ns), `near` (below 45 ns), `far` (45 ns and more) and `mixed`
-//! (the mode changed during the sample; no ratio).
+//! (the mode changed during the sample; no ratio). A mode's ratio is printed only where
+//! each side has at least three samples in it (`MODE_SAMPLES_MIN`); the figures and
+//! the sample counts are printed always.
 
 use std::alloc::Layout;
 use std::hint::black_box;
@@ -66,6 +68,9 @@ const SIBLING_NS: f64 = 22.0;
 const BATCH_READ: usize = 16;
 /// Attempts at a sample without a context switch.
 const ATTEMPTS: usize = 20;
+/// Samples each side needs in a latency mode for that mode's ratio to be printed (a
+/// median of one or two samples is one sample's luck).
+const MODE_SAMPLES_MIN: usize = 3;
 const READER_CPU: usize = 0;
 const WRITER_CPU: usize = 1;
 
@@ -807,7 +812,10 @@ fn main() {
                     }
                 };
                 let ((vc, lc), (vr, lr)) = (fmt(&sc), fmt(&sr));
-                let ratio = if sc.is_empty() || sr.is_empty() || m == Mode::Mixed {
+                let ratio = if sc.len() < MODE_SAMPLES_MIN
+                    || sr.len() < MODE_SAMPLES_MIN
+                    || m == Mode::Mixed
+                {
                     "-".to_string()
                 } else {
                     format!("{:.2}", all(&sr).0 / all(&sc).0)
