@@ -284,26 +284,10 @@ impl<'m> Server<'m> {
                 if stop.given() {
                     return Ok(());
                 }
-                if !more && !self.requests_within(POLL_MAX) {
+                // A request, or a change of the ring's header.
+                if !more && !os::spin_until(POLL_MAX, || self.requests.has_pending_data()) {
                     break;
                 }
-            }
-        }
-    }
-
-    /// Whether the request ring shows a request (or a change of its header) within
-    /// `limit`, watched by spinning.
-    fn requests_within(&self, limit: Duration) -> bool {
-        let start = Instant::now();
-        loop {
-            if self.requests.has_pending_data() {
-                return true;
-            }
-            if start.elapsed() >= limit {
-                return false;
-            }
-            for _ in 0..32 {
-                std::hint::spin_loop();
             }
         }
     }

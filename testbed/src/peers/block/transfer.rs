@@ -11,7 +11,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::os;
 
@@ -140,11 +140,9 @@ impl ReadHelper {
         let mine = unsafe { transfer_all(fd, Direction::Read, at, half, offset) };
         // The helper must be done with the memory before this returns, whatever
         // happened here.
-        let start = Instant::now();
-        while self.shared.state.load(Ordering::Acquire) != DONE {
-            if start.elapsed() < Duration::from_micros(200) {
-                std::hint::spin_loop();
-            } else {
+        let done = || self.shared.state.load(Ordering::Acquire) == DONE;
+        if !os::spin_until(Duration::from_micros(200), done) {
+            while !done() {
                 // The helper lost its CPU: let it have this one.
                 thread::yield_now();
             }
