@@ -343,7 +343,7 @@ impl Drop for SharedBuffers {
 /// client keeps requests in flight, so that both touch the same amount of memory);
 /// with `early_writeback`, each `pwrite` is followed by `sync_file_range` starting the
 /// write-back of its range (what the block server does after each write).
-fn raw_file(bytes: u64, buffers: usize, early_writeback: bool) -> Raw {
+fn raw_file(bytes: u64, buffers: usize, early_writeback: bool) -> Figures {
     use std::os::fd::AsRawFd;
     let path = tmp(&format!("bench-raw-{}.img", std::process::id()));
     let file = std::fs::File::options()
@@ -412,26 +412,38 @@ fn raw_file(bytes: u64, buffers: usize, early_writeback: bool) -> Raw {
     let read_two = bytes as f64 / 1e6 / start.elapsed().as_secs_f64();
     drop(file);
     let _ = std::fs::remove_file(&path);
-    Raw {
+    Figures {
         write,
         read,
         read_two,
     }
 }
 
-/// MB/s of one raw pass.
+/// MB/s of one pass.
 #[derive(Clone, Copy, Default)]
-struct Raw {
+struct Figures {
     write: f64,
     read: f64,
-    /// Reads by two threads, half of each chunk each.
+    /// Raw reads by two threads, half of each chunk each (0 for the testbed, which
+    /// has no such figure).
     read_two: f64,
+}
+
+impl Figures {
+    /// The better of each figure.
+    fn best(self, other: Figures) -> Figures {
+        Figures {
+            write: self.write.max(other.write),
+            read: self.read.max(other.read),
+            read_two: self.read_two.max(other.read_two),
+        }
+    }
 }
 
 /// Write and read MB/s of the test subject through the block server, with up to
 /// `in_flight` requests in flight (`None`: as many as its data buffer holds), and
 /// that number.
-fn testbed_block(bytes: u64, in_flight: Option<u64>) -> (f64, f64, usize) {
+fn testbed_block(bytes: u64, in_flight: Option<u64>) -> (Figures, usize) {
     let img = tmp(&format!("bench-block-{}.img", std::process::id()));
     std::fs::File::create(&img).unwrap().set_len(bytes).unwrap();
     let mut mode = vec!["block-bench".to_string(), (bytes >> 20).to_string()];
@@ -458,35 +470,16 @@ fn testbed_block(bytes: u64, in_flight: Option<u64>) -> (f64, f64, usize) {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no {k} in {log}"))
     };
-    (
-        field("write_mb_s="),
-        field("read_mb_s="),
-        field("in_flight=") as usize,
-    )
+    let figures = Figures {
+        write: field("write_mb_s="),
+        read: field("read_mb_s="),
+        read_two: 0.0,
+    };
+    (figures, field("in_flight=") as usize)
 }
 
 /// Rounds of the block comparison (each takes about two seconds).
 const BLOCK_ROUNDS: usize = 5;
-
-/// The best figures seen.
-#[derive(Clone, Copy, Default)]
-struct Best {
-    write: f64,
-    read: f64,
-    read_two: f64,
-}
-
-impl Best {
-    fn testbed(&mut self, (write, read): (f64, f64)) {
-        self.write = self.write.max(write);
-        self.read = self.read.max(read);
-    }
-
-    fn raw(&mut self, raw: Raw) {
-        self.testbed((raw.write, raw.read));
-        self.read_two = self.read_two.max(raw.read_two);
-    }
-}
 
 fn block() {
     let bytes = BLOCK_MIB << 20;
@@ -496,17 +489,18 @@ fn block() {
     raw_file(bytes, 1, false);
     // The testbed with as many requests in flight as its buffer holds (N) and with
     // one, each beside raw I/O on as many buffers; raw with early write-back.
-    let [mut testbed, mut raw, mut testbed_one, mut raw_one, mut raw_early] = [Best::default(); 5];
+    // Best of each figure over the rounds.
+    let [mut testbed, mut raw, mut testbed_one, mut raw_one, mut raw_early] =
+        [Figures::default(); 5];
     let mut in_flight = 1;
     for _ in 0..BLOCK_ROUNDS {
-        let (w, r, n) = testbed_block(bytes, None);
+        let (t, n) = testbed_block(bytes, None);
         in_flight = n;
-        testbed.testbed((w, r));
-        raw.raw(raw_file(bytes, n, false));
-        let (w, r, _) = testbed_block(bytes, Some(1));
-        testbed_one.testbed((w, r));
-        raw_one.raw(raw_file(bytes, 1, false));
-        raw_early.raw(raw_file(bytes, n, true));
+        testbed = testbed.best(t);
+        raw = raw.best(raw_file(bytes, n, false));
+        testbed_one = testbed_one.best(testbed_block(bytes, Some(1)).0);
+        raw_one = raw_one.best(raw_file(bytes, 1, false));
+        raw_early = raw_early.best(raw_file(bytes, n, true));
     }
     let chunk = vec![0x5au8; CHUNK];
     let mut dst = vec![0u8; CHUNK];
