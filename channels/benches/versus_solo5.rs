@@ -48,7 +48,6 @@
 //! each side has at least three samples in it (`MODE_SAMPLES_MIN`); the figures and
 //! the sample counts are printed always.
 
-use std::alloc::Layout;
 use std::hint::black_box;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -79,12 +78,11 @@ const WRITER_CPU: usize = 1;
 /// access it (through raw pointers), never a Rust reference.
 struct Memory {
     ptr: NonNull<u8>,
-    layout: Layout,
+    len: usize,
 }
 
 impl Memory {
     fn new(len: usize) -> Memory {
-        let layout = Layout::from_size_align(len, 4096).unwrap();
         // SAFETY: a fresh private anonymous mapping, checked below.
         let p = unsafe {
             libc::mmap(
@@ -98,7 +96,7 @@ impl Memory {
         };
         assert_ne!(p, libc::MAP_FAILED, "mmap");
         let ptr = NonNull::new(p.cast::<u8>()).expect("mmap");
-        Memory { ptr, layout }
+        Memory { ptr, len }
     }
 }
 
@@ -106,7 +104,7 @@ impl Drop for Memory {
     fn drop(&mut self) {
         // SAFETY: mapped in `new` with this length; the channel ends borrowing it
         // (their lifetimes end before the memory is dropped).
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.layout.size()) };
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
 }
 
@@ -216,7 +214,7 @@ impl Side for C {
     type R<'a> = solo5_channel_c::Reader<'a>;
 
     fn open(&self, memory: &Memory, size: usize) -> (Self::W<'_>, Self::R<'_>) {
-        let len = memory.layout.size();
+        let len = memory.len;
         // SAFETY: the memory is page-aligned, `len` bytes long and used only by this
         // writer and reader until they are dropped, which happens before `memory` is.
         let w =
@@ -268,7 +266,7 @@ impl Side for Rust {
     type R<'a> = muen_channel::Reader<'a>;
 
     fn open(&self, memory: &Memory, size: usize) -> (Self::W<'_>, Self::R<'_>) {
-        let len = memory.layout.size();
+        let len = memory.len;
         // SAFETY: the memory is valid for the borrow of `memory`, accessed only through
         // these handles, and writable.
         let (rw, ro) = unsafe {
